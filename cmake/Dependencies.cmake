@@ -1,0 +1,8 @@
+# Every dependency comes from Debian's packages (scripts/setup.sh installs them).
+find_package(Threads REQUIRED)
+find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(spdlog REQUIRED)
+if(SMLAUNCH_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()

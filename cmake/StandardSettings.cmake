@@ -1,0 +1,34 @@
+# Language level, build type and the project's options.
+set(CMAKE_CXX_STANDARD 20)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_CXX_EXTENSIONS OFF)
+set(CMAKE_EXPORT_COMPILE_COMMANDS ON)
+set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  set(CMAKE_BUILD_TYPE RelWithDebInfo CACHE STRING "Build type" FORCE)
+endif()
+
+option(SMLAUNCH_WARNINGS_AS_ERRORS "Treat compiler warnings as errors (development builds)" ON)
+option(SMLAUNCH_BUILD_TESTS "Build the unit and integration tests" ON)
+option(SMLAUNCH_ENABLE_ASAN "Build with AddressSanitizer" OFF)
+option(SMLAUNCH_ENABLE_UBSAN "Build with UndefinedBehaviorSanitizer" OFF)
+
+# Settings every first-party target links PRIVATE.
+add_library(smlaunch_settings INTERFACE)
+target_include_directories(smlaunch_settings INTERFACE "${PROJECT_SOURCE_DIR}")
+target_compile_definitions(smlaunch_settings INTERFACE
+  SMLAUNCH_VERSION="${PROJECT_VERSION}")
+# Hardening, as tini does for the binary that runs as PID 1.
+target_compile_options(smlaunch_settings INTERFACE -fstack-protector-strong
+  $<$<NOT:$<CONFIG:Debug>>:-D_FORTIFY_SOURCE=2>)
+target_link_options(smlaunch_settings INTERFACE -Wl,-z,relro -Wl,-z,now)
+
+if(SMLAUNCH_ENABLE_ASAN)
+  target_compile_options(smlaunch_settings INTERFACE -fsanitize=address -fno-omit-frame-pointer)
+  target_link_options(smlaunch_settings INTERFACE -fsanitize=address)
+endif()
+if(SMLAUNCH_ENABLE_UBSAN)
+  target_compile_options(smlaunch_settings INTERFACE -fsanitize=undefined -fno-sanitize-recover=all)
+  target_link_options(smlaunch_settings INTERFACE -fsanitize=undefined)
+endif()

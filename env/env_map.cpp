@@ -1,0 +1,94 @@
+#include "env/env_map.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace env {
+
+EnvMap
+EnvMap::from_environ(char** envp)
+{
+  EnvMap map;
+  for (char** p = envp; p != nullptr && *p != nullptr; ++p) {
+    std::string_view entry(*p);
+    const auto eq = entry.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      continue;
+    }
+    map.set(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
+  }
+  return map;
+}
+
+void
+EnvMap::set(std::string name, std::string value)
+{
+  for (auto& [k, v] : m_entries) {
+    if (k == name) {
+      v = std::move(value);
+      return;
+    }
+  }
+  m_entries.emplace_back(std::move(name), std::move(value));
+}
+
+void
+EnvMap::erase(std::string_view name)
+{
+  std::erase_if(m_entries, [&](const Entry& e) { return e.first == name; });
+}
+
+const std::string*
+EnvMap::get(std::string_view name) const
+{
+  for (const auto& [k, v] : m_entries) {
+    if (k == name) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<std::string>
+EnvMap::to_envp() const
+{
+  std::vector<std::string> out;
+  out.reserve(m_entries.size());
+  for (const auto& [k, v] : m_entries) {
+    out.push_back(k + "=" + v);
+  }
+  return out;
+}
+
+bool
+is_secret_name(std::string_view name)
+{
+  std::string upper(name);
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) {
+    return static_cast<char>(std::toupper(c));
+  });
+  for (const char* word : {"KEY", "SECRET", "TOKEN", "PASSWORD"}) {
+    if (upper.find(word) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string
+redact_secrets(std::string text, const EnvMap& env)
+{
+  // Values shorter than 4 bytes ("1", "true") would redact unrelated text.
+  constexpr std::size_t k_min_secret_length = 4;
+  for (const auto& [name, value] : env.entries()) {
+    if (value.size() < k_min_secret_length || !is_secret_name(name)) {
+      continue;
+    }
+    for (auto pos = text.find(value); pos != std::string::npos; pos = text.find(value, pos + 4)) {
+      text.replace(pos, value.size(), "****");
+    }
+  }
+  return text;
+}
+
+} // namespace env

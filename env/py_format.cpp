@@ -1,0 +1,433 @@
+#include "env/py_format.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <clocale>
+#include <cmath>
+#include <cstdint>
+#include <cwctype>
+#include <locale.h>
+#include <vector>
+
+namespace env {
+
+namespace {
+
+// Decode one code point from WTF-8 (UTF-8 that may hold lone surrogates); invalid bytes
+// decode to themselves so that nothing is lost.
+std::uint32_t
+next_code_point(std::string_view s, std::size_t& i)
+{
+  const auto c = static_cast<unsigned char>(s[i]);
+  std::size_t len = 1;
+  std::uint32_t cp = c;
+  if (c >= 0xF0 && c < 0xF8) {
+    len = 4;
+    cp = c & 0x07u;
+  } else if (c >= 0xE0) {
+    len = 3;
+    cp = c & 0x0Fu;
+  } else if (c >= 0xC0) {
+    len = 2;
+    cp = c & 0x1Fu;
+  }
+  if (len == 1 || i + len > s.size()) {
+    ++i;
+    return c;
+  }
+  for (std::size_t k = 1; k < len; ++k) {
+    cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
+  }
+  i += len;
+  return cp;
+}
+
+void
+append_code_point(std::string& out, std::uint32_t cp)
+{
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+void
+append_hex(std::string& out, std::uint32_t value, int digits)
+{
+  static const char* hex = "0123456789abcdef";
+  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
+    out += hex[(value >> shift) & 0xF];
+  }
+}
+
+// str.isprintable() for the characters that matter in practice: controls, separators
+// other than the ASCII space, format characters, surrogates and private use are not.
+bool
+is_printable(std::uint32_t cp)
+{
+  if (cp < 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0xAD) {
+    return false;
+  }
+  if ((cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F)
+      || cp == 0x3000 || cp == 0xFEFF || cp == 0x1680 || cp == 0x180E) {
+    return false;
+  }
+  if ((cp >= 0xD800 && cp <= 0xF8FF) || (cp >= 0xFFF9 && cp <= 0xFFFB) || cp >= 0xF0000
+      || cp == 0xFFFE || cp == 0xFFFF) {
+    return false;
+  }
+  return true;
+}
+
+std::string
+py_str_repr(std::string_view s)
+{
+  // CPython picks single quotes unless the text has ' and no ".
+  const bool has_single = s.find('\'') != std::string_view::npos;
+  const bool has_double = s.find('"') != std::string_view::npos;
+  const char quote = (has_single && !has_double) ? '"' : '\'';
+  std::string out(1, quote);
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::uint32_t cp = next_code_point(s, i);
+    if (cp == static_cast<std::uint32_t>(quote) || cp == '\\') {
+      out += '\\';
+      out += static_cast<char>(cp);
+    } else if (cp == '\t') {
+      out += "\\t";
+    } else if (cp == '\n') {
+      out += "\\n";
+    } else if (cp == '\r') {
+      out += "\\r";
+    } else if (is_printable(cp)) {
+      append_code_point(out, cp);
+    } else if (cp <= 0xFF) {
+      out += "\\x";
+      append_hex(out, cp, 2);
+    } else if (cp <= 0xFFFF) {
+      out += "\\u";
+      append_hex(out, cp, 4);
+    } else {
+      out += "\\U";
+      append_hex(out, cp, 8);
+    }
+  }
+  out += quote;
+  return out;
+}
+
+void
+repr_into(std::string& out, const Value& v)
+{
+  switch (v.kind()) {
+  case Value::Kind::null:
+    out += "None";
+    return;
+  case Value::Kind::boolean:
+    out += v.as_bool() ? "True" : "False";
+    return;
+  case Value::Kind::integer:
+    out += v.text();
+    return;
+  case Value::Kind::floating:
+    out += py_float_repr(v.as_double());
+    return;
+  case Value::Kind::string:
+    out += py_str_repr(v.text());
+    return;
+  case Value::Kind::array:
+    out += '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) {
+        out += ", ";
+      }
+      repr_into(out, v.items()[i]);
+    }
+    out += ']';
+    return;
+  case Value::Kind::object:
+    // A dict's repr keeps insertion order.
+    out += '{';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) {
+        out += ", ";
+      }
+      out += py_str_repr(v.keys()[i]);
+      out += ": ";
+      repr_into(out, v.items()[i]);
+    }
+    out += '}';
+    return;
+  }
+}
+
+void
+json_quote_into(std::string& out, std::string_view s)
+{
+  out += '"';
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::uint32_t cp = next_code_point(s, i);
+    switch (cp) {
+    case '"':
+      out += "\\\"";
+      continue;
+    case '\\':
+      out += "\\\\";
+      continue;
+    case '\n':
+      out += "\\n";
+      continue;
+    case '\r':
+      out += "\\r";
+      continue;
+    case '\t':
+      out += "\\t";
+      continue;
+    case '\b':
+      out += "\\b";
+      continue;
+    case '\f':
+      out += "\\f";
+      continue;
+    default:
+      break;
+    }
+    // ensure_ascii escapes everything outside ' '..'~', lowercase hex, surrogate pairs.
+    if (cp >= 0x20 && cp <= 0x7E) {
+      out += static_cast<char>(cp);
+    } else if (cp >= 0x10000) {
+      const std::uint32_t v = cp - 0x10000;
+      out += "\\u";
+      append_hex(out, 0xD800 + (v >> 10), 4);
+      out += "\\u";
+      append_hex(out, 0xDC00 + (v & 0x3FF), 4);
+    } else {
+      out += "\\u";
+      append_hex(out, cp, 4);
+    }
+  }
+  out += '"';
+}
+
+void
+dumps_into(std::string& out, const Value& v)
+{
+  switch (v.kind()) {
+  case Value::Kind::null:
+    out += "null";
+    return;
+  case Value::Kind::boolean:
+    out += v.as_bool() ? "true" : "false";
+    return;
+  case Value::Kind::integer:
+    out += v.text();
+    return;
+  case Value::Kind::floating: {
+    const double d = v.as_double();
+    if (std::isnan(d)) {
+      out += "NaN";
+    } else if (std::isinf(d)) {
+      out += d > 0 ? "Infinity" : "-Infinity";
+    } else {
+      out += py_float_repr(d);
+    }
+    return;
+  }
+  case Value::Kind::string:
+    json_quote_into(out, v.text());
+    return;
+  case Value::Kind::array:
+    out += '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) {
+        out += ',';
+      }
+      dumps_into(out, v.items()[i]);
+    }
+    out += ']';
+    return;
+  case Value::Kind::object: {
+    // sort_keys: Python compares str by code point, which is UTF-8 byte order.
+    std::vector<std::size_t> order(v.size());
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      order[i] = i;
+    }
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return v.keys()[a] < v.keys()[b];
+    });
+    out += '{';
+    bool first = true;
+    for (std::size_t i : order) {
+      if (!first) {
+        out += ',';
+      }
+      first = false;
+      json_quote_into(out, v.keys()[i]);
+      out += ':';
+      dumps_into(out, v.items()[i]);
+    }
+    out += '}';
+    return;
+  }
+  }
+}
+
+// Full (multi-character) upper-case mappings that towupper() cannot express.
+const char*
+special_upper(std::uint32_t cp)
+{
+  switch (cp) {
+  case 0x00DF:
+    return "SS";
+  case 0xFB00:
+    return "FF";
+  case 0xFB01:
+    return "FI";
+  case 0xFB02:
+    return "FL";
+  case 0xFB03:
+    return "FFI";
+  case 0xFB04:
+    return "FFL";
+  case 0xFB05:
+  case 0xFB06:
+    return "ST";
+  case 0x0149:
+    return "\xCA\xBCN";
+  default:
+    return nullptr;
+  }
+}
+
+} // namespace
+
+std::string
+py_float_repr(double value)
+{
+  if (std::isnan(value)) {
+    return "nan";
+  }
+  if (std::isinf(value)) {
+    return value > 0 ? "inf" : "-inf";
+  }
+  if (value == 0.0) {
+    return std::signbit(value) ? "-0.0" : "0.0";
+  }
+  // to_chars gives the shortest digits that round-trip, like Python's repr.
+  char buf[64];
+  const auto result = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::scientific);
+  const std::string_view sci(buf, static_cast<std::size_t>(result.ptr - buf));
+  const std::size_t e_pos = sci.find('e');
+  std::string mantissa(sci.substr(0, e_pos));
+  int exponent = 0;
+  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+' ? 1 : 0), sci.data() + sci.size(), exponent);
+
+  std::string sign;
+  if (mantissa[0] == '-') {
+    sign = "-";
+    mantissa.erase(0, 1);
+  }
+  std::string digits;
+  for (char c : mantissa) {
+    if (c != '.') {
+      digits += c;
+    }
+  }
+  const int decpt = exponent + 1; // value = 0.DIGITS * 10^decpt
+  const int ndigits = static_cast<int>(digits.size());
+  std::string out = sign;
+  if (decpt <= -4 || decpt > 16) {
+    out += digits[0];
+    if (ndigits > 1) {
+      out += '.';
+      out += digits.substr(1);
+    }
+    out += 'e';
+    const int e = decpt - 1;
+    out += e < 0 ? '-' : '+';
+    const std::string e_digits = std::to_string(e < 0 ? -e : e);
+    if (e_digits.size() < 2) {
+      out += '0';
+    }
+    out += e_digits;
+  } else if (decpt <= 0) {
+    out += "0.";
+    out += std::string(static_cast<std::size_t>(-decpt), '0');
+    out += digits;
+  } else if (decpt >= ndigits) {
+    out += digits;
+    out += std::string(static_cast<std::size_t>(decpt - ndigits), '0');
+    out += ".0";
+  } else {
+    out += digits.substr(0, static_cast<std::size_t>(decpt));
+    out += '.';
+    out += digits.substr(static_cast<std::size_t>(decpt));
+  }
+  return out;
+}
+
+std::string
+py_repr(const Value& value)
+{
+  std::string out;
+  repr_into(out, value);
+  return out;
+}
+
+std::string
+py_str(const Value& value)
+{
+  return value.is_string() ? value.text() : py_repr(value);
+}
+
+std::string
+py_json_dumps(const Value& value)
+{
+  std::string out;
+  dumps_into(out, value);
+  return out;
+}
+
+std::string
+py_json_quote(std::string_view utf8)
+{
+  std::string out;
+  json_quote_into(out, utf8);
+  return out;
+}
+
+std::string
+py_upper(std::string_view utf8)
+{
+  static const locale_t utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  std::string out;
+  out.reserve(utf8.size());
+  std::size_t i = 0;
+  while (i < utf8.size()) {
+    const std::uint32_t cp = next_code_point(utf8, i);
+    if (cp < 0x80) {
+      out += static_cast<char>((cp >= 'a' && cp <= 'z') ? cp - 32 : cp);
+    } else if (const char* special = special_upper(cp)) {
+      out += special;
+    } else if (utf8_locale != nullptr) {
+      append_code_point(out, static_cast<std::uint32_t>(towupper_l(static_cast<wint_t>(cp), utf8_locale)));
+    } else {
+      append_code_point(out, cp);
+    }
+  }
+  return out;
+}
+
+} // namespace env

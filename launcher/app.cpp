@@ -1,0 +1,123 @@
+#include "launcher/app.hpp"
+
+#include "env/config_error.hpp"
+#include "env/config_files.hpp"
+#include "launcher/cli.hpp"
+#include "launcher/errors.hpp"
+#include "launcher/executables.hpp"
+#include "launcher/failure_report.hpp"
+#include "launcher/logging.hpp"
+#include "launcher/machine.hpp"
+#include "launcher/plan.hpp"
+#include "launcher/supervisor.hpp"
+#include "launcher/train.hpp"
+
+#include <filesystem>
+#include <iostream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace launcher {
+
+namespace {
+
+std::string
+current_directory()
+{
+  std::error_code ec;
+  const auto cwd = std::filesystem::current_path(ec);
+  return ec ? "/" : cwd.string();
+}
+
+PlanInputs
+gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& supervisor)
+{
+  PlanInputs in;
+  in.options = options;
+  in.inherited = inherited;
+  in.paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
+  struct stat st{};
+  if (::stat(in.paths.base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw LauncherError("ConfigError", ExitCode::config,
+                        "base directory " + in.paths.base +
+                          " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
+  }
+  in.config = env::read_config_files(in.paths);
+  const env::Value* type = in.config.resource_config.find("current_instance_type");
+  const auto probe = probe_machine(supervisor, inherited, type != nullptr && type->is_string() ? type->text() : "local",
+                                   options.num_gpus);
+  in.machine = probe.facts;
+  in.gpu_source = probe.gpu_source;
+  const std::string* path = inherited.get("PATH");
+  in.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
+  in.code_dir_has_files = directory_has_files(in.paths.code);
+  return in;
+}
+
+// The launcher's own failure: logged, and for `train` written to output/failure.
+int
+report(const std::string& error_class, int code, const std::string& message, const std::string& command,
+       const Options& options, const env::EnvMap& inherited)
+{
+  const std::string safe = env::redact_secrets(message, inherited);
+  spdlog::error("{}: {}", error_class, safe);
+  if (options.command != Command::train) {
+    return code;
+  }
+  const auto paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
+  struct stat st{};
+  if (::stat(paths.base.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    std::error_code ec;
+    std::filesystem::create_directories(paths.output, ec);
+    write_failure_file(paths.failure_file, env::redact_secrets(format_failure(error_class, code, message, command), inherited));
+  }
+  return code;
+}
+
+} // namespace
+
+int
+run(int argc, const char* const* argv, char** envp)
+{
+  const env::EnvMap inherited = env::EnvMap::from_environ(envp);
+  const std::string launcher_command = join_command(std::vector<std::string>(argv, argv + argc));
+  Options options;
+  try {
+    options = parse_command_line(argc, argv, inherited);
+  } catch (const UsageError& e) {
+    std::cerr << "smlaunch: error: " << e.what() << "\n";
+    return e.exit_code();
+  }
+  if (options.command == Command::help) {
+    std::cout << help_text();
+    return 0;
+  }
+  if (options.command == Command::version) {
+    std::cout << "smlaunch " << SMLAUNCH_VERSION << "\n";
+    return 0;
+  }
+  setup_logging(options.verbosity);
+  spdlog::debug("smlaunch {}: {}", SMLAUNCH_VERSION, launcher_command);
+
+  try {
+    Supervisor::Options supervision;
+    supervision.grace_period = options.grace_period;
+    Supervisor supervisor(supervision);
+    const PlanInputs inputs = gather_inputs(options, inherited, supervisor);
+    const TrainPlan plan = make_train_plan(inputs);
+    if (options.command == Command::plan) {
+      std::cout << plan_to_json(plan, inputs).dump(2) << std::endl;
+      return 0;
+    }
+    return execute_train(plan, inputs, supervisor);
+  } catch (const env::ConfigError& e) {
+    return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited);
+  } catch (const LauncherError& e) {
+    return report(e.error_class(), e.exit_code(), e.what(), e.command().empty() ? launcher_command : e.command(),
+                  options, inherited);
+  } catch (const std::exception& e) {
+    return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited);
+  }
+}
+
+} // namespace launcher

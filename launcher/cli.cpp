@@ -1,0 +1,194 @@
+#include "launcher/cli.hpp"
+
+#include "launcher/errors.hpp"
+
+#include <boost/program_options.hpp>
+#include <cmath>
+
+namespace launcher {
+
+namespace po = boost::program_options;
+
+namespace {
+
+struct OptionSpec
+{
+  const char* name;
+  const char* env_twin;
+  const char* fallback_env; // a variable of the reference's, used after the twin
+  const char* default_value;
+  const char* value_name;
+  const char* help;
+};
+
+// The one table of settings: README's "Options" section is written from it.
+constexpr OptionSpec k_options[] = {
+  {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR",
+   "the SageMaker tree to read and write (input/, code/, model/, output/)"},
+  {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH",
+   "the Python that runs pip and Python entry points (default: the first python3 on PATH)"},
+  {"num-gpus", "SMLAUNCH_NUM_GPUS", nullptr, "detect", "N",
+   "GPUs on this host (default: detect with NVML, else nvidia-smi --list-gpus)"},
+  {"grace-period", "SMLAUNCH_GRACE_PERIOD", nullptr, "60", "SECONDS",
+   "after SIGTERM/SIGINT, how long the script may run to save a checkpoint before SIGKILL"},
+  {"dns-timeout", "SMLAUNCH_DNS_TIMEOUT", nullptr, "900", "SECONDS",
+   "with several hosts, how long to wait for every host name to resolve (0: do not wait)"},
+  {"log-level", "SMLAUNCH_LOG_LEVEL", nullptr, "info", "LEVEL", "the launcher's own logging: warning, info or debug"},
+};
+
+double
+parse_seconds(const Setting& s)
+{
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(s.value, &used);
+    if (used == s.value.size() && std::isfinite(v) && v >= 0 && v <= 7 * 24 * 3600) {
+      return v;
+    }
+  } catch (const std::exception&) {
+  }
+  throw UsageError("--" + s.name + " (" + s.origin + ") is \"" + s.value + "\"; expected a number of seconds from 0 to 604800");
+}
+
+} // namespace
+
+std::string
+help_text()
+{
+  std::string out =
+    "usage: smlaunch COMMAND [OPTIONS]\n"
+    "       train [OPTIONS]          (the same as `smlaunch train`)\n"
+    "\n"
+    "commands:\n"
+    "  train      run the training job that the tree under the base directory describes\n"
+    "  plan       print, as one JSON object, everything `train` would do, and run nothing\n"
+    "\n"
+    "options (each has an environment twin; the command line wins):\n";
+  for (const auto& o : k_options) {
+    std::string flag = std::string("  --") + o.name + " " + o.value_name;
+    flag.resize(std::max<std::size_t>(flag.size() + 2, 28), ' ');
+    out += flag + o.help + "\n";
+    out += std::string(28, ' ') + "env: " + o.env_twin;
+    if (o.fallback_env != nullptr) {
+      out += std::string(", then ") + o.fallback_env;
+    }
+    out += "; default: " + std::string(o.default_value) + "\n";
+  }
+  out += "  -v, --verbose             log the plan and the environment (secrets redacted)\n"
+         "  -q, --quiet               log warnings and errors only\n"
+         "  -h, --help                this text\n"
+         "      --version             print the version\n";
+  return out;
+}
+
+Options
+parse_command_line(int argc, const char* const* argv, const env::EnvMap& environment)
+{
+  po::options_description desc;
+  desc.add_options()("help,h", "")("version", "")("verbose,v", "")("quiet,q", "");
+  for (const auto& o : k_options) {
+    desc.add_options()(o.name, po::value<std::string>(), o.help);
+  }
+  desc.add_options()("command", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description positional;
+  positional.add("command", -1);
+
+  std::string program = argc > 0 ? argv[0] : "smlaunch";
+  program = program.substr(program.find_last_of('/') + 1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string(e.what()) + " (see smlaunch --help)");
+  }
+
+  Options options;
+  std::vector<std::string> words = vm.count("command") != 0 ? vm["command"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  // Installed as `train`, the program name is the command (SageMaker runs `train`).
+  if (program == "train") {
+    words.insert(words.begin(), "train");
+    if (words.size() > 1 && words[1] == "train") {
+      words.erase(words.begin() + 1); // `docker run IMAGE train` with ENTRYPOINT ["train"]
+    }
+  }
+  if (vm.count("help") != 0) {
+    options.command = Command::help;
+    return options;
+  }
+  if (vm.count("version") != 0) {
+    options.command = Command::version;
+    return options;
+  }
+  if (words.empty()) {
+    throw UsageError("no command given; expected `train` or `plan` (see smlaunch --help)");
+  }
+  if (words[0] == "train") {
+    options.command = Command::train;
+  } else if (words[0] == "plan") {
+    options.command = Command::plan;
+  } else if (words[0] == "help") {
+    options.command = Command::help;
+    return options;
+  } else {
+    throw UsageError("unknown command \"" + words[0] + "\"; expected `train` or `plan` (see smlaunch --help)");
+  }
+  if (words.size() > 1) {
+    throw UsageError("unexpected argument \"" + words[1] + "\" after `" + words[0] + "`");
+  }
+
+  for (const auto& o : k_options) {
+    Setting s{o.name, o.default_value, "default"};
+    if (vm.count(o.name) != 0) {
+      s.value = vm[o.name].as<std::string>();
+      s.origin = "command line";
+    } else if (const std::string* v = environment.get(o.env_twin); v != nullptr && !v->empty()) {
+      s.value = *v;
+      s.origin = std::string("environment ") + o.env_twin;
+    } else if (o.fallback_env != nullptr && environment.get(o.fallback_env) != nullptr
+               && !environment.get(o.fallback_env)->empty()) {
+      s.value = *environment.get(o.fallback_env);
+      s.origin = std::string("environment ") + o.fallback_env;
+    }
+    options.settings.push_back(s);
+  }
+
+  for (const auto& s : options.settings) {
+    if (s.name == "base-dir") {
+      options.base_dir = s.value;
+    } else if (s.name == "python") {
+      options.python = s.value;
+    } else if (s.name == "num-gpus") {
+      if (s.value != "detect") {
+        const bool digits = !s.value.empty() && s.value.size() <= 4 && s.value.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits) {
+          throw UsageError("--num-gpus (" + s.origin + ") is \"" + s.value + "\"; expected a whole number from 0 to 9999, or `detect`");
+        }
+        options.num_gpus = std::stoi(s.value);
+      }
+    } else if (s.name == "grace-period") {
+      options.grace_period = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    } else if (s.name == "dns-timeout") {
+      options.dns_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    } else if (s.name == "log-level") {
+      if (s.value == "debug") {
+        options.verbosity = Verbosity::verbose;
+      } else if (s.value == "info") {
+        options.verbosity = Verbosity::normal;
+      } else if (s.value == "warning" || s.value == "warn" || s.value == "error") {
+        options.verbosity = Verbosity::quiet;
+      } else {
+        throw UsageError("--log-level (" + s.origin + ") is \"" + s.value + "\"; expected warning, info or debug");
+      }
+    }
+  }
+  if (vm.count("verbose") != 0) {
+    options.verbosity = Verbosity::verbose;
+  } else if (vm.count("quiet") != 0) {
+    options.verbosity = Verbosity::quiet;
+  }
+  return options;
+}
+
+} // namespace launcher

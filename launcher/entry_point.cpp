@@ -1,0 +1,130 @@
+#include "launcher/entry_point.hpp"
+
+#include <sys/stat.h>
+
+namespace launcher {
+
+const char*
+to_string(EntryPointType type)
+{
+  switch (type) {
+  case EntryPointType::python_program:
+    return "python_program";
+  case EntryPointType::python_package:
+    return "python_package";
+  case EntryPointType::command:
+    return "command";
+  }
+  return "?";
+}
+
+bool
+CodeView::has(const std::string& relative) const
+{
+  struct stat st{};
+  return !root.empty() && ::lstat((root + "/" + relative).c_str(), &st) == 0;
+}
+
+bool
+CodeView::is_directory(const std::string& relative) const
+{
+  struct stat st{};
+  return !root.empty() && ::stat((root + "/" + relative).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+EntryPointType
+detect_entry_point_type(const std::string& name, const CodeView& code)
+{
+  if (name.ends_with(".sh")) {
+    return EntryPointType::command;
+  }
+  if (code.has("setup.py")) {
+    return EntryPointType::python_package;
+  }
+  if (name.ends_with(".py")) {
+    return EntryPointType::python_program;
+  }
+  return EntryPointType::command;
+}
+
+std::optional<std::string>
+entry_point_problem(const std::string& name, const CodeView& code)
+{
+  if (name.empty()) {
+    return "is empty; expected the file name of the script in the code directory";
+  }
+  if (name[0] == '/') {
+    return "\"" + name + "\" is absolute; expected a path relative to the code directory";
+  }
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    const auto end = name.find('/', start);
+    const std::string part = name.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (part == "..") {
+      return "\"" + name + "\" contains '..'; expected a path inside the code directory";
+    }
+    if (end == std::string::npos) {
+      break;
+    }
+    start = end + 1;
+  }
+  if (code.is_directory(name)) {
+    return "\"" + name + "\" is a directory; expected a script";
+  }
+  return std::nullopt;
+}
+
+std::string
+module_for(const std::string& name)
+{
+  std::string module = name.ends_with(".py") ? name.substr(0, name.size() - 3) : name;
+  for (char& c : module) {
+    if (c == '/') {
+      c = '.';
+    }
+  }
+  return module;
+}
+
+std::vector<std::string>
+script_argv(EntryPointType type,
+            const std::string& name,
+            const std::string& python,
+            const std::string& code_dir,
+            const std::vector<std::string>& args)
+{
+  std::vector<std::string> argv;
+  switch (type) {
+  case EntryPointType::python_program:
+    argv = {python, name};
+    break;
+  case EntryPointType::python_package:
+    argv = {python, "-m", module_for(name)};
+    break;
+  case EntryPointType::command:
+    // Run directly (its shebang decides), never re-split by a shell.
+    argv = {code_dir + "/" + name};
+    break;
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+std::optional<InstallCommand>
+install_command(EntryPointType type, const CodeView& code, const std::string& python)
+{
+  const bool requirements = code.has("requirements.txt");
+  if (type == EntryPointType::python_package) {
+    InstallCommand c{{python, "-m", "pip", "install", "."}, "InstallModuleError"};
+    if (requirements) {
+      c.argv.insert(c.argv.end(), {"-r", "requirements.txt"});
+    }
+    return c;
+  }
+  if (requirements) {
+    return InstallCommand{{python, "-m", "pip", "install", "-r", "requirements.txt"}, "InstallRequirementsError"};
+  }
+  return std::nullopt;
+}
+
+} // namespace launcher

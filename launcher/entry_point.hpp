@@ -1,0 +1,49 @@
+// The user's entry point: its type (as the reference detects it) and the command lines
+// that install and run it. Pure.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace launcher {
+
+enum class EntryPointType { python_program, python_package, command };
+
+const char* to_string(EntryPointType type);
+
+// What planning needs to know about the code directory's future contents.
+struct CodeView
+{
+  std::string root; // the folder to look into; "" when unknown until fetched
+  bool has(const std::string& relative) const;
+  bool is_directory(const std::string& relative) const;
+};
+
+// The reference's order: ".sh" -> command; setup.py present -> package; ".py" ->
+// program; anything else -> command.
+EntryPointType detect_entry_point_type(const std::string& name, const CodeView& code);
+
+// Check the sagemaker_program value; returns a message saying what is wrong, or nullopt.
+std::optional<std::string> entry_point_problem(const std::string& name, const CodeView& code);
+
+// `python -m module` for a package ("pkg/train.py" -> "pkg.train").
+std::string module_for(const std::string& name);
+
+// The script's argv.
+std::vector<std::string> script_argv(EntryPointType type,
+                                     const std::string& name,
+                                     const std::string& python,
+                                     const std::string& code_dir,
+                                     const std::vector<std::string>& args);
+
+struct InstallCommand
+{
+  std::vector<std::string> argv;
+  std::string error_class; // InstallModuleError or InstallRequirementsError
+};
+
+// pip for a package (`pip install . [-r requirements.txt]`) or for requirements.txt.
+std::optional<InstallCommand> install_command(EntryPointType type, const CodeView& code, const std::string& python);
+
+} // namespace launcher

@@ -1,0 +1,77 @@
+// The launcher's aborting failures: one small hierarchy, caught once in app.cpp and
+// turned into a documented exit code and an output/failure file.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace launcher {
+
+// Exit codes of the launcher's own failures (README: "Exit status"). A script's own
+// code, 128+N for a signal and 126/127 for exec failures pass through unchanged.
+enum class ExitCode : int {
+  success = 0,
+  usage = 64,    // bad command line or SMLAUNCH_* variable
+  config = 65,   // bad files under input/config
+  staging = 66,  // the user's code could not be found, fetched or unpacked
+  install = 67,  // pip failed on requirements.txt or the package
+  cluster = 68,  // hosts never became reachable, MPI set-up failed
+  internal = 70, // a bug or an unexpected system error
+  not_executable = 126,
+  not_found = 127,
+};
+
+constexpr int
+to_int(ExitCode code)
+{
+  return static_cast<int>(code);
+}
+
+class LauncherError : public std::runtime_error
+{
+public:
+  // `error_class` is the first line of output/failure ("ConfigError").
+  LauncherError(std::string error_class, ExitCode code, const std::string& message)
+    : std::runtime_error(message), m_error_class(std::move(error_class)), m_exit_code(to_int(code))
+  {
+  }
+  LauncherError(std::string error_class, int exit_code, const std::string& message)
+    : std::runtime_error(message), m_error_class(std::move(error_class)), m_exit_code(exit_code)
+  {
+  }
+
+  const std::string& error_class() const { return m_error_class; }
+  int exit_code() const { return m_exit_code; }
+  // The command that failed (output/failure's Command line); the launcher's own argv
+  // when empty.
+  const std::string& command() const { return m_command; }
+  LauncherError&
+  with_command(std::string command)
+  {
+    m_command = std::move(command);
+    return *this;
+  }
+
+private:
+  std::string m_error_class;
+  int m_exit_code;
+  std::string m_command;
+};
+
+struct UsageError : LauncherError
+{
+  explicit UsageError(const std::string& message) : LauncherError("UsageError", ExitCode::usage, message) {}
+};
+
+struct StagingError : LauncherError
+{
+  explicit StagingError(const std::string& message) : LauncherError("StagingError", ExitCode::staging, message) {}
+};
+
+// A system call failed: names the call and the object it acted on.
+struct SystemError : LauncherError
+{
+  SystemError(const std::string& call, const std::string& what, int err);
+};
+
+} // namespace launcher

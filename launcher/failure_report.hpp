@@ -1,0 +1,37 @@
+// output/failure: the CONTRACT's format, with a message that tells a user in its first
+// 1024 bytes what went wrong.
+#pragma once
+
+#include "env/env_map.hpp"
+#include "launcher/supervisor.hpp"
+
+#include <string>
+#include <vector>
+
+namespace launcher {
+
+// "<Class>:\nExitCode <n>\nErrorMessage \"<message>\"\nCommand \"<command>\"\n".
+std::string format_failure(const std::string& error_class, int exit_code, const std::string& message,
+                           const std::string& command);
+
+// argv joined by single spaces, as the reference shows commands.
+std::string join_command(const std::vector<std::string>& argv);
+
+// For a Python traceback in `output`: the exception line, then the end of the traceback.
+// Empty when `output` holds no traceback.
+std::string python_error_summary(const std::string& output, std::size_t max_bytes);
+
+// The last whole lines of `output`, at most `max_bytes`.
+std::string last_lines(const std::string& output, std::size_t max_bytes);
+
+// Why a script failed, from its result and the end of its output.
+std::string describe_script_failure(const ChildResult& result, const std::string& program, double grace_seconds);
+
+// Why pip failed: its ERROR lines first (they name the requirement), then its last lines.
+std::string describe_install_failure(const ChildResult& result);
+
+// Write `text` to `path` unless the file exists (a failure file the user wrote is kept).
+// Returns false when it was kept or could not be written.
+bool write_failure_file(const std::string& path, const std::string& text);
+
+} // namespace launcher

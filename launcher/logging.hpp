@@ -1,0 +1,21 @@
+// spdlog set-up: every launcher line goes to stderr; the output relay shares the lock
+// so a log line never lands inside a chunk of the script's output.
+#pragma once
+
+#include <mutex>
+#include <spdlog/spdlog.h>
+
+namespace launcher {
+
+enum class Verbosity { quiet, normal, verbose };
+
+// Install the "smlaunch" logger as the default spdlog logger.
+void setup_logging(Verbosity verbosity);
+
+// Held while writing to the launcher's stdout or stderr.
+std::mutex& output_lock();
+
+// Write all of `data` to `fd`, retrying on EINTR and short writes; false on error.
+bool write_all(int fd, const char* data, std::size_t size);
+
+} // namespace launcher

@@ -1,0 +1,137 @@
+#include "launcher/machine.hpp"
+
+#include "env/json_value.hpp"
+#include "launcher/executables.hpp"
+
+#include <dlfcn.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+namespace launcher {
+
+namespace {
+
+// NVML's device count without linking against the driver: the library is only on
+// GPU machines, so it is opened at run time.
+std::optional<int>
+nvml_device_count()
+{
+  void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    return std::nullopt;
+  }
+  using InitFn = int (*)();
+  using CountFn = int (*)(unsigned*);
+  auto init = reinterpret_cast<InitFn>(dlsym(lib, "nvmlInit_v2"));
+  auto count = reinterpret_cast<CountFn>(dlsym(lib, "nvmlDeviceGetCount_v2"));
+  auto shutdown = reinterpret_cast<InitFn>(dlsym(lib, "nvmlShutdown"));
+  std::optional<int> result;
+  if (init != nullptr && count != nullptr && init() == 0) {
+    unsigned n = 0;
+    if (count(&n) == 0) {
+      result = static_cast<int>(n);
+    }
+    if (shutdown != nullptr) {
+      shutdown();
+    }
+  }
+  dlclose(lib);
+  return result;
+}
+
+std::optional<std::string>
+run_probe(Supervisor& supervisor, const env::EnvMap& environment, const std::string& program, std::vector<std::string> args)
+{
+  const std::string* path = environment.get("PATH");
+  const auto exe = find_executable(program, path != nullptr ? *path : k_default_path);
+  if (!exe) {
+    return std::nullopt;
+  }
+  ChildSpec spec;
+  spec.argv = {*exe};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.envp = environment.to_envp();
+  spec.output = OutputMode::capture;
+  spec.timeout = std::chrono::seconds(20);
+  const ChildResult r = supervisor.run(spec);
+  if (r.exit_code != 0) {
+    spdlog::debug("{} exited with {}", program, r.exit_code);
+    return std::nullopt;
+  }
+  return r.captured;
+}
+
+} // namespace
+
+int
+count_gpu_lines(const std::string& output)
+{
+  int n = 0;
+  std::size_t start = 0;
+  while (start < output.size()) {
+    auto end = output.find('\n', start);
+    if (end == std::string::npos) {
+      end = output.size();
+    }
+    if (output.compare(start, 4, "GPU ") == 0) {
+      ++n;
+    }
+    start = end + 1;
+  }
+  return n;
+}
+
+int
+count_neuron_cores(const std::string& json)
+{
+  try {
+    const env::Value devices = env::parse_json(json);
+    long long total = 0;
+    for (const auto& d : devices.items()) {
+      const env::Value* nc = d.is_object() ? d.find("nc_count") : nullptr;
+      if (nc != nullptr && nc->kind() == env::Value::Kind::integer && nc->text().size() < 6) {
+        total += std::stoll(nc->text());
+      }
+    }
+    return static_cast<int>(total);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+MachineProbe
+probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type, std::optional<int> num_gpus)
+{
+  MachineProbe probe;
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN); // what multiprocessing.cpu_count() reads
+  probe.facts.num_cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
+
+  if (num_gpus) {
+    probe.facts.num_gpus = *num_gpus;
+    probe.gpu_source = "option";
+  } else if (const auto n = nvml_device_count()) {
+    probe.facts.num_gpus = *n;
+    probe.gpu_source = "nvml";
+  } else if (const auto out = run_probe(supervisor, environment, "nvidia-smi", {"--list-gpus"})) {
+    probe.facts.num_gpus = count_gpu_lines(*out);
+    probe.gpu_source = "nvidia-smi";
+  } else {
+    probe.gpu_source = "none";
+  }
+
+  if (instance_type.find("trn2.48xlarge") != std::string::npos) {
+    probe.facts.num_neurons = 64;
+  } else if (const auto out = run_probe(supervisor, environment, "neuron-ls", {"-j"})) {
+    probe.facts.num_neurons = count_neuron_cores(*out);
+  }
+
+  const std::string* path = environment.get("PATH");
+  const std::string path_value = path != nullptr ? *path : k_default_path;
+  probe.facts.smddprun_installed = find_executable("smddprun", path_value).has_value();
+  probe.facts.smddpmprun_installed = find_executable("smddpmprun", path_value).has_value();
+  spdlog::debug("machine: {} CPUs, {} GPUs (from {}), {} Neuron cores", probe.facts.num_cpus,
+                probe.facts.num_gpus, probe.gpu_source, probe.facts.num_neurons);
+  return probe;
+}
+
+} // namespace launcher

@@ -1,0 +1,44 @@
+// Copies a child's output pipe to one of the launcher's descriptors as it arrives (no
+// buffering beyond one read), keeping the last bytes to explain a failure.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace launcher {
+
+class OutputRelay
+{
+public:
+  // `out_fd` < 0 discards the data (capture only). `tail_capacity` bytes are kept.
+  OutputRelay(int pipe_fd, int out_fd, std::size_t tail_capacity);
+  ~OutputRelay();
+  OutputRelay(const OutputRelay&) = delete;
+  OutputRelay& operator=(const OutputRelay&) = delete;
+
+  void start();
+  // The child is gone: read what is left until EOF, but stop after `drain_window` when a
+  // grandchild in another process group still holds the pipe open.
+  void finish(std::chrono::milliseconds drain_window);
+
+  std::string tail() const;
+  unsigned long long bytes() const;
+
+private:
+  void loop();
+  void keep(const char* data, std::size_t size);
+
+  int m_pipe_fd;
+  int m_out_fd;
+  int m_wake_fd;
+  std::size_t m_capacity;
+  std::thread m_thread;
+  mutable std::mutex m_tail_lock;
+  std::string m_tail;
+  unsigned long long m_bytes = 0;
+  std::chrono::steady_clock::time_point m_drain_deadline{};
+};
+
+} // namespace launcher

@@ -1,0 +1,63 @@
+// parse -> plan -> execute: the plan is data, computed without spawning anything, so
+// `smlaunch plan` prints exactly what `smlaunch train` will run.
+#pragma once
+
+#include "env/config_files.hpp"
+#include "env/env_map.hpp"
+#include "env/training_environment.hpp"
+#include "launcher/cli.hpp"
+#include "launcher/code_source.hpp"
+#include "launcher/entry_point.hpp"
+#include "mpi/mpi_settings.hpp"
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace launcher {
+
+struct Step
+{
+  std::string name;        // "install", "script"
+  std::string error_class; // first line of output/failure when it fails
+  std::vector<std::string> argv;
+  env::EnvMap env;         // the child's complete environment
+  std::string cwd;
+};
+
+struct PlanInputs
+{
+  Options options;
+  env::Paths paths;
+  env::ConfigFiles config;
+  env::MachineFacts machine;
+  std::string gpu_source;
+  env::EnvMap inherited; // the launcher's own environment
+  std::string python;    // resolved path of --python
+  bool code_dir_has_files = false;
+};
+
+struct TrainPlan
+{
+  env::TrainingEnvironment environment;
+  mpi::MpiSettings mpi;
+  CodeSource source;
+  StagingAction staging = StagingAction::none;
+  CodeView code;
+  std::string entry_point;
+  EntryPointType entry_type = EntryPointType::python_program;
+  bool entry_point_missing = false; // known absent: the run fails with 127
+  std::optional<Step> install;
+  Step script;
+  std::vector<std::string> dns_hosts; // resolved before the script starts
+  env::EnvMap added;                  // what smlaunch adds to the inherited environment
+};
+
+// Build the plan; throws env::ConfigError or StagingError.
+TrainPlan make_train_plan(const PlanInputs& inputs);
+
+// The plan as JSON, secrets redacted.
+nlohmann::ordered_json plan_to_json(const TrainPlan& plan, const PlanInputs& inputs);
+
+} // namespace launcher

@@ -1,0 +1,420 @@
+#include "launcher/supervisor.hpp"
+
+#include "launcher/errors.hpp"
+#include "launcher/executables.hpp"
+#include "launcher/logging.hpp"
+#include "launcher/output_relay.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <optional>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace launcher {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Forwarded to the child's process group; the first four also start the grace period
+// when they stop a job (TERM/INT) or simply pass through (HUP/QUIT).
+constexpr int k_forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+
+bool
+is_stop_signal(int sig)
+{
+  return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT;
+}
+
+std::string
+exec_path_for(const std::string& name, const std::vector<std::string>& envp)
+{
+  std::string path = k_default_path;
+  for (const auto& entry : envp) {
+    if (entry.rfind("PATH=", 0) == 0) {
+      path = entry.substr(5);
+    }
+  }
+  return find_executable(name, path).value_or(name); // execve then fails with ENOENT
+}
+
+bool
+same_open_file(int a, int b)
+{
+  struct stat sa{};
+  struct stat sb{};
+  return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int
+make_pipe(int fds[2])
+{
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    throw SystemError("pipe2", "output pipe", errno);
+  }
+  // A larger pipe means fewer wake-ups for a chatty script (best effort).
+  ::fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
+  return 0;
+}
+
+double
+seconds_since(Clock::time_point start)
+{
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+} // namespace
+
+SystemError::SystemError(const std::string& call, const std::string& what, int err)
+  : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::strerror(err))
+{
+}
+
+std::string
+signal_name(int signo)
+{
+  const char* abbrev = sigabbrev_np(signo);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
+}
+
+Supervisor::Supervisor(Options options) : m_options(options)
+{
+  // Block everything but the synchronous faults, as tini does: a blocked signal stays
+  // pending until sigtimedwait collects it, even for PID 1.
+  sigset_t all;
+  sigfillset(&all);
+  for (int sig : {SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS, SIGTTIN, SIGTTOU}) {
+    sigdelset(&all, sig);
+  }
+  pthread_sigmask(SIG_SETMASK, &all, &m_original_mask);
+
+  // Being in the background must not stop the launcher when it touches the terminal.
+  struct sigaction ignore{};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGTTIN, &ignore, &m_original_ttin);
+  sigaction(SIGTTOU, &ignore, &m_original_ttou);
+
+  sigemptyset(&m_wait_set);
+  sigaddset(&m_wait_set, SIGCHLD);
+  for (int sig : k_forwarded) {
+    sigaddset(&m_wait_set, sig);
+  }
+
+  if (getpid() == 1) {
+    m_reaps_orphans = true;
+  } else if (prctl(PR_SET_CHILD_SUBREAPER, 1) == 0) {
+    m_reaps_orphans = true;
+  } else {
+    spdlog::warn("not PID 1 and could not become a child subreaper ({}): orphaned processes will not be "
+                 "reaped; run smlaunch as the container's entry point or on Linux >= 3.4",
+                 std::strerror(errno));
+  }
+}
+
+Supervisor::~Supervisor()
+{
+  sigaction(SIGTTIN, &m_original_ttin, nullptr);
+  sigaction(SIGTTOU, &m_original_ttou, nullptr);
+  pthread_sigmask(SIG_SETMASK, &m_original_mask, nullptr);
+}
+
+int
+Supervisor::wait_signal(std::chrono::milliseconds timeout)
+{
+  if (timeout.count() < 0) {
+    timeout = std::chrono::milliseconds(0);
+  }
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
+  siginfo_t info{};
+  const int sig = sigtimedwait(&m_wait_set, &info, &ts);
+  return sig < 0 ? 0 : sig; // EAGAIN (timeout) and EINTR both mean "nothing"
+}
+
+void
+Supervisor::reap(pid_t main_child, bool& main_exited, int& status, int& orphans)
+{
+  while (true) {
+    int st = 0;
+    const pid_t pid = waitpid(-1, &st, WNOHANG);
+    if (pid <= 0) {
+      return; // 0: children left but none exited; -1/ECHILD: no children at all
+    }
+    if (pid == main_child) {
+      main_exited = true;
+      status = st;
+    } else {
+      ++orphans;
+    }
+  }
+}
+
+void
+Supervisor::end_process_group(pid_t pgid, int& orphans)
+{
+  // The main child is gone; whatever it left in its group is stopped too, politely first.
+  if (kill(-pgid, 0) != 0) {
+    return;
+  }
+  spdlog::debug("processes left in group {}: sending SIGTERM", pgid);
+  kill(-pgid, SIGTERM);
+  bool dummy_exited = false;
+  int dummy_status = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  while (kill(-pgid, 0) == 0 && Clock::now() < deadline) {
+    wait_signal(std::chrono::milliseconds(20));
+    reap(-1, dummy_exited, dummy_status, orphans);
+  }
+  if (kill(-pgid, 0) == 0) {
+    spdlog::debug("processes left in group {}: sending SIGKILL", pgid);
+    kill(-pgid, SIGKILL);
+    const auto kill_deadline = Clock::now() + std::chrono::seconds(2);
+    while (kill(-pgid, 0) == 0 && Clock::now() < kill_deadline) {
+      wait_signal(std::chrono::milliseconds(10));
+      reap(-1, dummy_exited, dummy_status, orphans);
+    }
+  }
+}
+
+ChildResult
+Supervisor::run(const ChildSpec& spec)
+{
+  const auto start = Clock::now();
+  ChildResult result;
+
+  // Everything the child needs is prepared before fork: after it, only async-signal-safe
+  // calls are allowed.
+  const std::string exec_path = exec_path_for(spec.argv.at(0), spec.envp);
+  std::vector<char*> argv;
+  for (const auto& a : spec.argv) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  // ENOEXEC (no shebang): run it with /bin/sh, as execvp() and shells do.
+  std::vector<char*> sh_argv;
+  sh_argv.push_back(const_cast<char*>("/bin/sh"));
+  sh_argv.push_back(const_cast<char*>(exec_path.c_str()));
+  for (std::size_t i = 1; i < spec.argv.size(); ++i) {
+    sh_argv.push_back(const_cast<char*>(spec.argv[i].c_str()));
+  }
+  sh_argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : spec.envp) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+  }
+  envp.push_back(nullptr);
+
+  // Where the child's output goes: see README "Output". A terminal is handed over as is,
+  // so progress bars still see a TTY.
+  int out_pipe[2] = {-1, -1};
+  int child_stdout = STDOUT_FILENO;
+  int child_stderr = STDERR_FILENO;
+  int relay_to = STDERR_FILENO;
+  bool relay = true;
+  if (spec.output == OutputMode::capture) {
+    make_pipe(out_pipe);
+    child_stdout = out_pipe[1];
+    child_stderr = -1; // /dev/null
+    relay_to = -1;
+  } else if (isatty(STDERR_FILENO) != 0) {
+    relay = false;
+  } else {
+    make_pipe(out_pipe);
+    child_stderr = out_pipe[1];
+    if (same_open_file(STDOUT_FILENO, STDERR_FILENO)) {
+      // One destination: one pipe for both keeps their interleaving exact.
+      child_stdout = out_pipe[1];
+      relay_to = STDOUT_FILENO;
+    }
+  }
+  const int dev_null = child_stderr < 0 ? ::open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
+  if (child_stderr < 0) {
+    child_stderr = dev_null;
+  }
+
+  int exec_error_pipe[2];
+  if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
+    throw SystemError("pipe2", "exec status pipe", errno);
+  }
+
+  const pid_t pid = fork();
+  if (pid < 0) {
+    throw SystemError("fork", spec.argv[0], errno);
+  }
+  if (pid == 0) {
+    // Child: its own process group, the caller's signal state, then exec.
+    setpgid(0, 0);
+    if (isatty(STDIN_FILENO) != 0) {
+      tcsetpgrp(STDIN_FILENO, getpid());
+    }
+    if (child_stdout != STDOUT_FILENO) {
+      dup2(child_stdout, STDOUT_FILENO);
+    }
+    if (child_stderr != STDERR_FILENO) {
+      dup2(child_stderr, STDERR_FILENO);
+    }
+    int err = 0;
+    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
+      err = errno;
+    } else {
+      sigaction(SIGTTIN, &m_original_ttin, nullptr);
+      sigaction(SIGTTOU, &m_original_ttou, nullptr);
+      sigprocmask(SIG_SETMASK, &m_original_mask, nullptr);
+      execve(exec_path.c_str(), argv.data(), envp.data());
+      err = errno;
+      if (err == ENOEXEC) {
+        execve("/bin/sh", sh_argv.data(), envp.data());
+        err = errno;
+      }
+      sigset_t all;
+      sigfillset(&all);
+      sigprocmask(SIG_SETMASK, &all, nullptr);
+    }
+    [[maybe_unused]] const auto n = ::write(exec_error_pipe[1], &err, sizeof(err));
+    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+  }
+
+  // Parent. Set the group here too, so a signal sent right away reaches the group.
+  setpgid(pid, pid);
+  ::close(exec_error_pipe[1]);
+  std::unique_ptr<OutputRelay> relay_thread;
+  if (out_pipe[0] >= 0) {
+    ::close(out_pipe[1]);
+    if (relay || spec.output == OutputMode::capture) {
+      const std::size_t keep = spec.output == OutputMode::capture ? 4 * 1024 * 1024 : m_options.tail_bytes;
+      relay_thread = std::make_unique<OutputRelay>(out_pipe[0], relay_to, keep);
+      relay_thread->start();
+    }
+  }
+  if (dev_null >= 0) {
+    ::close(dev_null);
+  }
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = ::read(exec_error_pipe[0], &exec_errno, sizeof(exec_errno));
+  } while (got < 0 && errno == EINTR);
+  ::close(exec_error_pipe[0]);
+  if (got == sizeof(exec_errno)) {
+    result.exec_errno = exec_errno;
+  }
+
+  bool main_exited = false;
+  int status = 0;
+  std::optional<Clock::time_point> kill_deadline;
+  const std::optional<Clock::time_point> timeout_deadline =
+    spec.timeout.count() > 0 ? std::optional(start + spec.timeout) : std::nullopt;
+  int sigint_count = 0;
+  while (true) {
+    reap(pid, main_exited, status, result.orphans_reaped);
+    if (main_exited) {
+      break;
+    }
+    const auto now = Clock::now();
+    if (kill_deadline && now >= *kill_deadline) {
+      spdlog::warn("the script did not exit within the {} s grace period after {}: sending SIGKILL",
+                   std::chrono::duration_cast<std::chrono::seconds>(m_options.grace_period).count(),
+                   signal_name(result.stop_signal));
+      kill(-pid, SIGKILL);
+      result.killed_after_grace = true;
+      kill_deadline.reset();
+    }
+    if (timeout_deadline && now >= *timeout_deadline && !result.timed_out) {
+      kill(-pid, SIGKILL);
+      result.timed_out = true;
+    }
+    auto wait = std::chrono::milliseconds(1000);
+    for (const auto& deadline : {kill_deadline, result.timed_out ? std::nullopt : timeout_deadline}) {
+      if (deadline) {
+        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now) + std::chrono::milliseconds(1));
+      }
+    }
+    const int sig = wait_signal(wait);
+    if (sig == 0 || sig == SIGCHLD) {
+      continue;
+    }
+    spdlog::info("forwarding {} to the child's process group", signal_name(sig));
+    if (kill(-pid, sig) != 0 && errno == ESRCH) {
+      kill(pid, sig);
+    }
+    if (sig == SIGINT && ++sigint_count >= 2) {
+      // A second Ctrl-C means "now".
+      spdlog::warn("second SIGINT: sending SIGKILL without waiting");
+      kill(-pid, SIGKILL);
+      result.killed_after_grace = true;
+      kill_deadline.reset();
+    } else if ((sig == SIGTERM || sig == SIGINT) && !kill_deadline && !result.killed_after_grace) {
+      kill_deadline = Clock::now() + m_options.grace_period;
+    }
+    if (is_stop_signal(sig) && result.stop_signal == 0) {
+      result.stop_signal = sig;
+    }
+  }
+
+  end_process_group(pid, result.orphans_reaped);
+  if (relay_thread) {
+    relay_thread->finish(std::chrono::milliseconds(500));
+    if (spec.output == OutputMode::capture) {
+      result.captured = relay_thread->tail();
+    } else {
+      result.output_tail = relay_thread->tail();
+    }
+    result.relayed_bytes = relay_thread->bytes();
+  }
+
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.term_signal = WTERMSIG(status);
+    result.exit_code = 128 + result.term_signal;
+  }
+  result.seconds = seconds_since(start);
+  if (result.orphans_reaped > 0) {
+    spdlog::debug("reaped {} orphaned process(es)", result.orphans_reaped);
+  }
+  return result;
+}
+
+int
+Supervisor::sleep_for(std::chrono::milliseconds duration)
+{
+  const auto deadline = Clock::now() + duration;
+  int orphans = 0;
+  bool exited = false;
+  int status = 0;
+  while (true) {
+    reap(-1, exited, status, orphans);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return 0;
+    }
+    const int sig = wait_signal(left);
+    if (is_stop_signal(sig)) {
+      m_pending_stop = sig;
+      return sig;
+    }
+  }
+}
+
+int
+Supervisor::poll_stop_signal()
+{
+  if (m_pending_stop == 0) {
+    int sig;
+    while ((sig = wait_signal(std::chrono::milliseconds(0))) != 0) {
+      if (is_stop_signal(sig)) {
+        m_pending_stop = sig;
+        break;
+      }
+    }
+  }
+  return m_pending_stop;
+}
+
+} // namespace launcher

@@ -1,0 +1,88 @@
+// The one owner of every child process (pip, the script, probes, later mpirun and sshd):
+// tini's PID-1 design. Signals are blocked and collected with sigtimedwait (no async
+// handlers), forwarded to the child's process group, orphans are reaped, and the exit
+// status is the child's own.
+#pragma once
+
+#include <chrono>
+#include <signal.h>
+#include <string>
+#include <vector>
+
+namespace launcher {
+
+enum class OutputMode {
+  passthrough, // the child's output reaches ours whole; the end of stderr is kept
+  capture,     // stdout is collected (probes such as nvidia-smi); stderr is dropped
+};
+
+struct ChildSpec
+{
+  std::vector<std::string> argv; // argv[0]: a path, or a name looked up in envp's PATH
+  std::vector<std::string> envp; // "NAME=value"
+  std::string cwd;               // empty: the launcher's own
+  OutputMode output = OutputMode::passthrough;
+  std::chrono::milliseconds timeout{0}; // 0: none; otherwise SIGKILL after it (probes)
+};
+
+struct ChildResult
+{
+  int exit_code = 0;      // the code; 128+N when killed by signal N; 126/127 when exec failed
+  int term_signal = 0;    // N when the child was killed by a signal
+  int exec_errno = 0;     // the errno of a failed exec, else 0
+  int stop_signal = 0;    // the first SIGTERM/SIGINT/SIGHUP/SIGQUIT forwarded to it, else 0
+  bool killed_after_grace = false; // it outlived the grace period and got SIGKILL
+  bool timed_out = false;          // it outlived ChildSpec::timeout
+  int orphans_reaped = 0;
+  std::string output_tail;   // the end of its stderr (or of stdout+stderr when they share a file)
+  std::string captured;      // OutputMode::capture: its stdout
+  unsigned long long relayed_bytes = 0;
+  double seconds = 0;
+};
+
+class Supervisor
+{
+public:
+  struct Options
+  {
+    std::chrono::milliseconds grace_period{std::chrono::seconds(60)};
+    std::size_t tail_bytes = 64 * 1024;
+  };
+
+  // Block signals and become a child subreaper when not PID 1.
+  explicit Supervisor(Options options);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Run one child to completion under the rules above.
+  ChildResult run(const ChildSpec& spec);
+
+  // Sleep up to `duration` between retries, reaping orphans; returns a stop signal
+  // (TERM, INT, HUP, QUIT) that arrived meanwhile, or 0.
+  int sleep_for(std::chrono::milliseconds duration);
+
+  // A stop signal received while no child was running, or 0 (checked between phases).
+  int poll_stop_signal();
+
+  // Whether orphans are reaped here (PID 1 or a subreaper).
+  bool reaps_orphans() const { return m_reaps_orphans; }
+
+private:
+  int wait_signal(std::chrono::milliseconds timeout);
+  void reap(pid_t main_child, bool& main_exited, int& status, int& orphans);
+  void end_process_group(pid_t pgid, int& orphans);
+
+  Options m_options;
+  sigset_t m_original_mask{};
+  sigset_t m_wait_set{};
+  struct sigaction m_original_ttin{};
+  struct sigaction m_original_ttou{};
+  bool m_reaps_orphans = false;
+  int m_pending_stop = 0;
+};
+
+// "SIGTERM" for 15.
+std::string signal_name(int signo);
+
+} // namespace launcher

@@ -1,0 +1,178 @@
+#include "launcher/train.hpp"
+
+#include "launcher/errors.hpp"
+#include "launcher/failure_report.hpp"
+#include "launcher/logging.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <netdb.h>
+#include <sys/stat.h>
+
+namespace launcher {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+ChildSpec
+spec_for(const Step& step)
+{
+  ChildSpec spec;
+  spec.argv = step.argv;
+  spec.envp = step.env.to_envp();
+  spec.cwd = step.cwd;
+  return spec;
+}
+
+void
+log_environment(const TrainPlan& plan)
+{
+  if (!spdlog::should_log(spdlog::level::debug)) {
+    return;
+  }
+  spdlog::debug("variables added for the script (secrets redacted):");
+  for (const auto& [name, value] : plan.added.entries()) {
+    spdlog::debug("  {}={}", name, env::is_secret_name(name) && !value.empty() ? "<redacted>" : value);
+  }
+}
+
+bool
+resolves(const std::string& host)
+{
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* result = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
+  if (result != nullptr) {
+    freeaddrinfo(result);
+  }
+  return rc == 0;
+}
+
+// Wait until every host name resolves, with bounded exponential backoff (the reference
+// waits the same way, but for up to 15 minutes per host and with no message).
+int
+wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::milliseconds timeout, Supervisor& supervisor)
+{
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::string> pending = hosts;
+  auto delay = 100ms;
+  bool logged = false;
+  while (true) {
+    std::erase_if(pending, resolves);
+    if (pending.empty()) {
+      return 0;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string names;
+      for (const auto& h : pending) {
+        names += (names.empty() ? "" : ", ") + h;
+      }
+      throw LauncherError("HostResolutionError", ExitCode::cluster,
+                          "these hosts from resourceconfig.json never resolved within " +
+                            std::to_string(timeout.count() / 1000) + " s: " + names +
+                            " (set --dns-timeout 0 / SMLAUNCH_DNS_TIMEOUT=0 to skip this check)");
+    }
+    if (!logged) {
+      spdlog::info("waiting for {} host name(s) to resolve, e.g. {}", pending.size(), pending.front());
+      logged = true;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (const int sig = supervisor.sleep_for(std::min(delay, std::max(left, 1ms)))) {
+      return sig;
+    }
+    delay = std::min(delay * 2, std::chrono::milliseconds(5s));
+  }
+}
+
+void
+touch_success(const std::string& output_dir, const std::string& path)
+{
+  std::error_code ec;
+  std::filesystem::create_directories(output_dir, ec);
+  std::ofstream(path, std::ios::trunc);
+}
+
+int
+stopped(int sig)
+{
+  spdlog::warn("stopped by {} before the script started", signal_name(sig));
+  return 128 + sig;
+}
+
+} // namespace
+
+int
+execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+{
+  if (plan.mpi.enabled) {
+    throw LauncherError("MpiError", ExitCode::cluster,
+                        "this job needs MPI (" + plan.mpi.why +
+                          "), which this build does not launch yet; set sagemaker_use_mpi to false to run one "
+                          "process per host");
+  }
+
+  if (plan.staging == StagingAction::keep_existing) {
+    spdlog::warn("{} is not empty: keeping its contents and not copying {}", in.paths.code, plan.source.uri);
+  } else if (plan.staging != StagingAction::none) {
+    spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
+  }
+  stage_code(plan.source, plan.staging, in.paths.code);
+  if (const int sig = supervisor.poll_stop_signal()) {
+    return stopped(sig);
+  }
+
+  if (plan.install) {
+    spdlog::info("installing: {}", join_command(plan.install->argv));
+    const ChildResult r = supervisor.run(spec_for(*plan.install));
+    if (r.stop_signal != 0) {
+      return stopped(r.stop_signal);
+    }
+    if (r.exit_code != 0) {
+      throw LauncherError(plan.install->error_class, ExitCode::install, describe_install_failure(r))
+        .with_command(join_command(plan.install->argv));
+    }
+  }
+
+  if (!plan.dns_hosts.empty()) {
+    if (const int sig = wait_for_host_names(plan.dns_hosts, in.options.dns_timeout, supervisor)) {
+      return stopped(sig);
+    }
+  }
+
+  const std::string command = join_command(plan.script.argv);
+  const auto fail = [&](int code, const std::string& message) {
+    const std::string text = env::redact_secrets(format_failure(plan.script.error_class, code, message, command), plan.script.env);
+    spdlog::error("training failed: {}", text);
+    std::error_code ec;
+    std::filesystem::create_directories(in.paths.output, ec);
+    write_failure_file(in.paths.failure_file, text);
+    return code;
+  };
+  if (plan.entry_point_missing) {
+    return fail(to_int(ExitCode::not_found),
+                plan.entry_point + ": no such file in " + in.paths.code + " (from sagemaker_program)");
+  }
+  if (plan.entry_type == EntryPointType::command) {
+    // The reference makes the entry point executable (chmod 777); adding x bits is enough.
+    const std::string path = in.paths.code + "/" + plan.entry_point;
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0) {
+      ::chmod(path.c_str(), (st.st_mode & 07777) | 0111);
+    }
+  }
+
+  log_environment(plan);
+  spdlog::info("invoking the user script: {}", env::redact_secrets(command, plan.script.env));
+  const ChildResult r = supervisor.run(spec_for(plan.script));
+  if (r.exit_code == 0) {
+    spdlog::info("training succeeded in {:.1f} s", r.seconds);
+    touch_success(in.paths.output, in.paths.success_file);
+    return 0;
+  }
+  return fail(r.exit_code, describe_script_failure(r, plan.script.argv[0], static_cast<double>(in.options.grace_period.count()) / 1000.0));
+}
+
+} // namespace launcher

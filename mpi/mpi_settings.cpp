@@ -1,0 +1,156 @@
+#include "mpi/mpi_settings.hpp"
+
+#include "env/config_error.hpp"
+#include "env/py_format.hpp"
+
+#include <stdexcept>
+
+namespace mpi {
+
+std::vector<std::string>
+shell_split(const std::string& text)
+{
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) {
+        words.push_back(word);
+        word.clear();
+        in_word = false;
+      }
+      ++i;
+    } else if (c == '\'') {
+      const auto end = text.find('\'', i + 1);
+      if (end == std::string::npos) {
+        throw std::invalid_argument("unbalanced single quote at character " + std::to_string(i + 1));
+      }
+      word += text.substr(i + 1, end - i - 1);
+      in_word = true;
+      i = end + 1;
+    } else if (c == '"') {
+      std::size_t j = i + 1;
+      for (;; ++j) {
+        if (j >= text.size()) {
+          throw std::invalid_argument("unbalanced double quote at character " + std::to_string(i + 1));
+        }
+        if (text[j] == '"') {
+          break;
+        }
+        // Inside double quotes a backslash escapes only $ ` " \ and newline.
+        if (text[j] == '\\' && j + 1 < text.size() && std::string("$`\"\\\n").find(text[j + 1]) != std::string::npos) {
+          ++j;
+        }
+        word += text[j];
+      }
+      in_word = true;
+      i = j + 1;
+    } else if (c == '\\') {
+      if (i + 1 >= text.size()) {
+        throw std::invalid_argument("trailing backslash");
+      }
+      word += text[i + 1];
+      in_word = true;
+      i += 2;
+    } else {
+      word += c;
+      in_word = true;
+      ++i;
+    }
+  }
+  if (in_word) {
+    words.push_back(word);
+  }
+  return words;
+}
+
+namespace {
+
+const env::Value*
+first_present(const env::Value& params, std::initializer_list<const char*> names, std::string& which)
+{
+  for (const char* name : names) {
+    if (const env::Value* v = params.find(name)) {
+      which = name;
+      return v;
+    }
+  }
+  return nullptr;
+}
+
+// A positive count in [1, max]: an integer, or a string holding one.
+long long
+positive_count(const env::Value& v, const std::string& key, const std::string& file, long long max)
+{
+  long long n = 0;
+  bool ok = false;
+  if (v.kind() == env::Value::Kind::integer || v.is_string()) {
+    const std::string& t = v.text();
+    ok = !t.empty() && t.size() <= 12 && t.find_first_not_of("-0123456789") == std::string::npos;
+    if (ok) {
+      try {
+        n = std::stoll(t);
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+  }
+  if (!ok || n < 1 || n > max) {
+    throw env::ConfigError(file, "/" + key,
+                           "is " + env::py_repr(v) + "; expected a whole number from 1 to " + std::to_string(max));
+  }
+  return n;
+}
+
+} // namespace
+
+MpiSettings
+resolve_mpi_settings(const env::TrainingEnvironment& e)
+{
+  const env::Value& sm = e.hyperparameters.sagemaker;
+  const std::string& file = e.paths.hyperparameters_file;
+  MpiSettings s;
+  s.hosts = e.distribution_hosts.empty() ? e.hosts : e.distribution_hosts;
+  s.master = e.master_hostname;
+  s.is_master = e.is_master;
+
+  std::string which;
+  if (const env::Value* flag = first_present(sm, {"sagemaker_use_mpi", "sagemaker_mpi_enabled"}, which)) {
+    s.enabled = flag->truthy();
+    s.why = which + " is " + env::py_repr(*flag);
+  } else {
+    s.enabled = e.hosts.size() > 1;
+    s.why = std::to_string(e.hosts.size()) + (e.hosts.size() > 1 ? " hosts" : " host");
+  }
+
+  if (const env::Value* slots = first_present(sm, {"sagemaker_process_slots_per_host", "sagemaker_mpi_num_of_processes_per_host"}, which)) {
+    s.processes_per_host = static_cast<int>(positive_count(*slots, which, file, k_max_processes_per_host));
+  } else {
+    s.processes_per_host = e.machine.num_gpus > 0 ? e.machine.num_gpus : 1;
+  }
+  const long long capacity = static_cast<long long>(s.processes_per_host) * static_cast<long long>(s.hosts.size());
+  if (const env::Value* np = first_present(sm, {"sagemaker_num_processes", "sagemaker_mpi_num_processes"}, which)) {
+    s.num_processes = static_cast<int>(positive_count(*np, which, file, capacity));
+  } else {
+    s.num_processes = static_cast<int>(capacity);
+  }
+
+  for (const char* key : {"sagemaker_additional_mpi_options", "sagemaker_mpi_custom_mpi_options"}) {
+    const env::Value* v = sm.find(key);
+    if (v == nullptr || v->is_null()) {
+      continue;
+    }
+    try {
+      auto words = shell_split(env::py_str(*v));
+      s.custom_options.insert(s.custom_options.end(), words.begin(), words.end());
+    } catch (const std::invalid_argument& err) {
+      throw env::ConfigError(file, std::string("/") + key, std::string("cannot be split like a shell line: ") + err.what());
+    }
+  }
+  return s;
+}
+
+} // namespace mpi

@@ -1,0 +1,34 @@
+// Whether a job runs under MPI, and with how many processes: both the Chainer names
+// (sagemaker_use_mpi, ...) and the toolkit names (sagemaker_mpi_enabled, ...) count.
+#pragma once
+
+#include "env/training_environment.hpp"
+
+#include <string>
+#include <vector>
+
+namespace mpi {
+
+struct MpiSettings
+{
+  bool enabled = false;
+  std::string why; // one line: which setting decided
+  int processes_per_host = 1;
+  int num_processes = 1;
+  std::vector<std::string> custom_options; // shell-split, additional then custom
+  std::vector<std::string> hosts;          // in launch order; hosts.front() is the master
+  std::string master;
+  bool is_master = true;
+};
+
+// Upper bound on slots per host and on processes in all; larger values are mistakes.
+inline constexpr long long k_max_processes_per_host = 1024;
+
+// Decide from the hyperparameters; throws env::ConfigError for bad counts or options.
+MpiSettings resolve_mpi_settings(const env::TrainingEnvironment& environment);
+
+// Split `text` as a POSIX shell would (quotes, backslashes), without expanding anything.
+// Throws std::invalid_argument on an unbalanced quote or a trailing backslash.
+std::vector<std::string> shell_split(const std::string& text);
+
+} // namespace mpi
