@@ -1,0 +1,97 @@
+#include "launcher/entry_point.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using launcher::CodeView;
+using launcher::EntryPointType;
+
+namespace {
+
+class CodeDir : public ::testing::Test
+{
+protected:
+  void
+  SetUp() override
+  {
+    m_root = fs::temp_directory_path() / ("smlaunch-ep-" + std::to_string(getpid()));
+    fs::create_directories(m_root / "sub");
+  }
+  void TearDown() override { fs::remove_all(m_root); }
+  void
+  touch(const std::string& name)
+  {
+    std::ofstream(m_root / name) << "x";
+  }
+  CodeView view() const { return CodeView{m_root.string()}; }
+
+  fs::path m_root;
+};
+
+TEST_F(CodeDir, DetectsTypesInTheReferenceOrder)
+{
+  struct Case
+  {
+    const char* name;
+    bool setup_py;
+    EntryPointType expected;
+  };
+  const Case cases[] = {
+    {"train.py", false, EntryPointType::python_program},
+    {"train.sh", false, EntryPointType::command},
+    {"train", false, EntryPointType::command},
+    {"train.py", true, EntryPointType::python_package},
+    {"train", true, EntryPointType::python_package},
+    {"train.sh", true, EntryPointType::command}, // ".sh" is checked before setup.py
+  };
+  for (const auto& c : cases) {
+    fs::remove(m_root / "setup.py");
+    if (c.setup_py) {
+      touch("setup.py");
+    }
+    EXPECT_EQ(launcher::detect_entry_point_type(c.name, view()), c.expected) << c.name << " setup.py=" << c.setup_py;
+  }
+}
+
+TEST_F(CodeDir, CommandLines)
+{
+  const std::vector<std::string> args = {"--lr", "0.1", "--name", "a b"};
+  EXPECT_EQ(launcher::script_argv(EntryPointType::python_program, "train.py", "/py", "/c", args),
+            (std::vector<std::string>{"/py", "train.py", "--lr", "0.1", "--name", "a b"}));
+  EXPECT_EQ(launcher::script_argv(EntryPointType::python_package, "pkg/train.py", "/py", "/c", {}),
+            (std::vector<std::string>{"/py", "-m", "pkg.train"}));
+  EXPECT_EQ(launcher::script_argv(EntryPointType::command, "run.sh", "/py", "/c", {"--x", "$(y)"}),
+            (std::vector<std::string>{"/c/run.sh", "--x", "$(y)"}));
+}
+
+TEST_F(CodeDir, InstallCommands)
+{
+  EXPECT_FALSE(launcher::install_command(EntryPointType::python_program, view(), "/py"));
+  touch("requirements.txt");
+  const auto program = launcher::install_command(EntryPointType::python_program, view(), "/py");
+  ASSERT_TRUE(program);
+  EXPECT_EQ(program->argv, (std::vector<std::string>{"/py", "-m", "pip", "install", "-r", "requirements.txt"}));
+  EXPECT_EQ(program->error_class, "InstallRequirementsError");
+  const auto command = launcher::install_command(EntryPointType::command, view(), "/py");
+  ASSERT_TRUE(command); // unlike the reference, shell entry points get their requirements too
+  const auto package = launcher::install_command(EntryPointType::python_package, view(), "/py");
+  ASSERT_TRUE(package);
+  EXPECT_EQ(package->argv, (std::vector<std::string>{"/py", "-m", "pip", "install", ".", "-r", "requirements.txt"}));
+  EXPECT_EQ(package->error_class, "InstallModuleError");
+}
+
+TEST_F(CodeDir, RejectsUnsafeOrWrongNames)
+{
+  EXPECT_TRUE(launcher::entry_point_problem("", view()));
+  EXPECT_TRUE(launcher::entry_point_problem("/etc/passwd", view()));
+  EXPECT_TRUE(launcher::entry_point_problem("../x.py", view()));
+  EXPECT_TRUE(launcher::entry_point_problem("a/../../x.py", view()));
+  EXPECT_TRUE(launcher::entry_point_problem("sub", view()));
+  EXPECT_FALSE(launcher::entry_point_problem("sub/train.py", view()));
+  EXPECT_FALSE(launcher::entry_point_problem("train..py", view()));
+}
+
+} // namespace
