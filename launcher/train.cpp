@@ -34,7 +34,8 @@ log_environment(const TrainPlan& plan)
   }
   spdlog::debug("variables added for the script (secrets redacted):");
   for (const auto& [name, value] : plan.added.entries()) {
-    spdlog::debug("  {}={}", name, env::is_secret_name(name) && !value.empty() ? "<redacted>" : value);
+    spdlog::debug("  {}={}", name,
+                  env::is_secret_name(name) && !value.empty() ? "<redacted>" : env::redact_secrets(value, plan.script.env));
   }
 }
 
