@@ -212,9 +212,21 @@ private:
   [[noreturn]] void
   fail(const std::string& what) const
   {
+    fail_at(what, m_pos);
+  }
+
+  // Python counts characters, not bytes: UTF-8 continuation bytes are skipped.
+  [[noreturn]] void
+  fail_at(const std::string& what, std::size_t pos) const
+  {
     std::size_t line = 1;
     std::size_t column = 1;
-    for (std::size_t i = 0; i < m_pos && i < m_text.size(); ++i) {
+    std::size_t chars = 0;
+    for (std::size_t i = 0; i < pos && i < m_text.size(); ++i) {
+      if ((static_cast<unsigned char>(m_text[i]) & 0xC0) == 0x80) {
+        continue;
+      }
+      ++chars;
       if (m_text[i] == '\n') {
         ++line;
         column = 1;
@@ -222,9 +234,9 @@ private:
         ++column;
       }
     }
-    throw JsonError(what + ": line " + std::to_string(line) + " column " + std::to_string(column)
-                      + " (char " + std::to_string(m_pos) + ")",
-                    m_pos,
+    throw JsonError(what + ": line " + std::to_string(line) + " column " + std::to_string(column) + " (char " +
+                      std::to_string(chars) + ")",
+                    chars,
                     line,
                     column);
   }
@@ -359,8 +371,9 @@ private:
   unsigned
   parse_hex4()
   {
+    const std::size_t escape_at = m_pos - 1; // Python points at the 'u'
     if (m_pos + 4 > m_text.size()) {
-      fail("Invalid \\uXXXX escape");
+      fail_at("Invalid \\uXXXX escape", escape_at);
     }
     unsigned v = 0;
     for (int i = 0; i < 4; ++i) {
@@ -373,7 +386,7 @@ private:
       } else if (h >= 'A' && h <= 'F') {
         v |= static_cast<unsigned>(h - 'A' + 10);
       } else {
-        fail("Invalid \\uXXXX escape");
+        fail_at("Invalid \\uXXXX escape", escape_at);
       }
     }
     m_pos += 4;
@@ -383,11 +396,12 @@ private:
   std::string
   parse_string()
   {
+    const std::size_t start = m_pos;
     ++m_pos; // opening quote
     std::string out;
     while (true) {
       if (m_pos >= m_text.size()) {
-        fail("Unterminated string starting at");
+        fail_at("Unterminated string starting at", start);
       }
       const auto c = static_cast<unsigned char>(m_text[m_pos]);
       if (c == '"') {
@@ -404,7 +418,7 @@ private:
       }
       ++m_pos;
       if (m_pos >= m_text.size()) {
-        fail("Unterminated string starting at");
+        fail_at("Unterminated string starting at", start);
       }
       const char e = m_text[m_pos++];
       switch (e) {
@@ -449,8 +463,7 @@ private:
         break;
       }
       default:
-        --m_pos;
-        fail("Invalid \\escape");
+        fail_at("Invalid \\escape", m_pos - 2);
       }
     }
   }

@@ -2,11 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <clocale>
 #include <cmath>
 #include <cstdint>
-#include <cwctype>
-#include <locale.h>
 #include <vector>
 
 namespace env {
@@ -71,23 +68,28 @@ append_hex(std::string& out, std::uint32_t value, int digits)
   }
 }
 
-// str.isprintable() for the characters that matter in practice: controls, separators
-// other than the ASCII space, format characters, surrogates and private use are not.
+struct CodePointRange
+{
+  std::uint32_t first;
+  std::uint32_t last;
+};
+
+struct UpperMapping
+{
+  std::uint32_t code_point;
+  std::uint32_t upper[3]; // 0-terminated when shorter
+};
+
+#include "env/unicode_tables.inc"
+
+// str.isprintable(), from CPython's own Unicode database (scripts/gen_unicode_tables.py).
 bool
 is_printable(std::uint32_t cp)
 {
-  if (cp < 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0xAD) {
-    return false;
-  }
-  if ((cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F)
-      || cp == 0x3000 || cp == 0xFEFF || cp == 0x1680 || cp == 0x180E) {
-    return false;
-  }
-  if ((cp >= 0xD800 && cp <= 0xF8FF) || (cp >= 0xFFF9 && cp <= 0xFFFB) || cp >= 0xF0000
-      || cp == 0xFFFE || cp == 0xFFFF) {
-    return false;
-  }
-  return true;
+  const auto* end = std::end(k_non_printable);
+  const auto* it = std::upper_bound(std::begin(k_non_printable), end, cp,
+                                    [](std::uint32_t v, const CodePointRange& r) { return v < r.first; });
+  return it == std::begin(k_non_printable) || cp > (it - 1)->last;
 }
 
 std::string
@@ -284,33 +286,6 @@ dumps_into(std::string& out, const Value& v)
   }
 }
 
-// Full (multi-character) upper-case mappings that towupper() cannot express.
-const char*
-special_upper(std::uint32_t cp)
-{
-  switch (cp) {
-  case 0x00DF:
-    return "SS";
-  case 0xFB00:
-    return "FF";
-  case 0xFB01:
-    return "FI";
-  case 0xFB02:
-    return "FL";
-  case 0xFB03:
-    return "FFI";
-  case 0xFB04:
-    return "FFL";
-  case 0xFB05:
-  case 0xFB06:
-    return "ST";
-  case 0x0149:
-    return "\xCA\xBCN";
-  default:
-    return nullptr;
-  }
-}
-
 } // namespace
 
 std::string
@@ -411,7 +386,6 @@ py_json_quote(std::string_view utf8)
 std::string
 py_upper(std::string_view utf8)
 {
-  static const locale_t utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
   std::string out;
   out.reserve(utf8.size());
   std::size_t i = 0;
@@ -419,10 +393,17 @@ py_upper(std::string_view utf8)
     const std::uint32_t cp = next_code_point(utf8, i);
     if (cp < 0x80) {
       out += static_cast<char>((cp >= 'a' && cp <= 'z') ? cp - 32 : cp);
-    } else if (const char* special = special_upper(cp)) {
-      out += special;
-    } else if (utf8_locale != nullptr) {
-      append_code_point(out, static_cast<std::uint32_t>(towupper_l(static_cast<wint_t>(cp), utf8_locale)));
+      continue;
+    }
+    const auto* end = std::end(k_upper);
+    const auto* it = std::lower_bound(std::begin(k_upper), end, cp,
+                                      [](const UpperMapping& m, std::uint32_t v) { return m.code_point < v; });
+    if (it != end && it->code_point == cp) {
+      for (std::uint32_t u : it->upper) {
+        if (u != 0) {
+          append_code_point(out, u);
+        }
+      }
     } else {
       append_code_point(out, cp);
     }

@@ -24,7 +24,7 @@ std::string py_json_dumps(const Value& value);
 // json.dumps of a plain string (quoted, \uXXXX-escaped).
 std::string py_json_quote(std::string_view utf8);
 
-// str.upper() for UTF-8 text (Unicode case mapping, "ß" -> "SS").
+// str.upper() for UTF-8 text: CPython's full case mapping ("ß" -> "SS").
 std::string py_upper(std::string_view utf8);
 
 } // namespace env

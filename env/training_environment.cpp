@@ -26,12 +26,15 @@ string_or(const Value& obj, const char* key, const char* fallback)
   return v != nullptr && v->is_string() ? v->text() : fallback;
 }
 
-// Python's `x in container` for a list (equality) or a string (substring).
+// Python's `x in container`: substring for a string, key for a dict, item for a list.
 bool
 py_contains(const Value& container, const std::string& item)
 {
   if (container.is_string()) {
     return container.text().find(item) != std::string::npos;
+  }
+  if (container.is_object()) {
+    return container.find(item) != nullptr;
   }
   for (const auto& v : container.items()) {
     if (v.is_string() && v.text() == item) {

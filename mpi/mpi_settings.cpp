@@ -3,6 +3,7 @@
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
 
+#include <charconv>
 #include <stdexcept>
 
 namespace mpi {
@@ -89,14 +90,8 @@ positive_count(const env::Value& v, const std::string& key, const std::string& f
   bool ok = false;
   if (v.kind() == env::Value::Kind::integer || v.is_string()) {
     const std::string& t = v.text();
-    ok = !t.empty() && t.size() <= 12 && t.find_first_not_of("-0123456789") == std::string::npos;
-    if (ok) {
-      try {
-        n = std::stoll(t);
-      } catch (const std::exception&) {
-        ok = false;
-      }
-    }
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+    ok = ec == std::errc() && end == t.data() + t.size();
   }
   if (!ok || n < 1 || n > max) {
     throw env::ConfigError(file, "/" + key,

@@ -627,10 +627,6 @@ TEST(TrainingEnvironment, DistributionGroupsGivenAsDictMatchKeys)
 {
   // Python's `name in dig` tests a dict's keys:
   // dig = {"g2": "g1"}; [h for n, hs in [("g1", ["h1"]), ("g2", ["h2"])] if n in dig for h in hs] == ["h2"]
-  GTEST_SKIP() << "BUG: with sagemaker_distribution_instance_groups decoded to a dict ({\"g2\": \"g1\"}), "
-                  "build_training_environment matches group names against the dict's values (py_contains "
-                  "walks items()), giving distribution_hosts [\"h1\"] and master h1; Python tests the keys: "
-                  "[\"h2\"] and master h2";
   env::ConfigFiles files;
   files.hyperparameters = env::parse_json(R"json({"sagemaker_distribution_instance_groups": "{\"g2\": \"g1\"}"})json");
   files.resource_config = env::parse_json(
