@@ -1,5 +1,7 @@
 # Every dependency comes from Debian's packages (scripts/setup.sh installs them).
 find_package(Threads REQUIRED)
+# Static Boost.Program_options: one shared library less to map at every start.
+set(Boost_USE_STATIC_LIBS ON)
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(spdlog REQUIRED)

@@ -28,11 +28,19 @@ public:
 
 private:
   void loop();
+  // Zero-copy path: splice() to the output, tee() into m_tail_pipe for the tail.
+  // Returns false when the output does not support splice (then loop() copies).
+  bool splice_available_bytes(bool& out_broken);
   void keep(const char* data, std::size_t size);
+  void collect_tail_pipe();
 
   int m_pipe_fd;
   int m_out_fd;
   int m_wake_fd;
+  int m_tail_pipe[2] = {-1, -1};
+  int m_dev_null = -1;
+  std::size_t m_tail_pipe_bytes = 0;
+  bool m_splice_ok = true;
   std::size_t m_capacity;
   std::thread m_thread;
   mutable std::mutex m_tail_lock;

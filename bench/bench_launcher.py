@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Benchmarks for the launcher core and the supervisor, each against a baseline run in the
+same invocation: start-up overhead and memory of `smlaunch train` on a trivial script,
+and output throughput through the launcher against writing directly.
+
+Usage: bench_launcher.py SMLAUNCH PYTHON [--runs N] [--gib G]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TRIVIAL_SH = "#!/bin/sh\nexit 0\n"
+TRIVIAL_PY = "pass\n"
+WRITER = """import os, sys
+fd = {"stdout": 1, "stderr": 2}[sys.argv[1]]
+block = b"x" * (1 << 20)
+for _ in range(int(float(sys.argv[2]) * 1024)):
+    view = memoryview(block)
+    while view:
+        view = view[os.write(fd, view):]
+"""
+SLEEPER = "import time\ntime.sleep(0.5)\n"
+
+
+def make_tree(root, program, code):
+    base = os.path.join(root, "opt", "ml")
+    src = os.path.join(root, "src")
+    os.makedirs(os.path.join(base, "input", "config"))
+    os.makedirs(src)
+    path = os.path.join(src, program)
+    with open(path, "w") as f:
+        f.write(code)
+    os.chmod(path, 0o755)
+    hps = {"sagemaker_program": json.dumps(program), "sagemaker_submit_directory": json.dumps("file://" + src)}
+    for name, obj in (("hyperparameters.json", hps),
+                      ("resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]}),
+                      ("inputdataconfig.json", {"train": {"TrainingInputMode": "File"}})):
+        with open(os.path.join(base, "input", "config", name), "w") as f:
+            json.dump(obj, f)
+    return base, src
+
+
+def env():
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("SMLAUNCH_", "SM_", "PIP_"))}
+    e.update({"SMLAUNCH_LOG_LEVEL": "warning", "SMLAUNCH_NUM_GPUS": "0"})
+    return e
+
+
+def timed(argv, runs, **kwargs):
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, **kwargs)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000, min(samples) * 1000
+
+
+def startup(smlaunch, python, runs, root, program, code, interpreter):
+    base, src = make_tree(os.path.join(root, program), program, code)
+    launcher = [smlaunch, "train", "--base-dir", base, "--python", python]
+    subprocess.run(launcher, check=True, env=env())  # stages code/ once
+    hps_path = os.path.join(base, "input", "config", "hyperparameters.json")
+    with open(hps_path, "w") as f:  # from now on the code is already in place: no staging
+        json.dump({"sagemaker_program": json.dumps(program)}, f)
+    direct = ([interpreter, program] if interpreter else ["./" + program])
+    # Interleave to share any drift of the machine between both sides.
+    d_med, d_min = timed(direct, runs, cwd=os.path.join(base, "code"), env=env())
+    l_med, l_min = timed(launcher, runs, env=env())
+    return d_med, l_med, d_min, l_min
+
+
+def launcher_memory(smlaunch, python, root):
+    base, _ = make_tree(os.path.join(root, "mem"), "sleep.py", SLEEPER)
+    proc = subprocess.Popen([smlaunch, "train", "--base-dir", base, "--python", python], env=env())
+    time.sleep(0.3)
+    fields = {}
+    for path in ("/proc/%d/status" % proc.pid, "/proc/%d/smaps_rollup" % proc.pid):
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+    proc.wait()
+
+    def mib(key):
+        return int(fields[key].split()[0]) / 1024.0
+
+    # RSS counts shared library pages too (libc, libstdc++ are shared with the script);
+    # private pages are what the launcher alone adds to the machine.
+    return mib("VmRSS"), mib("Pss"), mib("Private_Clean") + mib("Private_Dirty")
+
+
+def throughput(smlaunch, python, root, stream, gib, merged):
+    tree_root = os.path.join(root, "tp-%s-%s" % (stream, merged))
+    shutil.rmtree(tree_root, ignore_errors=True)
+    base, src = make_tree(tree_root, "writer.py", WRITER)
+    subprocess.run([python, "-c", "pass"], check=True)
+    results = {}
+    for name, argv, cwd in (
+            ("direct", [python, os.path.join(src, "writer.py"), stream, str(gib)], src),
+            ("smlaunch", [smlaunch, "train", "--base-dir", base, "--python", python], None)):
+        e = env()
+        e["SMLAUNCH_GRACE_PERIOD"] = "1"
+        if name == "smlaunch":
+            hps = {"sagemaker_program": '"writer.py"', "sagemaker_submit_directory": json.dumps("file://" + src),
+                   "stream": json.dumps(stream), "gib": json.dumps(gib)}
+            with open(os.path.join(base, "input", "config", "hyperparameters.json"), "w") as f:
+                json.dump(hps, f)
+            # The writer takes its arguments positionally: wrap it.
+            with open(os.path.join(src, "run.sh"), "w") as f:
+                f.write('#!/bin/sh\nexec "%s" writer.py "$SM_HP_STREAM" "$SM_HP_GIB"\n' % python)
+            os.chmod(os.path.join(src, "run.sh"), 0o755)
+            hps["sagemaker_program"] = '"run.sh"'
+            with open(os.path.join(base, "input", "config", "hyperparameters.json"), "w") as f:
+                json.dump(hps, f)
+            shutil.rmtree(os.path.join(base, "code"), ignore_errors=True)
+        # The consumer: a pipe drained by `cat > /dev/null`, like a container's log pipe.
+        reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        out = reader.stdin
+        err = reader.stdin if merged else (subprocess.DEVNULL if stream == "stdout" else reader.stdin)
+        if not merged and stream == "stderr":
+            out = subprocess.DEVNULL
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=out, stderr=err, cwd=cwd, env=e)
+        reader.stdin.close()
+        reader.wait()
+        seconds = time.perf_counter() - start
+        results[name] = gib * 1024 / seconds
+    return results["direct"], results["smlaunch"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("smlaunch")
+    parser.add_argument("python")
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--gib", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    root = tempfile.mkdtemp(prefix="smlaunch-bench-")
+    rows = []
+    try:
+        for program, code, interp, label in (("train.sh", TRIVIAL_SH, None, "shell script"),
+                                            ("train.py", TRIVIAL_PY, args.python, "python script")):
+            d_med, l_med, d_min, l_min = startup(args.smlaunch, args.python, args.runs, root, program, code, interp)
+            rows.append(("start-up, %s, median of %d (ms)" % (label, args.runs), l_med, d_med,
+                         "overhead %.2f ms" % (l_med - d_med)))
+            rows.append(("start-up, %s, best of %d (ms)" % (label, args.runs), l_min, d_min,
+                         "overhead %.2f ms" % (l_min - d_min)))
+        rss, pss, private = launcher_memory(args.smlaunch, args.python, root)
+        rows.append(("smlaunch memory while the script runs: RSS (MiB)", rss, 0.0, "extra process"))
+        rows.append(("smlaunch memory while the script runs: PSS (MiB)", pss, 0.0, "extra process"))
+        rows.append(("smlaunch memory while the script runs: private (MiB)", private, 0.0, "extra process"))
+        for stream, merged in (("stdout", False), ("stderr", False), ("stdout", True)):
+            pairs = [throughput(args.smlaunch, args.python, root, stream, args.gib, merged)
+                     for _ in range(args.repeat)]
+            direct = statistics.median(p[0] for p in pairs)
+            ours = statistics.median(p[1] for p in pairs)
+            label = "%s+stderr on one pipe" % stream if merged else stream
+            rows.append(("throughput, %.1f GiB to %s, median of %d (MiB/s)" % (args.gib, label, args.repeat),
+                         ours, direct, "ratio %.2f" % (ours / direct)))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    width = max(len(r[0]) for r in rows)
+    print("%-*s  %10s  %10s  %s" % (width, "figure", "smlaunch", "baseline", "comparison"))
+    for name, ours, base, note in rows:
+        print("%-*s  %10.2f  %10.2f  %s" % (width, name, ours, base, note))
+
+
+if __name__ == "__main__":
+    main()

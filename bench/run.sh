@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up, build (Release) and run every benchmark; prints one table per suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh >/dev/null
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSMLAUNCH_BUILD_TESTS=OFF >/dev/null
+cmake --build build-release >/dev/null
+echo "== launcher: start-up, memory, output throughput (baseline: the script run directly)"
+.venv/bin/python bench/bench_launcher.py build-release/bin/smlaunch "$PWD/.venv/bin/python" "$@"
