@@ -173,6 +173,7 @@ build_training_environment(const Paths& paths,
   e.sagemaker_job_name = job_hp != nullptr ? py_str(*job_hp) : "";
   if (const Value* region_hp = sm.find("sagemaker_region"); region_hp != nullptr && !region_hp->is_null()) {
     e.region = py_str(*region_hp);
+    e.region_hyperparameter = e.region;
   } else if (const std::string* r = inherited.get("AWS_REGION"); r != nullptr && !r->empty()) {
     e.region = *r;
   } else if (const std::string* dr = inherited.get("AWS_DEFAULT_REGION")) {

@@ -57,6 +57,7 @@ struct TrainingEnvironment
   Value is_modelparallel_enabled;
   std::string sagemaker_job_name; // sagemaker_job_name hp, "" when absent
   std::string region;             // sagemaker_region hp, else AWS_REGION / AWS_DEFAULT_REGION
+  std::string region_hyperparameter; // sagemaker_region alone ("" when absent)
 
   std::vector<std::string> user_args;
 

@@ -51,6 +51,7 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
   const std::string* path = inherited.get("PATH");
   in.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
   in.code_dir_has_files = directory_has_files(in.paths.code);
+  in.staged_by_smlaunch = ::access(staging_marker_path(in.paths.base).c_str(), F_OK) == 0;
   return in;
 }
 
@@ -103,13 +104,18 @@ run(int argc, const char* const* argv, char** envp)
     Supervisor::Options supervision;
     supervision.grace_period = options.grace_period;
     Supervisor supervisor(supervision);
-    const PlanInputs inputs = gather_inputs(options, inherited, supervisor);
+    PlanInputs inputs = gather_inputs(options, inherited, supervisor);
     const TrainPlan plan = make_train_plan(inputs);
     if (options.command == Command::plan) {
       std::cout << plan_to_json(plan, inputs).dump(2) << std::endl;
       return 0;
     }
-    return execute_train(plan, inputs, supervisor);
+    if (const int stopped = stage(plan, inputs, supervisor)) {
+      return stopped;
+    }
+    // Archives and S3 objects are only known once unpacked: plan again from code/.
+    inputs.code_staged = true;
+    return execute_train(make_train_plan(inputs), inputs, supervisor);
   } catch (const env::ConfigError& e) {
     return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited);
   } catch (const LauncherError& e) {

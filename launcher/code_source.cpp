@@ -1,8 +1,18 @@
 #include "launcher/code_source.hpp"
 
+#include "env/config_files.hpp"
+#include "env/py_format.hpp"
+#include "launcher/archive.hpp"
 #include "launcher/errors.hpp"
+#include "launcher/logging.hpp"
+#include "launcher/s3_download.hpp"
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <unistd.h>
+#include <vector>
 #include <system_error>
 
 namespace launcher {
@@ -39,8 +49,10 @@ to_string(StagingAction action)
     return "copy_directory";
   case StagingAction::copy_file:
     return "copy_file";
-  case StagingAction::unsupported:
-    return "unsupported";
+  case StagingAction::extract_archive:
+    return "extract_archive";
+  case StagingAction::download_s3:
+    return "download_s3";
   }
   return "?";
 }
@@ -116,12 +128,12 @@ directory_has_files(const std::string& dir)
 }
 
 StagingAction
-decide_staging(const CodeSource& source, bool code_dir_has_files)
+decide_staging(const CodeSource& source, bool code_dir_has_files, bool staged_by_smlaunch)
 {
   if (source.kind == SourceKind::code_dir) {
     return StagingAction::none;
   }
-  if (code_dir_has_files) {
+  if (code_dir_has_files && !staged_by_smlaunch) {
     return StagingAction::keep_existing;
   }
   switch (source.kind) {
@@ -129,9 +141,14 @@ decide_staging(const CodeSource& source, bool code_dir_has_files)
     return StagingAction::copy_directory;
   case SourceKind::file:
     return StagingAction::copy_file;
-  default:
-    return StagingAction::unsupported;
+  case SourceKind::archive:
+    return StagingAction::extract_archive;
+  case SourceKind::s3:
+    return StagingAction::download_s3;
+  case SourceKind::code_dir:
+    break;
   }
+  return StagingAction::none;
 }
 
 std::string
@@ -143,38 +160,184 @@ code_view_root(const CodeSource& source, StagingAction action, const std::string
     return code_dir;
   case StagingAction::copy_directory:
     return source.local_path;
-  case StagingAction::copy_file:
-  case StagingAction::unsupported:
-    return "";
+  default:
+    return ""; // known once fetched or unpacked
   }
-  return "";
+}
+
+std::string
+staging_marker_path(const std::string& base_dir)
+{
+  return base_dir + "/.smlaunch/staged-code.json";
+}
+
+std::string
+file_checksum(const std::string& path)
+{
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t hash = 14695981039346656037ULL;
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < n; ++i) {
+      hash ^= static_cast<unsigned char>(buffer[i]);
+      hash *= 1099511628211ULL;
+    }
+  }
+  char out[32];
+  std::snprintf(out, sizeof(out), "fnv1a64:%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+
+namespace {
+
+struct Marker
+{
+  std::string uri;
+  std::string identity;
+};
+
+std::optional<Marker>
+read_marker(const std::string& base_dir)
+{
+  try {
+    const env::Value doc = env::read_json_file(staging_marker_path(base_dir));
+    const env::Value* uri = doc.find("uri");
+    const env::Value* identity = doc.find("identity");
+    if (uri != nullptr && identity != nullptr && uri->is_string() && identity->is_string()) {
+      return Marker{uri->text(), identity->text()};
+    }
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
 }
 
 void
-stage_code(const CodeSource& source, StagingAction action, const std::string& code_dir)
+write_marker(const std::string& base_dir, const Marker& marker)
 {
   std::error_code ec;
-  fs::create_directories(code_dir, ec);
+  fs::create_directories(fs::path(staging_marker_path(base_dir)).parent_path(), ec);
+  std::ofstream out(staging_marker_path(base_dir), std::ios::trunc);
+  out << "{\"uri\": " << env::py_json_quote(marker.uri) << ", \"identity\": " << env::py_json_quote(marker.identity)
+      << "}\n";
+}
+
+// Unpack or copy into a fresh folder next to code/, then swap it in, so a failure
+// leaves no half-staged code/ behind.
+void
+replace_code_dir(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
+{
+  const std::string staging = ctx.base_dir + "/.smlaunch/staging-" + std::to_string(getpid());
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
   if (ec) {
-    throw StagingError("cannot create the code directory " + code_dir + ": " + ec.message());
+    throw StagingError("cannot create " + staging + ": " + ec.message());
   }
+  try {
+    fill(staging);
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  fs::remove_all(ctx.code_dir, ec);
+  fs::rename(staging, ctx.code_dir, ec);
+  if (ec) {
+    throw StagingError("cannot move the staged code into " + ctx.code_dir + ": " + ec.message());
+  }
+}
+
+void
+copy_tree(const std::string& from, const std::string& to)
+{
+  std::error_code ec;
+  // Links are copied as links: a link must not pull files from outside into code/.
+  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+  if (ec) {
+    throw StagingError("cannot copy " + from + " into " + to + ": " + ec.message());
+  }
+}
+
+void
+unpack_or_copy(const std::string& file, const std::string& name, const std::string& into)
+{
+  if (is_archive_name(name)) {
+    extract_archive(file, into);
+    return;
+  }
+  std::error_code ec;
+  fs::copy_file(file, fs::path(into) / fs::path(name).filename(), ec);
+  if (ec) {
+    throw StagingError("cannot copy " + file + " into " + into + ": " + ec.message());
+  }
+}
+
+} // namespace
+
+void
+stage_code(const CodeSource& source, StagingAction action, const StagingContext& ctx)
+{
+  std::error_code ec;
+  fs::create_directories(ctx.code_dir, ec);
+  if (ec) {
+    throw StagingError("cannot create the code directory " + ctx.code_dir + ": " + ec.message());
+  }
+  const auto marker = read_marker(ctx.base_dir);
+  const bool has_files = directory_has_files(ctx.code_dir);
+  const auto already = [&](const std::string& identity) {
+    return has_files && marker && marker->uri == source.uri && marker->identity == identity;
+  };
   switch (action) {
   case StagingAction::none:
   case StagingAction::keep_existing:
     return;
   case StagingAction::copy_directory:
-    // Links are copied as links: a link must not pull files from outside into code/.
-    fs::copy(source.local_path, code_dir, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
-    break;
+    replace_code_dir(ctx, [&](const std::string& into) { copy_tree(source.local_path, into); });
+    write_marker(ctx.base_dir, {source.uri, "directory"});
+    return;
   case StagingAction::copy_file:
-    fs::copy_file(source.local_path, fs::path(code_dir) / fs::path(source.local_path).filename(), ec);
-    break;
-  case StagingAction::unsupported:
-    throw StagingError("sagemaker_submit_directory \"" + source.uri + "\": " + to_string(source.kind) +
-                       " sources are not supported by this build; use a folder or a file:// URI");
+    replace_code_dir(ctx, [&](const std::string& into) { unpack_or_copy(source.local_path, source.local_path, into); });
+    write_marker(ctx.base_dir, {source.uri, file_checksum(source.local_path)});
+    return;
+  case StagingAction::extract_archive: {
+    const std::string identity = file_checksum(source.local_path);
+    if (already(identity)) {
+      spdlog::info("{} already holds {} ({}): not unpacking it again", ctx.code_dir, source.uri, identity);
+      return;
+    }
+    spdlog::info("unpacking {} into {}", source.local_path, ctx.code_dir);
+    replace_code_dir(ctx, [&](const std::string& into) { extract_archive(source.local_path, into); });
+    write_marker(ctx.base_dir, {source.uri, identity});
+    return;
   }
-  if (ec) {
-    throw StagingError("cannot copy " + source.local_path + " into " + code_dir + ": " + ec.message());
+  case StagingAction::download_s3: {
+    const auto location = parse_s3_uri(source.uri);
+    if (!location) {
+      throw StagingError("sagemaker_submit_directory \"" + source.uri + "\" is not an s3://bucket/key URI");
+    }
+    const S3Settings settings = s3_settings_from(ctx.environment, ctx.sagemaker_region);
+    const AwsCredentials credentials = resolve_aws_credentials(ctx.environment);
+    const S3Object head = s3_head(settings, credentials, *location, ctx.stop);
+    const std::string identity = "etag:" + head.etag;
+    if (!head.etag.empty() && already(identity)) {
+      spdlog::info("{} already holds {} (ETag {}): not downloading it again", ctx.code_dir, source.uri, head.etag);
+      return;
+    }
+    const std::string download = ctx.base_dir + "/.smlaunch/download-" + std::to_string(getpid());
+    fs::create_directories(fs::path(download).parent_path(), ec);
+    try {
+      const S3Object got = s3_download(settings, credentials, *location, download, ctx.stop);
+      spdlog::info("downloaded {} bytes", got.size);
+      replace_code_dir(ctx, [&](const std::string& into) { unpack_or_copy(download, location->key, into); });
+    } catch (...) {
+      fs::remove(download, ec);
+      throw;
+    }
+    fs::remove(download, ec);
+    write_marker(ctx.base_dir, {source.uri, identity});
+    return;
+  }
   }
 }
 

@@ -2,6 +2,9 @@
 // <base>/code.
 #pragma once
 
+#include "env/env_map.hpp"
+
+#include <functional>
 #include <string>
 
 namespace launcher {
@@ -15,11 +18,12 @@ enum class SourceKind {
 };
 
 enum class StagingAction {
-  none,           // the code is already in place
-  keep_existing,  // code/ is not empty: kept as the reference does, with a warning
-  copy_directory, // copy the folder's contents into code/
-  copy_file,      // copy one file into code/
-  unsupported,    // a source this build cannot fetch yet (archives, s3://)
+  none,            // the code is already in place
+  keep_existing,   // code/ holds files smlaunch did not stage: kept, with a warning
+  copy_directory,  // copy the folder's contents into code/
+  copy_file,       // copy one file into code/
+  extract_archive, // unpack a local archive into code/ (skipped when already unpacked)
+  download_s3,     // fetch and unpack s3://... (skipped when code/ holds the same ETag)
 };
 
 struct CodeSource
@@ -36,8 +40,9 @@ const char* to_string(StagingAction action);
 // local source does not exist.
 CodeSource classify_code_source(const std::string& module_dir, const std::string& code_dir);
 
-// What staging will do, given whether code/ already holds files.
-StagingAction decide_staging(const CodeSource& source, bool code_dir_has_files);
+// What staging will do. code/ is replaced only when smlaunch staged it before
+// (`staged_by_smlaunch`: the marker exists); other contents are the image's and are kept.
+StagingAction decide_staging(const CodeSource& source, bool code_dir_has_files, bool staged_by_smlaunch);
 
 // The folder whose contents code/ will hold once staged (for planning), or "" when the
 // contents are not known before fetching.
@@ -45,7 +50,22 @@ std::string code_view_root(const CodeSource& source, StagingAction action, const
 
 bool directory_has_files(const std::string& dir);
 
-// Carry out `action` (creates code/ if needed). Throws StagingError.
-void stage_code(const CodeSource& source, StagingAction action, const std::string& code_dir);
+// Where smlaunch records what it staged into code/: <base>/.smlaunch/staged-code.json.
+std::string staging_marker_path(const std::string& base_dir);
+
+struct StagingContext
+{
+  std::string base_dir;
+  std::string code_dir;
+  env::EnvMap environment;      // credentials, region and endpoint for s3://
+  std::string sagemaker_region; // the hyperparameter, for the S3 region
+  std::function<bool()> stop;   // true when a stop signal arrived (aborts downloads)
+};
+
+// Carry out `action`. Throws StagingError; nothing is written outside the base directory.
+void stage_code(const CodeSource& source, StagingAction action, const StagingContext& context);
+
+// A fast content checksum of a file (FNV-1a, 64 bits), to recognise an archive.
+std::string file_checksum(const std::string& path);
 
 } // namespace launcher

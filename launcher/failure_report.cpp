@@ -86,37 +86,81 @@ last_lines(const std::string& output, std::size_t max_bytes)
   return out;
 }
 
+namespace {
+
+bool
+is_indented(const std::string& line)
+{
+  return !line.empty() && (line[0] == ' ' || line[0] == '\t');
+}
+
+// Lines that start another part of a chained traceback.
+bool
+starts_new_section(const std::string& line)
+{
+  return line.rfind("Traceback (most recent call last):", 0) == 0 ||
+         line.rfind("During handling of the above exception", 0) == 0 ||
+         line.rfind("The above exception was the direct cause", 0) == 0;
+}
+
+} // namespace
+
 std::string
 python_error_summary(const std::string& output, std::size_t max_bytes)
 {
-  const auto pos = output.rfind("Traceback (most recent call last):");
-  if (pos == std::string::npos) {
-    return "";
-  }
-  const auto lines = split_lines(output.substr(pos));
-  // Frames and source lines are indented; the exception starts at the first line after
-  // them that is not.
-  std::size_t last_indented = 0;
-  for (std::size_t i = 1; i < lines.size(); ++i) {
-    if (!lines[i].empty() && (lines[i][0] == ' ' || lines[i][0] == '\t')) {
-      last_indented = i;
-    }
-  }
-  std::string exception;
-  for (std::size_t i = last_indented + 1; i < lines.size(); ++i) {
-    if (lines[i].empty()) {
+  const auto lines = split_lines(output);
+  // The last traceback wins (chained exceptions print the final one last).
+  std::size_t header = lines.size();
+  for (std::size_t i = lines.size(); i-- > 0;) {
+    if (lines[i].rfind("Traceback (most recent call last):", 0) == 0) {
+      header = i;
       break;
     }
+  }
+  std::size_t first_frame = header;
+  std::size_t exception_at = lines.size();
+  if (header < lines.size()) {
+    // Frames and their source lines are indented; the exception is the first line after
+    // them that is not.
+    for (std::size_t i = header + 1; i < lines.size(); ++i) {
+      if (!is_indented(lines[i])) {
+        exception_at = i;
+        break;
+      }
+    }
+  } else {
+    // A SyntaxError in the script itself has no "Traceback" header: '  File ...' lines,
+    // then the error.
+    for (std::size_t i = lines.size(); i-- > 0;) {
+      const std::string& l = lines[i];
+      if (l.rfind("SyntaxError", 0) == 0 || l.rfind("IndentationError", 0) == 0 || l.rfind("TabError", 0) == 0) {
+        exception_at = i;
+        break;
+      }
+    }
+    if (exception_at == lines.size()) {
+      return "";
+    }
+    first_frame = exception_at;
+    while (first_frame > 0 && is_indented(lines[first_frame - 1])) {
+      --first_frame;
+    }
+  }
+  if (exception_at >= lines.size() || lines[exception_at].empty()) {
+    return "";
+  }
+  std::string exception;
+  for (std::size_t i = exception_at; i < lines.size() && !starts_new_section(lines[i]); ++i) {
     exception += (exception.empty() ? "" : "\n") + lines[i];
   }
-  if (exception.empty()) {
-    return "";
+  while (!exception.empty() && (exception.back() == '\n' || exception.back() == ' ')) {
+    exception.pop_back();
   }
   if (exception.size() >= max_bytes) {
     return exception.substr(0, max_bytes);
   }
   std::string traceback;
-  for (std::size_t i = 0; i <= last_indented && i < lines.size(); ++i) {
+  for (std::size_t i = first_frame; i < exception_at; ++i) {
     traceback += lines[i] + "\n";
   }
   traceback += exception;
@@ -133,8 +177,8 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
   } else if (r.term_signal != 0) {
     cause = "killed by " + signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
     if (r.killed_after_grace) {
-      cause += " after it did not exit within the " + std::to_string(static_cast<long long>(grace_seconds)) +
-               " s grace period that followed " + signal_name(r.stop_signal);
+      cause += fmt::format(" after it did not exit within the {:g} s grace period that followed {}", grace_seconds,
+                           signal_name(r.stop_signal));
     } else if (r.term_signal == SIGKILL) {
       cause += ": the likely cause is running out of memory (the kernel's OOM killer); check the instance's "
                "memory or reduce the batch size";

@@ -7,21 +7,27 @@ namespace launcher {
 
 namespace {
 
+// Secret values are hidden wherever they appear: under their own name, and inside other
+// values (SM_HPS, SM_USER_ARGS, SM_TRAINING_ENV, argv).
 nlohmann::ordered_json
-env_to_json(const env::EnvMap& map)
+env_to_json(const env::EnvMap& map, const env::EnvMap& secrets)
 {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& [name, value] : map.entries()) {
-    out[name] = env::is_secret_name(name) && !value.empty() ? "<redacted>" : value;
+    out[name] = env::is_secret_name(name) && !value.empty() ? "<redacted>" : env::redact_secrets(value, secrets);
   }
   return out;
 }
 
 nlohmann::ordered_json
-step_to_json(const Step& step)
+step_to_json(const Step& step, const env::EnvMap& secrets)
 {
-  return {{"name", step.name}, {"argv", step.argv}, {"cwd", step.cwd}, {"error_class", step.error_class},
-          {"env", env_to_json(step.env)}};
+  std::vector<std::string> argv;
+  for (const auto& a : step.argv) {
+    argv.push_back(env::redact_secrets(a, secrets));
+  }
+  return {{"name", step.name}, {"argv", argv}, {"cwd", step.cwd}, {"error_class", step.error_class},
+          {"env", env_to_json(step.env, secrets)}};
 }
 
 } // namespace
@@ -35,7 +41,8 @@ make_train_plan(const PlanInputs& in)
   plan.mpi = mpi::resolve_mpi_settings(e);
 
   plan.source = classify_code_source(e.module_dir, in.paths.code);
-  plan.staging = decide_staging(plan.source, in.code_dir_has_files);
+  plan.staging = in.code_staged ? StagingAction::none
+                                : decide_staging(plan.source, in.code_dir_has_files, in.staged_by_smlaunch);
   plan.code.root = code_view_root(plan.source, plan.staging, in.paths.code);
 
   const env::Value& program = e.user_entry_point;
@@ -110,9 +117,9 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
   }
   nlohmann::ordered_json steps = nlohmann::ordered_json::array();
   if (plan.install) {
-    steps.push_back(step_to_json(*plan.install));
+    steps.push_back(step_to_json(*plan.install, plan.script.env));
   }
-  steps.push_back(step_to_json(plan.script));
+  steps.push_back(step_to_json(plan.script, plan.script.env));
 
   return {
     {"smlaunch_version", SMLAUNCH_VERSION},
@@ -135,7 +142,7 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
     {"entry_point", {{"name", plan.entry_point}, {"type", to_string(plan.entry_type)}, {"missing", plan.entry_point_missing}}},
     {"dns_wait", {{"hosts", plan.dns_hosts}, {"timeout_seconds", std::chrono::duration<double>(in.options.dns_timeout).count()}}},
     {"grace_period_seconds", std::chrono::duration<double>(in.options.grace_period).count()},
-    {"environment", env_to_json(plan.added)},
+    {"environment", env_to_json(plan.added, plan.script.env)},
     {"steps", steps},
   };
 }

@@ -36,6 +36,8 @@ struct PlanInputs
   env::EnvMap inherited; // the launcher's own environment
   std::string python;    // resolved path of --python
   bool code_dir_has_files = false;
+  bool staged_by_smlaunch = false; // the staging marker exists
+  bool code_staged = false;        // staging is done: plan from code/ itself
 };
 
 struct TrainPlan

@@ -106,6 +106,24 @@ stopped(int sig)
 } // namespace
 
 int
+stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+{
+  if (plan.staging == StagingAction::keep_existing) {
+    spdlog::warn("{} holds files smlaunch did not put there: keeping them and not staging {}", in.paths.code,
+                 plan.source.uri);
+  } else if (plan.staging == StagingAction::copy_directory || plan.staging == StagingAction::copy_file) {
+    spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
+  }
+  StagingContext context{in.paths.base, in.paths.code, in.inherited, plan.environment.region_hyperparameter,
+                         [&supervisor] { return supervisor.poll_stop_signal() != 0; }};
+  stage_code(plan.source, plan.staging, context);
+  if (const int sig = supervisor.poll_stop_signal()) {
+    return stopped(sig);
+  }
+  return 0;
+}
+
+int
 execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
 {
   if (plan.mpi.enabled) {
@@ -113,16 +131,6 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
                         "this job needs MPI (" + plan.mpi.why +
                           "), which this build does not launch yet; set sagemaker_use_mpi to false to run one "
                           "process per host");
-  }
-
-  if (plan.staging == StagingAction::keep_existing) {
-    spdlog::warn("{} is not empty: keeping its contents and not copying {}", in.paths.code, plan.source.uri);
-  } else if (plan.staging != StagingAction::none) {
-    spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
-  }
-  stage_code(plan.source, plan.staging, in.paths.code);
-  if (const int sig = supervisor.poll_stop_signal()) {
-    return stopped(sig);
   }
 
   if (plan.install) {

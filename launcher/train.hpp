@@ -6,7 +6,11 @@
 
 namespace launcher {
 
-// Returns the exit status; writes output/success or output/failure for the script's
+// Stage the code as `plan` says. Returns 128+N when a stop signal N arrived, else 0.
+// Throws StagingError.
+int stage(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
+
+// Install, wait for host names, run the script (the code is staged). Returns the exit status; writes output/success or output/failure for the script's
 // outcome. Throws LauncherError for the launcher's own failures.
 int execute_train(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
 

@@ -247,7 +247,7 @@ class TestTrain(unittest.TestCase):
             f.write(PROBE)
         result = tree.run()
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("not empty", result.stderr)
+        self.assertIn("holds files smlaunch did not put there", result.stderr)
 
     def test_missing_program_gives_127(self):
         tree = Tree(self, hyperparameters={"sagemaker_program": "nope.py"}, code={"train.py": PROBE})

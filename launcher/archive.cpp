@@ -1,0 +1,185 @@
+#include "launcher/archive.hpp"
+
+#include "launcher/errors.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <memory>
+#include <vector>
+
+namespace launcher {
+
+namespace {
+
+// Split on '/' and resolve "." and ".."; nullopt when the path climbs above its root.
+std::optional<std::vector<std::string>>
+normalized_parts(const std::string& path)
+{
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto end = path.find('/', start);
+    const std::string part = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (part == "..") {
+      if (parts.empty()) {
+        return std::nullopt;
+      }
+      parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    if (end == std::string::npos) {
+      break;
+    }
+    start = end + 1;
+  }
+  return parts;
+}
+
+bool
+has_dot_dot(const std::string& path)
+{
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto end = path.find('/', start);
+    if (path.compare(start, end == std::string::npos ? std::string::npos : end - start, "..") == 0 &&
+        (end == std::string::npos ? path.size() - start : end - start) == 2) {
+      return true;
+    }
+    if (end == std::string::npos) {
+      return false;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+struct ReadCloser
+{
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+struct WriteCloser
+{
+  void operator()(archive* a) const { archive_write_free(a); }
+};
+
+} // namespace
+
+std::optional<std::string>
+unsafe_member_reason(const std::string& path, MemberType type, const std::string& link_target)
+{
+  if (path.empty()) {
+    return "has an empty name";
+  }
+  if (path[0] == '/') {
+    return "has an absolute path";
+  }
+  if (has_dot_dot(path)) {
+    return "has a '..' component";
+  }
+  switch (type) {
+  case MemberType::file:
+  case MemberType::directory:
+    return std::nullopt;
+  case MemberType::other:
+    return "is a device, FIFO or socket";
+  case MemberType::hardlink:
+    if (link_target.empty() || link_target[0] == '/' || has_dot_dot(link_target)) {
+      return "is a hard link to \"" + link_target + "\", outside the code directory";
+    }
+    return std::nullopt;
+  case MemberType::symlink: {
+    if (link_target.empty() || link_target[0] == '/') {
+      return "is a symbolic link to \"" + link_target + "\", outside the code directory";
+    }
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
+    if (!normalized_parts(dir.empty() ? link_target : dir + "/" + link_target)) {
+      return "is a symbolic link to \"" + link_target + "\", outside the code directory";
+    }
+    return std::nullopt;
+  }
+  }
+  return std::nullopt;
+}
+
+void
+extract_archive(const std::string& archive_path, const std::string& destination)
+{
+  std::unique_ptr<archive, ReadCloser> in(archive_read_new());
+  archive_read_support_filter_all(in.get());
+  archive_read_support_format_tar(in.get());
+  archive_read_support_format_gnutar(in.get());
+  if (archive_read_open_filename(in.get(), archive_path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    throw StagingError("cannot open the code archive " + archive_path + ": " + archive_error_string(in.get()));
+  }
+  std::unique_ptr<archive, WriteCloser> out(archive_write_disk_new());
+  // libarchive's own guards too, in case a check above missed a case.
+  archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                              ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+  archive_entry* entry = nullptr;
+  while (true) {
+    const int r = archive_read_next_header(in.get(), &entry);
+    if (r == ARCHIVE_EOF) {
+      break;
+    }
+    if (r < ARCHIVE_WARN) {
+      throw StagingError("cannot read the code archive " + archive_path + ": " + archive_error_string(in.get()));
+    }
+    const std::string name = archive_entry_pathname(entry) != nullptr ? archive_entry_pathname(entry) : "";
+    const char* hardlink = archive_entry_hardlink(entry);
+    const char* symlink = archive_entry_symlink(entry);
+    MemberType type = MemberType::other;
+    if (hardlink != nullptr) {
+      type = MemberType::hardlink;
+    } else {
+      switch (archive_entry_filetype(entry)) {
+      case AE_IFREG:
+        type = MemberType::file;
+        break;
+      case AE_IFDIR:
+        type = MemberType::directory;
+        break;
+      case AE_IFLNK:
+        type = MemberType::symlink;
+        break;
+      default:
+        type = MemberType::other;
+      }
+    }
+    const std::string target = hardlink != nullptr ? hardlink : (symlink != nullptr ? symlink : "");
+    if (const auto reason = unsafe_member_reason(name, type, target)) {
+      throw StagingError("refusing the code archive " + archive_path + ": member \"" + name + "\" " + *reason);
+    }
+    archive_entry_set_pathname(entry, (destination + "/" + name).c_str());
+    if (hardlink != nullptr) {
+      archive_entry_set_hardlink(entry, (destination + "/" + target).c_str());
+    }
+    archive_entry_set_perm(entry, archive_entry_perm(entry) & 01777); // no setuid/setgid
+    if (archive_write_header(out.get(), entry) < ARCHIVE_WARN) {
+      throw StagingError("cannot extract member \"" + name + "\" of " + archive_path + ": " +
+                         archive_error_string(out.get()));
+    }
+    const void* block = nullptr;
+    size_t size = 0;
+    la_int64_t offset = 0;
+    int rr;
+    while ((rr = archive_read_data_block(in.get(), &block, &size, &offset)) == ARCHIVE_OK) {
+      if (archive_write_data_block(out.get(), block, size, offset) < ARCHIVE_WARN) {
+        throw StagingError("cannot write member \"" + name + "\": " + archive_error_string(out.get()));
+      }
+    }
+    if (rr < ARCHIVE_WARN) {
+      throw StagingError("cannot read member \"" + name + "\" of " + archive_path + ": " + archive_error_string(in.get()));
+    }
+    if (archive_write_finish_entry(out.get()) < ARCHIVE_WARN) {
+      throw StagingError("cannot finish member \"" + name + "\": " + archive_error_string(out.get()));
+    }
+  }
+  if (archive_write_close(out.get()) < ARCHIVE_WARN) {
+    throw StagingError("cannot finish extracting " + archive_path + ": " + archive_error_string(out.get()));
+  }
+}
+
+} // namespace launcher

@@ -1,0 +1,21 @@
+// Safe extraction of the user's code archive (.tar.gz, .tar): unlike the reference's
+// tarfile.extractall (CVE-2007-4559), no member may write outside the destination.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace launcher {
+
+enum class MemberType { file, directory, symlink, hardlink, other };
+
+// Why an archive member must be refused, or nullopt when it is safe. `link_target` is
+// the symlink's target or the hard link's member name.
+std::optional<std::string> unsafe_member_reason(const std::string& path, MemberType type, const std::string& link_target);
+
+// Extract `archive_path` into the existing empty directory `destination`. Keeps the
+// permission bits (without setuid/setgid), not the owners. Throws StagingError naming
+// the first unsafe member; the caller removes `destination` then.
+void extract_archive(const std::string& archive_path, const std::string& destination);
+
+} // namespace launcher

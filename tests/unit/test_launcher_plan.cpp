@@ -1,0 +1,497 @@
+// make_train_plan / plan_to_json on real trees: the three config files are written to a
+// temporary base directory and read with env::read_config_files, as `smlaunch plan` does.
+#include "launcher/plan.hpp"
+
+#include "env/config_error.hpp"
+#include "env/config_files.hpp"
+#include "launcher/cli.hpp"
+#include "launcher/code_source.hpp"
+#include "launcher/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace fs = std::filesystem;
+using launcher::EntryPointType;
+using launcher::PlanInputs;
+using launcher::TrainPlan;
+
+namespace {
+
+using Vars = std::vector<std::pair<std::string, std::string>>;
+using Strings = std::vector<std::string>;
+
+const char* const k_python = "/usr/bin/python3";
+
+std::string
+json_string(const std::string& s)
+{
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+class LauncherPlan : public ::testing::Test
+{
+protected:
+  void
+  SetUp() override
+  {
+    m_base = fs::temp_directory_path() / ("smlaunch-plan-" + std::to_string(getpid()));
+    fs::remove_all(m_base);
+    fs::create_directories(m_base / "input" / "config");
+    fs::create_directories(m_base / "input" / "data" / "train");
+    fs::create_directories(src() / "sub");
+    write(src() / "train.py", "print('hi')\n");
+    hosts({"algo-1"}, "algo-1");
+    write(m_base / "input" / "config" / "inputdataconfig.json",
+          R"({"train": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}})");
+    m_hps = {{"epochs", "3"},
+             {"lr", "0.1"},
+             {"sagemaker_program", json_string("train.py")},
+             {"sagemaker_submit_directory", json_string(src().string())},
+             {"sagemaker_job_name", json_string("job-7")},
+             {"sagemaker_region", json_string("eu-west-1")}};
+    m_inherited = {{"PATH", "/usr/local/bin:/usr/bin"}, {"HOME", "/root"}};
+  }
+  void TearDown() override { fs::remove_all(m_base); }
+
+  fs::path src() const { return m_base / "src"; }
+  std::string code() const { return (m_base / "code").string(); }
+
+  static void
+  write(const fs::path& p, const std::string& text)
+  {
+    std::ofstream(p) << text;
+  }
+  void
+  hosts(const Strings& names, const std::string& current)
+  {
+    std::string list;
+    for (const auto& h : names) {
+      list += (list.empty() ? "" : ", ") + json_string(h);
+    }
+    write(m_base / "input" / "config" / "resourceconfig.json",
+          R"({"current_host": )" + json_string(current) + R"(, "hosts": [)" + list +
+            R"(], "network_interface_name": "eth0"})");
+  }
+  // Set (or with value nullptr, remove) a hyperparameter: `json` is the JSON text the SDK
+  // puts inside the string.
+  void
+  hp(const std::string& name, const char* json)
+  {
+    std::erase_if(m_hps, [&](const auto& e) { return e.first == name; });
+    if (json != nullptr) {
+      m_hps.emplace_back(name, json);
+    }
+  }
+
+  PlanInputs
+  inputs(const Vars& extra = {}, std::chrono::milliseconds dns_timeout = std::chrono::seconds(900))
+  {
+    std::string text = "{";
+    for (const auto& [k, v] : m_hps) {
+      text += (text.size() > 1 ? ", " : "") + json_string(k) + ": " + json_string(v);
+    }
+    write(m_base / "input" / "config" / "hyperparameters.json", text + "}");
+    PlanInputs in;
+    in.options.dns_timeout = dns_timeout;
+    in.paths = env::Paths::under(m_base.string());
+    in.config = env::read_config_files(in.paths);
+    in.machine.num_cpus = 4;
+    in.gpu_source = "option";
+    for (const auto& [k, v] : m_inherited) {
+      in.inherited.set(k, v);
+    }
+    for (const auto& [k, v] : extra) {
+      in.inherited.set(k, v);
+    }
+    in.python = k_python;
+    in.code_dir_has_files = launcher::directory_has_files(in.paths.code);
+    return in;
+  }
+  TrainPlan plan(const Vars& extra = {}) { return launcher::make_train_plan(inputs(extra)); }
+
+  fs::path m_base;
+  Vars m_hps;
+  Vars m_inherited;
+};
+
+std::string
+get(const env::EnvMap& map, const std::string& name)
+{
+  const std::string* v = map.get(name);
+  return v != nullptr ? *v : "<unset>";
+}
+
+TEST_F(LauncherPlan, ScriptStep)
+{
+  const TrainPlan p = plan();
+  EXPECT_EQ(p.script.name, "script");
+  EXPECT_EQ(p.script.error_class, "ExecuteUserScriptError");
+  EXPECT_EQ(p.script.argv, (Strings{k_python, "train.py", "--epochs", "3", "--lr", "0.1"}));
+  EXPECT_EQ(p.script.cwd, code());
+  EXPECT_EQ(p.entry_point, "train.py");
+  EXPECT_EQ(p.entry_type, EntryPointType::python_program);
+  EXPECT_FALSE(p.entry_point_missing);
+  EXPECT_EQ(p.source.kind, launcher::SourceKind::directory);
+  EXPECT_EQ(p.staging, launcher::StagingAction::copy_directory);
+  EXPECT_EQ(p.code.root, src().string());
+  EXPECT_FALSE(p.install.has_value());
+  EXPECT_TRUE(p.dns_hosts.empty());
+
+  const env::EnvMap& e = p.script.env;
+  const Vars expected = {
+    {"PATH", "/usr/local/bin:/usr/bin"}, // inherited
+    {"HOME", "/root"},
+    {"CURRENT_HOST", "algo-1"},
+    {"SAGEMAKER_JOB_NAME", "job-7"},
+    {"SAGEMAKER_REGION", "eu-west-1"},
+    {"PYTHONPATH", code()},
+    {"PYTHONUNBUFFERED", "1"},
+    {"SM_CURRENT_HOST", "algo-1"},
+    {"SM_HOSTS", "[\"algo-1\"]"},
+    {"SM_USER_ENTRY_POINT", "train.py"},
+    {"SM_MODULE_DIR", src().string()},
+    {"SM_MODEL_DIR", (m_base / "model").string()},
+    {"SM_CHANNEL_TRAIN", (m_base / "input" / "data" / "train").string()},
+    {"SM_HP_EPOCHS", "3"},
+    {"SM_USER_ARGS", "[\"--epochs\",\"3\",\"--lr\",\"0.1\"]"},
+    {"SM_NUM_CPUS", "4"},
+  };
+  for (const auto& [k, v] : expected) {
+    EXPECT_EQ(get(e, k), v) << k;
+  }
+  // What smlaunch adds: everything but the inherited variables.
+  EXPECT_FALSE(p.added.contains("PATH"));
+  EXPECT_FALSE(p.added.contains("HOME"));
+  for (const char* k : {"CURRENT_HOST", "SAGEMAKER_JOB_NAME", "SAGEMAKER_REGION", "PYTHONPATH", "PYTHONUNBUFFERED",
+                        "SM_CURRENT_HOST", "SM_TRAINING_ENV"}) {
+    EXPECT_TRUE(p.added.contains(k)) << k;
+  }
+}
+
+TEST_F(LauncherPlan, PythonPathAndUnbuffered)
+{
+  struct Case
+  {
+    Vars inherited;
+    std::string pythonpath;
+    std::string unbuffered;
+    bool unbuffered_added;
+  };
+  const Case cases[] = {
+    {{}, code(), "1", true},
+    {{{"PYTHONPATH", "/opt/lib:/srv/lib"}}, code() + ":/opt/lib:/srv/lib", "1", true},
+    {{{"PYTHONPATH", ""}}, code(), "1", true},
+    {{{"PYTHONUNBUFFERED", "0"}}, code(), "0", false},
+    {{{"PYTHONUNBUFFERED", ""}}, code(), "", false}, // set, even empty: the user's choice
+    {{{"PYTHONPATH", "/x"}, {"PYTHONUNBUFFERED", "1"}}, code() + ":/x", "1", false},
+  };
+  for (const auto& c : cases) {
+    const TrainPlan p = plan(c.inherited);
+    const std::string what = c.inherited.empty() ? "(none)" : c.inherited[0].first + "=" + c.inherited[0].second;
+    EXPECT_EQ(get(p.script.env, "PYTHONPATH"), c.pythonpath) << what;
+    EXPECT_EQ(get(p.added, "PYTHONPATH"), c.pythonpath) << what;
+    EXPECT_EQ(get(p.script.env, "PYTHONUNBUFFERED"), c.unbuffered) << what;
+    EXPECT_EQ(p.added.contains("PYTHONUNBUFFERED"), c.unbuffered_added) << what;
+  }
+}
+
+TEST_F(LauncherPlan, JobNameAndRegion)
+{
+  struct Case
+  {
+    const char* job_hp;
+    const char* region_hp;
+    Vars inherited;
+    const char* job;
+    const char* region;
+  };
+  const Case cases[] = {
+    {"\"job-7\"", "\"eu-west-1\"", {{"AWS_REGION", "us-west-2"}}, "job-7", "eu-west-1"},
+    {nullptr, nullptr, {{"AWS_REGION", "us-west-2"}}, "", "us-west-2"},
+    {nullptr, nullptr, {{"AWS_DEFAULT_REGION", "ap-south-1"}}, "", "ap-south-1"},
+  };
+  for (const auto& c : cases) {
+    hp("sagemaker_job_name", c.job_hp);
+    hp("sagemaker_region", c.region_hp);
+    const TrainPlan p = plan(c.inherited);
+    EXPECT_EQ(get(p.script.env, "SAGEMAKER_JOB_NAME"), c.job) << c.region;
+    EXPECT_EQ(get(p.script.env, "SAGEMAKER_REGION"), c.region) << c.region;
+    EXPECT_EQ(get(p.script.env, "CURRENT_HOST"), "algo-1");
+  }
+}
+
+TEST_F(LauncherPlan, InstallStep)
+{
+  struct Case
+  {
+    const char* name;
+    bool requirements;
+    bool setup_py;
+    bool has_install;
+    Strings install_argv;
+    const char* error_class;
+    Strings script_argv;
+  };
+  const Case cases[] = {
+    {"nothing", false, false, false, {}, "", {k_python, "train.py", "--epochs", "3", "--lr", "0.1"}},
+    {"requirements.txt",
+     true,
+     false,
+     true,
+     {k_python, "-m", "pip", "install", "-r", "requirements.txt"},
+     "InstallRequirementsError",
+     {k_python, "train.py", "--epochs", "3", "--lr", "0.1"}},
+    {"setup.py",
+     false,
+     true,
+     true,
+     {k_python, "-m", "pip", "install", "."},
+     "InstallModuleError",
+     {k_python, "-m", "train", "--epochs", "3", "--lr", "0.1"}},
+    {"both",
+     true,
+     true,
+     true,
+     {k_python, "-m", "pip", "install", ".", "-r", "requirements.txt"},
+     "InstallModuleError",
+     {k_python, "-m", "train", "--epochs", "3", "--lr", "0.1"}},
+  };
+  for (const auto& c : cases) {
+    fs::remove(src() / "requirements.txt");
+    fs::remove(src() / "setup.py");
+    if (c.requirements) {
+      write(src() / "requirements.txt", "numpy\n");
+    }
+    if (c.setup_py) {
+      write(src() / "setup.py", "from setuptools import setup\nsetup(name='x')\n");
+    }
+    const TrainPlan p = plan({{"PIP_INDEX_URL", "https://example.invalid/simple"}});
+    EXPECT_EQ(p.script.argv, c.script_argv) << c.name;
+    ASSERT_EQ(p.install.has_value(), c.has_install) << c.name;
+    if (!p.install) {
+      continue;
+    }
+    EXPECT_EQ(p.install->name, "install") << c.name;
+    EXPECT_EQ(p.install->argv, c.install_argv) << c.name;
+    EXPECT_EQ(p.install->error_class, c.error_class) << c.name;
+    EXPECT_EQ(p.install->cwd, code()) << c.name;
+    const env::EnvMap& e = p.install->env;
+    for (const auto& [k, v] : e.entries()) {
+      EXPECT_NE(k.rfind("SM_", 0), 0u) << c.name << ": pip sees " << k;
+    }
+    EXPECT_EQ(get(e, "PATH"), "/usr/local/bin:/usr/bin") << c.name;
+    EXPECT_EQ(get(e, "PIP_INDEX_URL"), "https://example.invalid/simple") << c.name; // the user's PIP_* pass
+    EXPECT_EQ(get(e, "CURRENT_HOST"), "algo-1") << c.name;
+    EXPECT_EQ(get(e, "SAGEMAKER_JOB_NAME"), "job-7") << c.name;
+    EXPECT_FALSE(e.contains("PYTHONPATH")) << c.name;
+  }
+}
+
+TEST_F(LauncherPlan, InstallFromTheCodeDirectoryItself)
+{
+  hp("sagemaker_submit_directory", nullptr); // default: the code directory
+  fs::create_directories(code());
+  write(fs::path(code()) / "train.py", "print(1)\n");
+  write(fs::path(code()) / "requirements.txt", "numpy\n");
+  const TrainPlan p = plan();
+  EXPECT_EQ(p.source.kind, launcher::SourceKind::code_dir);
+  EXPECT_EQ(p.staging, launcher::StagingAction::none);
+  ASSERT_TRUE(p.install.has_value());
+  EXPECT_EQ(p.install->argv.back(), "requirements.txt");
+  EXPECT_FALSE(p.entry_point_missing);
+  EXPECT_EQ(get(p.script.env, "SM_MODULE_DIR"), code());
+}
+
+TEST_F(LauncherPlan, EntryPointMissing)
+{
+  struct Case
+  {
+    const char* program;
+    const char* submit; // nullptr: the source folder
+    bool setup_py;
+    bool missing;
+  };
+  const Case cases[] = {
+    {"train.py", nullptr, false, false},
+    {"missing.py", nullptr, false, true},
+    {"sub/run.sh", nullptr, false, true},
+    {"..hidden.py", nullptr, false, true}, // ".." only as a whole path part is refused
+    {"missing.py", "s3://bucket/job/sourcedir.tar.gz", false, false}, // unknown until fetched
+    {"missing", nullptr, true, false}, // a package's module may come from the install
+  };
+  for (const auto& c : cases) {
+    fs::remove(src() / "setup.py");
+    if (c.setup_py) {
+      write(src() / "setup.py", "");
+    }
+    hp("sagemaker_program", json_string(c.program).c_str());
+    hp("sagemaker_submit_directory", json_string(c.submit != nullptr ? c.submit : src().string()).c_str());
+    const TrainPlan p = plan();
+    EXPECT_EQ(p.entry_point_missing, c.missing) << c.program << " from " << (c.submit ? c.submit : "src");
+  }
+  // SAGEMAKER_PROGRAM wins over the hyperparameter.
+  hp("sagemaker_program", json_string("missing.py").c_str());
+  hp("sagemaker_submit_directory", json_string(src().string()).c_str());
+  const TrainPlan p = plan({{"SAGEMAKER_PROGRAM", "train.py"}});
+  EXPECT_EQ(p.entry_point, "train.py");
+  EXPECT_FALSE(p.entry_point_missing);
+}
+
+TEST_F(LauncherPlan, BadProgramIsAConfigError)
+{
+  struct Case
+  {
+    const char* name;
+    const char* program_json; // nullptr: no sagemaker_program
+    Vars inherited;
+    const char* file;         // "hps": the hyperparameters file
+    const char* key;
+  };
+  const Case cases[] = {
+    {"missing", nullptr, {}, "hps", "/sagemaker_program"},
+    {"null", "null", {}, "hps", "/sagemaker_program"},
+    {"integer", "5", {}, "hps", "/sagemaker_program"},
+    {"list", "[\"train.py\"]", {}, "hps", "/sagemaker_program"},
+    {"empty", "\"\"", {}, "hps", "/sagemaker_program"},
+    {"absolute", "\"/opt/ml/code/train.py\"", {}, "hps", "/sagemaker_program"},
+    {"dot-dot", "\"../train.py\"", {}, "hps", "/sagemaker_program"},
+    {"inner dot-dot", "\"sub/../../train.py\"", {}, "hps", "/sagemaker_program"},
+    {"only dot-dot", "\"..\"", {}, "hps", "/sagemaker_program"},
+    {"a directory", "\"sub\"", {}, "hps", "/sagemaker_program"},
+    {"absolute in the environment", "\"train.py\"", {{"SAGEMAKER_PROGRAM", "/abs/train.py"}}, "environment",
+     "SAGEMAKER_PROGRAM"},
+    {"dot-dot in the environment", nullptr, {{"SAGEMAKER_PROGRAM", "../x.py"}}, "environment", "SAGEMAKER_PROGRAM"},
+  };
+  const std::string hps_file = (m_base / "input" / "config" / "hyperparameters.json").string();
+  for (const auto& c : cases) {
+    hp("sagemaker_program", c.program_json);
+    try {
+      launcher::make_train_plan(inputs(c.inherited));
+      ADD_FAILURE() << "no ConfigError for " << c.name;
+    } catch (const env::ConfigError& e) {
+      ASSERT_FALSE(e.problems().empty()) << c.name;
+      EXPECT_EQ(e.problems()[0].key, c.key) << c.name << ": " << e.what();
+      EXPECT_EQ(e.problems()[0].file, std::string(c.file) == "hps" ? hps_file : c.file) << c.name << ": " << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a ConfigError for " << c.name << ": " << e.what();
+    }
+  }
+}
+
+TEST_F(LauncherPlan, MissingSubmitDirectoryIsAStagingError)
+{
+  const std::string gone = (m_base / "no-such-source").string();
+  for (const std::string& submit : {gone, "file://" + gone, gone + "/"}) {
+    hp("sagemaker_submit_directory", json_string(submit).c_str());
+    try {
+      plan();
+      ADD_FAILURE() << "no StagingError for " << submit;
+    } catch (const launcher::StagingError& e) {
+      EXPECT_EQ(e.exit_code(), 66);
+      EXPECT_NE(std::string(e.what()).find(gone), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(LauncherPlan, DnsHosts)
+{
+  struct Case
+  {
+    const char* name;
+    Strings hosts;
+    long long timeout_ms;
+    Vars inherited;
+    bool wait;
+  };
+  const Case cases[] = {
+    {"one host", {"algo-1"}, 900000, {}, false},
+    {"two hosts", {"algo-1", "algo-2"}, 900000, {}, true},
+    {"three hosts, short timeout", {"algo-1", "algo-2", "algo-3"}, 1, {}, true},
+    {"timeout 0 skips", {"algo-1", "algo-2"}, 0, {}, false},
+    {"studio local mode", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "true"}}, false},
+    {"studio local mode True", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "True"}}, false},
+    {"studio local mode false", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "false"}}, true},
+  };
+  for (const auto& c : cases) {
+    hosts(c.hosts, "algo-1");
+    const TrainPlan p = launcher::make_train_plan(inputs(c.inherited, std::chrono::milliseconds(c.timeout_ms)));
+    EXPECT_EQ(p.dns_hosts, c.wait ? c.hosts : Strings{}) << c.name;
+  }
+}
+
+TEST_F(LauncherPlan, Json)
+{
+  const char* argv[] = {"smlaunch", "plan", "--base-dir", "/ignored", "--grace-period", "30", nullptr};
+  PlanInputs in = inputs({{"AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+                          {"AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"},
+                          {"HF_TOKEN", ""}});
+  in.options = launcher::parse_command_line(6, argv, in.inherited);
+  const TrainPlan p = launcher::make_train_plan(in);
+  const auto j = launcher::plan_to_json(p, in);
+  for (const char* key : {"steps", "environment", "settings", "mpi", "host", "code", "entry_point", "dns_wait"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["settings"]["base-dir"]["origin"], "command line");
+  EXPECT_EQ(j["settings"]["grace-period"]["value"], "30");
+  EXPECT_EQ(j["settings"]["python"]["origin"], "default");
+  EXPECT_EQ(j["host"]["current_host"], "algo-1");
+  EXPECT_EQ(j["mpi"]["enabled"], false);
+  ASSERT_EQ(j["steps"].size(), 1u);
+  const auto& step = j["steps"][0];
+  EXPECT_EQ(step["name"], "script");
+  EXPECT_EQ(step["argv"], p.script.argv);
+  EXPECT_EQ(step["cwd"], code());
+  EXPECT_EQ(step["env"]["AWS_SECRET_ACCESS_KEY"], "<redacted>");
+  EXPECT_EQ(step["env"]["AWS_ACCESS_KEY_ID"], "<redacted>"); // "KEY" in the name
+  EXPECT_EQ(step["env"]["HF_TOKEN"], "");                    // nothing to hide
+  EXPECT_EQ(step["env"]["PATH"], "/usr/local/bin:/usr/bin");
+  EXPECT_EQ(j["environment"]["PYTHONPATH"], code());
+  EXPECT_FALSE(j["environment"].contains("PATH"));
+  const std::string dump = j.dump();
+  EXPECT_EQ(dump.find("wJalrXUtnFEMI"), std::string::npos);
+  EXPECT_EQ(dump.find("AKIAIOSFODNN7EXAMPLE"), std::string::npos);
+
+  // With requirements.txt the install step comes first.
+  write(src() / "requirements.txt", "numpy\n");
+  const TrainPlan with_install = launcher::make_train_plan(in);
+  const auto j2 = launcher::plan_to_json(with_install, in);
+  ASSERT_EQ(j2["steps"].size(), 2u);
+  EXPECT_EQ(j2["steps"][0]["name"], "install");
+  EXPECT_EQ(j2["steps"][0]["env"]["AWS_SECRET_ACCESS_KEY"], "<redacted>");
+  EXPECT_EQ(j2["steps"][1]["name"], "script");
+}
+
+TEST_F(LauncherPlan, JsonSecretHyperparameterBug)
+{
+  // A hyperparameter named like a secret: SM_HP_API_KEY is redacted by name, but its value
+  // is also inside SM_HPS, SM_USER_ARGS, SM_TRAINING_ENV and the script's argv. The -v log
+  // (train.cpp, log_environment) redacts those with env::redact_secrets; the plan does not.
+  hp("api_key", json_string("sk-live-0123456789abcdef").c_str());
+  const PlanInputs in = inputs();
+  const TrainPlan p = launcher::make_train_plan(in);
+  const auto j = launcher::plan_to_json(p, in);
+  EXPECT_EQ(j["environment"]["SM_HP_API_KEY"], "<redacted>");
+  const std::string dump = j.dump();
+  if (dump.find("sk-live-0123456789abcdef") != std::string::npos) {
+    FAIL() << "regression: plan_to_json (\"secrets redacted\") redacts by variable name only; the value of "
+                    "SM_HP_API_KEY appears unredacted in environment.SM_HPS, SM_USER_ARGS, SM_TRAINING_ENV and "
+                    "steps[].argv, while the -v log redacts it";
+  }
+}
+
+} // namespace
