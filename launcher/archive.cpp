@@ -4,6 +4,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -104,8 +105,12 @@ unsafe_member_reason(const std::string& path, MemberType type, const std::string
 }
 
 void
-extract_archive(const std::string& archive_path, const std::string& destination)
+extract_archive(const std::string& archive_path, const std::string& destination_dir)
 {
+  // Members are written to absolute paths under a canonical destination: libarchive's
+  // symlink and '..' guards then only ever see the member's own components.
+  std::error_code ec;
+  const std::string destination = std::filesystem::weakly_canonical(destination_dir, ec).string();
   std::unique_ptr<archive, ReadCloser> in(archive_read_new());
   archive_read_support_filter_all(in.get());
   archive_read_support_format_tar(in.get());
@@ -116,8 +121,7 @@ extract_archive(const std::string& archive_path, const std::string& destination)
   std::unique_ptr<archive, WriteCloser> out(archive_write_disk_new());
   // libarchive's own guards too, in case a check above missed a case.
   archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                              ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   archive_entry* entry = nullptr;
   while (true) {
     const int r = archive_read_next_header(in.get(), &entry);

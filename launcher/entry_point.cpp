@@ -1,5 +1,6 @@
 #include "launcher/entry_point.hpp"
 
+#include <fstream>
 #include <sys/stat.h>
 
 namespace launcher {
@@ -30,6 +31,38 @@ CodeView::is_directory(const std::string& relative) const
 {
   struct stat st{};
   return !root.empty() && ::stat((root + "/" + relative).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string
+CodeView::read(const std::string& relative) const
+{
+  if (root.empty()) {
+    return "";
+  }
+  std::ifstream in(root + "/" + relative, std::ios::binary);
+  std::string text(64 * 1024, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text;
+}
+
+bool
+is_installable_pyproject(const std::string& text)
+{
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    std::string line = text.substr(start, end - start);
+    line.erase(0, line.find_first_not_of(" \t"));
+    if (line.rfind("[build-system]", 0) == 0 || line.rfind("[project]", 0) == 0) {
+      return true;
+    }
+    start = end + 1;
+  }
+  return false;
 }
 
 EntryPointType
@@ -114,7 +147,8 @@ std::optional<InstallCommand>
 install_command(EntryPointType type, const CodeView& code, const std::string& python)
 {
   const bool requirements = code.has("requirements.txt");
-  if (type == EntryPointType::python_package) {
+  const bool pyproject = code.has("pyproject.toml") && is_installable_pyproject(code.read("pyproject.toml"));
+  if (type == EntryPointType::python_package || pyproject) {
     InstallCommand c{{python, "-m", "pip", "install", "."}, "InstallModuleError"};
     if (requirements) {
       c.argv.insert(c.argv.end(), {"-r", "requirements.txt"});

@@ -18,7 +18,13 @@ struct CodeView
   std::string root; // the folder to look into; "" when unknown until fetched
   bool has(const std::string& relative) const;
   bool is_directory(const std::string& relative) const;
+  // The first 64 KiB of a file, "" when it cannot be read.
+  std::string read(const std::string& relative) const;
 };
+
+// True when pyproject.toml declares something pip can build ([build-system] or [project]),
+// not just tool settings.
+bool is_installable_pyproject(const std::string& text);
 
 // The reference's order: ".sh" -> command; setup.py present -> package; ".py" ->
 // program; anything else -> command.
@@ -43,7 +49,8 @@ struct InstallCommand
   std::string error_class; // InstallModuleError or InstallRequirementsError
 };
 
-// pip for a package (`pip install . [-r requirements.txt]`) or for requirements.txt.
+// pip for a package (`pip install . [-r requirements.txt]`: setup.py, or a pyproject.toml
+// that declares a build) or for requirements.txt alone.
 std::optional<InstallCommand> install_command(EntryPointType type, const CodeView& code, const std::string& python);
 
 } // namespace launcher

@@ -36,6 +36,14 @@ if ! .venv/bin/python -c 'import chainer, sys; sys.exit(chainer.__version__ != "
   .venv/bin/python -m pip install --quiet --disable-pip-version-check chainer==7.8.1
 fi
 
+# Test tooling, kept out of the runtime venv: moto's S3 server (checks SigV4 signatures).
+if [ ! -x .cache/moto/bin/moto_server ]; then
+  echo "setup: installing moto[server] into .cache/moto (S3 server for the staging tests)"
+  rm -rf .cache/moto
+  /usr/bin/python3 -m venv .cache/moto
+  .cache/moto/bin/python -m pip install --quiet --disable-pip-version-check "moto[server]==5.2.5"
+fi
+
 echo "setup: building smlaunch in build/"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build
