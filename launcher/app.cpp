@@ -9,6 +9,8 @@
 #include "launcher/logging.hpp"
 #include "launcher/machine.hpp"
 #include "launcher/plan.hpp"
+#include "launcher/rank.hpp"
+#include "mpi/mpirun_command.hpp"
 #include "launcher/supervisor.hpp"
 #include "launcher/train.hpp"
 
@@ -27,6 +29,29 @@ current_directory()
   std::error_code ec;
   const auto cwd = std::filesystem::current_path(ec);
   return ec ? "/" : cwd.string();
+}
+
+// Open MPI's major version, asked only when the job may use MPI.
+int
+probe_open_mpi_major(Supervisor& supervisor, const env::EnvMap& inherited, const Options& options,
+                     const env::ConfigFiles& config)
+{
+  const env::Value* hosts = config.resource_config.find("hosts");
+  bool maybe_mpi = hosts != nullptr && hosts->size() > 1;
+  for (const auto& key : config.hyperparameters.keys()) {
+    maybe_mpi = maybe_mpi || key == "sagemaker_use_mpi" || key == "sagemaker_mpi_enabled";
+  }
+  const std::string* path = inherited.get("PATH");
+  const auto mpirun = find_executable(options.mpirun, path != nullptr ? *path : k_default_path);
+  if (!maybe_mpi || !mpirun) {
+    return 4;
+  }
+  ChildSpec spec;
+  spec.argv = {*mpirun, "--version"};
+  spec.envp = inherited.to_envp();
+  spec.output = OutputMode::capture;
+  spec.timeout = std::chrono::seconds(20);
+  return mpi::parse_open_mpi_major(supervisor.run(spec).captured);
 }
 
 PlanInputs
@@ -52,6 +77,9 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
   in.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
   in.code_dir_has_files = directory_has_files(in.paths.code);
   in.staged_by_smlaunch = ::access(staging_marker_path(in.paths.base).c_str(), F_OK) == 0;
+  std::error_code ec;
+  in.smlaunch_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  in.open_mpi_major = probe_open_mpi_major(supervisor, inherited, options, in.config);
   return in;
 }
 
@@ -96,6 +124,12 @@ run(int argc, const char* const* argv, char** envp)
   if (options.command == Command::version) {
     std::cout << "smlaunch " << SMLAUNCH_VERSION << "\n";
     return 0;
+  }
+  if (options.command == Command::rank) {
+    return run_rank(options, inherited);
+  }
+  if (options.command == Command::job_ended) {
+    return run_job_ended(options);
   }
   setup_logging(options.verbosity);
   spdlog::debug("smlaunch {}: {}", SMLAUNCH_VERSION, launcher_command);

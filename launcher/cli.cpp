@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <optional>
 
 namespace launcher {
 
@@ -34,6 +35,16 @@ constexpr OptionSpec k_options[] = {
   {"dns-timeout", "SMLAUNCH_DNS_TIMEOUT", nullptr, "900", "SECONDS",
    "with several hosts, how long to wait for every host name to resolve (0: do not wait)"},
   {"log-level", "SMLAUNCH_LOG_LEVEL", nullptr, "info", "LEVEL", "the launcher's own logging: warning, info or debug"},
+  {"mpirun", "SMLAUNCH_MPIRUN", nullptr, "mpirun", "PATH", "Open MPI's mpirun (MPI jobs)"},
+  {"sshd", "SMLAUNCH_SSHD", nullptr, "/usr/sbin/sshd", "PATH", "the SSH server every host of an MPI job starts"},
+  {"sshd-config", "SMLAUNCH_SSHD_CONFIG", nullptr, "", "FILE", "sshd's configuration file (default: sshd's own)"},
+  {"sshd-port", "SMLAUNCH_SSHD_PORT", nullptr, "22", "PORT", "the port sshd listens on, and that hosts probe"},
+  {"ssh-command", "SMLAUNCH_SSH_COMMAND", nullptr, "ssh", "COMMAND",
+   "how to reach another host (also mpirun's plm_rsh_agent), e.g. \"ssh -F /etc/smlaunch/ssh_config\""},
+  {"ssh-timeout", "SMLAUNCH_SSH_TIMEOUT", nullptr, "300", "SECONDS",
+   "how long the master waits for every worker's SSH login, and a worker for the master"},
+  {"lost-host-timeout", "SMLAUNCH_LOST_HOST_TIMEOUT", nullptr, "10", "SECONDS",
+   "a host that stops answering for this long during the job fails it"},
 };
 
 double
@@ -81,9 +92,87 @@ help_text()
   return out;
 }
 
+namespace {
+
+// `smlaunch rank [--keep A,B] -- PROGRAM ARGS...` and `smlaunch job-ended --exit-code N
+// [--message TEXT]`: run by smlaunch itself (mpirun on every rank, the master over ssh).
+std::optional<Options>
+parse_internal_command(int argc, const char* const* argv)
+{
+  if (argc < 2) {
+    return std::nullopt;
+  }
+  const std::string command = argv[1];
+  if (command != "rank" && command != "job-ended") {
+    return std::nullopt;
+  }
+  Options options;
+  options.command = command == "rank" ? Command::rank : Command::job_ended;
+  int i = 2;
+  for (; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--") {
+      ++i;
+      break;
+    } else if (arg == "--keep" && has_value) {
+      const std::string names = argv[++i];
+      std::size_t start = 0;
+      while (start <= names.size()) {
+        const auto end = names.find(',', start);
+        const std::string name = names.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!name.empty()) {
+          options.rank_keep.push_back(name);
+        }
+        if (end == std::string::npos) {
+          break;
+        }
+        start = end + 1;
+      }
+    } else if (arg == "--base-dir" && has_value) {
+      options.base_dir = argv[++i];
+    } else if (arg == "--exit-code" && has_value) {
+      try {
+        options.job_exit_code = std::stoi(argv[++i]);
+      } catch (const std::exception&) {
+        throw UsageError("job-ended: --exit-code expects a number");
+      }
+    } else if (arg == "--message" && has_value) {
+      options.job_message = argv[++i];
+    } else {
+      throw UsageError(command + ": unexpected argument \"" + arg + "\"");
+    }
+  }
+  for (; i < argc; ++i) {
+    options.rank_program.push_back(argv[i]);
+  }
+  if (options.command == Command::rank && options.rank_program.empty()) {
+    throw UsageError("rank: no program after --");
+  }
+  return options;
+}
+
+} // namespace
+
 Options
 parse_command_line(int argc, const char* const* argv, const env::EnvMap& environment)
 {
+  if (auto internal = parse_internal_command(argc, argv)) {
+    // The host's own tree: sshd's SetEnv (workers) or mpirun's environment (master).
+    if (internal->base_dir.empty()) {
+      for (const char* name : {"SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR"}) {
+        if (const std::string* v = environment.get(name); v != nullptr && !v->empty()) {
+          internal->base_dir = *v;
+          break;
+        }
+      }
+      if (internal->base_dir.empty()) {
+        internal->base_dir = "/opt/ml";
+      }
+    }
+    internal->verbosity = Verbosity::quiet;
+    return *internal;
+  }
   po::options_description desc;
   desc.add_options()("help,h", "")("version", "")("verbose,v", "")("quiet,q", "");
   for (const auto& o : k_options) {
@@ -171,6 +260,24 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
       options.grace_period = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
     } else if (s.name == "dns-timeout") {
       options.dns_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    } else if (s.name == "mpirun") {
+      options.mpirun = s.value;
+    } else if (s.name == "sshd") {
+      options.sshd = s.value;
+    } else if (s.name == "sshd-config") {
+      options.sshd_config = s.value;
+    } else if (s.name == "sshd-port") {
+      const bool digits = !s.value.empty() && s.value.size() <= 5 && s.value.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || std::stoi(s.value) < 1 || std::stoi(s.value) > 65535) {
+        throw UsageError("--sshd-port (" + s.origin + ") is \"" + s.value + "\"; expected a port from 1 to 65535");
+      }
+      options.sshd_port = std::stoi(s.value);
+    } else if (s.name == "ssh-command") {
+      options.ssh_command = s.value;
+    } else if (s.name == "ssh-timeout") {
+      options.ssh_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    } else if (s.name == "lost-host-timeout") {
+      options.lost_host_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
     } else if (s.name == "log-level") {
       if (s.value == "debug") {
         options.verbosity = Verbosity::verbose;

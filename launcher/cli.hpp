@@ -12,7 +12,7 @@
 
 namespace launcher {
 
-enum class Command { train, plan, help, version };
+enum class Command { train, plan, help, version, rank, job_ended };
 
 // One resolved setting and where its value came from (shown by `smlaunch plan`).
 struct Setting
@@ -31,7 +31,21 @@ struct Options
   std::chrono::milliseconds grace_period{60000};
   std::chrono::milliseconds dns_timeout{900000};
   Verbosity verbosity = Verbosity::normal;
+  // MPI across hosts.
+  std::string mpirun = "mpirun";
+  std::string sshd = "/usr/sbin/sshd";
+  std::string sshd_config;  // "" : sshd's own default
+  int sshd_port = 22;
+  std::string ssh_command = "ssh";
+  std::chrono::milliseconds ssh_timeout{300000};
+  std::chrono::milliseconds lost_host_timeout{10000};
   std::vector<Setting> settings;
+
+  // Internal commands (run by smlaunch itself on other hosts).
+  std::vector<std::string> rank_program;  // `rank -- PROGRAM...`
+  std::vector<std::string> rank_keep;     // `rank --keep A,B`: variables mpirun exported
+  int job_exit_code = 0;                  // `job-ended --exit-code N`
+  std::string job_message;                // `job-ended --message TEXT`
 };
 
 // Parse argv (argv[0] "train" dispatches like "smlaunch train"); throws UsageError.

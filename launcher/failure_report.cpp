@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <unistd.h>
 
 namespace launcher {
@@ -219,6 +220,25 @@ describe_install_failure(const ChildResult& r)
     message += "\n" + tail;
   }
   return message;
+}
+
+int
+record_outcome(const env::Paths& paths, int code, const std::string& error_class, const std::string& message,
+               const std::string& command, const env::EnvMap& secrets)
+{
+  std::error_code ec;
+  std::filesystem::create_directories(paths.output, ec);
+  if (code == 0) {
+    const int fd = ::open(paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    return 0;
+  }
+  const std::string text = env::redact_secrets(format_failure(error_class, code, message, command), secrets);
+  spdlog::error("training failed: {}", text);
+  write_failure_file(paths.failure_file, text);
+  return code;
 }
 
 bool

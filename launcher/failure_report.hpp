@@ -3,6 +3,7 @@
 #pragma once
 
 #include "env/env_map.hpp"
+#include "env/paths.hpp"
 #include "launcher/supervisor.hpp"
 
 #include <string>
@@ -29,6 +30,11 @@ std::string describe_script_failure(const ChildResult& result, const std::string
 
 // Why pip failed: its ERROR lines first (they name the requirement), then its last lines.
 std::string describe_install_failure(const ChildResult& result);
+
+// The job's end on this host: an empty output/success for 0, else output/failure in the
+// CONTRACT's format (secrets redacted, a file the user wrote kept). Returns `code`.
+int record_outcome(const env::Paths& paths, int code, const std::string& error_class, const std::string& message,
+                   const std::string& command, const env::EnvMap& secrets);
 
 // Write `text` to `path` unless the file exists (a failure file the user wrote is kept).
 // Returns false when it was kept or could not be written.

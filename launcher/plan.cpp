@@ -2,6 +2,7 @@
 
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
+#include "mpi/mpirun_command.hpp"
 
 namespace launcher {
 
@@ -31,6 +32,103 @@ step_to_json(const Step& step, const env::EnvMap& secrets)
 }
 
 } // namespace
+
+const char*
+to_string(Role role)
+{
+  switch (role) {
+  case Role::single:
+    return "single";
+  case Role::master:
+    return "master";
+  case Role::worker:
+    return "worker";
+  }
+  return "?";
+}
+
+namespace {
+
+// What every rank runs: Python through mpi4py, so an uncaught exception aborts all ranks.
+std::vector<std::string>
+rank_program_for(EntryPointType type, const std::string& name, const std::string& python, const std::string& code_dir,
+                 const std::vector<std::string>& args)
+{
+  std::vector<std::string> argv;
+  switch (type) {
+  case EntryPointType::python_program:
+    argv = {python, "-m", "mpi4py", name};
+    break;
+  case EntryPointType::python_package:
+    argv = {python, "-m", "mpi4py", "-m", module_for(name)};
+    break;
+  case EntryPointType::command:
+    argv = {code_dir + "/" + name};
+    break;
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+void
+plan_mpi(TrainPlan& plan, const PlanInputs& in)
+{
+  const env::TrainingEnvironment& e = plan.environment;
+  const bool single_host = plan.mpi.hosts.size() == 1;
+  plan.role = e.current_host == plan.mpi.master || single_host ? Role::master : Role::worker;
+  for (const auto& h : plan.mpi.hosts) {
+    if (h != plan.mpi.master) {
+      plan.workers.push_back(h);
+    }
+  }
+  plan.rank_program = rank_program_for(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args);
+
+  mpi::MpirunInputs mi;
+  mi.settings = plan.mpi;
+  mi.names = mpi::open_mpi_names(in.open_mpi_major);
+  mi.mpirun = in.options.mpirun;
+  mi.network_interface = e.network_interface_name;
+  mi.instance_type = e.current_instance_type;
+  mi.ssh_command = in.options.ssh_command;
+  mi.single_host = single_host;
+  for (const auto& [name, value] : in.inherited.entries()) {
+    mi.present.push_back(name);
+  }
+  mpi::MpirunCommand command = mpi::build_mpirun_command(mi);
+  std::string keep;
+  for (const auto& name : command.exported) {
+    keep += (keep.empty() ? "" : ",") + name;
+  }
+  command.argv.insert(command.argv.end(), {in.smlaunch_exe, "rank", "--keep", keep, "--"});
+  command.argv.insert(command.argv.end(), plan.rank_program.begin(), plan.rank_program.end());
+
+  // mpirun's own environment: the host's, plus where local ranks find this host's tree.
+  env::EnvMap mpirun_env = in.inherited;
+  mpirun_env.set("SMLAUNCH_BASE_DIR", in.paths.base);
+  plan.mpirun = Step{"mpirun", "ExecuteUserScriptError", command.argv, mpirun_env, in.paths.code};
+}
+
+} // namespace
+
+env::EnvMap
+script_variables(const env::TrainingEnvironment& e, const env::Paths& paths, const env::EnvMap& inherited)
+{
+  env::EnvMap added;
+  // The reference's side effects on os.environ, which every child inherits.
+  added.set("CURRENT_HOST", e.current_host);
+  added.set("SAGEMAKER_JOB_NAME", e.sagemaker_job_name);
+  added.set("SAGEMAKER_REGION", e.region);
+  const env::EnvMap sm_variables = e.sm_variables();
+  for (const auto& [k, v] : sm_variables.entries()) {
+    added.set(k, v);
+  }
+  const std::string* pythonpath = inherited.get("PYTHONPATH");
+  added.set("PYTHONPATH", pythonpath != nullptr && !pythonpath->empty() ? paths.code + ":" + *pythonpath : paths.code);
+  if (inherited.get("PYTHONUNBUFFERED") == nullptr) {
+    added.set("PYTHONUNBUFFERED", "1");
+  }
+  return added;
+}
 
 TrainPlan
 make_train_plan(const PlanInputs& in)
@@ -69,28 +167,17 @@ make_train_plan(const PlanInputs& in)
   plan.entry_point_missing = !plan.code.root.empty() && plan.entry_type != EntryPointType::python_package &&
                              !plan.code.has(plan.entry_point);
 
-  // The reference's side effects on os.environ, which every child inherits.
-  plan.added.set("CURRENT_HOST", e.current_host);
-  plan.added.set("SAGEMAKER_JOB_NAME", e.sagemaker_job_name);
-  plan.added.set("SAGEMAKER_REGION", e.region);
+  plan.added = script_variables(e, in.paths, in.inherited);
+  // pip sees the reference's side effects on os.environ, but no SM_* yet (as there).
   env::EnvMap install_env = in.inherited;
-  for (const auto& [k, v] : plan.added.entries()) {
-    install_env.set(k, v);
+  for (const char* name : {"CURRENT_HOST", "SAGEMAKER_JOB_NAME", "SAGEMAKER_REGION"}) {
+    install_env.set(name, *plan.added.get(name));
   }
 
   if (auto install = install_command(plan.entry_type, plan.code, in.python)) {
     plan.install = Step{"install", install->error_class, install->argv, install_env, in.paths.code};
   }
 
-  const env::EnvMap sm_variables = e.sm_variables();
-  for (const auto& [k, v] : sm_variables.entries()) {
-    plan.added.set(k, v);
-  }
-  const std::string* pythonpath = in.inherited.get("PYTHONPATH");
-  plan.added.set("PYTHONPATH", pythonpath != nullptr && !pythonpath->empty() ? in.paths.code + ":" + *pythonpath : in.paths.code);
-  if (in.inherited.get("PYTHONUNBUFFERED") == nullptr) {
-    plan.added.set("PYTHONUNBUFFERED", "1");
-  }
   env::EnvMap script_env = in.inherited;
   for (const auto& [k, v] : plan.added.entries()) {
     script_env.set(k, v);
@@ -98,6 +185,10 @@ make_train_plan(const PlanInputs& in)
   plan.script = Step{"script", "ExecuteUserScriptError",
                      script_argv(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args),
                      std::move(script_env), in.paths.code};
+
+  if (plan.mpi.enabled) {
+    plan_mpi(plan, in);
+  }
 
   const std::string* studio = in.inherited.get("SM_STUDIO_LOCAL_MODE");
   const bool studio_local = studio != nullptr && (*studio == "true" || *studio == "True" || *studio == "TRUE");
@@ -119,7 +210,13 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
   if (plan.install) {
     steps.push_back(step_to_json(*plan.install, plan.script.env));
   }
-  steps.push_back(step_to_json(plan.script, plan.script.env));
+  if (plan.mpirun && plan.role == Role::worker) {
+    steps.push_back({{"name", "wait_for_master"}, {"master", plan.mpi.master}});
+  } else if (plan.mpirun) {
+    steps.push_back(step_to_json(*plan.mpirun, plan.script.env));
+  } else {
+    steps.push_back(step_to_json(plan.script, plan.script.env));
+  }
 
   return {
     {"smlaunch_version", SMLAUNCH_VERSION},
@@ -133,9 +230,11 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
     {"host",
      {{"current_host", e.current_host}, {"hosts", e.hosts}, {"master", e.master_hostname}, {"is_master", e.is_master}}},
     {"mpi",
-     {{"enabled", plan.mpi.enabled}, {"why", plan.mpi.why}, {"hosts", plan.mpi.hosts},
+     {{"enabled", plan.mpi.enabled}, {"why", plan.mpi.why}, {"role", to_string(plan.role)},
+      {"hosts", plan.mpi.hosts}, {"master", plan.mpi.master}, {"workers", plan.workers},
       {"processes_per_host", plan.mpi.processes_per_host}, {"num_processes", plan.mpi.num_processes},
-      {"custom_options", plan.mpi.custom_options}}},
+      {"custom_options", plan.mpi.custom_options}, {"rank_program", plan.rank_program},
+      {"open_mpi_major", in.open_mpi_major}}},
     {"code",
      {{"source", plan.source.uri}, {"kind", to_string(plan.source.kind)}, {"action", to_string(plan.staging)},
       {"code_dir", in.paths.code}}},

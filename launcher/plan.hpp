@@ -38,7 +38,12 @@ struct PlanInputs
   bool code_dir_has_files = false;
   bool staged_by_smlaunch = false; // the staging marker exists
   bool code_staged = false;        // staging is done: plan from code/ itself
+  std::string smlaunch_exe;        // this binary (mpirun starts `smlaunch rank` on every host)
+  int open_mpi_major = 4;
 };
+
+enum class Role { single, master, worker };
+const char* to_string(Role role);
 
 struct TrainPlan
 {
@@ -54,7 +59,18 @@ struct TrainPlan
   Step script;
   std::vector<std::string> dns_hosts; // resolved before the script starts
   env::EnvMap added;                  // what smlaunch adds to the inherited environment
+
+  // MPI: the master runs `mpirun`; each rank runs `smlaunch rank ... -- rank_program`.
+  Role role = Role::single;
+  std::optional<Step> mpirun;
+  std::vector<std::string> rank_program;
+  std::vector<std::string> workers; // every host but the master
 };
+
+// The variables smlaunch adds for a script on this host: SM_*, PYTHONPATH,
+// PYTHONUNBUFFERED and the reference's CURRENT_HOST, SAGEMAKER_JOB_NAME, SAGEMAKER_REGION.
+env::EnvMap script_variables(const env::TrainingEnvironment& environment, const env::Paths& paths,
+                             const env::EnvMap& inherited);
 
 // Build the plan; throws env::ConfigError or StagingError.
 TrainPlan make_train_plan(const PlanInputs& inputs);

@@ -5,6 +5,7 @@
 #include "launcher/logging.hpp"
 #include "launcher/output_relay.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -149,6 +150,8 @@ Supervisor::reap(pid_t main_child, bool& main_exited, int& status, int& orphans)
     if (pid == main_child) {
       main_exited = true;
       status = st;
+    } else if (std::find(m_background.begin(), m_background.end(), pid) != m_background.end()) {
+      m_background_exited.push_back(pid);
     } else {
       ++orphans;
     }
@@ -182,12 +185,9 @@ Supervisor::end_process_group(pid_t pgid, int& orphans)
   }
 }
 
-ChildResult
-Supervisor::run(const ChildSpec& spec)
+pid_t
+Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool die_with_parent)
 {
-  const auto start = Clock::now();
-  ChildResult result;
-
   // Everything the child needs is prepared before fork: after it, only async-signal-safe
   // calls are allowed.
   const std::string exec_path = exec_path_for(spec.argv.at(0), spec.envp);
@@ -209,6 +209,113 @@ Supervisor::run(const ChildSpec& spec)
     envp.push_back(const_cast<char*>(e.c_str()));
   }
   envp.push_back(nullptr);
+  const pid_t parent = getpid();
+
+  const pid_t pid = fork();
+  if (pid < 0) {
+    throw SystemError("fork", spec.argv[0], errno);
+  }
+  if (pid == 0) {
+    // Child: its own process group, the caller's signal state, then exec.
+    setpgid(0, 0);
+    if (die_with_parent) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) {
+        _exit(1);
+      }
+    } else if (isatty(STDIN_FILENO) != 0) {
+      tcsetpgrp(STDIN_FILENO, getpid());
+    }
+    if (child_stdout != STDOUT_FILENO) {
+      dup2(child_stdout, STDOUT_FILENO);
+    }
+    if (child_stderr != STDERR_FILENO) {
+      dup2(child_stderr, STDERR_FILENO);
+    }
+    int err = 0;
+    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
+      err = errno;
+    } else {
+      sigaction(SIGTTIN, &m_original_ttin, nullptr);
+      sigaction(SIGTTOU, &m_original_ttou, nullptr);
+      sigprocmask(SIG_SETMASK, &m_original_mask, nullptr);
+      execve(exec_path.c_str(), argv.data(), envp.data());
+      err = errno;
+      if (err == ENOEXEC) {
+        execve("/bin/sh", sh_argv.data(), envp.data());
+        err = errno;
+      }
+      sigset_t all;
+      sigfillset(&all);
+      sigprocmask(SIG_SETMASK, &all, nullptr);
+    }
+    if (exec_error_fd >= 0) {
+      [[maybe_unused]] const auto n = ::write(exec_error_fd, &err, sizeof(err));
+    }
+    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+  }
+  // Set the group here too, so a signal sent right away reaches the group.
+  setpgid(pid, pid);
+  return pid;
+}
+
+pid_t
+Supervisor::start_background(const ChildSpec& spec)
+{
+  int exec_error_pipe[2];
+  if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
+    throw SystemError("pipe2", "exec status pipe", errno);
+  }
+  const pid_t pid = spawn(spec, STDOUT_FILENO, STDERR_FILENO, exec_error_pipe[1], true);
+  ::close(exec_error_pipe[1]);
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = ::read(exec_error_pipe[0], &exec_errno, sizeof(exec_errno));
+  } while (got < 0 && errno == EINTR);
+  ::close(exec_error_pipe[0]);
+  m_background.push_back(pid);
+  if (got == sizeof(exec_errno)) {
+    throw SystemError("execve", spec.argv[0], exec_errno);
+  }
+  return pid;
+}
+
+bool
+Supervisor::background_running(pid_t pid)
+{
+  bool exited = false;
+  int status = 0;
+  int orphans = 0;
+  reap(-1, exited, status, orphans);
+  return std::find(m_background_exited.begin(), m_background_exited.end(), pid) == m_background_exited.end();
+}
+
+void
+Supervisor::stop_background(pid_t pid, std::chrono::milliseconds grace)
+{
+  if (!background_running(pid)) {
+    return;
+  }
+  kill(-pid, SIGTERM);
+  const auto deadline = Clock::now() + grace;
+  while (background_running(pid) && Clock::now() < deadline) {
+    wait_signal(std::chrono::milliseconds(10));
+  }
+  if (background_running(pid)) {
+    kill(-pid, SIGKILL);
+    const auto kill_deadline = Clock::now() + std::chrono::seconds(2);
+    while (background_running(pid) && Clock::now() < kill_deadline) {
+      wait_signal(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+ChildResult
+Supervisor::run(const ChildSpec& spec)
+{
+  const auto start = Clock::now();
+  ChildResult result;
 
   // Where the child's output goes: see README "Output". A terminal is handed over as is,
   // so progress bars still see a TTY.
@@ -242,46 +349,11 @@ Supervisor::run(const ChildSpec& spec)
   if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
     throw SystemError("pipe2", "exec status pipe", errno);
   }
-
-  const pid_t pid = fork();
-  if (pid < 0) {
-    throw SystemError("fork", spec.argv[0], errno);
-  }
-  if (pid == 0) {
-    // Child: its own process group, the caller's signal state, then exec.
-    setpgid(0, 0);
-    if (isatty(STDIN_FILENO) != 0) {
-      tcsetpgrp(STDIN_FILENO, getpid());
-    }
-    if (child_stdout != STDOUT_FILENO) {
-      dup2(child_stdout, STDOUT_FILENO);
-    }
-    if (child_stderr != STDERR_FILENO) {
-      dup2(child_stderr, STDERR_FILENO);
-    }
-    int err = 0;
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
-      err = errno;
-    } else {
-      sigaction(SIGTTIN, &m_original_ttin, nullptr);
-      sigaction(SIGTTOU, &m_original_ttou, nullptr);
-      sigprocmask(SIG_SETMASK, &m_original_mask, nullptr);
-      execve(exec_path.c_str(), argv.data(), envp.data());
-      err = errno;
-      if (err == ENOEXEC) {
-        execve("/bin/sh", sh_argv.data(), envp.data());
-        err = errno;
-      }
-      sigset_t all;
-      sigfillset(&all);
-      sigprocmask(SIG_SETMASK, &all, nullptr);
-    }
-    [[maybe_unused]] const auto n = ::write(exec_error_pipe[1], &err, sizeof(err));
-    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+  const pid_t pid = spawn(spec, child_stdout, child_stderr, exec_error_pipe[1], false);
+  if (spec.on_start) {
+    spec.on_start(pid);
   }
 
-  // Parent. Set the group here too, so a signal sent right away reaches the group.
-  setpgid(pid, pid);
   ::close(exec_error_pipe[1]);
   std::unique_ptr<OutputRelay> relay_thread;
   if (out_pipe[0] >= 0) {

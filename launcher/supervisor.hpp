@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <signal.h>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@ struct ChildSpec
   std::string cwd;               // empty: the launcher's own
   OutputMode output = OutputMode::passthrough;
   std::chrono::milliseconds timeout{0}; // 0: none; otherwise SIGKILL after it (probes)
+  std::function<void(pid_t)> on_start;  // called with the child's pid (= its process group)
 };
 
 struct ChildResult
@@ -58,6 +60,14 @@ public:
   // Run one child to completion under the rules above.
   ChildResult run(const ChildSpec& spec);
 
+  // Start a long-running helper (sshd) in its own process group, with its output going
+  // straight to ours; it dies with the launcher (PR_SET_PDEATHSIG). Throws SystemError.
+  pid_t start_background(const ChildSpec& spec);
+  // Whether a background child is still running (it is reaped like any other).
+  bool background_running(pid_t pid);
+  // SIGTERM its group, then SIGKILL after `grace`; reaps it.
+  void stop_background(pid_t pid, std::chrono::milliseconds grace);
+
   // Sleep up to `duration` between retries, reaping orphans; returns a stop signal
   // (TERM, INT, HUP, QUIT) that arrived meanwhile, or 0.
   int sleep_for(std::chrono::milliseconds duration);
@@ -71,6 +81,9 @@ public:
 private:
   int wait_signal(std::chrono::milliseconds timeout);
   void reap(pid_t main_child, bool& main_exited, int& status, int& orphans);
+  pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool die_with_parent);
+  std::vector<pid_t> m_background;
+  std::vector<pid_t> m_background_exited;
   void end_process_group(pid_t pgid, int& orphans);
 
   Options m_options;

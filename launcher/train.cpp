@@ -3,6 +3,7 @@
 #include "launcher/errors.hpp"
 #include "launcher/failure_report.hpp"
 #include "launcher/logging.hpp"
+#include "launcher/mpi_job.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -88,14 +89,6 @@ wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::millisec
   }
 }
 
-void
-touch_success(const std::string& output_dir, const std::string& path)
-{
-  std::error_code ec;
-  std::filesystem::create_directories(output_dir, ec);
-  std::ofstream(path, std::ios::trunc);
-}
-
 int
 stopped(int sig)
 {
@@ -126,13 +119,6 @@ stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
 int
 execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
 {
-  if (plan.mpi.enabled) {
-    throw LauncherError("MpiError", ExitCode::cluster,
-                        "this job needs MPI (" + plan.mpi.why +
-                          "), which this build does not launch yet; set sagemaker_use_mpi to false to run one "
-                          "process per host");
-  }
-
   if (plan.install) {
     spdlog::info("installing: {}", join_command(plan.install->argv));
     const ChildResult r = supervisor.run(spec_for(*plan.install));
@@ -150,15 +136,13 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
       return stopped(sig);
     }
   }
+  if (plan.mpi.enabled) {
+    return plan.role == Role::worker ? run_mpi_worker(plan, in, supervisor) : run_mpi_master(plan, in, supervisor);
+  }
 
   const std::string command = join_command(plan.script.argv);
   const auto fail = [&](int code, const std::string& message) {
-    const std::string text = env::redact_secrets(format_failure(plan.script.error_class, code, message, command), plan.script.env);
-    spdlog::error("training failed: {}", text);
-    std::error_code ec;
-    std::filesystem::create_directories(in.paths.output, ec);
-    write_failure_file(in.paths.failure_file, text);
-    return code;
+    return record_outcome(in.paths, code, plan.script.error_class, message, command, plan.script.env);
   };
   if (plan.entry_point_missing) {
     return fail(to_int(ExitCode::not_found),
@@ -178,8 +162,7 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
   const ChildResult r = supervisor.run(spec_for(plan.script));
   if (r.exit_code == 0) {
     spdlog::info("training succeeded in {:.1f} s", r.seconds);
-    touch_success(in.paths.output, in.paths.success_file);
-    return 0;
+    return record_outcome(in.paths, 0, "", "", command, plan.script.env);
   }
   return fail(r.exit_code, describe_script_failure(r, plan.script.argv[0], static_cast<double>(in.options.grace_period.count()) / 1000.0));
 }

@@ -124,7 +124,7 @@ class Cluster:
     """
 
     def __init__(self, n_hosts, prefix=None, uts=True, private_shm=True,
-                 sshd=SSHD):
+                 sshd=SSHD, start_sshd=True):
         """uts: give each host its own hostname (``algo-k``); without it
         Open MPI's vader shm segments of different hosts collide.
         private_shm: private tmpfs /dev/shm per host (like real hosts).
@@ -141,6 +141,9 @@ class Cluster:
         self.private_shm = private_shm
         self._anchor = {}          # host -> Popen (holds the namespaces)
         self.sshd_bin = sshd
+        # start_sshd=False: write each host's sshd config (sshd_config_path())
+        # but let the code under test start sshd itself (smlaunch does).
+        self.start_sshd = start_sshd
         self.hosts = ["algo-%d" % (i + 1) for i in range(n_hosts)]
         self.ns = {h: "%s-%s" % (prefix, h) for h in self.hosts}
         self.br_ns = "%s-br" % prefix
@@ -362,9 +365,12 @@ class Cluster:
         self.ssh_cmd = "ssh -F %s" % self.ssh_config
         self._hostkey = hostkey
 
+    def sshd_config_path(self, h):
+        return os.path.join(self.tmpdir, "sshd_config.%s" % h)
+
     def _start_sshd(self, h):
         td = self.tmpdir
-        cfg = os.path.join(td, "sshd_config.%s" % h)
+        cfg = self.sshd_config_path(h)
         with open(cfg, "w") as f:
             f.write(
                 "ListenAddress %s:22\n"
@@ -387,6 +393,8 @@ class Cluster:
                 "MaxSessions 100\n"
                 "LogLevel INFO\n" % (self.addr[h], self._hostkey, td, h, td))
         _sh([self.sshd_bin, "-t", "-f", cfg])
+        if not self.start_sshd:
+            return
         log = open(os.path.join(td, "sshd.%s.log" % h), "w")
         try:
             p = subprocess.Popen(
@@ -501,8 +509,8 @@ class Cluster:
         last = {}
         while pending:
             for h in pending:
-                p = self._sshd[h]
-                if p.poll() is not None:
+                p = self._sshd.get(h)
+                if p is not None and p.poll() is not None:
                     raise ClusterError("sshd on %s exited rc=%s:\n%s" % (
                         h, p.returncode, self.sshd_log(h)))
             # probe all pending hosts in parallel, each bounded

@@ -1,0 +1,405 @@
+#include "launcher/mpi_job.hpp"
+
+#include "launcher/errors.hpp"
+#include "launcher/failure_report.hpp"
+#include "launcher/host_state.hpp"
+#include "launcher/logging.hpp"
+#include "mpi/mpi_settings.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <fcntl.h>
+#include <mutex>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+namespace launcher {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+std::string
+seconds_text(std::chrono::milliseconds d)
+{
+  return fmt::format("{:g} s", std::chrono::duration<double>(d).count());
+}
+
+std::vector<std::string>
+ssh_argv(const PlanInputs& in, const std::string& host, std::vector<std::string> remote)
+{
+  std::vector<std::string> argv;
+  try {
+    argv = mpi::shell_split(in.options.ssh_command);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError("--ssh-command \"" + in.options.ssh_command + "\": " + e.what());
+  }
+  if (argv.empty()) {
+    throw UsageError("--ssh-command is empty");
+  }
+  argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "ConnectTimeout=3", host});
+  argv.insert(argv.end(), remote.begin(), remote.end());
+  return argv;
+}
+
+pid_t
+start_sshd(const PlanInputs& in, Supervisor& supervisor)
+{
+  ChildSpec spec;
+  spec.argv = {in.options.sshd, "-D", "-e"};
+  if (!in.options.sshd_config.empty()) {
+    spec.argv.insert(spec.argv.end(), {"-f", in.options.sshd_config});
+  }
+  if (in.options.sshd_port != 22) {
+    spec.argv.insert(spec.argv.end(), {"-p", std::to_string(in.options.sshd_port)});
+  }
+  // Every session on this host (mpirun's daemons and ranks, the master's job-ended call)
+  // learns where this host's tree is.
+  spec.argv.insert(spec.argv.end(), {"-o", "SetEnv=SMLAUNCH_BASE_DIR=" + in.paths.base});
+  // The liveness probes connect every second; at sshd's default level each would log.
+  spec.argv.insert(spec.argv.end(), {"-o", "LogLevel=ERROR"});
+  spec.envp = in.inherited.to_envp();
+  spec.cwd = "/";
+  spdlog::info("starting sshd: {}", join_command(spec.argv));
+  try {
+    return supervisor.start_background(spec);
+  } catch (const SystemError& e) {
+    throw LauncherError("SshdError", ExitCode::cluster,
+                        std::string("cannot start sshd (") + e.what() + "); install openssh-server or set --sshd");
+  }
+}
+
+void
+check_sshd(Supervisor& supervisor, pid_t sshd)
+{
+  if (!supervisor.background_running(sshd)) {
+    throw LauncherError("SshdError", ExitCode::cluster, "sshd exited (see its messages above)");
+  }
+}
+
+// Wait until every worker accepts a real SSH login, with backoff from 50 ms.
+void
+wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, pid_t sshd)
+{
+  const auto deadline = Clock::now() + in.options.ssh_timeout;
+  std::vector<std::string> pending = plan.workers;
+  std::map<std::string, std::string> last_error;
+  auto delay = 50ms;
+  const auto start = Clock::now();
+  while (!pending.empty()) {
+    std::vector<std::string> still;
+    for (const auto& host : pending) {
+      ChildSpec probe;
+      probe.argv = ssh_argv(in, host, {"true"});
+      probe.envp = in.inherited.to_envp();
+      probe.output = OutputMode::capture;
+      probe.timeout = 10s;
+      const ChildResult r = supervisor.run(probe);
+      if (r.stop_signal != 0) {
+        throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal));
+      }
+      if (r.exit_code != 0) {
+        still.push_back(host);
+        last_error[host] = r.exec_errno != 0 ? "cannot run ssh" : "ssh exited with " + std::to_string(r.exit_code);
+      }
+    }
+    pending = still;
+    if (pending.empty()) {
+      break;
+    }
+    check_sshd(supervisor, sshd);
+    if (Clock::now() >= deadline) {
+      std::string names;
+      for (const auto& h : pending) {
+        names += (names.empty() ? "" : ", ") + h + " (" + last_error[h] + ")";
+      }
+      throw LauncherError("HostUnreachableError", ExitCode::cluster,
+                          "no SSH login within " + seconds_text(in.options.ssh_timeout) + " to: " + names);
+    }
+    if (const int sig = supervisor.sleep_for(delay)) {
+      throw LauncherError("Stopped", 128 + sig, "stopped by " + signal_name(sig));
+    }
+    delay = std::min(delay * 2, std::chrono::milliseconds(1000));
+  }
+  spdlog::info("every worker answered over SSH after {:.2f} s", std::chrono::duration<double>(Clock::now() - start).count());
+}
+
+// Probes every worker's sshd port once a second while mpirun runs; a host that stays
+// silent for --lost-host-timeout gets the job stopped and named.
+class Watchdog
+{
+public:
+  Watchdog(const std::vector<std::string>& hosts, int port, std::chrono::milliseconds limit)
+    : m_hosts(hosts), m_port(port), m_limit(limit)
+  {
+    if (!m_hosts.empty()) {
+      m_thread = std::thread([this] { loop(); });
+    }
+  }
+  ~Watchdog() { stop(); }
+
+  void set_target(pid_t pgid) { m_target = pgid; }
+  void
+  stop()
+  {
+    {
+      std::lock_guard<std::mutex> guard(m_lock);
+      m_stop = true;
+    }
+    m_wake.notify_all();
+    if (m_thread.joinable()) {
+      m_thread.join();
+    }
+  }
+  std::string
+  lost_host() const
+  {
+    std::lock_guard<std::mutex> guard(m_lock);
+    return m_lost;
+  }
+
+private:
+  void
+  loop()
+  {
+    std::map<std::string, Clock::time_point> last_seen;
+    for (const auto& h : m_hosts) {
+      last_seen[h] = Clock::now();
+    }
+    std::unique_lock<std::mutex> lock(m_lock);
+    while (!m_stop) {
+      lock.unlock();
+      for (const auto& h : m_hosts) {
+        if (port_answers(h, m_port, 1s)) {
+          last_seen[h] = Clock::now();
+        } else if (Clock::now() - last_seen[h] > m_limit) {
+          lock.lock();
+          if (m_lost.empty()) {
+            m_lost = h;
+            const pid_t target = m_target.load();
+            if (target > 0) {
+              kill(-target, SIGTERM);
+            }
+            m_kill_at = Clock::now() + 5s;
+          }
+          lock.unlock();
+        }
+      }
+      lock.lock();
+      if (!m_lost.empty() && Clock::now() >= m_kill_at && m_target.load() > 0) {
+        kill(-m_target.load(), SIGKILL); // mpirun did not stop on SIGTERM
+      }
+      m_wake.wait_for(lock, 1s, [this] { return m_stop; });
+    }
+  }
+
+  std::vector<std::string> m_hosts;
+  int m_port;
+  std::chrono::milliseconds m_limit;
+  std::atomic<pid_t> m_target{0};
+  mutable std::mutex m_lock;
+  std::condition_variable m_wake;
+  bool m_stop = false;
+  std::string m_lost;
+  Clock::time_point m_kill_at{};
+  std::thread m_thread;
+};
+
+void
+notify_workers(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, int code, const std::string& message,
+               const std::string& skip)
+{
+  for (const auto& host : plan.workers) {
+    if (host == skip) {
+      continue;
+    }
+    const std::string remote = shell_quote(in.smlaunch_exe) + " job-ended --exit-code " + std::to_string(code) +
+                               " --message " + shell_quote(message.substr(0, 2048));
+    ChildSpec spec;
+    spec.argv = ssh_argv(in, host, {remote});
+    spec.envp = in.inherited.to_envp();
+    spec.output = OutputMode::capture;
+    spec.timeout = 15s;
+    const ChildResult r = supervisor.run(spec);
+    if (r.exit_code != 0) {
+      spdlog::warn("could not tell {} that the job ended (ssh exited with {}); it will stop when it loses the master",
+                   host, r.exit_code);
+    }
+  }
+}
+
+} // namespace
+
+std::string
+shell_quote(const std::string& word)
+{
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+bool
+port_answers(const std::string& host, int port, std::chrono::milliseconds timeout)
+{
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* addresses = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &addresses) != 0) {
+    return false;
+  }
+  bool ok = false;
+  for (addrinfo* a = addresses; a != nullptr && !ok; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      continue;
+    }
+    bool connected = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    if (!connected && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        connected = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+      }
+    }
+    if (connected) {
+      // An SSH server speaks first ("SSH-2.0-..."): its banner proves sshd itself answers.
+      // Answering with our own identification lets it log a quiet disconnect.
+      pollfd p{fd, POLLIN, 0};
+      char banner[64] = {0};
+      if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1 && ::read(fd, banner, sizeof(banner) - 1) >= 4 &&
+          std::string_view(banner).starts_with("SSH-")) {
+        ok = true;
+        static const char hello[] = "SSH-2.0-smlaunch_probe\r\n";
+        [[maybe_unused]] const auto n = ::write(fd, hello, sizeof(hello) - 1);
+      }
+    }
+    ::close(fd);
+  }
+  freeaddrinfo(addresses);
+  return ok;
+}
+
+int
+run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+{
+  write_host_state(in.paths.base, HostState{in.inherited, plan.environment.machine});
+  pid_t sshd = -1;
+  if (!plan.workers.empty()) {
+    sshd = start_sshd(in, supervisor);
+  }
+  const std::string command = join_command(plan.mpirun->argv);
+  int code = 0;
+  std::string error_class = plan.mpirun->error_class;
+  std::string message;
+  std::string lost;
+  try {
+    if (!plan.workers.empty()) {
+      wait_for_ssh_logins(plan, in, supervisor, sshd);
+    }
+    Watchdog watchdog(plan.workers, in.options.sshd_port, in.options.lost_host_timeout);
+    ChildSpec spec;
+    spec.argv = plan.mpirun->argv;
+    spec.envp = plan.mpirun->env.to_envp();
+    spec.cwd = plan.mpirun->cwd;
+    spec.on_start = [&watchdog](pid_t pid) { watchdog.set_target(pid); };
+    spdlog::info("invoking mpirun: {}", env::redact_secrets(command, plan.script.env));
+    const ChildResult r = supervisor.run(spec);
+    watchdog.stop();
+    lost = watchdog.lost_host();
+    code = r.exit_code;
+    if (!lost.empty()) {
+      code = to_int(ExitCode::cluster);
+      error_class = "HostLostError";
+      message = "lost host " + lost + ": it stopped answering on port " + std::to_string(in.options.sshd_port) +
+                " for more than " + seconds_text(in.options.lost_host_timeout) + " during the job";
+    } else if (code != 0) {
+      message = describe_script_failure(r, plan.mpirun->argv[0], std::chrono::duration<double>(in.options.grace_period).count());
+    } else {
+      spdlog::info("mpirun succeeded in {:.1f} s", r.seconds);
+    }
+  } catch (const LauncherError& e) {
+    code = e.exit_code();
+    error_class = e.error_class();
+    message = e.what();
+  }
+  notify_workers(plan, in, supervisor, code, code == 0 ? "" : error_class + ": " + message, lost);
+  if (sshd > 0) {
+    supervisor.stop_background(sshd, 2s);
+  }
+  return record_outcome(in.paths, code, error_class, message, command, plan.script.env);
+}
+
+int
+run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+{
+  write_host_state(in.paths.base, HostState{in.inherited, plan.environment.machine});
+  ::unlink(job_outcome_path(in.paths.base).c_str()); // a previous run's
+  const pid_t sshd = start_sshd(in, supervisor);
+  const std::string& master = plan.mpi.master;
+  const std::string what = "MPI worker of " + master;
+  spdlog::info("worker: waiting for the master {} to run the job", master);
+
+  const auto start = Clock::now();
+  std::optional<Clock::time_point> last_seen;
+  auto next_probe = start;
+  int code = 0;
+  std::string error_class = "ExecuteUserScriptError";
+  std::string message;
+  while (true) {
+    if (const auto outcome = read_job_outcome(in.paths.base)) {
+      code = outcome->exit_code;
+      message = outcome->message.empty() ? "" : "the job failed on the master " + master + ": " + outcome->message;
+      break;
+    }
+    if (!supervisor.background_running(sshd)) {
+      code = to_int(ExitCode::cluster);
+      error_class = "SshdError";
+      message = "sshd exited (see its messages above); the master cannot reach this host";
+      break;
+    }
+    const auto now = Clock::now();
+    if (now >= next_probe) {
+      if (port_answers(master, in.options.sshd_port, 1s)) {
+        last_seen = Clock::now();
+      } else if (!last_seen && now - start > in.options.ssh_timeout) {
+        code = to_int(ExitCode::cluster);
+        error_class = "HostUnreachableError";
+        message = "the master " + master + " never answered on port " + std::to_string(in.options.sshd_port) +
+                  " within " + seconds_text(in.options.ssh_timeout);
+        break;
+      } else if (last_seen && now - *last_seen > in.options.lost_host_timeout) {
+        code = to_int(ExitCode::cluster);
+        error_class = "HostLostError";
+        message = "lost the master " + master + ": no answer on port " + std::to_string(in.options.sshd_port) +
+                  " for more than " + seconds_text(in.options.lost_host_timeout);
+        break;
+      }
+      next_probe = Clock::now() + 1s;
+    }
+    if (const int sig = supervisor.sleep_for(50ms)) {
+      code = 128 + sig;
+      error_class = "Stopped";
+      message = "stopped by " + signal_name(sig) + " while waiting for the master";
+      break;
+    }
+  }
+  supervisor.stop_background(sshd, 2s);
+  if (code == 0) {
+    spdlog::info("the master reported success");
+  }
+  return record_outcome(in.paths, code, error_class, message, what, plan.script.env);
+}
+
+} // namespace launcher

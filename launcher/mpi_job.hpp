@@ -1,0 +1,22 @@
+// An MPI job across hosts: the master waits for every worker's SSH login, runs mpirun,
+// watches that every host stays reachable, and tells each worker the outcome; a worker
+// runs sshd and waits for that outcome (or fails when its master is lost).
+#pragma once
+
+#include "launcher/plan.hpp"
+#include "launcher/supervisor.hpp"
+
+#include <string>
+
+namespace launcher {
+
+int run_mpi_master(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
+int run_mpi_worker(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
+
+// True when a TCP connection to `host`:`port` opens within `timeout`.
+bool port_answers(const std::string& host, int port, std::chrono::milliseconds timeout);
+
+// Quote `word` for a POSIX shell (the remote side of `ssh host command`).
+std::string shell_quote(const std::string& word);
+
+} // namespace launcher

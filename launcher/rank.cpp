@@ -1,0 +1,117 @@
+#include "launcher/rank.hpp"
+
+#include "env/config_files.hpp"
+#include "env/paths.hpp"
+#include "env/training_environment.hpp"
+#include "launcher/executables.hpp"
+#include "launcher/host_state.hpp"
+#include "launcher/plan.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <unistd.h>
+
+namespace launcher {
+
+namespace {
+
+// Variables the MPI runtime sets for each rank: a rank cannot start without them.
+bool
+is_mpi_runtime_variable(const std::string& name)
+{
+  for (const char* prefix : {"OMPI_", "PMIX_", "OPAL_", "PRTE_", "HYDRA_", "PMI_"}) {
+    if (name.rfind(prefix, 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+} // namespace
+
+std::string
+hostname_shim_path()
+{
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) {
+    return "";
+  }
+  const auto shim = exe.parent_path().parent_path() / "lib" / "libsmlaunch_hostname.so";
+  return std::filesystem::exists(shim, ec) ? shim.lexically_normal().string() : "";
+}
+
+int
+run_rank(const Options& options, const env::EnvMap& process_environment)
+{
+  try {
+    char cwd[4096] = "/";
+    [[maybe_unused]] const char* ignored = getcwd(cwd, sizeof(cwd));
+    const env::Paths paths = env::Paths::under(env::normalize_base_dir(options.base_dir, cwd));
+    const env::ConfigFiles files = env::read_config_files(paths);
+    const HostState host = read_host_state(paths.base);
+    const env::TrainingEnvironment training =
+      env::build_training_environment(paths, files, host.machine, host.environment);
+
+    // This host's environment, what mpirun exported, the runtime's own, then smlaunch's.
+    env::EnvMap environment = host.environment;
+    for (const auto& [name, value] : process_environment.entries()) {
+      const bool kept = std::find(options.rank_keep.begin(), options.rank_keep.end(), name) != options.rank_keep.end();
+      if (kept || is_mpi_runtime_variable(name)) {
+        environment.set(name, value);
+      }
+    }
+    const env::EnvMap added = script_variables(training, paths, host.environment);
+    for (const auto& [name, value] : added.entries()) {
+      environment.set(name, value);
+    }
+    environment.set("SMLAUNCH_HOSTNAME", training.current_host);
+    if (const std::string shim = hostname_shim_path(); !shim.empty()) {
+      const std::string* preload = environment.get("LD_PRELOAD");
+      environment.set("LD_PRELOAD", preload != nullptr && !preload->empty() ? shim + ":" + *preload : shim);
+    }
+
+    if (::chdir(paths.code.c_str()) != 0) {
+      std::cerr << "smlaunch rank: cannot enter " << paths.code << ": " << std::strerror(errno) << "\n";
+      return 126;
+    }
+    const std::string* path = environment.get("PATH");
+    const std::string program =
+      find_executable(options.rank_program[0], path != nullptr ? *path : k_default_path).value_or(options.rank_program[0]);
+    std::vector<std::string> envp_strings = environment.to_envp();
+    std::vector<char*> envp;
+    for (auto& e : envp_strings) {
+      envp.push_back(e.data());
+    }
+    envp.push_back(nullptr);
+    std::vector<std::string> argv_strings = options.rank_program;
+    std::vector<char*> argv;
+    for (auto& a : argv_strings) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    ::execve(program.c_str(), argv.data(), envp.data());
+    const int err = errno;
+    std::cerr << "smlaunch rank: cannot run " << program << ": " << std::strerror(err) << "\n";
+    return err == ENOENT ? 127 : 126;
+  } catch (const std::exception& e) {
+    std::cerr << "smlaunch rank: " << e.what() << "\n";
+    return 65;
+  }
+}
+
+int
+run_job_ended(const Options& options)
+{
+  try {
+    write_job_outcome(options.base_dir, JobOutcome{options.job_exit_code, options.job_message});
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "smlaunch job-ended: " << e.what() << "\n";
+    return 70;
+  }
+}
+
+} // namespace launcher

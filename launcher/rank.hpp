@@ -1,0 +1,20 @@
+// The internal commands of an MPI job: `smlaunch rank` (what mpirun starts on every host)
+// and `smlaunch job-ended` (what the master runs on each worker over ssh).
+#pragma once
+
+#include "env/env_map.hpp"
+#include "launcher/cli.hpp"
+
+namespace launcher {
+
+// Compute this host's environment from its own tree and exec the rank's program.
+// Returns only on failure (127/126, or 65 for a bad tree).
+int run_rank(const Options& options, const env::EnvMap& process_environment);
+
+// Record the job's outcome for this host's waiting launcher.
+int run_job_ended(const Options& options);
+
+// <dir of this binary>/../lib/libsmlaunch_hostname.so, "" when it is not there.
+std::string hostname_shim_path();
+
+} // namespace launcher

@@ -1,0 +1,127 @@
+#include "mpi/mpirun_command.hpp"
+
+#include <algorithm>
+#include <array>
+#include <regex>
+
+namespace mpi {
+
+namespace {
+
+// Instance types with EFA (training-toolkit __init__.py).
+constexpr std::array<const char*, 9> k_efa_nccl_instances = {
+  "ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g5.48xlarge",   "ml.p3dn.24xlarge",      "ml.p4d.24xlarge",
+  "ml.p4de.24xlarge", "ml.p5.48xlarge",  "ml.trn1.32xlarge", "ml.p6e-gb200.36xlarge",
+};
+constexpr std::array<const char*, 4> k_efa_rdma_instances = {
+  "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.trn1.32xlarge", "ml.p6e-gb200.36xlarge"};
+
+template <std::size_t N>
+bool
+contains(const std::array<const char*, N>& list, const std::string& item)
+{
+  return std::any_of(list.begin(), list.end(), [&](const char* s) { return item == s; });
+}
+
+} // namespace
+
+OpenMpiNames
+open_mpi_names(int major)
+{
+  if (major >= 5) {
+    return OpenMpiNames{major, "prte_abort_on_non_zero_status", "smsc"};
+  }
+  return OpenMpiNames{major, "orte_abort_on_non_zero_status", "btl_vader_single_copy_mechanism"};
+}
+
+int
+parse_open_mpi_major(const std::string& output)
+{
+  static const std::regex version(R"(Open MPI\)?\s+v?(\d+)\.)");
+  std::smatch m;
+  if (std::regex_search(output, m, version)) {
+    return std::stoi(m[1].str());
+  }
+  return 4;
+}
+
+std::string
+take_nccl_debug(std::vector<std::string>& options)
+{
+  std::string level = "INFO";
+  std::vector<std::string> rest;
+  for (std::size_t i = 0; i < options.size(); ++i) {
+    const std::string& o = options[i];
+    if (o == "--NCCL_DEBUG" && i + 1 < options.size()) {
+      level = options[++i];
+    } else if (o.rfind("--NCCL_DEBUG=", 0) == 0) {
+      level = o.substr(13);
+    } else {
+      rest.push_back(o);
+    }
+  }
+  options = std::move(rest);
+  return level;
+}
+
+MpirunCommand
+build_mpirun_command(const MpirunInputs& in)
+{
+  const MpiSettings& s = in.settings;
+  MpirunCommand c;
+  auto& a = c.argv;
+  auto is_present = [&](const std::string& name) {
+    return std::find(in.present.begin(), in.present.end(), name) != in.present.end();
+  };
+  auto export_value = [&](const std::string& name, const std::string& value) {
+    a.insert(a.end(), {"-x", name + "=" + value});
+    c.exported.push_back(name);
+  };
+  auto export_name = [&](const std::string& name) {
+    if (is_present(name)) {
+      a.insert(a.end(), {"-x", name});
+      c.exported.push_back(name);
+    }
+  };
+
+  // Hosts in launch order; "host:slots" unless one slot each (the reference's form).
+  std::string hosts;
+  for (const auto& h : s.hosts) {
+    const std::string name = in.single_host ? "localhost" : h;
+    hosts += (hosts.empty() ? "" : ",") + name + (s.processes_per_host > 1 ? ":" + std::to_string(s.processes_per_host) : "");
+  }
+  a = {in.mpirun, "--host", hosts, "-np", std::to_string(s.num_processes), "--allow-run-as-root", "--display-map",
+       "--tag-output"};
+  if (!in.single_host) {
+    a.insert(a.end(), {"-mca", "btl_tcp_if_include", in.network_interface, "-mca", "oob_tcp_if_include",
+                       in.network_interface, "-mca", "plm_rsh_no_tree_spawn", "1"});
+    if (!in.ssh_command.empty() && in.ssh_command != "ssh") {
+      a.insert(a.end(), {"-mca", "plm_rsh_agent", in.ssh_command});
+    }
+  }
+  a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib", "-mca",
+                     in.names.abort_on_non_zero_status, "1", "-mca", in.names.vader_single_copy, "none"});
+
+  std::vector<std::string> options = s.custom_options;
+  const std::string nccl_debug = take_nccl_debug(options);
+  export_value("NCCL_MIN_NRINGS", "4");
+  export_value("NCCL_SOCKET_IFNAME", in.network_interface);
+  export_value("NCCL_DEBUG", nccl_debug);
+  export_name("LD_LIBRARY_PATH");
+  export_name("PATH");
+  a.insert(a.end(), options.begin(), options.end());
+  if (contains(k_efa_nccl_instances, in.instance_type)) {
+    export_value("FI_PROVIDER", "efa");
+    export_value("NCCL_PROTO", "simple");
+  }
+  if (contains(k_efa_rdma_instances, in.instance_type)) {
+    export_value("FI_EFA_USE_DEVICE_RDMA", "1");
+  }
+  for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}) {
+    export_name(name);
+  }
+  a.insert(a.end(), in.program.begin(), in.program.end());
+  return c;
+}
+
+} // namespace mpi

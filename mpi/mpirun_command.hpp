@@ -1,0 +1,52 @@
+// The mpirun command line, as data: the reference's flags in its order, with Open MPI
+// version differences in one table. Pure.
+#pragma once
+
+#include "mpi/mpi_settings.hpp"
+
+#include <string>
+#include <vector>
+
+namespace mpi {
+
+// Parameter names that differ between Open MPI releases.
+struct OpenMpiNames
+{
+  int major = 4;
+  const char* abort_on_non_zero_status; // "orte_abort_on_non_zero_status" (4), "prte_..." (5)
+  const char* vader_single_copy;        // "btl_vader_single_copy_mechanism" (4), "smsc" (5)
+};
+
+// The names for Open MPI `major` (4 and 5 are known; others use 4's).
+OpenMpiNames open_mpi_names(int major);
+
+// Parse the major version from `mpirun --version` output ("mpirun (Open MPI) 4.1.4").
+int parse_open_mpi_major(const std::string& version_output);
+
+struct MpirunInputs
+{
+  MpiSettings settings;
+  OpenMpiNames names = open_mpi_names(4);
+  std::string mpirun = "mpirun";
+  std::string network_interface;     // network_interface_name
+  std::string instance_type;         // current_instance_type (EFA flags)
+  std::string ssh_command;           // plm_rsh_agent; "" or "ssh": Open MPI's default
+  std::vector<std::string> present;  // names of variables set in the master's environment
+  std::vector<std::string> program;  // what each rank runs (the rank step, then the script)
+  bool single_host = false;          // run locally: no ssh, no interface selection
+};
+
+struct MpirunCommand
+{
+  std::vector<std::string> argv;
+  std::vector<std::string> exported; // the names passed with -x (the rank step keeps them)
+};
+
+// Build the command (see README "MPI" for the flags and why each is there).
+MpirunCommand build_mpirun_command(const MpirunInputs& inputs);
+
+// Split "--NCCL_DEBUG X" / "--NCCL_DEBUG=X" out of the user's options, as the reference
+// does; returns the level ("INFO" when absent) and leaves the other options in place.
+std::string take_nccl_debug(std::vector<std::string>& options);
+
+} // namespace mpi
