@@ -1,0 +1,281 @@
+"""Issue 5: MPI across simulated hosts (network namespaces, a real sshd per host started
+by smlaunch, real Open MPI and mpi4py). Every wait is bounded."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import clean_env
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from cluster import Cluster  # noqa: E402
+
+AVAILABLE, WHY = Cluster.available()
+
+ALLREDUCE = r'''
+import json, os, socket, sys, time
+started = time.time()
+from mpi4py import MPI
+comm = MPI.COMM_WORLD
+total = comm.allreduce(comm.Get_rank() + 1)
+out = os.environ["SM_OUTPUT_DATA_DIR"]
+os.makedirs(out, exist_ok=True)
+info = {"rank": comm.Get_rank(), "size": comm.Get_size(), "sum": total, "hostname": socket.gethostname(),
+        "processor_name": MPI.Get_processor_name(), "sm_current_host": os.environ["SM_CURRENT_HOST"],
+        "sm_hosts": os.environ["SM_HOSTS"], "argv": sys.argv[1:], "started": started,
+        "cwd": os.getcwd(), "model_dir": os.environ["SM_MODEL_DIR"], "marker": os.environ.get("HOST_MARKER")}
+sleep_rank = int(os.environ.get("SM_HP_SLEEP_RANK", "-1"))
+if comm.Get_rank() == sleep_rank:
+    time.sleep(float(os.environ["SM_HP_SLEEP_SECONDS"]))
+    open(os.path.join(out, "late.txt"), "w").write("done")
+if comm.Get_rank() == int(os.environ.get("SM_HP_FAIL_RANK", "-1")):
+    raise RuntimeError("rank %d failed on purpose" % comm.Get_rank())
+info["ended"] = time.time()
+with open(os.path.join(out, "rank-%d.json" % comm.Get_rank()), "w") as f:
+    json.dump(info, f)
+'''
+
+FAIL_BEFORE_INIT = r'''
+import os
+if os.environ.get("OMPI_COMM_WORLD_RANK") == "0":
+    raise RuntimeError("rank 0 failed before the communicator was built")
+from mpi4py import MPI
+MPI.COMM_WORLD.Barrier()
+'''
+
+
+class MpiJob:
+    """N host trees on a Cluster; smlaunch started inside each host's namespace."""
+
+    def __init__(self, testcase, cluster, hyperparameters, program=ALLREDUCE, extra_env=None):
+        self.cluster = cluster
+        self.root = tempfile.mkdtemp(prefix="smlaunch-mpi-")
+        testcase.addCleanup(shutil.rmtree, self.root, True)
+        self.src = os.path.join(self.root, "src")
+        os.makedirs(self.src)
+        with open(os.path.join(self.src, "train.py"), "w") as f:
+            f.write(program)
+        hps = dict(hyperparameters)
+        hps.setdefault("sagemaker_program", "train.py")
+        hps["sagemaker_submit_directory"] = "file://" + self.src
+        self.procs = {}
+        self.started = {}
+        self.ended = {}
+        self.extra_env = extra_env or {}
+        for h in cluster.hosts:
+            cfg = self.path(h, "input", "config")
+            os.makedirs(cfg)
+            with open(os.path.join(cfg, "hyperparameters.json"), "w") as f:
+                json.dump(harness.sdk_encode(hps), f)
+            with open(os.path.join(cfg, "resourceconfig.json"), "w") as f:
+                json.dump({"current_host": h, "hosts": cluster.hosts, "network_interface_name": cluster.iface,
+                           "current_instance_type": "ml.c5.xlarge"}, f)
+            with open(os.path.join(cfg, "inputdataconfig.json"), "w") as f:
+                json.dump({"train": {"TrainingInputMode": "File"}}, f)
+
+    def path(self, host, *parts):
+        return os.path.join(self.root, host, "opt", "ml", *parts)
+
+    def env(self, host, **extra):
+        e = clean_env(SMLAUNCH_SSH_COMMAND=self.cluster.ssh_cmd,
+                      SMLAUNCH_SSHD_CONFIG=self.cluster.sshd_config_path(host),
+                      SMLAUNCH_DNS_TIMEOUT="30", SMLAUNCH_SSH_TIMEOUT="30", SMLAUNCH_LOST_HOST_TIMEOUT="3",
+                      HOST_MARKER="marker-of-" + host, HOME="/root")
+        e.update(self.extra_env)
+        e.update(extra)
+        return e
+
+    def start(self, host, **env):
+        argv = [harness.SMLAUNCH, "train", "--base-dir", self.path(host), "--python", harness.PYTHON]
+        self.started[host] = time.time()
+        self.procs[host] = self.cluster.popen(host, argv, env=self.env(host, **env), inherit_env=False,
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def start_all(self, hosts=None):
+        for h in hosts or self.cluster.hosts:
+            self.start(h)
+
+    def wait(self, host, timeout=120):
+        out, _ = self.procs[host].communicate(timeout=timeout)
+        self.ended[host] = time.time()
+        return self.procs[host].returncode, out.decode(errors="replace")
+
+    def ranks(self, host):
+        d = self.path(host, "output", "data")
+        return [json.load(open(os.path.join(d, n))) for n in sorted(os.listdir(d)) if n.startswith("rank-")]
+
+    def failure(self, host):
+        with open(self.path(host, "output", "failure")) as f:
+            return f.read()
+
+
+@unittest.skipUnless(AVAILABLE, WHY)
+class TestMpi(unittest.TestCase):
+    def setUp(self):
+        harness.require_binary(self)
+
+    def cluster(self, n):
+        c = Cluster(n, start_sshd=False)
+        c.start()
+        self.addCleanup(c.close)
+        return c
+
+    def test_two_hosts_two_slots_each_rank_sees_its_own_host(self):
+        c = self.cluster(2)
+        job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 2, "epochs": 1, "name": "a b"})
+        job.start_all()
+        results = {h: job.wait(h) for h in c.hosts}
+        for h, (rc, out) in results.items():
+            self.assertEqual(rc, 0, "%s:\n%s" % (h, out))
+            self.assertTrue(os.path.exists(job.path(h, "output", "success")), h)
+        ranks = job.ranks("algo-1") + job.ranks("algo-2")
+        self.assertEqual(sorted(r["rank"] for r in ranks), [0, 1, 2, 3])
+        for r in ranks:
+            host = "algo-1" if r["rank"] < 2 else "algo-2"
+            self.assertEqual(r["sum"], 10)
+            self.assertEqual(r["size"], 4)
+            self.assertEqual(r["sm_current_host"], host)
+            self.assertEqual(r["hostname"], host)
+            self.assertEqual(r["processor_name"], host)
+            self.assertEqual(r["sm_hosts"], '["algo-1","algo-2"]')
+            self.assertEqual(r["argv"], ["--epochs", "1", "--name", "a b"])
+            self.assertEqual(r["cwd"], job.path(host, "code"))
+            self.assertEqual(r["model_dir"], job.path(host, "model"))
+            self.assertEqual(r["marker"], "marker-of-" + host, "each rank sees its own host's environment")
+        # The worker's outputs are on the worker's tree, the master's on the master's.
+        self.assertEqual(len(job.ranks("algo-1")), 2)
+        self.assertEqual(len(job.ranks("algo-2")), 2)
+
+    def test_a_late_rank_on_a_worker_finishes_before_the_job_ends(self):
+        c = self.cluster(2)
+        job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 2, "sleep_rank": 3, "sleep_seconds": 4})
+        job.start_all()
+        for h in c.hosts:
+            rc, out = job.wait(h)
+            self.assertEqual(rc, 0, out)
+        self.assertEqual(open(job.path("algo-2", "output", "data", "late.txt")).read(), "done")
+        self.assertEqual(len(job.ranks("algo-2")), 2)
+
+    def test_a_rank_failing_before_the_communicator_fails_every_host(self):
+        c = self.cluster(2)
+        job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 2}, program=FAIL_BEFORE_INIT)
+        start = time.time()
+        job.start_all()
+        results = {h: job.wait(h, timeout=90) for h in c.hosts}
+        self.assertLess(time.time() - start, 60, "no hang")
+        for h, (rc, out) in results.items():
+            self.assertNotEqual(rc, 0, "%s:\n%s" % (h, out))
+            self.assertTrue(os.path.exists(job.path(h, "output", "failure")), h)
+            self.assertFalse(os.path.exists(job.path(h, "output", "success")), h)
+        master = harness.failure_fields(job.failure("algo-1"))
+        self.assertIn("rank 0 failed before the communicator was built", master["message"])
+        self.assertIn("algo-1", job.failure("algo-2"))
+        self.assertIn("rank 0 failed", job.failure("algo-2"))
+
+    def test_a_worker_that_never_starts_fails_the_master_naming_it(self):
+        c = self.cluster(3)
+        job = MpiJob(self, c, {}, extra_env={"SMLAUNCH_SSH_TIMEOUT": "4"})
+        job.start_all(["algo-1", "algo-2"])  # algo-3 never starts its launcher, so no sshd
+        start = time.time()
+        rc, out = job.wait("algo-1", timeout=60)
+        self.assertEqual(rc, 68, out)
+        self.assertLess(time.time() - start, 30)
+        fields = harness.failure_fields(job.failure("algo-1"))
+        self.assertEqual(fields["class"], "HostUnreachableError:")
+        self.assertIn("algo-3", fields["message"])
+        self.assertNotIn("algo-2 (", fields["message"])
+        rc2, out2 = job.wait("algo-2", timeout=60)
+        self.assertNotEqual(rc2, 0, "the master told the worker")
+
+    def test_killing_a_worker_mid_job_fails_the_job_within_seconds(self):
+        c = self.cluster(2)
+        job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 1, "sleep_rank": 1, "sleep_seconds": 60})
+        job.start_all()
+        harness_deadline = time.time() + 60
+        while not any(cmd.startswith(harness.PYTHON + " -m mpi4py") for cmd in self.ns_cmdlines(c, "algo-2")):
+            self.assertLess(time.time(), harness_deadline, "the rank on algo-2 never started")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        killed_at = time.time()
+        self.kill_host(c, "algo-2")
+        rc, out = job.wait("algo-1", timeout=60)
+        self.assertNotEqual(rc, 0, out)
+        self.assertLess(time.time() - killed_at, 20, "the master notices within seconds")
+        self.assertTrue(os.path.exists(job.path("algo-1", "output", "failure")))
+
+    def test_a_worker_whose_master_disappears_fails_within_seconds(self):
+        c = self.cluster(2)
+        job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 1, "sleep_rank": 0, "sleep_seconds": 60})
+        job.start_all()
+        deadline = time.time() + 60
+        # The rank itself (not mpirun, whose command line also names train.py).
+        while not any(cmd.startswith(harness.PYTHON + " -m mpi4py") for cmd in self.ns_cmdlines(c, "algo-1")):
+            self.assertLess(time.time(), deadline, "the rank on algo-1 never started")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        killed_at = time.time()
+        self.kill_host(c, "algo-1")
+        rc, out = job.wait("algo-2", timeout=60)
+        self.assertEqual(rc, 68, out)
+        self.assertLess(time.time() - killed_at, 20, "killed at %s:\n%s" % (time.strftime("%H:%M:%S", time.localtime(killed_at)), out))
+        fields = harness.failure_fields(job.failure("algo-2"))
+        self.assertEqual(fields["class"], "HostLostError:")
+        self.assertIn("algo-1", fields["message"])
+
+    def test_default_slots_follow_the_gpu_count(self):
+        # A stand-in for nvidia-smi (no GPU here) that prints what the real one prints.
+        c = self.cluster(2)
+        fake_bin = tempfile.mkdtemp(prefix="smlaunch-fake-gpu-")
+        self.addCleanup(shutil.rmtree, fake_bin, True)
+        with open(os.path.join(fake_bin, "nvidia-smi"), "w") as f:
+            f.write("#!/bin/sh\n[ \"$1\" = --list-gpus ] || exit 9\n"
+                    "echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-3b1c0a52-0000-0000-0000-000000000000)'\n"
+                    "echo 'GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-3b1c0a52-0000-0000-0000-000000000001)'\n")
+        os.chmod(os.path.join(fake_bin, "nvidia-smi"), 0o755)
+        job = MpiJob(self, c, {})
+        env = job.env("algo-1")
+        env["PATH"] = fake_bin + ":" + env["PATH"]
+        plan = json.loads(subprocess.run([harness.SMLAUNCH, "plan", "--base-dir", job.path("algo-1"), "--python",
+                                          harness.PYTHON], env=env, capture_output=True, text=True,
+                                         timeout=60, check=True).stdout)
+        self.assertEqual(plan["machine"]["num_gpus"], 2)
+        self.assertEqual(plan["mpi"]["processes_per_host"], 2)
+        self.assertEqual(plan["mpi"]["num_processes"], 4)
+        argv = plan["steps"][-1]["argv"]
+        self.assertEqual(argv[argv.index("--host") + 1], "algo-1:2,algo-2:2")
+        self.assertEqual(argv[argv.index("-np") + 1], "4")
+        self.assertEqual(plan["environment"]["SM_NUM_GPUS"], "2")
+
+    @staticmethod
+    def ns_cmdlines(cluster, host):
+        out = subprocess.run(["ip", "netns", "pids", cluster.ns[host]], capture_output=True, text=True).stdout
+        cmds = []
+        for pid in out.split():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmds.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+        return cmds
+
+    @staticmethod
+    def kill_host(cluster, host):
+        """What a dying instance looks like: every process of the host gets SIGKILL."""
+        out = subprocess.run(["ip", "netns", "pids", cluster.ns[host]], capture_output=True, text=True).stdout
+        anchor = cluster._anchor[host].pid
+        for pid in out.split():
+            if int(pid) != anchor:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+if __name__ == "__main__":
+    unittest.main()
