@@ -132,7 +132,9 @@ TEST(LauncherCli, SettingsAreListedInTableOrder)
   for (const auto& s : o.settings) {
     names.push_back(s.name);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"base-dir", "python", "num-gpus", "grace-period", "dns-timeout", "log-level"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"base-dir", "python", "num-gpus", "grace-period", "dns-timeout", "log-level",
+                                             "mpirun", "sshd", "sshd-config", "sshd-port", "ssh-command", "ssh-timeout",
+                                             "lost-host-timeout"}));
 }
 
 TEST(LauncherCli, TypedValues)
