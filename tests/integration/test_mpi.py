@@ -120,14 +120,23 @@ class TestMpi(unittest.TestCase):
     def setUp(self):
         harness.require_binary(self)
 
-    def cluster(self, n):
-        c = Cluster(n, start_sshd=False)
+    def cluster(self, n, uts=True):
+        c = Cluster(n, start_sshd=False, uts=uts)
         c.start()
         self.addCleanup(c.close)
         return c
 
     def test_two_hosts_two_slots_each_rank_sees_its_own_host(self):
-        c = self.cluster(2)
+        self.check_two_hosts(uts=True)
+
+    def test_without_per_host_names_the_shim_gives_each_rank_its_host(self):
+        # Like containers, whose hostname is a container id: every host here has the
+        # machine's hostname, and only smlaunch's gethostname() shim says algo-N.
+        self.assertNotIn(os.uname().nodename, ("algo-1", "algo-2"))
+        self.check_two_hosts(uts=False)
+
+    def check_two_hosts(self, uts):
+        c = self.cluster(2, uts=uts)
         job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 2, "epochs": 1, "name": "a b"})
         job.start_all()
         results = {h: job.wait(h) for h in c.hosts}
@@ -251,6 +260,55 @@ class TestMpi(unittest.TestCase):
         self.assertEqual(argv[argv.index("--host") + 1], "algo-1:2,algo-2:2")
         self.assertEqual(argv[argv.index("-np") + 1], "4")
         self.assertEqual(plan["environment"]["SM_NUM_GPUS"], "2")
+
+    def test_chainermn_example_on_two_hosts_two_slots(self):
+        try:
+            import chainer  # noqa: F401
+        except ImportError:
+            self.skipTest("chainer is not installed in the test Python")
+        c = self.cluster(2)
+        root = tempfile.mkdtemp(prefix="smlaunch-chainermn-")
+        self.addCleanup(shutil.rmtree, root, True)
+        example = os.path.join(harness.SOURCE_DIR, "examples", "chainer")
+        procs = {}
+        for h in c.hosts:
+            base = os.path.join(root, h, "opt", "ml")
+            subprocess.run([harness.PYTHON, os.path.join(example, "make_tree.py"), base, "--hosts", "2",
+                            "--current-host", h, "--slots", "2", "--epochs", "2", "--samples", "3000"],
+                           check=True, capture_output=True, timeout=120)
+            # Four busy ranks share this machine's two cores: let idle ranks yield (and
+            # exercise sagemaker_additional_mpi_options).
+            hps_path = os.path.join(base, "input", "config", "hyperparameters.json")
+            hps = json.load(open(hps_path))
+            hps["sagemaker_additional_mpi_options"] = json.dumps("-mca mpi_yield_when_idle 1")
+            json.dump(hps, open(hps_path, "w"))
+            env = clean_env(SMLAUNCH_SSH_COMMAND=c.ssh_cmd, SMLAUNCH_SSHD_CONFIG=c.sshd_config_path(h),
+                            SMLAUNCH_DNS_TIMEOUT="30", SMLAUNCH_SSH_TIMEOUT="60", HOME="/root")
+            procs[h] = c.popen(h, [harness.SMLAUNCH, "train", "--base-dir", base, "--python", harness.PYTHON],
+                               env=env, inherit_env=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        outputs = {}
+        for h, p in procs.items():
+            out, _ = p.communicate(timeout=400)
+            outputs[h] = out.decode(errors="replace")
+            self.assertEqual(p.returncode, 0, "%s:\n%s" % (h, outputs[h][-4000:]))
+        accuracy = [l for l in outputs["algo-1"].splitlines() if "final test accuracy" in l]
+        self.assertTrue(accuracy, outputs["algo-1"][-3000:])
+        self.assertGreater(float(accuracy[-1].rsplit(":", 1)[1]), 0.9)
+        self.assertTrue(os.path.exists(os.path.join(root, "algo-1", "opt", "ml", "model", "model.npz")))
+        ranks = {}
+        for h in c.hosts:
+            data = os.path.join(root, h, "opt", "ml", "output", "data")
+            for name in os.listdir(data):
+                if name.startswith("rank-"):
+                    r = json.load(open(os.path.join(data, name)))
+                    ranks[r["rank"]] = dict(r, tree=h)
+        self.assertEqual(sorted(ranks), [0, 1, 2, 3])
+        for rank, r in ranks.items():
+            host = "algo-1" if rank < 2 else "algo-2"
+            # As on two real machines: two nodes of two processes each.
+            self.assertEqual((r["intra_rank"], r["intra_size"], r["inter_rank"], r["inter_size"]),
+                             (rank % 2, 2, rank // 2, 2), r)
+            self.assertEqual((r["hostname"], r["processor_name"], r["sm_current_host"], r["tree"]), (host,) * 4)
 
     @staticmethod
     def ns_cmdlines(cluster, host):
