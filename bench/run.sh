@@ -7,3 +7,6 @@ cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSMLAUNCH_BUILD
 cmake --build build-release >/dev/null
 echo "== launcher: start-up, memory, output throughput (baseline: the script run directly)"
 .venv/bin/python bench/bench_launcher.py build-release/bin/smlaunch "$PWD/.venv/bin/python" "$@"
+echo
+echo "== MPI: start and end latency on simulated hosts (baseline: plain mpirun on the same hosts)"
+.venv/bin/python bench/bench_mpi.py build-release/bin/smlaunch "$PWD/.venv/bin/python"

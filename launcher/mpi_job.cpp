@@ -42,6 +42,8 @@ ssh_argv(const PlanInputs& in, const std::string& host, std::vector<std::string>
   if (argv.empty()) {
     throw UsageError("--ssh-command is empty");
   }
+  const std::vector<std::string> sharing = ssh_connection_sharing(in.paths);
+  argv.insert(argv.end(), sharing.begin(), sharing.end());
   argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "ConnectTimeout=3", host});
   argv.insert(argv.end(), remote.begin(), remote.end());
   return argv;
@@ -92,20 +94,38 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
   auto delay = 50ms;
   const auto start = Clock::now();
   while (!pending.empty()) {
-    std::vector<std::string> still;
+    // A login is tried only once the host's sshd greets us (cheap, in-process), then on
+    // every such host at once.
+    std::vector<std::string> greeting;
+    std::vector<std::string> silent;
     for (const auto& host : pending) {
+      if (port_answers(host, in.options.sshd_port, 500ms)) {
+        greeting.push_back(host);
+      } else {
+        silent.push_back(host);
+        last_error[host] = "nothing answers on port " + std::to_string(in.options.sshd_port);
+      }
+    }
+    std::vector<ChildSpec> probes;
+    for (const auto& host : greeting) {
       ChildSpec probe;
       probe.argv = ssh_argv(in, host, {"true"});
       probe.envp = in.inherited.to_envp();
       probe.output = OutputMode::capture;
       probe.timeout = 10s;
-      const ChildResult r = supervisor.run(probe);
+      probes.push_back(std::move(probe));
+    }
+    const std::vector<ChildResult> results = supervisor.run_all(probes);
+    std::vector<std::string> still = silent;
+    for (std::size_t i = 0; i < greeting.size(); ++i) {
+      const ChildResult& r = results[i];
       if (r.stop_signal != 0) {
         throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal));
       }
       if (r.exit_code != 0) {
-        still.push_back(host);
-        last_error[host] = r.exec_errno != 0 ? "cannot run ssh" : "ssh exited with " + std::to_string(r.exit_code);
+        still.push_back(greeting[i]);
+        last_error[greeting[i]] = r.exec_errno != 0 ? "cannot run ssh"
+                                                    : "ssh login failed (exit " + std::to_string(r.exit_code) + ")";
       }
     }
     pending = still;
@@ -124,7 +144,7 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
     if (const int sig = supervisor.sleep_for(delay)) {
       throw LauncherError("Stopped", 128 + sig, "stopped by " + signal_name(sig));
     }
-    delay = std::min(delay * 2, std::chrono::milliseconds(1000));
+    delay = std::min(delay * 2, std::chrono::milliseconds(500));
   }
   spdlog::info("every worker answered over SSH after {:.2f} s", std::chrono::duration<double>(Clock::now() - start).count());
 }
@@ -214,23 +234,50 @@ void
 notify_workers(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, int code, const std::string& message,
                const std::string& skip)
 {
+  // Every worker at once: the job ends when the last one knows.
+  std::vector<std::string> hosts;
+  std::vector<ChildSpec> calls;
+  const std::string remote = shell_quote(in.smlaunch_exe) + " job-ended --exit-code " + std::to_string(code) +
+                             " --message " + shell_quote(message.substr(0, 2048));
   for (const auto& host : plan.workers) {
     if (host == skip) {
       continue;
     }
-    const std::string remote = shell_quote(in.smlaunch_exe) + " job-ended --exit-code " + std::to_string(code) +
-                               " --message " + shell_quote(message.substr(0, 2048));
     ChildSpec spec;
     spec.argv = ssh_argv(in, host, {remote});
     spec.envp = in.inherited.to_envp();
     spec.output = OutputMode::capture;
     spec.timeout = 15s;
-    const ChildResult r = supervisor.run(spec);
-    if (r.exit_code != 0) {
+    hosts.push_back(host);
+    calls.push_back(std::move(spec));
+  }
+  const std::vector<ChildResult> results = supervisor.run_all(calls);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i].exit_code != 0) {
       spdlog::warn("could not tell {} that the job ended (ssh exited with {}); it will stop when it loses the master",
-                   host, r.exit_code);
+                   hosts[i], results[i].exit_code);
     }
   }
+}
+
+// End the shared ssh connections (ControlPersist would keep them a minute).
+void
+close_shared_connections(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+{
+  if (ssh_connection_sharing(in.paths).empty()) {
+    return;
+  }
+  std::vector<ChildSpec> calls;
+  for (const auto& host : plan.workers) {
+    ChildSpec spec;
+    spec.argv = ssh_argv(in, host, {});
+    spec.argv.insert(spec.argv.end() - 1, {"-O", "exit"});
+    spec.envp = in.inherited.to_envp();
+    spec.output = OutputMode::capture;
+    spec.timeout = 5s;
+    calls.push_back(std::move(spec));
+  }
+  supervisor.run_all(calls);
 }
 
 } // namespace
@@ -334,10 +381,14 @@ run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
     error_class = e.error_class();
     message = e.what();
   }
+  spdlog::debug("telling {} worker(s) the outcome ({})", plan.workers.size(), code);
   notify_workers(plan, in, supervisor, code, code == 0 ? "" : error_class + ": " + message, lost);
+  spdlog::debug("workers told");
+  close_shared_connections(plan, in, supervisor);
   if (sshd > 0) {
     supervisor.stop_background(sshd, 2s);
   }
+  spdlog::debug("sshd stopped");
   return record_outcome(in.paths, code, error_class, message, command, plan.script.env);
 }
 
@@ -395,7 +446,9 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       break;
     }
   }
+  spdlog::debug("worker: outcome {}", code);
   supervisor.stop_background(sshd, 2s);
+  spdlog::debug("worker: sshd stopped");
   if (code == 0) {
     spdlog::info("the master reported success");
   }

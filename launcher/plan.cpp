@@ -70,6 +70,22 @@ rank_program_for(EntryPointType type, const std::string& name, const std::string
   return argv;
 }
 
+} // namespace
+
+std::vector<std::string>
+ssh_connection_sharing(const env::Paths& paths)
+{
+  // %C is a 40-character hash, and ssh adds ".<16 random characters>" while it binds;
+  // sun_path holds 107 characters.
+  const std::string socket = paths.base + "/.smlaunch/%C";
+  if (socket.size() - 2 + 40 + 17 > 107) {
+    return {};
+  }
+  return {"-o", "ControlMaster=auto", "-o", "ControlPersist=60", "-o", "ControlPath=" + socket};
+}
+
+namespace {
+
 void
 plan_mpi(TrainPlan& plan, const PlanInputs& in)
 {
@@ -90,6 +106,9 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
   mi.network_interface = e.network_interface_name;
   mi.instance_type = e.current_instance_type;
   mi.ssh_command = in.options.ssh_command;
+  for (const auto& word : ssh_connection_sharing(in.paths)) {
+    mi.ssh_command += " " + word;
+  }
   mi.single_host = single_host;
   for (const auto& [name, value] : in.inherited.entries()) {
     mi.present.push_back(name);

@@ -72,6 +72,11 @@ struct TrainPlan
 env::EnvMap script_variables(const env::TrainingEnvironment& environment, const env::Paths& paths,
                              const env::EnvMap& inherited);
 
+// ssh options that share one connection per host between smlaunch's own ssh calls and
+// mpirun's (OpenSSH ControlMaster; the socket lives in <base>/.smlaunch/). Empty when the
+// socket path would be too long for a Unix socket.
+std::vector<std::string> ssh_connection_sharing(const env::Paths& paths);
+
 // Build the plan; throws env::ConfigError or StagingError.
 TrainPlan make_train_plan(const PlanInputs& inputs);
 

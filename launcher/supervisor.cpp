@@ -429,7 +429,9 @@ Supervisor::run(const ChildSpec& spec)
     }
   }
 
+  spdlog::debug("child {} exited", pid);
   end_process_group(pid, result.orphans_reaped);
+  spdlog::debug("its process group is gone");
   if (relay_thread) {
     relay_thread->finish(std::chrono::milliseconds(500));
     if (spec.output == OutputMode::capture) {
@@ -451,6 +453,105 @@ Supervisor::run(const ChildSpec& spec)
     spdlog::debug("reaped {} orphaned process(es)", result.orphans_reaped);
   }
   return result;
+}
+
+std::vector<ChildResult>
+Supervisor::run_all(const std::vector<ChildSpec>& specs)
+{
+  struct Running
+  {
+    pid_t pid = -1;
+    std::unique_ptr<OutputRelay> relay;
+    bool exited = false;
+    int status = 0;
+  };
+  const auto start = Clock::now();
+  std::vector<Running> running(specs.size());
+  std::vector<ChildResult> results(specs.size());
+  const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    int out_pipe[2];
+    make_pipe(out_pipe);
+    int exec_error_pipe[2];
+    if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
+      throw SystemError("pipe2", "exec status pipe", errno);
+    }
+    running[i].pid = spawn(specs[i], out_pipe[1], dev_null, exec_error_pipe[1], false);
+    ::close(out_pipe[1]);
+    ::close(exec_error_pipe[1]);
+    int exec_errno = 0;
+    if (::read(exec_error_pipe[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno)) {
+      results[i].exec_errno = exec_errno;
+    }
+    ::close(exec_error_pipe[0]);
+    running[i].relay = std::make_unique<OutputRelay>(out_pipe[0], -1, 1024 * 1024);
+    running[i].relay->start();
+  }
+  if (dev_null >= 0) {
+    ::close(dev_null);
+  }
+  while (true) {
+    for (int n = 0; n < 1 << 16; ++n) {
+      int st = 0;
+      const pid_t pid = waitpid(-1, &st, WNOHANG);
+      if (pid <= 0) {
+        break;
+      }
+      bool known = false;
+      for (auto& r : running) {
+        if (r.pid == pid) {
+          r.exited = true;
+          r.status = st;
+          known = true;
+        }
+      }
+      if (!known && std::find(m_background.begin(), m_background.end(), pid) != m_background.end()) {
+        m_background_exited.push_back(pid);
+      }
+    }
+    bool all = true;
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (running[i].exited) {
+        continue;
+      }
+      all = false;
+      if (specs[i].timeout.count() > 0 && now - start >= specs[i].timeout && !results[i].timed_out) {
+        kill(-running[i].pid, SIGKILL);
+        results[i].timed_out = true;
+      }
+    }
+    if (all) {
+      break;
+    }
+    const int sig = wait_signal(std::chrono::milliseconds(20));
+    if (sig != 0 && sig != SIGCHLD) {
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (!running[i].exited) {
+          kill(-running[i].pid, sig);
+          if (is_stop_signal(sig) && results[i].stop_signal == 0) {
+            results[i].stop_signal = sig;
+          }
+        }
+      }
+      if (is_stop_signal(sig)) {
+        m_pending_stop = sig;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    running[i].relay->finish(std::chrono::milliseconds(200));
+    results[i].captured = running[i].relay->tail();
+    const int st = running[i].status;
+    if (WIFEXITED(st)) {
+      results[i].exit_code = WEXITSTATUS(st);
+    } else if (WIFSIGNALED(st)) {
+      results[i].term_signal = WTERMSIG(st);
+      results[i].exit_code = 128 + results[i].term_signal;
+    }
+    results[i].seconds = seconds_since(start);
+  }
+  return results;
 }
 
 int

@@ -60,6 +60,10 @@ public:
   // Run one child to completion under the rules above.
   ChildResult run(const ChildSpec& spec);
 
+  // Run several short children at once (probes over ssh), each collected as with
+  // OutputMode::capture; returns their results in the order given.
+  std::vector<ChildResult> run_all(const std::vector<ChildSpec>& specs);
+
   // Start a long-running helper (sshd) in its own process group, with its output going
   // straight to ours; it dies with the launcher (PR_SET_PDEATHSIG). Throws SystemError.
   pid_t start_background(const ChildSpec& spec);

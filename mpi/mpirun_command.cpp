@@ -29,9 +29,9 @@ OpenMpiNames
 open_mpi_names(int major)
 {
   if (major >= 5) {
-    return OpenMpiNames{major, "prte_abort_on_non_zero_status", "smsc"};
+    return OpenMpiNames{major, "prte_abort_on_non_zero_status", "smsc", "^openib,ofi,uct"};
   }
-  return OpenMpiNames{major, "orte_abort_on_non_zero_status", "btl_vader_single_copy_mechanism"};
+  return OpenMpiNames{major, "orte_abort_on_non_zero_status", "btl_vader_single_copy_mechanism", "^openib,ofi,uct"};
 }
 
 int
@@ -99,7 +99,7 @@ build_mpirun_command(const MpirunInputs& in)
       a.insert(a.end(), {"-mca", "plm_rsh_agent", in.ssh_command});
     }
   }
-  a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib", "-mca",
+  a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", in.names.btl_exclude, "-mca",
                      in.names.abort_on_non_zero_status, "1", "-mca", in.names.vader_single_copy, "none"});
 
   std::vector<std::string> options = s.custom_options;

@@ -15,6 +15,9 @@ struct OpenMpiNames
   int major = 4;
   const char* abort_on_non_zero_status; // "orte_abort_on_non_zero_status" (4), "prte_..." (5)
   const char* vader_single_copy;        // "btl_vader_single_copy_mechanism" (4), "smsc" (5)
+  // The reference passes "^openib"; ofi and uct are excluded too, as Debian's own default
+  // does: without a fabric, the ofi BTL alone adds a second to every job's end.
+  const char* btl_exclude;
 };
 
 // The names for Open MPI `major` (4 and 5 are known; others use 4's).
