@@ -130,7 +130,8 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
 } // namespace
 
 env::EnvMap
-script_variables(const env::TrainingEnvironment& e, const env::Paths& paths, const env::EnvMap& inherited)
+script_variables(const env::TrainingEnvironment& e, const env::Paths& paths, const env::EnvMap& inherited,
+                 Launch launch)
 {
   env::EnvMap added;
   // The reference's side effects on os.environ, which every child inherits.
@@ -143,7 +144,7 @@ script_variables(const env::TrainingEnvironment& e, const env::Paths& paths, con
   }
   const std::string* pythonpath = inherited.get("PYTHONPATH");
   added.set("PYTHONPATH", pythonpath != nullptr && !pythonpath->empty() ? paths.code + ":" + *pythonpath : paths.code);
-  if (inherited.get("PYTHONUNBUFFERED") == nullptr) {
+  if (inherited.get("PYTHONUNBUFFERED") == nullptr && launch == Launch::process) {
     added.set("PYTHONUNBUFFERED", "1");
   }
   return added;
@@ -186,7 +187,7 @@ make_train_plan(const PlanInputs& in)
   plan.entry_point_missing = !plan.code.root.empty() && plan.entry_type != EntryPointType::python_package &&
                              !plan.code.has(plan.entry_point);
 
-  plan.added = script_variables(e, in.paths, in.inherited);
+  plan.added = script_variables(e, in.paths, in.inherited, plan.mpi.enabled ? Launch::mpi_rank : Launch::process);
   // pip sees the reference's side effects on os.environ, but no SM_* yet (as there).
   env::EnvMap install_env = in.inherited;
   for (const char* name : {"CURRENT_HOST", "SAGEMAKER_JOB_NAME", "SAGEMAKER_REGION"}) {

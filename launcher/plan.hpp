@@ -69,8 +69,11 @@ struct TrainPlan
 
 // The variables smlaunch adds for a script on this host: SM_*, PYTHONPATH,
 // PYTHONUNBUFFERED and the reference's CURRENT_HOST, SAGEMAKER_JOB_NAME, SAGEMAKER_REGION.
+// Under MPI, PYTHONUNBUFFERED is not added: mpirun --tag-output tags each write, and
+// unbuffered Python writes a print's text and its newline separately.
+enum class Launch { process, mpi_rank };
 env::EnvMap script_variables(const env::TrainingEnvironment& environment, const env::Paths& paths,
-                             const env::EnvMap& inherited);
+                             const env::EnvMap& inherited, Launch launch);
 
 // ssh options that share one connection per host between smlaunch's own ssh calls and
 // mpirun's (OpenSSH ControlMaster; the socket lives in <base>/.smlaunch/). Empty when the

@@ -63,7 +63,7 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
         environment.set(name, value);
       }
     }
-    const env::EnvMap added = script_variables(training, paths, host.environment);
+    const env::EnvMap added = script_variables(training, paths, host.environment, Launch::mpi_rank);
     for (const auto& [name, value] : added.entries()) {
       environment.set(name, value);
     }
