@@ -1,0 +1,110 @@
+#include "mpi/mpirun_command.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using Strings = std::vector<std::string>;
+
+mpi::MpirunInputs
+two_hosts(int slots)
+{
+  mpi::MpirunInputs in;
+  in.settings.enabled = true;
+  in.settings.hosts = {"algo-1", "algo-2"};
+  in.settings.processes_per_host = slots;
+  in.settings.num_processes = 2 * slots;
+  in.network_interface = "eth0";
+  in.instance_type = "ml.c5.xlarge";
+  in.present = {"PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"};
+  in.program = {"/usr/bin/python3", "-m", "mpi4py", "train.py", "--lr", "0.1"};
+  return in;
+}
+
+// The reference's order (training-toolkit.md, section 8.2) with smlaunch's differences:
+// no LD_PRELOAD (the rank step preloads), no -x SM_* (the rank step computes them per host),
+// ofi and uct excluded from the BTLs.
+TEST(MpirunCommand, GoldenTwoHostsTwoSlots)
+{
+  const auto c = mpi::build_mpirun_command(two_hosts(2));
+  const Strings expected = {
+    "mpirun", "--host", "algo-1:2,algo-2:2", "-np", "4", "--allow-run-as-root", "--display-map", "--tag-output",
+    "-mca", "btl_tcp_if_include", "eth0", "-mca", "oob_tcp_if_include", "eth0", "-mca", "plm_rsh_no_tree_spawn", "1",
+    "-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib,ofi,uct", "-mca",
+    "orte_abort_on_non_zero_status", "1", "-mca", "btl_vader_single_copy_mechanism", "none",
+    "-x", "NCCL_MIN_NRINGS=4", "-x", "NCCL_SOCKET_IFNAME=eth0", "-x", "NCCL_DEBUG=INFO", "-x", "PATH",
+    "-x", "AWS_ACCESS_KEY_ID", "-x", "AWS_SECRET_ACCESS_KEY",
+    "/usr/bin/python3", "-m", "mpi4py", "train.py", "--lr", "0.1"};
+  EXPECT_EQ(c.argv, expected);
+  EXPECT_EQ(c.exported, (Strings{"NCCL_MIN_NRINGS", "NCCL_SOCKET_IFNAME", "NCCL_DEBUG", "PATH", "AWS_ACCESS_KEY_ID",
+                                 "AWS_SECRET_ACCESS_KEY"}));
+}
+
+TEST(MpirunCommand, OneSlotPerHostListsBareNames)
+{
+  const auto c = mpi::build_mpirun_command(two_hosts(1));
+  EXPECT_EQ(c.argv[2], "algo-1,algo-2");
+  EXPECT_EQ(c.argv[4], "2");
+}
+
+TEST(MpirunCommand, UserOptionsComeAfterTheFixedFlagsAndNcclDebugIsTaken)
+{
+  auto in = two_hosts(1);
+  in.settings.custom_options = {"--NCCL_DEBUG", "WARN", "-x", "A=b c", "--mca", "btl_tcp_if_exclude", "lo"};
+  const auto c = mpi::build_mpirun_command(in);
+  const auto at = [&](const std::string& s) { return std::find(c.argv.begin(), c.argv.end(), s) - c.argv.begin(); };
+  EXPECT_NE(std::find(c.argv.begin(), c.argv.end(), "NCCL_DEBUG=WARN"), c.argv.end());
+  EXPECT_EQ(std::find(c.argv.begin(), c.argv.end(), "--NCCL_DEBUG"), c.argv.end());
+  EXPECT_GT(at("A=b c"), at("PATH"));          // after -x PATH, as in the reference
+  EXPECT_LT(at("A=b c"), at("/usr/bin/python3"));
+}
+
+TEST(MpirunCommand, EfaInstancesExportFabricSettings)
+{
+  auto in = two_hosts(8);
+  in.instance_type = "ml.p4d.24xlarge";
+  const auto c = mpi::build_mpirun_command(in);
+  for (const char* v : {"FI_PROVIDER=efa", "NCCL_PROTO=simple", "FI_EFA_USE_DEVICE_RDMA=1"}) {
+    EXPECT_NE(std::find(c.argv.begin(), c.argv.end(), v), c.argv.end()) << v;
+  }
+  in.instance_type = "ml.g5.48xlarge"; // EFA for NCCL, no RDMA
+  const auto g5 = mpi::build_mpirun_command(in);
+  EXPECT_NE(std::find(g5.argv.begin(), g5.argv.end(), "FI_PROVIDER=efa"), g5.argv.end());
+  EXPECT_EQ(std::find(g5.argv.begin(), g5.argv.end(), "FI_EFA_USE_DEVICE_RDMA=1"), g5.argv.end());
+}
+
+TEST(MpirunCommand, SingleHostRunsLocallyWithoutInterfaceFlags)
+{
+  auto in = two_hosts(3);
+  in.settings.hosts = {"algo-1"};
+  in.settings.num_processes = 3;
+  in.single_host = true;
+  const auto c = mpi::build_mpirun_command(in);
+  EXPECT_EQ(c.argv[2], "localhost:3");
+  EXPECT_EQ(std::find(c.argv.begin(), c.argv.end(), "btl_tcp_if_include"), c.argv.end());
+  EXPECT_EQ(std::find(c.argv.begin(), c.argv.end(), "plm_rsh_agent"), c.argv.end());
+}
+
+TEST(MpirunCommand, SshAgentOnlyWhenNotPlainSsh)
+{
+  auto in = two_hosts(1);
+  in.ssh_command = "ssh";
+  auto c = mpi::build_mpirun_command(in);
+  EXPECT_EQ(std::find(c.argv.begin(), c.argv.end(), "plm_rsh_agent"), c.argv.end());
+  in.ssh_command = "ssh -F /etc/ssh_config";
+  c = mpi::build_mpirun_command(in);
+  const auto it = std::find(c.argv.begin(), c.argv.end(), "plm_rsh_agent");
+  ASSERT_NE(it, c.argv.end());
+  EXPECT_EQ(*(it + 1), "ssh -F /etc/ssh_config");
+}
+
+TEST(MpirunCommand, OpenMpiVersions)
+{
+  EXPECT_EQ(mpi::parse_open_mpi_major("mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/"), 4);
+  EXPECT_EQ(mpi::parse_open_mpi_major("mpirun (Open MPI) 5.0.3\n"), 5);
+  EXPECT_EQ(mpi::parse_open_mpi_major("garbage"), 4);
+  EXPECT_STREQ(mpi::open_mpi_names(5).abort_on_non_zero_status, "prte_abort_on_non_zero_status");
+  EXPECT_STREQ(mpi::open_mpi_names(4).abort_on_non_zero_status, "orte_abort_on_non_zero_status");
+}
+
+} // namespace
