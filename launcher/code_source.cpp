@@ -2,10 +2,8 @@
 
 #include "env/config_files.hpp"
 #include "env/py_format.hpp"
-#include "launcher/archive.hpp"
 #include "launcher/errors.hpp"
 #include "launcher/logging.hpp"
-#include "launcher/s3_download.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -259,11 +257,20 @@ copy_tree(const std::string& from, const std::string& to)
   }
 }
 
+Fetcher&
+fetcher_of(const StagingContext& ctx)
+{
+  if (ctx.fetcher == nullptr) {
+    throw StagingError("internal: no fetcher for archives and s3:// sources");
+  }
+  return *ctx.fetcher;
+}
+
 void
-unpack_or_copy(const std::string& file, const std::string& name, const std::string& into)
+unpack_or_copy(const StagingContext& ctx, const std::string& file, const std::string& name, const std::string& into)
 {
   if (is_archive_name(name)) {
-    extract_archive(file, into);
+    fetcher_of(ctx).extract(file, into);
     return;
   }
   std::error_code ec;
@@ -297,7 +304,8 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
     write_marker(ctx.base_dir, {source.uri, "directory"});
     return;
   case StagingAction::copy_file:
-    replace_code_dir(ctx, [&](const std::string& into) { unpack_or_copy(source.local_path, source.local_path, into); });
+    replace_code_dir(ctx,
+                     [&](const std::string& into) { unpack_or_copy(ctx, source.local_path, source.local_path, into); });
     write_marker(ctx.base_dir, {source.uri, file_checksum(source.local_path)});
     return;
   case StagingAction::extract_archive: {
@@ -307,29 +315,27 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
       return;
     }
     spdlog::info("unpacking {} into {}", source.local_path, ctx.code_dir);
-    replace_code_dir(ctx, [&](const std::string& into) { extract_archive(source.local_path, into); });
+    replace_code_dir(ctx, [&](const std::string& into) { fetcher_of(ctx).extract(source.local_path, into); });
     write_marker(ctx.base_dir, {source.uri, identity});
     return;
   }
   case StagingAction::download_s3: {
-    const auto location = parse_s3_uri(source.uri);
-    if (!location) {
+    const auto slash = source.uri.find('/', 5);
+    if (source.uri.rfind("s3://", 0) != 0 || slash == std::string::npos || slash == 5 || slash + 1 >= source.uri.size()) {
       throw StagingError("sagemaker_submit_directory \"" + source.uri + "\" is not an s3://bucket/key URI");
     }
-    const S3Settings settings = s3_settings_from(ctx.environment, ctx.sagemaker_region);
-    const AwsCredentials credentials = resolve_aws_credentials(ctx.environment);
-    const S3Object head = s3_head(settings, credentials, *location, ctx.stop);
-    const std::string identity = "etag:" + head.etag;
-    if (!head.etag.empty() && already(identity)) {
-      spdlog::info("{} already holds {} (ETag {}): not downloading it again", ctx.code_dir, source.uri, head.etag);
+    const std::string key = source.uri.substr(slash + 1);
+    const std::string etag = fetcher_of(ctx).s3_etag(source.uri);
+    const std::string identity = "etag:" + etag;
+    if (!etag.empty() && already(identity)) {
+      spdlog::info("{} already holds {} (ETag {}): not downloading it again", ctx.code_dir, source.uri, etag);
       return;
     }
     const std::string download = ctx.base_dir + "/.smlaunch/download-" + std::to_string(getpid());
     fs::create_directories(fs::path(download).parent_path(), ec);
     try {
-      const S3Object got = s3_download(settings, credentials, *location, download, ctx.stop);
-      spdlog::info("downloaded {} bytes", got.size);
-      replace_code_dir(ctx, [&](const std::string& into) { unpack_or_copy(download, location->key, into); });
+      fetcher_of(ctx).s3_get(source.uri, download);
+      replace_code_dir(ctx, [&](const std::string& into) { unpack_or_copy(ctx, download, key, into); });
     } catch (...) {
       fs::remove(download, ec);
       throw;

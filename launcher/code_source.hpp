@@ -2,9 +2,6 @@
 // <base>/code.
 #pragma once
 
-#include "env/env_map.hpp"
-
-#include <functional>
 #include <string>
 
 namespace launcher {
@@ -53,13 +50,22 @@ bool directory_has_files(const std::string& dir);
 // Where smlaunch records what it staged into code/: <base>/.smlaunch/staged-code.json.
 std::string staging_marker_path(const std::string& base_dir);
 
+// Unpacking and downloading, kept out of the launcher's own process (see fetch/): the
+// launcher runs `smlaunch-fetch` under its supervisor; tests may substitute their own.
+class Fetcher
+{
+public:
+  virtual ~Fetcher() = default;
+  virtual void extract(const std::string& archive, const std::string& destination) = 0;
+  virtual std::string s3_etag(const std::string& uri) = 0;
+  virtual void s3_get(const std::string& uri, const std::string& destination) = 0;
+};
+
 struct StagingContext
 {
   std::string base_dir;
   std::string code_dir;
-  env::EnvMap environment;      // credentials, region and endpoint for s3://
-  std::string sagemaker_region; // the hyperparameter, for the S3 region
-  std::function<bool()> stop;   // true when a stop signal arrived (aborts downloads)
+  Fetcher* fetcher = nullptr; // needed for archives and s3://
 };
 
 // Carry out `action`. Throws StagingError; nothing is written outside the base directory.

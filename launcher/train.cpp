@@ -2,6 +2,7 @@
 
 #include "launcher/errors.hpp"
 #include "launcher/failure_report.hpp"
+#include "launcher/fetch_helper.hpp"
 #include "launcher/logging.hpp"
 #include "launcher/mpi_job.hpp"
 
@@ -107,8 +108,8 @@ stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
   } else if (plan.staging == StagingAction::copy_directory || plan.staging == StagingAction::copy_file) {
     spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
   }
-  StagingContext context{in.paths.base, in.paths.code, in.inherited, plan.environment.region_hyperparameter,
-                         [&supervisor] { return supervisor.poll_stop_signal() != 0; }};
+  HelperFetcher fetcher(supervisor, in.inherited, plan.environment.region_hyperparameter, in.paths.base + "/.smlaunch");
+  StagingContext context{in.paths.base, in.paths.code, &fetcher};
   stage_code(plan.source, plan.staging, context);
   if (const int sig = supervisor.poll_stop_signal()) {
     return stopped(sig);

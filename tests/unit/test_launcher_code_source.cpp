@@ -207,7 +207,6 @@ context(const std::string& base_dir, const std::string& code_dir)
   launcher::StagingContext c;
   c.base_dir = base_dir;
   c.code_dir = code_dir;
-  c.stop = [] { return false; };
   return c;
 }
 
