@@ -2,14 +2,38 @@
 
 namespace env {
 
+namespace {
+
+// Names from a file may hold control characters (a NUL would even cut the message short):
+// show them as \xNN.
+std::string
+printable(const std::string& text)
+{
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+} // namespace
+
 std::string
 Problem::describe() const
 {
-  std::string out = file;
+  std::string out = printable(file);
   if (!key.empty()) {
-    out += ": key \"" + key + "\"";
+    out += ": key \"" + printable(key) + "\"";
   }
-  out += ": " + message;
+  out += ": " + printable(message);
   return out;
 }
 

@@ -174,7 +174,10 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
 {
   std::string cause;
   if (r.exec_errno != 0) {
-    cause = program + ": " + (r.exec_errno == ENOENT ? "not found" : std::strerror(r.exec_errno));
+    cause = program + ": " +
+            (r.exec_errno == ENOENT     ? "not found"
+             : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::string(std::strerror(ENOEXEC))
+                                       : std::string(std::strerror(r.exec_errno)));
   } else if (r.term_signal != 0) {
     cause = "killed by " + signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
     if (r.killed_after_grace) {

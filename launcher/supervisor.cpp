@@ -44,6 +44,28 @@ exec_path_for(const std::string& name, const std::vector<std::string>& envp)
   return find_executable(name, path).value_or(name); // execve then fails with ENOENT
 }
 
+// Async-signal-safe: called between fork and exec.
+bool
+looks_binary(const char* path)
+{
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  unsigned char head[256];
+  const ssize_t n = ::read(fd, head, sizeof(head));
+  ::close(fd);
+  if (n >= 4 && head[0] == 0x7f && head[1] == 'E' && head[2] == 'L' && head[3] == 'F') {
+    return true;
+  }
+  for (ssize_t i = 0; i < n; ++i) {
+    if (head[i] == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool
 same_open_file(int a, int b)
 {
@@ -241,7 +263,9 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
       sigprocmask(SIG_SETMASK, &m_original_mask, nullptr);
       execve(exec_path.c_str(), argv.data(), envp.data());
       err = errno;
-      if (err == ENOEXEC) {
+      // No shebang: a text file runs with /bin/sh (as execvp() does); a binary the kernel
+      // refuses stays an error (126), as in bash.
+      if (err == ENOEXEC && !looks_binary(exec_path.c_str())) {
         execve("/bin/sh", sh_argv.data(), envp.data());
         err = errno;
       }
