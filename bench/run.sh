@@ -8,5 +8,8 @@ cmake --build build-release >/dev/null
 echo "== launcher: start-up, memory, output throughput (baseline: the script run directly)"
 .venv/bin/python bench/bench_launcher.py build-release/bin/smlaunch "$PWD/.venv/bin/python" "$@"
 echo
+echo "== plan: time and memory as the job grows (baseline: the reference's computation in Python)"
+.venv/bin/python bench/bench_plan.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
+echo
 echo "== MPI: start and end latency on simulated hosts (baseline: plain mpirun on the same hosts)"
 .venv/bin/python bench/bench_mpi.py build-release/bin/smlaunch "$PWD/.venv/bin/python"

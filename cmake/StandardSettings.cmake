@@ -13,6 +13,7 @@ option(SMLAUNCH_WARNINGS_AS_ERRORS "Treat compiler warnings as errors (developme
 option(SMLAUNCH_BUILD_TESTS "Build the unit and integration tests" ON)
 option(SMLAUNCH_ENABLE_ASAN "Build with AddressSanitizer" OFF)
 option(SMLAUNCH_ENABLE_UBSAN "Build with UndefinedBehaviorSanitizer" OFF)
+option(SMLAUNCH_BUILD_FUZZERS "Build the libFuzzer targets in tests/fuzz (clang only; scripts/fuzz.sh)" OFF)
 
 # Settings every first-party target links PRIVATE.
 add_library(smlaunch_settings INTERFACE)

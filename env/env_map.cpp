@@ -23,12 +23,12 @@ EnvMap::from_environ(char** envp)
 void
 EnvMap::set(std::string name, std::string value)
 {
-  for (auto& [k, v] : m_entries) {
-    if (k == name) {
-      v = std::move(value);
-      return;
-    }
+  const auto it = m_index.find(name);
+  if (it != m_index.end()) {
+    m_entries[it->second].second = std::move(value);
+    return;
   }
+  m_index.emplace(name, m_entries.size());
   m_entries.emplace_back(std::move(name), std::move(value));
 }
 
@@ -36,17 +36,17 @@ void
 EnvMap::erase(std::string_view name)
 {
   std::erase_if(m_entries, [&](const Entry& e) { return e.first == name; });
+  m_index.clear();
+  for (std::size_t i = 0; i < m_entries.size(); ++i) {
+    m_index.emplace(m_entries[i].first, i);
+  }
 }
 
 const std::string*
 EnvMap::get(std::string_view name) const
 {
-  for (const auto& [k, v] : m_entries) {
-    if (k == name) {
-      return &v;
-    }
-  }
-  return nullptr;
+  const auto it = m_index.find(std::string(name));
+  return it == m_index.end() ? nullptr : &m_entries[it->second].second;
 }
 
 std::vector<std::string>
@@ -75,20 +75,37 @@ is_secret_name(std::string_view name)
   return false;
 }
 
-std::string
-redact_secrets(std::string text, const EnvMap& env)
+std::vector<std::string>
+secret_values(const EnvMap& env)
 {
   // Values shorter than 4 bytes ("1", "true") would redact unrelated text.
   constexpr std::size_t k_min_secret_length = 4;
+  std::vector<std::string> secrets;
   for (const auto& [name, value] : env.entries()) {
-    if (value.size() < k_min_secret_length || !is_secret_name(name)) {
-      continue;
+    if (value.size() >= k_min_secret_length && is_secret_name(name)) {
+      secrets.push_back(value);
     }
+  }
+  // Longest first, so a secret that contains another is hidden whole.
+  std::sort(secrets.begin(), secrets.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return secrets;
+}
+
+std::string
+redact_secrets(std::string text, const std::vector<std::string>& secrets)
+{
+  for (const auto& value : secrets) {
     for (auto pos = text.find(value); pos != std::string::npos; pos = text.find(value, pos + 4)) {
       text.replace(pos, value.size(), "****");
     }
   }
   return text;
+}
+
+std::string
+redact_secrets(std::string text, const EnvMap& env)
+{
+  return redact_secrets(std::move(text), secret_values(env));
 }
 
 } // namespace env

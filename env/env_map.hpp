@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -30,13 +31,18 @@ public:
 
 private:
   std::vector<Entry> m_entries;
+  std::unordered_map<std::string, std::size_t> m_index; // name -> position in m_entries
 };
 
 // True when a variable's value must never be shown: its name contains KEY, SECRET,
 // TOKEN or PASSWORD (case-insensitive).
 bool is_secret_name(std::string_view name);
 
+// The values of `env` that must never be shown (see is_secret_name), longest first.
+std::vector<std::string> secret_values(const EnvMap& env);
+
 // Replace every secret value of `env` that occurs in `text` with "****".
 std::string redact_secrets(std::string text, const EnvMap& env);
+std::string redact_secrets(std::string text, const std::vector<std::string>& secrets);
 
 } // namespace env

@@ -11,7 +11,7 @@ namespace {
 // Secret values are hidden wherever they appear: under their own name, and inside other
 // values (SM_HPS, SM_USER_ARGS, SM_TRAINING_ENV, argv).
 nlohmann::ordered_json
-env_to_json(const env::EnvMap& map, const env::EnvMap& secrets)
+env_to_json(const env::EnvMap& map, const std::vector<std::string>& secrets)
 {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& [name, value] : map.entries()) {
@@ -21,7 +21,7 @@ env_to_json(const env::EnvMap& map, const env::EnvMap& secrets)
 }
 
 nlohmann::ordered_json
-step_to_json(const Step& step, const env::EnvMap& secrets)
+step_to_json(const Step& step, const std::vector<std::string>& secrets)
 {
   std::vector<std::string> argv;
   for (const auto& a : step.argv) {
@@ -226,16 +226,17 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
   for (const auto& s : in.options.settings) {
     settings[s.name] = {{"value", s.value}, {"origin", s.origin}};
   }
+  const std::vector<std::string> secrets = env::secret_values(plan.script.env);
   nlohmann::ordered_json steps = nlohmann::ordered_json::array();
   if (plan.install) {
-    steps.push_back(step_to_json(*plan.install, plan.script.env));
+    steps.push_back(step_to_json(*plan.install, secrets));
   }
   if (plan.mpirun && plan.role == Role::worker) {
     steps.push_back({{"name", "wait_for_master"}, {"master", plan.mpi.master}});
   } else if (plan.mpirun) {
-    steps.push_back(step_to_json(*plan.mpirun, plan.script.env));
+    steps.push_back(step_to_json(*plan.mpirun, secrets));
   } else {
-    steps.push_back(step_to_json(plan.script, plan.script.env));
+    steps.push_back(step_to_json(plan.script, secrets));
   }
 
   return {
@@ -261,7 +262,7 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
     {"entry_point", {{"name", plan.entry_point}, {"type", to_string(plan.entry_type)}, {"missing", plan.entry_point_missing}}},
     {"dns_wait", {{"hosts", plan.dns_hosts}, {"timeout_seconds", std::chrono::duration<double>(in.options.dns_timeout).count()}}},
     {"grace_period_seconds", std::chrono::duration<double>(in.options.grace_period).count()},
-    {"environment", env_to_json(plan.added, plan.script.env)},
+    {"environment", env_to_json(plan.added, secrets)},
     {"steps", steps},
   };
 }

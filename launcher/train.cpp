@@ -35,9 +35,9 @@ log_environment(const TrainPlan& plan)
     return;
   }
   spdlog::debug("variables added for the script (secrets redacted):");
+  const std::vector<std::string> secrets = env::secret_values(plan.script.env);
   for (const auto& [name, value] : plan.added.entries()) {
-    spdlog::debug("  {}={}", name,
-                  env::is_secret_name(name) && !value.empty() ? "<redacted>" : env::redact_secrets(value, plan.script.env));
+    spdlog::debug("  {}={}", name, env::is_secret_name(name) && !value.empty() ? "<redacted>" : env::redact_secrets(value, secrets));
   }
 }
 

@@ -13,7 +13,7 @@ PACKAGES=(
   libboost-program-options-dev libboost-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libarchive-dev libcurl4-openssl-dev
   python3 python3-venv python3-pip python3-numpy python3-mpi4py python3-setuptools python3-wheel
-  openmpi-bin libopenmpi-dev openssh-server openssh-client iproute2 util-linux procps
+  openmpi-bin libopenmpi-dev openssh-server openssh-client iproute2 util-linux procps time
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
