@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <regex>
 
 namespace mpi {
 
@@ -37,12 +36,23 @@ open_mpi_names(int major)
 int
 parse_open_mpi_major(const std::string& output)
 {
-  static const std::regex version(R"(Open MPI\)?\s+v?(\d+)\.)");
-  std::smatch m;
-  if (std::regex_search(output, m, version)) {
-    return std::stoi(m[1].str());
+  // "mpirun (Open MPI) 4.1.4": the first number after "Open MPI".
+  const auto at = output.find("Open MPI");
+  if (at == std::string::npos) {
+    return 4;
   }
-  return 4;
+  std::size_t i = at + 8;
+  while (i < output.size() && (output[i] == ')' || output[i] == ' ' || output[i] == 'v')) {
+    ++i;
+  }
+  int major = 0;
+  bool digits = false;
+  while (i < output.size() && output[i] >= '0' && output[i] <= '9') {
+    major = major * 10 + (output[i] - '0');
+    digits = true;
+    ++i;
+  }
+  return digits && i < output.size() && output[i] == '.' ? major : 4;
 }
 
 std::string

@@ -13,6 +13,14 @@
 #include <string_view>
 #include <vector>
 
+// Check a property; the message (a std::string expression) is built only on failure.
+#define FUZZ_CHECK(condition, message)                                                                                 \
+  do {                                                                                                                 \
+    if (!(condition)) {                                                                                                \
+      ::fuzz::fail(message);                                                                                           \
+    }                                                                                                                  \
+  } while (false)
+
 namespace fuzz {
 
 inline std::string_view
@@ -65,13 +73,6 @@ fail(const std::string& what)
   std::abort();
 }
 
-inline void
-check(bool ok, const std::string& what)
-{
-  if (!ok) {
-    fail(what);
-  }
-}
 
 // `value` with every object's keys in byte order (as py_json_dumps writes them): what a
 // parse of the dumped text must give back.

@@ -25,14 +25,14 @@ LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
   try {
     value = env::parse_json(text);
   } catch (const env::JsonError& e) {
-    fuzz::check(e.line >= 1 && e.column >= 1 && e.offset <= size,
+    FUZZ_CHECK(e.line >= 1 && e.column >= 1 && e.offset <= size,
                 std::string("JsonError with a bad position: ") + e.what());
     return 0;
   }
 
   const std::string dumped = env::py_json_dumps(value);
   for (const char c : dumped) {
-    fuzz::check(c >= 0x20 && c <= 0x7E, "py_json_dumps wrote a non-printable or non-ASCII byte: " + fuzz::escaped(dumped));
+    FUZZ_CHECK(c >= 0x20 && c <= 0x7E, "py_json_dumps wrote a non-printable or non-ASCII byte: " + fuzz::escaped(dumped));
   }
   env::Value back;
   try {
@@ -40,12 +40,12 @@ LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
   } catch (const env::JsonError& e) {
     fuzz::fail("py_json_dumps output does not parse (" + std::string(e.what()) + "): " + fuzz::escaped(dumped));
   }
-  fuzz::check(back == fuzz::sorted_keys(value), "parse_json(py_json_dumps(v)) != v: " + fuzz::escaped(dumped));
-  fuzz::check(env::py_json_dumps(back) == dumped, "py_json_dumps is not stable over a round trip: " + fuzz::escaped(dumped));
+  FUZZ_CHECK(back == fuzz::sorted_keys(value), "parse_json(py_json_dumps(v)) != v: " + fuzz::escaped(dumped));
+  FUZZ_CHECK(env::py_json_dumps(back) == dumped, "py_json_dumps is not stable over a round trip: " + fuzz::escaped(dumped));
 
   const std::string repr = env::py_repr(value);
-  fuzz::check(env::is_valid_utf8(repr), "py_repr is not valid UTF-8: " + fuzz::escaped(repr));
+  FUZZ_CHECK(env::is_valid_utf8(repr), "py_repr is not valid UTF-8: " + fuzz::escaped(repr));
   const std::string str = env::py_str(value);
-  fuzz::check(str == (value.is_string() ? value.text() : repr), "py_str is neither the text nor the repr");
+  FUZZ_CHECK(str == (value.is_string() ? value.text() : repr), "py_str is neither the text nor the repr");
   return 0;
 }
