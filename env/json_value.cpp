@@ -162,14 +162,6 @@ Value::operator==(const Value& other) const
   return false;
 }
 
-namespace {
-
-// Python refuses to convert integers longer than this (sys.int_info.default_max_str_digits);
-// json.loads then raises ValueError, so the reference keeps such a value as a raw string.
-constexpr std::size_t k_max_int_digits = 4300;
-// Deeper nesting makes Python raise RecursionError; we refuse it with a clear message.
-constexpr int k_max_depth = 500;
-
 void
 append_utf8(std::string& out, std::uint32_t cp)
 {
@@ -190,6 +182,14 @@ append_utf8(std::string& out, std::uint32_t cp)
     out += static_cast<char>(0x80 | (cp & 0x3F));
   }
 }
+
+namespace {
+
+// Python refuses to convert integers longer than this (sys.int_info.default_max_str_digits);
+// json.loads then raises ValueError, so the reference keeps such a value as a raw string.
+constexpr std::size_t k_max_int_digits = 4300;
+// Deeper nesting makes Python raise RecursionError; we refuse it with a clear message.
+constexpr int k_max_depth = 500;
 
 class Parser
 {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -81,6 +82,9 @@ struct JsonError : std::runtime_error
 // (up to Python's 4300-digit limit), duplicate keys keep the last value, control
 // characters inside strings rejected. `text` must be valid UTF-8; throws JsonError.
 Value parse_json(std::string_view text);
+
+// Append code point `cp` as UTF-8 (a lone surrogate as its 3-byte form, as Python keeps it).
+void append_utf8(std::string& out, std::uint32_t cp);
 
 // True when `text` is valid UTF-8 (surrogate code points excluded).
 bool is_valid_utf8(std::string_view text);

@@ -39,25 +39,6 @@ next_code_point(std::string_view s, std::size_t& i)
   return cp;
 }
 
-void
-append_code_point(std::string& out, std::uint32_t cp)
-{
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 void
 append_hex(std::string& out, std::uint32_t value, int digits)
@@ -113,7 +94,7 @@ py_str_repr(std::string_view s)
     } else if (cp == '\r') {
       out += "\\r";
     } else if (is_printable(cp)) {
-      append_code_point(out, cp);
+      append_utf8(out, cp);
     } else if (cp <= 0xFF) {
       out += "\\x";
       append_hex(out, cp, 2);
@@ -401,11 +382,11 @@ py_upper(std::string_view utf8)
     if (it != end && it->code_point == cp) {
       for (std::uint32_t u : it->upper) {
         if (u != 0) {
-          append_code_point(out, u);
+          append_utf8(out, u);
         }
       }
     } else {
-      append_code_point(out, cp);
+      append_utf8(out, cp);
     }
   }
   return out;
