@@ -282,7 +282,7 @@ private:
       break;
     }
     if (consume_literal("null")) {
-      return Value();
+      return {};
     }
     if (consume_literal("true")) {
       return Value::boolean(true);
@@ -564,7 +564,8 @@ is_valid_utf8(std::string_view text)
     if (c < 0x80) {
       ++i;
       continue;
-    } else if ((c & 0xE0) == 0xC0) {
+    }
+    if ((c & 0xE0) == 0xC0) {
       len = 2;
       cp = c & 0x1Fu;
     } else if ((c & 0xF0) == 0xE0) {

@@ -189,9 +189,20 @@ build_training_environment(const Paths& paths,
                         "value contains a NUL byte, which no argument or variable can carry");
     }
   }
-  if (e.user_entry_point.is_string() && e.user_entry_point.text().find('\0') != std::string::npos) {
-    throw ConfigError(paths.hyperparameters_file, "/sagemaker_program", "contains a NUL byte");
-  }
+  // Every other text that becomes a variable's value as it is.
+  const auto refuse_nul = [](const std::string& text, const std::string& file, const std::string& key) {
+    if (text.find('\0') != std::string::npos) {
+      throw ConfigError(file, key, "contains a NUL byte, which no environment variable can carry");
+    }
+  };
+  refuse_nul(e.user_entry_point.is_string() ? e.user_entry_point.text() : "", paths.hyperparameters_file,
+             "/sagemaker_program");
+  refuse_nul(e.current_instance_type, paths.resource_config_file, "/current_instance_type");
+  refuse_nul(e.current_instance_group, paths.resource_config_file, "/current_group_name");
+  refuse_nul(e.module_dir, paths.hyperparameters_file, "/sagemaker_submit_directory");
+  refuse_nul(to_env_value(e.log_level), paths.hyperparameters_file, "/sagemaker_container_log_level");
+  refuse_nul(e.sagemaker_job_name, paths.hyperparameters_file, "/sagemaker_job_name");
+  refuse_nul(e.region, paths.hyperparameters_file, "/sagemaker_region");
   return e;
 }
 

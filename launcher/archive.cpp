@@ -93,9 +93,16 @@ unsafe_member_reason(const std::string& path, MemberType type, const std::string
     if (link_target.empty() || link_target[0] == '/') {
       return "is a symbolic link to \"" + link_target + "\", outside the code directory";
     }
-    const auto slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
-    if (!normalized_parts(dir.empty() ? link_target : dir + "/" + link_target)) {
+    // Where the link really lands: libarchive drops trailing "/" and "." ("a/." is "a").
+    const auto parts = normalized_parts(path);
+    if (!parts || parts->empty()) {
+      return "is a symbolic link named like the code directory itself";
+    }
+    std::string dir;
+    for (std::size_t i = 0; i + 1 < parts->size(); ++i) {
+      dir += (*parts)[i] + "/";
+    }
+    if (!normalized_parts(dir + link_target)) {
       return "is a symbolic link to \"" + link_target + "\", outside the code directory";
     }
     return std::nullopt;

@@ -115,7 +115,8 @@ parse_internal_command(int argc, const char* const* argv)
     if (arg == "--") {
       ++i;
       break;
-    } else if (arg == "--keep" && has_value) {
+    }
+    if (arg == "--keep" && has_value) {
       const std::string names = argv[++i];
       std::size_t start = 0;
       while (start <= names.size()) {
@@ -144,7 +145,7 @@ parse_internal_command(int argc, const char* const* argv)
     }
   }
   for (; i < argc; ++i) {
-    options.rank_program.push_back(argv[i]);
+    options.rank_program.emplace_back(argv[i]);
   }
   if (options.command == Command::rank && options.rank_program.empty()) {
     throw UsageError("rank: no program after --");

@@ -69,7 +69,7 @@ struct StagingContext
 };
 
 // Carry out `action`. Throws StagingError; nothing is written outside the base directory.
-void stage_code(const CodeSource& source, StagingAction action, const StagingContext& context);
+void stage_code(const CodeSource& source, StagingAction action, const StagingContext& ctx);
 
 // A fast content checksum of a file (FNV-1a, 64 bits), to recognise an archive.
 std::string file_checksum(const std::string& path);

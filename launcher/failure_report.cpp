@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <ranges>
 #include <unistd.h>
 
 namespace launcher {
@@ -75,14 +76,14 @@ last_lines(const std::string& output, std::size_t max_bytes)
     lines.pop_back();
   }
   std::string out;
-  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-    if (out.size() + it->size() + 1 > max_bytes) {
+  for (const auto& line : std::views::reverse(lines)) {
+    if (out.size() + line.size() + 1 > max_bytes) {
       if (out.empty()) {
-        out = it->substr(it->size() - std::min(it->size(), max_bytes)); // one huge line: its end
+        out = line.substr(line.size() - std::min(line.size(), max_bytes)); // one huge line: its end
       }
       break;
     }
-    out = out.empty() ? *it : *it + "\n" + out;
+    out = out.empty() ? line : line + "\n" + out;
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 namespace launcher {
 
@@ -154,8 +155,8 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
 class Watchdog
 {
 public:
-  Watchdog(const std::vector<std::string>& hosts, int port, std::chrono::milliseconds limit)
-    : m_hosts(hosts), m_port(port), m_limit(limit)
+  Watchdog(std::vector<std::string> hosts, int port, std::chrono::milliseconds limit)
+    : m_hosts(std::move(hosts)), m_port(port), m_limit(limit)
   {
     if (!m_hosts.empty()) {
       m_thread = std::thread([this] { loop(); });

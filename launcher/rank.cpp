@@ -82,12 +82,14 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
       find_executable(options.rank_program[0], path != nullptr ? *path : k_default_path).value_or(options.rank_program[0]);
     std::vector<std::string> envp_strings = environment.to_envp();
     std::vector<char*> envp;
+    envp.reserve(envp_strings.size() + 1);
     for (auto& e : envp_strings) {
       envp.push_back(e.data());
     }
     envp.push_back(nullptr);
     std::vector<std::string> argv_strings = options.rank_program;
     std::vector<char*> argv;
+    argv.reserve(argv_strings.size() + 1);
     for (auto& a : argv_strings) {
       argv.push_back(a.data());
     }

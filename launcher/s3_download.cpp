@@ -98,7 +98,7 @@ on_header(char* data, size_t size, size_t count, void* user)
 }
 
 int
-on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t)
+on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t /*upload_total*/, curl_off_t /*upload_now*/)
 {
   auto* t = static_cast<Transfer*>(user);
   if (t->stop != nullptr && *t->stop && (*t->stop)()) {
@@ -385,7 +385,7 @@ s3_download(const S3Settings& settings, const AwsCredentials& credentials, const
     if (r.code == CURLE_OK && (r.status < 200 || r.status >= 300)) {
       // The error body went to the file: read it back for the message.
       t.file = nullptr;
-      std::fflush(file.get());
+      (void)std::fflush(file.get()); // best effort: only the error message reads it back
       std::ifstream in(destination);
       t.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }

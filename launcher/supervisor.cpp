@@ -128,9 +128,7 @@ Supervisor::Supervisor(Options options) : m_options(options)
     sigaddset(&m_wait_set, sig);
   }
 
-  if (getpid() == 1) {
-    m_reaps_orphans = true;
-  } else if (prctl(PR_SET_CHILD_SUBREAPER, 1) == 0) {
+  if (getpid() == 1 || prctl(PR_SET_CHILD_SUBREAPER, 1) == 0) {
     m_reaps_orphans = true;
   } else {
     spdlog::warn("not PID 1 and could not become a child subreaper ({}): orphaned processes will not be "

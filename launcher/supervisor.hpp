@@ -6,7 +6,7 @@
 
 #include <chrono>
 #include <functional>
-#include <signal.h>
+#include <signal.h> // NOLINT(modernize-deprecated-headers): for POSIX sigaction, sigset_t
 #include <string>
 #include <vector>
 
