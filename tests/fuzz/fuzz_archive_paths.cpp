@@ -106,8 +106,15 @@ model_says_safe(const std::string& path, MemberType type, const std::string& tar
     return true;
   case MemberType::hardlink:
     return is_relative_without_dot_dot(target);
-  case MemberType::symlink:
-    return stays_inside(link_directory_depth(path), target);
+  case MemberType::symlink: {
+    // A link whose name is the destination itself ("." or "./") is refused by design: it
+    // would replace the code directory.
+    bool names_root = true;
+    for (const auto& part : fuzz::split(path, '/', 1 << 20)) {
+      names_root = names_root && (part.empty() || part == ".");
+    }
+    return !names_root && stays_inside(link_directory_depth(path), target);
+  }
   case MemberType::other:
     return false;
   }
