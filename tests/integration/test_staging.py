@@ -3,6 +3,8 @@ checking SigV4), safe extraction, installs, and idempotent re-runs."""
 import io
 import json
 import os
+import shutil
+import tempfile
 import stat
 import tarfile
 import time
@@ -100,6 +102,17 @@ class TestArchives(unittest.TestCase):
                 self.assertEqual(set(os.listdir(tree.root)), before)
                 self.assertFalse(os.listdir(tree.path("code")) if os.path.isdir(tree.path("code")) else [],
                                  "no half-staged code is left behind")
+
+    def test_a_symlink_escaping_then_a_file_written_through_it(self):
+        outside = tempfile.mkdtemp(prefix="smlaunch-outside-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        tree, archive = self.tree_with_archive()
+        code_archive(archive, extra=[({"name": "escape", "type": tarfile.SYMTYPE, "linkname": outside}, None),
+                                     ({"name": "escape/evil.txt"}, b"written outside")])
+        result = tree.run()
+        self.assertEqual(result.returncode, 66, result.stderr)
+        self.assertIn('"escape"', harness.failure_fields(tree.read("output", "failure"))["message"])
+        self.assertEqual(os.listdir(outside), [], "nothing was written through the link")
 
     def test_a_second_run_does_not_unpack_again(self):
         tree, archive = self.tree_with_archive()
