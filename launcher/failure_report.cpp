@@ -64,8 +64,21 @@ join_command(const std::vector<std::string>& argv)
 std::string
 format_failure(const std::string& error_class, int exit_code, const std::string& message, const std::string& command)
 {
-  return error_class + ":\nExitCode " + std::to_string(exit_code) + "\nErrorMessage \"" + message + "\"\nCommand \"" +
+  // The reference's classes keep its exact first line; smlaunch's own (ConfigError,
+  // StagingError, ...) also say on it what is wrong: the file, the key, the problem.
+  std::string first_line = error_class + ":";
+  if (!is_reference_error_class(error_class) && !message.empty()) {
+    first_line += " " + message.substr(0, std::min(message.find('\n'), std::size_t{300}));
+  }
+  return first_line + "\nExitCode " + std::to_string(exit_code) + "\nErrorMessage \"" + message + "\"\nCommand \"" +
          command + "\"\n";
+}
+
+bool
+is_reference_error_class(const std::string& error_class)
+{
+  return error_class == "ExecuteUserScriptError" || error_class == "InstallRequirementsError" ||
+         error_class == "InstallModuleError";
 }
 
 std::string

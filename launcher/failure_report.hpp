@@ -11,9 +11,13 @@
 
 namespace launcher {
 
-// "<Class>:\nExitCode <n>\nErrorMessage \"<message>\"\nCommand \"<command>\"\n".
+// "<Class>:\nExitCode <n>\nErrorMessage \"<message>\"\nCommand \"<command>\"\n"; for smlaunch's
+// own classes the first line goes on with the message's first line.
 std::string format_failure(const std::string& error_class, int exit_code, const std::string& message,
                            const std::string& command);
+
+// The classes the reference toolkit writes (their first line stays "<Class>:").
+bool is_reference_error_class(const std::string& error_class);
 
 // argv joined by single spaces, as the reference shows commands.
 std::string join_command(const std::vector<std::string>& argv);

@@ -133,7 +133,8 @@ def require_binary(testcase):
 def failure_fields(text):
     """Split output/failure into its CONTRACT fields."""
     lines = text.split("\n")
-    fields = {"class": lines[0]}
+    # "ConfigError: <file>: key ...": smlaunch's own classes say what is wrong on line 1 too.
+    fields = {"class": lines[0].split(" ", 1)[0], "first_line": lines[0]}
     assert lines[1].startswith("ExitCode "), text
     fields["exit_code"] = int(lines[1].split(" ", 1)[1])
     rest = "\n".join(lines[2:])

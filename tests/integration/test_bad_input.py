@@ -49,6 +49,11 @@ class TestBadInput(unittest.TestCase):
         self.assertEqual(fields["exit_code"], expect)
         for m in mentions:
             self.assertIn(m, fields["message"], text)
+        # The first line names the class and the problem (the file and key for config errors).
+        if expect in (CONFIG, STAGING):
+            self.assertGreater(len(fields["first_line"]), len(fields["class"]) + 5, text)
+            for m in mentions[:1]:
+                self.assertIn(m, fields["first_line"], text)
         self.assertFalse(os.path.exists(tree.path("output", "success")))
         self.assertFalse(os.path.exists(tree.path("output", "data", "probe.json")), "the script must not run")
         self.assertEqual(set(os.listdir(tree.root)), outside_before, "nothing written beside the tree")

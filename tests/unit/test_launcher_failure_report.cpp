@@ -61,6 +61,11 @@ TEST(LauncherFailureFormat, ExactText)
      "Command \"/c/run.sh\"\n"},
     {"InstallRequirementsError", 67, "say \"hi\"", "", // quotes are kept as the reference keeps them
      "InstallRequirementsError:\nExitCode 67\nErrorMessage \"say \"hi\"\"\nCommand \"\"\n"},
+    // smlaunch's own classes say on the first line what is wrong (its first line only).
+    {"ConfigError", 65, "/opt/ml/input/config/resourceconfig.json: key \"/hosts\": is empty\nmore", "smlaunch train",
+     "ConfigError: /opt/ml/input/config/resourceconfig.json: key \"/hosts\": is empty\nExitCode 65\n"
+     "ErrorMessage \"/opt/ml/input/config/resourceconfig.json: key \"/hosts\": is empty\nmore\"\n"
+     "Command \"smlaunch train\"\n"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(launcher::format_failure(c.error_class, c.code, c.message, c.command), c.expected) << c.error_class;
