@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <set>
 #include <sys/stat.h>
+#include <system_error>
 
 namespace env {
 
@@ -16,7 +17,8 @@ read_json_file(const std::string& path)
 {
   struct stat st{};
   if (stat(path.c_str(), &st) != 0) {
-    throw ConfigError(path, "", errno == ENOENT ? "file is missing" : std::string("cannot read: ") + std::strerror(errno));
+    throw ConfigError(path, "",
+                      errno == ENOENT ? "file is missing" : "cannot read: " + std::system_category().message(errno));
   }
   if (!S_ISREG(st.st_mode)) {
     throw ConfigError(path, "", "is not a regular file");
@@ -28,7 +30,7 @@ read_json_file(const std::string& path)
   std::string text;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    throw ConfigError(path, "", std::string("cannot open: ") + std::strerror(errno));
+    throw ConfigError(path, "", "cannot open: " + std::system_category().message(errno));
   }
   char buffer[65536];
   ssize_t n;

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
-#include <ranges>
+#include <system_error>
 #include <unistd.h>
 
 namespace launcher {
@@ -89,14 +89,14 @@ last_lines(const std::string& output, std::size_t max_bytes)
     lines.pop_back();
   }
   std::string out;
-  for (const auto& line : std::views::reverse(lines)) {
-    if (out.size() + line.size() + 1 > max_bytes) {
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (out.size() + it->size() + 1 > max_bytes) {
       if (out.empty()) {
-        out = line.substr(line.size() - std::min(line.size(), max_bytes)); // one huge line: its end
+        out = it->substr(it->size() - std::min(it->size(), max_bytes)); // one huge line: its end
       }
       break;
     }
-    out = out.empty() ? line : line + "\n" + out;
+    out = out.empty() ? *it : *it + "\n" + out;
   }
   return out;
 }
@@ -190,8 +190,8 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
   if (r.exec_errno != 0) {
     cause = program + ": " +
             (r.exec_errno == ENOENT     ? "not found"
-             : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::string(std::strerror(ENOEXEC))
-                                       : std::string(std::strerror(r.exec_errno)));
+             : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
+                                       : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {
     cause = "killed by " + signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
     if (r.killed_after_grace) {
@@ -227,7 +227,7 @@ describe_install_failure(const ChildResult& r)
   }
   std::string message = "pip exited with code " + std::to_string(r.exit_code);
   if (r.exec_errno != 0) {
-    message = "cannot run pip: " + std::string(std::strerror(r.exec_errno));
+    message = "cannot run pip: " + std::system_category().message(r.exec_errno);
   }
   if (!errors.empty()) {
     message += "\n" + errors.substr(0, errors.size() - 1);
@@ -266,7 +266,7 @@ write_failure_file(const std::string& path, const std::string& text)
     if (errno == EEXIST) {
       spdlog::info("keeping the failure file the script wrote: {}", path);
     } else {
-      spdlog::error("cannot write {}: {}", path, std::strerror(errno));
+      spdlog::error("cannot write {}: {}", path, std::system_category().message(errno));
     }
     return false;
   }

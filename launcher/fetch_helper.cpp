@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <cstring>
 #include <fstream>
+#include <system_error>
 #include <unistd.h>
 
 namespace launcher {
@@ -41,7 +42,7 @@ HelperFetcher::run(std::vector<std::string> args)
     throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal) + " while staging");
   }
   if (r.exec_errno != 0) {
-    throw StagingError("cannot run " + m_helper + ": " + std::strerror(r.exec_errno));
+    throw StagingError("cannot run " + m_helper + ": " + std::system_category().message(r.exec_errno));
   }
   if (r.exit_code != 0) {
     // The helper's last line says what went wrong.

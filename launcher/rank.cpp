@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <system_error>
 #include <unistd.h>
 
 namespace launcher {
@@ -74,7 +75,8 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     }
 
     if (::chdir(paths.code.c_str()) != 0) {
-      std::cerr << "smlaunch rank: cannot enter " << paths.code << ": " << std::strerror(errno) << "\n";
+      std::cerr << "smlaunch rank: cannot enter " << paths.code << ": " << std::system_category().message(errno)
+                << "\n";
       return 126;
     }
     const std::string* path = environment.get("PATH");
@@ -96,7 +98,7 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     argv.push_back(nullptr);
     ::execve(program.c_str(), argv.data(), envp.data());
     const int err = errno;
-    std::cerr << "smlaunch rank: cannot run " << program << ": " << std::strerror(err) << "\n";
+    std::cerr << "smlaunch rank: cannot run " << program << ": " << std::system_category().message(err) << "\n";
     return err == ENOENT ? 127 : 126;
   } catch (const std::exception& e) {
     std::cerr << "smlaunch rank: " << e.what() << "\n";

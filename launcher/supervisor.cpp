@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <system_error>
 #include <unistd.h>
 
 namespace launcher {
@@ -94,7 +95,7 @@ seconds_since(Clock::time_point start)
 } // namespace
 
 SystemError::SystemError(const std::string& call, const std::string& what, int err)
-  : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::strerror(err))
+  : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::system_category().message(err))
 {
 }
 
@@ -133,7 +134,7 @@ Supervisor::Supervisor(Options options) : m_options(options)
   } else {
     spdlog::warn("not PID 1 and could not become a child subreaper ({}): orphaned processes will not be "
                  "reaped; run smlaunch as the container's entry point or on Linux >= 3.4",
-                 std::strerror(errno));
+                 std::system_category().message(errno));
   }
 }
 
@@ -258,7 +259,7 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
     } else {
       sigaction(SIGTTIN, &m_original_ttin, nullptr);
       sigaction(SIGTTOU, &m_original_ttou, nullptr);
-      sigprocmask(SIG_SETMASK, &m_original_mask, nullptr);
+      sigprocmask(SIG_SETMASK, &m_original_mask, nullptr); // NOLINT(concurrency-mt-unsafe): forked child: one thread
       execve(exec_path.c_str(), argv.data(), envp.data());
       err = errno;
       // No shebang: a text file runs with /bin/sh (as execvp() does); a binary the kernel
@@ -269,7 +270,7 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
       }
       sigset_t all;
       sigfillset(&all);
-      sigprocmask(SIG_SETMASK, &all, nullptr);
+      sigprocmask(SIG_SETMASK, &all, nullptr); // NOLINT(concurrency-mt-unsafe): forked child: one thread
     }
     if (exec_error_fd >= 0) {
       [[maybe_unused]] const auto n = ::write(exec_error_fd, &err, sizeof(err));

@@ -40,7 +40,11 @@ db="$build_dir/compile_commands.json"
 # tests/; mpi/hostname_shim.c is C and not checked). Each must be in the compilation
 # database, so that none is checked with guessed flags or silently skipped.
 if [ $# -gt 0 ]; then
-  files=("$@")
+  files=()
+  for f in "$@"; do
+    f="${f#"$root"/}"
+    files+=("${f#./}")
+  done
 else
   mapfile -t files < <(find env mpi launcher -name '*.cpp' -type f | sort)
 fi
@@ -69,7 +73,7 @@ fi
 # error fails the run too.
 if [ "$rc" -ne 0 ] || grep -qE '(warning|error): ' "$log"; then
   grep -vE '^(clang-tidy|/usr/bin/clang-tidy|[0-9]+ warnings? (and [0-9]+ errors? )?generated|Suppressed [0-9]+ warnings|Use -header-filter|Error while processing)' "$log" >&2 || true
-  echo "tidy: FAILED (full output: $log)" >&2
+  echo "tidy: FAILED after ${SECONDS} s (full output: $log)" >&2
   exit 1
 fi
-echo "tidy: clean"
+echo "tidy: clean (${SECONDS} s)"
