@@ -45,6 +45,20 @@ exec_path_for(const std::string& name, const std::vector<std::string>& envp)
   return find_executable(name, path).value_or(name); // execve then fails with ENOENT
 }
 
+// The child writes errno to the exec status pipe when exec fails; exec closes it (O_CLOEXEC)
+// when it succeeds. Returns that errno, or 0; closes `fd`.
+int
+read_exec_errno(int fd)
+{
+  int err = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(fd, &err, sizeof(err));
+  } while (got < 0 && errno == EINTR);
+  ::close(fd);
+  return got == static_cast<ssize_t>(sizeof(err)) ? err : 0;
+}
+
 // Async-signal-safe: called between fork and exec.
 bool
 looks_binary(const char* path)
@@ -291,14 +305,8 @@ Supervisor::start_background(const ChildSpec& spec)
   }
   const pid_t pid = spawn(spec, STDOUT_FILENO, STDERR_FILENO, exec_error_pipe[1], true);
   ::close(exec_error_pipe[1]);
-  int exec_errno = 0;
-  ssize_t got;
-  do {
-    got = ::read(exec_error_pipe[0], &exec_errno, sizeof(exec_errno));
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_error_pipe[0]);
   m_background.push_back(pid);
-  if (got == sizeof(exec_errno)) {
+  if (const int exec_errno = read_exec_errno(exec_error_pipe[0]); exec_errno != 0) {
     throw SystemError("execve", spec.argv[0], exec_errno);
   }
   return pid;
@@ -390,15 +398,7 @@ Supervisor::run(const ChildSpec& spec)
   if (dev_null >= 0) {
     ::close(dev_null);
   }
-  int exec_errno = 0;
-  ssize_t got;
-  do {
-    got = ::read(exec_error_pipe[0], &exec_errno, sizeof(exec_errno));
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_error_pipe[0]);
-  if (got == sizeof(exec_errno)) {
-    result.exec_errno = exec_errno;
-  }
+  result.exec_errno = read_exec_errno(exec_error_pipe[0]);
 
   bool main_exited = false;
   int status = 0;
@@ -502,11 +502,7 @@ Supervisor::run_all(const std::vector<ChildSpec>& specs)
     running[i].pid = spawn(specs[i], out_pipe[1], dev_null, exec_error_pipe[1], false);
     ::close(out_pipe[1]);
     ::close(exec_error_pipe[1]);
-    int exec_errno = 0;
-    if (::read(exec_error_pipe[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno)) {
-      results[i].exec_errno = exec_errno;
-    }
-    ::close(exec_error_pipe[0]);
+    results[i].exec_errno = read_exec_errno(exec_error_pipe[0]);
     running[i].relay = std::make_unique<OutputRelay>(out_pipe[0], -1, 1024 * 1024);
     running[i].relay->start();
   }
