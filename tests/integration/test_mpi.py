@@ -336,5 +336,28 @@ class TestMpi(unittest.TestCase):
                     pass
 
 
+class TestMpiOneHost(unittest.TestCase):
+    """MPI turned on with one host: mpirun runs locally, with no sshd (no root needed)."""
+
+    def setUp(self):
+        harness.require_binary(self)
+
+    def test_one_host_two_slots(self):
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True,
+                                                   "sagemaker_process_slots_per_host": 2, "k": "v"},
+                            code={"train.py": ALLREDUCE})
+        result = tree.run(env=clean_env(SMLAUNCH_SSHD="/nonexistent/sshd"), timeout=120)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertNotIn("starting sshd", result.stderr)
+        self.assertIn("--host localhost:2", result.stderr)
+        data = tree.path("output", "data")
+        ranks = [json.load(open(os.path.join(data, n))) for n in sorted(os.listdir(data)) if n.startswith("rank-")]
+        self.assertEqual([r["rank"] for r in ranks], [0, 1])
+        for r in ranks:
+            self.assertEqual((r["sum"], r["sm_current_host"], r["processor_name"]), (3, "algo-1", "algo-1"))
+            self.assertEqual(r["argv"], ["-k", "v"])
+        self.assertTrue(os.path.exists(tree.path("output", "success")))
+
+
 if __name__ == "__main__":
     unittest.main()
