@@ -452,9 +452,7 @@ Supervisor::run(const ChildSpec& spec)
     }
   }
 
-  spdlog::debug("child {} exited", pid);
   end_process_group(pid, result.orphans_reaped);
-  spdlog::debug("its process group is gone");
   if (relay_thread) {
     relay_thread->finish(std::chrono::milliseconds(500));
     if (spec.output == OutputMode::capture) {
@@ -472,6 +470,9 @@ Supervisor::run(const ChildSpec& spec)
     result.exit_code = 128 + result.term_signal;
   }
   result.seconds = seconds_since(start);
+  // Logged only now: until the relay has drained, a line here could land inside the
+  // script's last output.
+  spdlog::debug("child {} exited after {:.3f} s; its process group is gone", pid, result.seconds);
   if (result.orphans_reaped > 0) {
     spdlog::debug("reaped {} orphaned process(es)", result.orphans_reaped);
   }
