@@ -203,6 +203,8 @@ build_training_environment(const Paths& paths,
   refuse_nul(to_env_value(e.log_level), paths.hyperparameters_file, "/sagemaker_container_log_level");
   refuse_nul(e.sagemaker_job_name, paths.hyperparameters_file, "/sagemaker_job_name");
   refuse_nul(e.region, paths.hyperparameters_file, "/sagemaker_region");
+  refuse_nul(to_env_value(e.distribution_instance_groups), paths.hyperparameters_file,
+             "/sagemaker_distribution_instance_groups");
   return e;
 }
 
@@ -309,6 +311,13 @@ TrainingEnvironment::sm_variables() const
   }
   for (std::size_t i = 0; i < hyperparameters.user.size(); ++i) {
     put("hp_" + hyperparameters.user.keys()[i], hyperparameters.user.items()[i]);
+  }
+  // The net under the per-key checks of build_training_environment: no variable may hold a
+  // NUL byte (execve would cut it short without a word).
+  for (const auto& [name, value] : vars.entries()) {
+    if (value.find('\0') != std::string::npos) {
+      throw ConfigError(paths.input_config, name, "would contain a NUL byte, which no environment variable can carry");
+    }
   }
   return vars;
 }
