@@ -6,6 +6,8 @@
 #include "env/json_value.hpp"
 #include "env/py_format.hpp"
 
+#include "tests/unit/test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -18,23 +20,7 @@ using env::Value;
 using namespace std::string_view_literals;
 using Strings = std::vector<std::string>;
 
-std::string
-escaped(std::string_view s)
-{
-  std::string out;
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 0xf];
-    }
-  }
-  return out;
-}
+using test_support::escaped;
 
 // ---------------------------------------------------------------------------------------
 // decode_hyperparameter

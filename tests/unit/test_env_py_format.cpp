@@ -3,6 +3,8 @@
 #include "env/json_value.hpp"
 #include "env/py_format.hpp"
 
+#include "tests/unit/test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,23 +18,7 @@ using env::Value;
 using namespace std::string_view_literals;
 
 // Show the bytes of a string so a failing comparison of control characters is readable.
-std::string
-escaped(std::string_view s)
-{
-  std::string out;
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 0xf];
-    }
-  }
-  return out;
-}
+using test_support::escaped;
 
 // ---------------------------------------------------------------------------------------
 // py_float_repr
