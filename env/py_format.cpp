@@ -205,7 +205,7 @@ json_quote_into(std::string& out, std::string_view s)
 }
 
 void
-dumps_into(std::string& out, const Value& v)
+dumps_into(std::string& out, const Value& v, bool compact_sorted)
 {
   switch (v.kind()) {
   case Value::Kind::null:
@@ -235,9 +235,9 @@ dumps_into(std::string& out, const Value& v)
     out += '[';
     for (std::size_t i = 0; i < v.size(); ++i) {
       if (i > 0) {
-        out += ',';
+        out += compact_sorted ? "," : ", ";
       }
-      dumps_into(out, v.items()[i]);
+      dumps_into(out, v.items()[i], compact_sorted);
     }
     out += ']';
     return;
@@ -247,19 +247,21 @@ dumps_into(std::string& out, const Value& v)
     for (std::size_t i = 0; i < order.size(); ++i) {
       order[i] = i;
     }
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return v.keys()[a] < v.keys()[b];
-    });
+    if (compact_sorted) {
+      std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return v.keys()[a] < v.keys()[b];
+      });
+    }
     out += '{';
     bool first = true;
     for (std::size_t i : order) {
       if (!first) {
-        out += ',';
+        out += compact_sorted ? "," : ", ";
       }
       first = false;
       json_quote_into(out, v.keys()[i]);
-      out += ':';
-      dumps_into(out, v.items()[i]);
+      out += compact_sorted ? ":" : ": ";
+      dumps_into(out, v.items()[i], compact_sorted);
     }
     out += '}';
     return;
@@ -352,7 +354,15 @@ std::string
 py_json_dumps(const Value& value)
 {
   std::string out;
-  dumps_into(out, value);
+  dumps_into(out, value, true);
+  return out;
+}
+
+std::string
+py_json_dumps_default(const Value& value)
+{
+  std::string out;
+  dumps_into(out, value, false);
   return out;
 }
 

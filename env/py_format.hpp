@@ -21,6 +21,10 @@ std::string py_str(const Value& value);
 // json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).
 std::string py_json_dumps(const Value& value);
 
+// json.dumps(value) with Python's defaults: insertion order, separators (", ", ": "),
+// ensure_ascii=True (how the SageMaker SDK writes its JSON files).
+std::string py_json_dumps_default(const Value& value);
+
 // json.dumps of a plain string (quoted, \uXXXX-escaped).
 std::string py_json_quote(std::string_view utf8);
 

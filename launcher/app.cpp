@@ -6,10 +6,12 @@
 #include "launcher/errors.hpp"
 #include "launcher/executables.hpp"
 #include "launcher/failure_report.hpp"
+#include "launcher/local_command.hpp"
 #include "launcher/logging.hpp"
 #include "launcher/machine.hpp"
 #include "launcher/plan.hpp"
 #include "launcher/rank.hpp"
+#include "launcher/serve_command.hpp"
 #include "mpi/mpirun_command.hpp"
 #include "launcher/supervisor.hpp"
 #include "launcher/train.hpp"
@@ -109,6 +111,10 @@ int
 run(int argc, const char* const* argv, char** envp)
 {
   const env::EnvMap inherited = env::EnvMap::from_environ(envp);
+  // `serve` has its own options (launcher/serve_options.cpp) and its own flow.
+  if (serve_command_requested(argc, argv)) {
+    return run_serve(argc, argv, inherited);
+  }
   const std::string launcher_command = join_command(std::vector<std::string>(argv, argv + argc));
   Options options;
   try {
@@ -130,6 +136,20 @@ run(int argc, const char* const* argv, char** envp)
   }
   if (options.command == Command::job_ended) {
     return run_job_ended(options);
+  }
+  if (options.command == Command::local) {
+    try {
+      return run_local(options.local_args, inherited);
+    } catch (const LauncherError& e) {
+      setup_logging(Verbosity::normal);
+      return report(e.error_class(), e.exit_code(), e.what(), launcher_command, options, inherited);
+    } catch (const env::ConfigError& e) {
+      setup_logging(Verbosity::normal);
+      return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited);
+    } catch (const std::exception& e) {
+      setup_logging(Verbosity::normal);
+      return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited);
+    }
   }
   setup_logging(options.verbosity);
   spdlog::debug("smlaunch {}: {}", SMLAUNCH_VERSION, launcher_command);

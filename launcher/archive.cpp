@@ -4,7 +4,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <cerrno>
+#include <fcntl.h>
 #include <filesystem>
+#include <map>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <memory>
 #include <vector>
 
@@ -190,6 +195,84 @@ extract_archive(const std::string& archive_path, const std::string& destination_
   }
   if (archive_write_close(out.get()) < ARCHIVE_WARN) {
     throw StagingError("cannot finish extracting " + archive_path + ": " + archive_error_string(out.get()));
+  }
+}
+
+void
+create_archive(const std::string& archive_path, const std::vector<std::string>& sources)
+{
+  namespace fs = std::filesystem;
+  // Relative member path -> the file it comes from; a later source wins (std::map: sorted).
+  std::map<std::string, std::string> members;
+  for (const auto& source : sources) {
+    std::error_code ec;
+    if (!fs::is_directory(source, ec)) {
+      continue;
+    }
+    for (auto it = fs::recursive_directory_iterator(source, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      members[it->path().lexically_relative(source).string()] = it->path().string();
+    }
+    if (ec) {
+      throw SystemError("readdir", source, ec.value());
+    }
+  }
+  std::unique_ptr<struct archive, decltype(&archive_write_free)> out(archive_write_new(), archive_write_free);
+  archive_write_add_filter_gzip(out.get());
+  archive_write_set_format_pax_restricted(out.get());
+  if (archive_write_open_filename(out.get(), archive_path.c_str()) != ARCHIVE_OK) {
+    throw SystemError("archive_write_open", archive_path + ": " + archive_error_string(out.get()), EIO);
+  }
+  std::vector<char> buffer(256 * 1024);
+  for (const auto& [name, path] : members) {
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) {
+      continue; // removed meanwhile
+    }
+    std::unique_ptr<archive_entry, decltype(&archive_entry_free)> entry(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(entry.get(), name.c_str());
+    archive_entry_set_perm(entry.get(), st.st_mode & 07777);
+    archive_entry_set_mtime(entry.get(), st.st_mtime, 0);
+    int fd = -1;
+    if (S_ISDIR(st.st_mode)) {
+      archive_entry_set_filetype(entry.get(), AE_IFDIR);
+    } else if (S_ISLNK(st.st_mode)) {
+      std::error_code ec;
+      const auto target = fs::read_symlink(path, ec);
+      archive_entry_set_filetype(entry.get(), AE_IFLNK);
+      archive_entry_set_symlink(entry.get(), target.c_str());
+    } else if (S_ISREG(st.st_mode)) {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) {
+        continue;
+      }
+      archive_entry_set_filetype(entry.get(), AE_IFREG);
+      archive_entry_set_size(entry.get(), st.st_size);
+    } else {
+      continue; // sockets, fifos, devices: not data
+    }
+    if (archive_write_header(out.get(), entry.get()) != ARCHIVE_OK) {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      throw SystemError("archive_write_header", name + ": " + archive_error_string(out.get()), EIO);
+    }
+    while (fd >= 0) {
+      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      if (n <= 0) {
+        break;
+      }
+      if (archive_write_data(out.get(), buffer.data(), static_cast<std::size_t>(n)) < 0) {
+        ::close(fd);
+        throw SystemError("archive_write_data", name + ": " + archive_error_string(out.get()), EIO);
+      }
+    }
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  if (archive_write_close(out.get()) != ARCHIVE_OK) {
+    throw SystemError("archive_write_close", archive_path + ": " + archive_error_string(out.get()), EIO);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace launcher {
 
@@ -17,5 +18,11 @@ std::optional<std::string> unsafe_member_reason(const std::string& path, MemberT
 // permission bits (without setuid/setgid), not the owners. Throws StagingError naming
 // the first unsafe member; the caller removes `destination` then.
 void extract_archive(const std::string& archive_path, const std::string& destination);
+
+// Write a .tar.gz of the contents of `sources` (directories), merged as the SDK merges
+// the hosts' output directories: a path in a later source replaces the same path in an
+// earlier one. Members are relative ("data/log"), sorted, without owners; symbolic links
+// are stored as links, never followed. Throws SystemError.
+void create_archive(const std::string& archive_path, const std::vector<std::string>& sources);
 
 } // namespace launcher

@@ -73,6 +73,8 @@ help_text()
     "commands:\n"
     "  train      run the training job that the tree under the base directory describes\n"
     "  plan       print, as one JSON object, everything `train` would do, and run nothing\n"
+    "  serve      host the model under <base>/model over HTTP (see smlaunch serve --help)\n"
+    "  local      simulate a whole training job on this machine (see smlaunch local --help)\n"
     "\n"
     "options (each has an environment twin; the command line wins):\n";
   for (const auto& o : k_options) {
@@ -173,6 +175,12 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
     }
     internal->verbosity = Verbosity::quiet;
     return *internal;
+  }
+  if (argc >= 2 && std::string(argv[1]) == "local") {
+    Options local;
+    local.command = Command::local; // its own options: launcher/local_plan.cpp
+    local.local_args.assign(argv + 2, argv + argc);
+    return local;
   }
   po::options_description desc;
   desc.add_options()("help,h", "")("version", "")("verbose,v", "")("quiet,q", "");

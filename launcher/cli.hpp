@@ -12,7 +12,7 @@
 
 namespace launcher {
 
-enum class Command { train, plan, help, version, rank, job_ended };
+enum class Command { train, plan, help, version, rank, job_ended, local };
 
 // One resolved setting and where its value came from (shown by `smlaunch plan`).
 struct Setting
@@ -46,6 +46,7 @@ struct Options
   std::vector<std::string> rank_keep;     // `rank --keep A,B`: variables mpirun exported
   int job_exit_code = 0;                  // `job-ended --exit-code N`
   std::string job_message;                // `job-ended --message TEXT`
+  std::vector<std::string> local_args;    // `local ARGS...`: parsed by local_plan
 };
 
 // Parse argv (argv[0] "train" dispatches like "smlaunch train"); throws UsageError.

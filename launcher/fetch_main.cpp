@@ -2,6 +2,7 @@
 //   smlaunch-fetch extract ARCHIVE DESTINATION
 //   smlaunch-fetch s3-etag s3://BUCKET/KEY ANSWER_FILE [--sagemaker-region R]
 //   smlaunch-fetch s3-get  s3://BUCKET/KEY DESTINATION [--sagemaker-region R]
+//   smlaunch-fetch pack    ARCHIVE.tar.gz DIRECTORY...   (`smlaunch local`'s artifacts)
 // Credentials, region and endpoint come from the environment (README: "Code from S3").
 // Exit 0, or 66 with "smlaunch-fetch: <why>" as the last line of stderr.
 #include "env/env_map.hpp"
@@ -26,6 +27,10 @@ main(int argc, char** argv, char** envp)
     }
   }
   try {
+    if (args.size() >= 2 && args[0] == "pack") {
+      launcher::create_archive(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
+      return 0;
+    }
     if (args.size() != 3) {
       throw std::invalid_argument("usage: smlaunch-fetch extract|s3-etag|s3-get SOURCE DESTINATION");
     }

@@ -261,6 +261,13 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
     } else if (isatty(STDIN_FILENO) != 0) {
       tcsetpgrp(STDIN_FILENO, getpid());
     }
+    if (spec.stdin_null) {
+      const int null_in = ::open("/dev/null", O_RDONLY);
+      if (null_in >= 0 && null_in != STDIN_FILENO) {
+        dup2(null_in, STDIN_FILENO);
+        ::close(null_in);
+      }
+    }
     if (child_stdout != STDOUT_FILENO) {
       dup2(child_stdout, STDOUT_FILENO);
     }
@@ -570,6 +577,92 @@ Supervisor::run_all(const std::vector<ChildSpec>& specs)
       results[i].exit_code = 128 + results[i].term_signal;
     }
     results[i].seconds = seconds_since(start);
+  }
+  return results;
+}
+
+std::vector<ChildResult>
+Supervisor::run_together(const std::vector<ChildSpec>& specs)
+{
+  struct Running
+  {
+    pid_t pid = -1;
+    bool exited = false;
+    Clock::time_point start;
+  };
+  std::vector<Running> running(specs.size());
+  std::vector<ChildResult> results(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    ChildSpec spec = specs[i];
+    spec.stdin_null = true;
+    int exec_error_pipe[2];
+    if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
+      throw SystemError("pipe2", "exec status pipe", errno);
+    }
+    running[i].start = Clock::now();
+    const int out = spec.output_fd >= 0 ? spec.output_fd : STDOUT_FILENO;
+    running[i].pid = spawn(spec, out, out, exec_error_pipe[1], true);
+    ::close(exec_error_pipe[1]);
+    results[i].exec_errno = read_exec_errno(exec_error_pipe[0]);
+    if (spec.on_start) {
+      spec.on_start(running[i].pid);
+    }
+  }
+  std::optional<Clock::time_point> kill_at;
+  while (true) {
+    for (int n = 0; n < 1 << 16; ++n) {
+      int st = 0;
+      const pid_t pid = waitpid(-1, &st, WNOHANG);
+      if (pid <= 0) {
+        break;
+      }
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (running[i].pid != pid) {
+          continue;
+        }
+        running[i].exited = true;
+        results[i].seconds = seconds_since(running[i].start);
+        if (WIFEXITED(st)) {
+          results[i].exit_code = WEXITSTATUS(st);
+        } else if (WIFSIGNALED(st)) {
+          results[i].term_signal = WTERMSIG(st);
+          results[i].exit_code = 128 + results[i].term_signal;
+        }
+      }
+      if (std::find(m_background.begin(), m_background.end(), pid) != m_background.end()) {
+        m_background_exited.push_back(pid);
+      }
+    }
+    const bool all = std::all_of(running.begin(), running.end(), [](const Running& r) { return r.exited; });
+    if (all) {
+      break;
+    }
+    if (kill_at && Clock::now() >= *kill_at) {
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (!running[i].exited && !results[i].killed_after_grace) {
+          kill(-running[i].pid, SIGKILL);
+          results[i].killed_after_grace = true;
+        }
+      }
+    }
+    const int sig = wait_signal(std::chrono::milliseconds(50));
+    if (sig == 0 || sig == SIGCHLD) {
+      continue;
+    }
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (!running[i].exited) {
+        kill(-running[i].pid, sig);
+        if (is_stop_signal(sig) && results[i].stop_signal == 0) {
+          results[i].stop_signal = sig;
+        }
+      }
+    }
+    if (is_stop_signal(sig)) {
+      m_pending_stop = sig;
+      if (!kill_at) {
+        kill_at = Clock::now() + m_options.grace_period;
+      }
+    }
   }
   return results;
 }

@@ -25,6 +25,8 @@ struct ChildSpec
   OutputMode output = OutputMode::passthrough;
   std::chrono::milliseconds timeout{0}; // 0: none; otherwise SIGKILL after it (probes)
   std::function<void(pid_t)> on_start;  // called with the child's pid (= its process group)
+  int output_fd = -1;                   // run_together(): stdout and stderr both go here
+  bool stdin_null = false;              // /dev/null as stdin (the terminal stays the launcher's)
 };
 
 struct ChildResult
@@ -63,6 +65,12 @@ public:
   // Run several short children at once (probes over ssh), each collected as with
   // OutputMode::capture; returns their results in the order given.
   std::vector<ChildResult> run_all(const std::vector<ChildSpec>& specs);
+
+  // Run several long children at once (the hosts of `smlaunch local`), each with stdout
+  // and stderr on its spec's output_fd and stdin on /dev/null; they die with the launcher.
+  // A stop signal reaches every child's group; SIGKILL follows after the grace period.
+  // Each result's `seconds` is that child's own run time.
+  std::vector<ChildResult> run_together(const std::vector<ChildSpec>& specs);
 
   // Start a long-running helper (sshd) in its own process group, with its output going
   // straight to ours; it dies with the launcher (PR_SET_PDEATHSIG). Throws SystemError.
