@@ -16,7 +16,9 @@ enum class ExitCode : int {
   staging = 66,  // the user's code could not be found, fetched or unpacked
   install = 67,  // pip failed on requirements.txt or the package
   cluster = 68,  // hosts never became reachable, MPI set-up failed
+  model_load = 69, // serve: the user's module or model_fn failed in a worker at start
   internal = 70, // a bug or an unexpected system error
+  serve_bind = 71, // serve: the port could not be bound (in use, no permission)
   not_executable = 126,
   not_found = 127,
 };

@@ -1,0 +1,309 @@
+#include "launcher/serve_command.hpp"
+
+#include "env/paths.hpp"
+#include "launcher/entry_point.hpp"
+#include "launcher/errors.hpp"
+#include "launcher/executables.hpp"
+#include "launcher/failure_report.hpp"
+#include "launcher/fetch_helper.hpp"
+#include "launcher/logging.hpp"
+#include "launcher/supervisor.hpp"
+#include "serve/server.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace launcher {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool
+is_archive(const std::string& path)
+{
+  return path.ends_with(".tar.gz") || path.ends_with(".tgz") || path.ends_with(".tar");
+}
+
+std::string
+absolute_from(const std::string& path, const std::string& cwd)
+{
+  return !path.empty() && path[0] == '/' ? path : cwd + "/" + path;
+}
+
+// Workers run under the launcher's supervisor: own process group, the original signal
+// mask, dying with the launcher (PR_SET_PDEATHSIG).
+class SupervisedWorkers : public serve::WorkerProcesses
+{
+public:
+  SupervisedWorkers(Supervisor& supervisor, const ServePlan& plan) : m_supervisor(supervisor), m_plan(plan) {}
+
+  int
+  start(int slot, int channel_fd) override
+  {
+    env::EnvMap environment = m_plan.worker_env;
+    environment.set("SMLAUNCH_SERVE_FD", std::to_string(channel_fd));
+    environment.set("SMLAUNCH_SERVE_WORKER", std::to_string(slot));
+    ChildSpec spec;
+    spec.argv = m_plan.worker_argv;
+    spec.envp = environment.to_envp();
+    spec.cwd = m_plan.code_dir;
+    return m_supervisor.start_background(spec);
+  }
+
+  bool running(int pid) override { return m_supervisor.background_running(pid); }
+
+  void
+  signal(int pid, int signo) override
+  {
+    if (pid > 0) {
+      ::kill(-pid, signo);
+    }
+  }
+
+private:
+  Supervisor& m_supervisor;
+  const ServePlan& m_plan;
+};
+
+void
+stage_model(const ServePlan& plan, HelperFetcher& fetcher)
+{
+  if (plan.model_archive.empty()) {
+    return;
+  }
+  const std::string state = plan.base_dir + "/.smlaunch";
+  std::error_code ec;
+  fs::create_directories(state, ec);
+  std::string archive = plan.model_archive;
+  if (plan.model_from_s3) {
+    archive = state + "/model.tar.gz";
+    spdlog::info("downloading the model from {}", plan.model_archive);
+    fetcher.s3_get(plan.model_archive, archive);
+  }
+  // Unpacked beside, then swapped in: model/ holds exactly the archive, as on the platform.
+  const std::string fresh = state + "/model.unpacking";
+  fs::remove_all(fresh, ec);
+  fs::create_directories(fresh, ec);
+  if (ec) {
+    throw StagingError("cannot create " + fresh + ": " + ec.message());
+  }
+  spdlog::info("unpacking the model {} into {}", plan.model_archive, plan.model_dir);
+  try {
+    fetcher.extract(archive, fresh);
+  } catch (...) {
+    fs::remove_all(fresh, ec);
+    throw;
+  }
+  fs::remove_all(plan.model_dir, ec);
+  if (ec) {
+    throw StagingError("cannot replace " + plan.model_dir + ": " + ec.message());
+  }
+  fs::rename(fresh, plan.model_dir, ec);
+  if (ec) {
+    throw StagingError("cannot move the unpacked model to " + plan.model_dir + ": " + ec.message());
+  }
+  if (plan.model_from_s3) {
+    fs::remove(archive, ec);
+  }
+}
+
+void
+install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::EnvMap& inherited, Supervisor& supervisor)
+{
+  const CodeView code{plan.code_dir};
+  const auto type = detect_entry_point_type(plan.program, code);
+  const auto install = install_command(type, code, facts.python);
+  if (!install) {
+    return;
+  }
+  spdlog::info("installing: {}", join_command(install->argv));
+  ChildSpec spec;
+  spec.argv = install->argv;
+  spec.envp = inherited.to_envp();
+  spec.cwd = plan.code_dir;
+  const ChildResult r = supervisor.run(spec);
+  if (r.stop_signal != 0) {
+    throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal) + " while installing");
+  }
+  if (r.exit_code != 0) {
+    // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference): see train.cpp
+    throw LauncherError(install->error_class, ExitCode::install, describe_install_failure(r))
+      .with_command(join_command(install->argv));
+  }
+}
+
+ServeFacts
+gather_facts(const ServeOptions& options, const env::EnvMap& inherited, const std::string& code_dir,
+             const std::string& base_dir)
+{
+  ServeFacts facts;
+  std::error_code ec;
+  const auto cwd = fs::current_path(ec);
+  facts.cwd = ec ? "/" : cwd.string();
+  const std::string* path = inherited.get("PATH");
+  facts.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
+  facts.python_share = serving_python_dir();
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  facts.cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
+  facts.code_dir_has_files = directory_has_files(code_dir);
+  facts.staged_by_smlaunch = ::access(staging_marker_path(base_dir).c_str(), F_OK) == 0;
+  return facts;
+}
+
+} // namespace
+
+std::string
+serving_python_dir()
+{
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return (exe.parent_path().parent_path() / "share" / "smlaunch" / "python").string();
+}
+
+ServePlan
+make_serve_plan(const ServeOptions& options, const env::EnvMap& inherited, const ServeFacts& facts)
+{
+  ServePlan plan;
+  const env::Paths paths = env::Paths::under(env::normalize_base_dir(options.base_dir, facts.cwd));
+  plan.base_dir = paths.base;
+  plan.code_dir = paths.code;
+  plan.model_dir = paths.model;
+  if (!options.model_data.empty()) {
+    if (options.model_data.starts_with("s3://")) {
+      plan.model_archive = options.model_data;
+      plan.model_from_s3 = true;
+    } else {
+      const std::string local = absolute_from(options.model_data.starts_with("file://") ? options.model_data.substr(7)
+                                                                                         : options.model_data,
+                                              facts.cwd);
+      struct stat st{};
+      if (::stat(local.c_str(), &st) != 0) {
+        throw StagingError("model data " + options.model_data + ": no such file or directory");
+      }
+      if (S_ISDIR(st.st_mode)) {
+        plan.model_dir = local; // served in place, as local mode mounts it
+      } else if (is_archive(local)) {
+        plan.model_archive = local;
+      } else {
+        throw StagingError("model data " + options.model_data + ": expected a .tar.gz, .tgz or .tar archive, or a folder");
+      }
+    }
+  }
+
+  const std::string module_dir = options.submit_directory.empty() ? paths.code : options.submit_directory;
+  plan.source = classify_code_source(module_dir.starts_with("s3://") || module_dir.starts_with("file://")
+                                       ? module_dir
+                                       : absolute_from(module_dir, facts.cwd),
+                                     paths.code);
+  plan.staging = decide_staging(plan.source, facts.code_dir_has_files, facts.staged_by_smlaunch);
+  plan.program = options.program;
+  plan.module = module_for(options.program);
+  plan.workers = options.workers.value_or(facts.cpus);
+
+  plan.worker_argv = {facts.python, "-m", "smlaunch_serving"};
+  plan.worker_env = inherited;
+  const std::string* pythonpath = inherited.get("PYTHONPATH");
+  std::string search = facts.python_share + ":" + paths.code;
+  if (pythonpath != nullptr && !pythonpath->empty()) {
+    search += ":" + *pythonpath;
+  }
+  plan.worker_env.set("PYTHONPATH", search);
+  if (inherited.get("PYTHONUNBUFFERED") == nullptr) {
+    plan.worker_env.set("PYTHONUNBUFFERED", "1");
+  }
+  plan.worker_env.set("SMLAUNCH_SERVE_MODULE", plan.module);
+  plan.worker_env.set("SMLAUNCH_SERVE_MODEL_DIR", plan.model_dir);
+  plan.worker_env.set("SMLAUNCH_SERVE_DEFAULT_ACCEPT", options.default_accept);
+  return plan;
+}
+
+int
+run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
+{
+  ServeOptions options;
+  try {
+    options = parse_serve_command_line(argc, argv, inherited);
+  } catch (const UsageError& e) {
+    std::cerr << "smlaunch serve: error: " << e.what() << "\n";
+    return e.exit_code();
+  }
+  if (options.help) {
+    std::cout << serve_help_text();
+    return 0;
+  }
+  setup_logging(options.verbosity);
+  for (const auto& s : options.settings) {
+    spdlog::debug("setting {} = {} ({})", s.name, s.value, s.origin);
+  }
+  const auto fail = [&](const std::string& error_class, int code, const std::string& message) {
+    spdlog::error("{}: {}", error_class, env::redact_secrets(message, inherited));
+    return code;
+  };
+  try {
+    Supervisor::Options supervision;
+    Supervisor supervisor(supervision);
+    std::error_code cwd_ec;
+    const auto cwd = fs::current_path(cwd_ec);
+    const env::Paths paths = env::Paths::under(env::normalize_base_dir(options.base_dir, cwd_ec ? "/" : cwd.string()));
+    const ServeFacts facts = gather_facts(options, inherited, paths.code, paths.base);
+    const ServePlan plan = make_serve_plan(options, inherited, facts);
+    std::error_code ec;
+    fs::create_directories(plan.base_dir, ec);
+    if (ec) {
+      throw StagingError("cannot create the base directory " + plan.base_dir + ": " + ec.message());
+    }
+    const std::string* region = inherited.get("SAGEMAKER_REGION");
+    HelperFetcher fetcher(supervisor, inherited, region != nullptr ? *region : "", plan.base_dir + "/.smlaunch");
+    stage_model(plan, fetcher);
+    struct stat st{};
+    if (::stat(plan.model_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      spdlog::warn("the model directory {} does not exist (--model-data unpacks a model there); model_fn gets it anyway",
+                   plan.model_dir);
+    }
+    if (plan.staging == StagingAction::keep_existing) {
+      spdlog::warn("{} holds files smlaunch did not put there: keeping them and not staging {}", plan.code_dir,
+                   plan.source.uri);
+    } else if (plan.staging != StagingAction::none) {
+      spdlog::info("staging the code from {} into {}", plan.source.uri, plan.code_dir);
+    }
+    stage_code(plan.source, plan.staging, StagingContext{plan.base_dir, plan.code_dir, &fetcher});
+    if (const int sig = supervisor.poll_stop_signal()) {
+      spdlog::warn("stopped by {} before the server started", signal_name(sig));
+      return 128 + sig;
+    }
+    install_requirements(plan, facts, inherited, supervisor);
+
+    serve::ServerConfig config;
+    config.bind_address = options.bind_address;
+    config.port = options.port;
+    config.workers = plan.workers;
+    config.timeout = options.timeout;
+    config.model_load_timeout = options.model_load_timeout;
+    config.default_accept = options.default_accept;
+    config.max_body_size = options.max_body_size;
+    spdlog::info("serving {} from {} with the model in {}", plan.module, plan.code_dir, plan.model_dir);
+    SupervisedWorkers workers(supervisor, plan);
+    serve::run_server(config, workers);
+    return 0;
+  } catch (const serve::ServeError& e) {
+    switch (e.failure()) {
+    case serve::ServeFailure::bind:
+      return fail("BindError", to_int(ExitCode::serve_bind), e.what());
+    case serve::ServeFailure::model_load:
+      return fail("ModelLoadError", to_int(ExitCode::model_load), e.what());
+    case serve::ServeFailure::system:
+      break;
+    }
+    return fail("InternalError", to_int(ExitCode::internal), e.what());
+  } catch (const LauncherError& e) {
+    return fail(e.error_class(), e.exit_code(), e.what());
+  } catch (const std::exception& e) {
+    return fail("InternalError", to_int(ExitCode::internal), e.what());
+  }
+}
+
+} // namespace launcher

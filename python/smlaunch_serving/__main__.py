@@ -1,0 +1,5 @@
+import sys
+
+from smlaunch_serving.worker import main
+
+sys.exit(main())

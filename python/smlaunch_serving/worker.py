@@ -1,0 +1,171 @@
+"""One model-serving worker: load the model once, then answer the front's requests.
+
+Framing (serve/framing.hpp is the authority): every message is a 32-byte little-endian
+header `<IHHQIIQ` = magic "SMLS", kind, status, id, meta size, reserved, body size; then
+the metadata (UTF-8), then the body.
+  request  (front -> worker): meta "<content type>\\n<accept>", body = the HTTP body
+  response (worker -> front): status = HTTP status, meta = content type, body
+  ready    (worker -> front): meta = JSON {"pid", "functions"} once model_fn returned
+  fatal    (worker -> front): meta = what went wrong at start; the worker then exits
+The worker leaves when the front closes the channel.
+"""
+import importlib
+import json
+import logging
+import os
+import socket
+import struct
+import sys
+import traceback
+
+HEADER = struct.Struct("<IHHQIIQ")
+MAGIC = 0x534C4D53
+REQUEST, RESPONSE, READY, FATAL = 1, 2, 3, 4
+FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn")
+
+log = logging.getLogger("smlaunch.worker")
+
+
+class Channel:
+    def __init__(self, fd):
+        os.set_inheritable(fd, False)  # user code's subprocesses must not hold it open
+        self.sock = socket.socket(fileno=fd)
+        self.header = bytearray(HEADER.size)
+
+    def _read_exactly(self, buffer):
+        view = memoryview(buffer)
+        while view:
+            n = self.sock.recv_into(view)
+            if n == 0:
+                return False
+            view = view[n:]
+        return True
+
+    def receive(self):
+        """(kind, id, meta, body), or None when the front closed the channel."""
+        if not self._read_exactly(self.header):
+            return None
+        magic, kind, _status, ident, meta_size, _reserved, body_size = HEADER.unpack(self.header)
+        if magic != MAGIC:
+            raise RuntimeError("bad frame from the front (magic %#x)" % magic)
+        payload = bytearray(meta_size + body_size)
+        if not self._read_exactly(payload):
+            return None
+        view = memoryview(payload)
+        return kind, ident, bytes(view[:meta_size]).decode("utf-8", "replace"), view[meta_size:]
+
+    def send(self, kind, ident=0, status=0, meta="", body=b""):
+        meta_bytes = meta.encode("utf-8", "replace")
+        head = HEADER.pack(MAGIC, kind, status, ident, len(meta_bytes), 0, len(body))
+        if len(body) < 256 * 1024:
+            self.sock.sendall(b"".join((head, meta_bytes, body)))
+        else:
+            self.sock.sendall(head + meta_bytes)
+            self.sock.sendall(body)
+
+
+def error_response(status, error, message, function=None):
+    body = {"error": error, "message": message}
+    if function:
+        body["function"] = function
+    return status, "application/json", json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+class Handlers:
+    def __init__(self, module, model_dir):
+        from smlaunch_serving import defaults
+
+        self.user = {name: getattr(module, name) for name in FUNCTIONS if callable(getattr(module, name, None))}
+        if "model_fn" not in self.user:
+            raise RuntimeError("module %s (SAGEMAKER_PROGRAM) defines no model_fn(model_dir): the server "
+                               "cannot load the model without it" % module.__name__)
+        self.input_fn = self.user.get("input_fn", defaults.input_fn)
+        self.predict_fn = self.user.get("predict_fn", defaults.predict_fn)
+        self.output_fn = self.user.get("output_fn", defaults.output_fn)
+        self.model = self.user["model_fn"](model_dir)
+
+    def describe(self, name):
+        return name if name in self.user else name + " (default)"
+
+    def handle(self, content_type, accept, body):
+        from smlaunch_serving import ServingError
+
+        stage = "input_fn"
+        try:
+            # As the reference: JSON and CSV bodies reach input_fn as text, the rest as bytes.
+            kind = content_type.split(";", 1)[0].strip().lower()
+            data = bytes(body)
+            if kind in ("application/json", "text/csv"):
+                try:
+                    data = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass  # the default input_fn answers 400; a user's may take bytes
+            value = self.input_fn(data, content_type)
+            stage = "predict_fn"
+            prediction = self.predict_fn(value, self.model)
+            stage = "output_fn"
+            result = self.output_fn(prediction, accept)
+            return self.to_response(result, accept)
+        except ServingError as e:
+            return error_response(e.status, type(e).__name__, str(e), self.describe(stage))
+        except Exception as e:  # noqa: BLE001 - user code: any exception is the answer
+            log.error("%s raised %s:\n%s", self.describe(stage), type(e).__name__, traceback.format_exc())
+            return error_response(500, type(e).__name__, str(e), self.describe(stage))
+
+    @staticmethod
+    def to_response(result, accept):
+        content_type = accept
+        if isinstance(result, tuple) and len(result) == 2:
+            result, content_type = result
+        if isinstance(result, str):
+            result = result.encode("utf-8")
+        if isinstance(result, (bytes, bytearray, memoryview)):
+            return 200, str(content_type), result
+        raise TypeError("output_fn returned %s; expected bytes, str or (body, content_type)" % type(result).__name__)
+
+
+def configure_logging():
+    level = os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "20")
+    try:
+        level = int(level)
+    except ValueError:
+        level = logging.getLevelName(level.upper()) if isinstance(logging.getLevelName(level.upper()), int) else 20
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s smlaunch-worker-" + os.environ.get("SMLAUNCH_SERVE_WORKER", "?")
+                        + " %(levelname)s %(message)s")
+
+
+def main():
+    configure_logging()
+    try:
+        fd = int(os.environ["SMLAUNCH_SERVE_FD"])
+    except (KeyError, ValueError):
+        print("smlaunch_serving: run by `smlaunch serve`, which sets SMLAUNCH_SERVE_FD", file=sys.stderr)
+        return 2
+    channel = Channel(fd)
+    module_name = os.environ.get("SMLAUNCH_SERVE_MODULE", "")
+    model_dir = os.environ.get("SMLAUNCH_SERVE_MODEL_DIR", "/opt/ml/model")
+    try:
+        module = importlib.import_module(module_name)
+        handlers = Handlers(module, model_dir)
+    except BaseException as e:  # noqa: BLE001 - reported to the front, which exits
+        where = "model_fn(%r)" % model_dir if "module" in locals() else "import %s" % module_name
+        message = "%s failed: %s: %s\n%s" % (where, type(e).__name__, e, traceback.format_exc(limit=-8))
+        try:
+            channel.send(FATAL, meta=message[-16000:])
+        except OSError:
+            pass
+        return 3
+    channel.send(READY, meta=json.dumps({"pid": os.getpid(),
+                                         "functions": {n: n in handlers.user for n in FUNCTIONS}}))
+    while True:
+        frame = channel.receive()
+        if frame is None:
+            return 0
+        kind, ident, meta, body = frame
+        if kind != REQUEST:
+            raise RuntimeError("unexpected frame kind %d from the front" % kind)
+        content_type, _, accept = meta.partition("\n")
+        status, response_type, payload = handlers.handle(content_type, accept, body)
+        del body, frame
+        channel.send(RESPONSE, ident, status, response_type, payload)
