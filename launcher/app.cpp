@@ -12,7 +12,6 @@
 #include "launcher/plan.hpp"
 #include "launcher/rank.hpp"
 #include "launcher/serve_command.hpp"
-#include "launcher/serve_command.hpp"
 #include "mpi/mpirun_command.hpp"
 #include "launcher/supervisor.hpp"
 #include "launcher/train.hpp"
@@ -112,10 +111,6 @@ int
 run(int argc, const char* const* argv, char** envp)
 {
   const env::EnvMap inherited = env::EnvMap::from_environ(envp);
-  // `serve` has its own options (launcher/serve_options.cpp) and its own flow.
-  if (serve_command_requested(argc, argv)) {
-    return run_serve(argc, argv, inherited);
-  }
   // `serve` has its own options (launcher/serve_options.cpp) and its own flow.
   if (serve_command_requested(argc, argv)) {
     return run_serve(argc, argv, inherited);

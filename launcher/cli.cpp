@@ -74,7 +74,6 @@ help_text()
     "  train      run the training job that the tree under the base directory describes\n"
     "  plan       print, as one JSON object, everything `train` would do, and run nothing\n"
     "  serve      host the model under <base>/model over HTTP (see smlaunch serve --help)\n"
-    "  serve      host the model under <base>/model over HTTP (see smlaunch serve --help)\n"
     "  local      simulate a whole training job on this machine (see smlaunch local --help)\n"
     "\n"
     "options (each has an environment twin; the command line wins):\n";
