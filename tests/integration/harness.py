@@ -11,7 +11,7 @@ import zipfile
 
 SMLAUNCH = os.environ.get("SMLAUNCH_BIN", "")
 PYTHON = os.environ.get("SMLAUNCH_TEST_PYTHON", sys.executable)
-SOURCE_DIR = os.environ.get("SMLAUNCH_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+SOURCE_DIR = os.environ.get("SMLAUNCH_TEST_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 # Records what a script receives; every probe run leaves output/data/probe.json.
 PROBE = r'''

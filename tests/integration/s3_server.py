@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 
-MOTO_PYTHON = os.path.join(os.environ.get("SMLAUNCH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
+MOTO_PYTHON = os.path.join(os.environ.get("SMLAUNCH_TEST_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
                            ".cache", "moto", "bin", "python")
 
 # Run by moto's Python: the first four actions are unauthenticated (INITIAL_NO_AUTH_ACTION_COUNT).
