@@ -288,6 +288,13 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     spdlog::info("serving {} from {} with the model in {}", plan.module, plan.code_dir, plan.model_dir);
     SupervisedWorkers workers(supervisor, plan);
     serve::run_server(config, workers);
+    // Stopped: a stop signal from now on must not kill the exiting process when the
+    // supervisor restores the signal mask (ignoring also drops one already pending).
+    struct sigaction ignore{};
+    ignore.sa_handler = SIG_IGN;
+    for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP}) {
+      sigaction(sig, &ignore, nullptr);
+    }
     return 0;
   } catch (const serve::ServeError& e) {
     switch (e.failure()) {
