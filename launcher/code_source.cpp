@@ -98,8 +98,14 @@ classify_code_source(const std::string& module_dir, const std::string& code_dir)
   path = strip_trailing_slashes(path);
   source.local_path = path;
   std::error_code ec;
-  if (fs::equivalent(path, code_dir, ec) || path == strip_trailing_slashes(code_dir)) {
+  // The SDK's local mode writes "/opt/ml/code" (where it mounts the code); with another
+  // base directory that means this tree's code/, and /opt/ml itself is never read.
+  const bool platform_code_dir = path == "/opt/ml/code";
+  if (platform_code_dir || fs::equivalent(path, code_dir, ec) || path == strip_trailing_slashes(code_dir)) {
     source.kind = SourceKind::code_dir;
+    if (platform_code_dir) {
+      source.local_path = strip_trailing_slashes(code_dir);
+    }
     return source;
   }
   const auto status = fs::status(path, ec);

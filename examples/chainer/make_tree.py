@@ -24,6 +24,7 @@ of hyperparameters.json unless given.
 import argparse
 import json
 import os
+import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +47,9 @@ def main():
     parser.add_argument('--units', type=int, default=None, help='omitted from hyperparameters unless given')
     parser.add_argument('--samples', type=int, default=6000)
     parser.add_argument('--source-dir', default=HERE, help='directory holding train.py')
+    parser.add_argument('--code-in-tree', action='store_true',
+                        help='copy the code into BASE/code and name /opt/ml/code as the submit directory '
+                             '(for a container, where the host path of --source-dir does not exist)')
     parser.add_argument('--job-name', default='chainer-example')
     parser.add_argument('--hosts', type=int, default=1, help='hosts algo-1..algo-N in resourceconfig.json')
     parser.add_argument('--current-host', default='algo-1', help='this host (one of the --hosts names)')
@@ -77,7 +81,8 @@ def main():
         'batch-size': args.batch_size,
         'learning-rate': args.learning_rate,
         'sagemaker_program': 'train.py',
-        'sagemaker_submit_directory': 'file://' + os.path.abspath(args.source_dir),
+        'sagemaker_submit_directory': ('/opt/ml/code' if args.code_in_tree
+                                       else 'file://' + os.path.abspath(args.source_dir)),
         'sagemaker_region': 'us-west-2',
         'sagemaker_container_log_level': 20,
         'sagemaker_job_name': args.job_name,
@@ -100,6 +105,11 @@ def main():
     write_json(os.path.join(config, 'inputdataconfig.json'),
                {'train': {'TrainingInputMode': 'File'}, 'test': {'TrainingInputMode': 'File'}})
 
+    if args.code_in_tree:
+        os.makedirs(os.path.join(base, 'code'), exist_ok=True)
+        for name in ('train.py', 'requirements.txt'):
+            if os.path.exists(os.path.join(args.source_dir, name)):
+                shutil.copy(os.path.join(args.source_dir, name), os.path.join(base, 'code', name))
     data = os.path.join(base, 'input', 'data')
     generate_data.generate(os.path.join(data, 'train'), os.path.join(data, 'test'), args.samples)
 

@@ -15,9 +15,14 @@ import unittest
 import harness
 from harness import clean_env
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from cluster import Cluster  # noqa: E402
+
+# The namespaces `smlaunch local` needs for several hosts are the ones tests/cluster probes.
+NAMESPACES, WHY_NOT = Cluster.available()
+
 EXAMPLE = os.path.join(harness.SOURCE_DIR, "examples", "chainer")
 IS_ROOT = os.geteuid() == 0
-NEEDS_ROOT = "several hosts need root (network namespaces)"
 
 
 def sdk_trees(hosts, user_hyperparameters, source_dir, program, job_name, region, instance_type, channels,
@@ -241,7 +246,7 @@ class TestLocalOneHost(unittest.TestCase):
         self.assertFalse(os.path.exists(job.job_dir))
 
 
-@unittest.skipUnless(IS_ROOT, NEEDS_ROOT)
+@unittest.skipUnless(NAMESPACES, WHY_NOT)
 class TestLocalTwoHosts(unittest.TestCase):
     def test_chainermn_example_on_two_hosts(self):
         job = LocalJob(self)

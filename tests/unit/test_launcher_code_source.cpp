@@ -116,6 +116,16 @@ TEST_F(LauncherCodeSource, CodeDirThatDoesNotExistYet)
   EXPECT_EQ(s.kind, SourceKind::code_dir);
 }
 
+TEST_F(LauncherCodeSource, PlatformCodeDirMeansThisTreesCodeDir)
+{
+  // The SDK's local mode writes "/opt/ml/code"; with another base it is that base's code/.
+  for (const std::string module_dir : {"/opt/ml/code", "/opt/ml/code/", "file:///opt/ml/code"}) {
+    const auto s = launcher::classify_code_source(module_dir, code());
+    EXPECT_EQ(s.kind, SourceKind::code_dir) << module_dir;
+    EXPECT_EQ(s.local_path, code()) << module_dir;
+  }
+}
+
 TEST_F(LauncherCodeSource, MissingPathIsAStagingError)
 {
   struct Case
