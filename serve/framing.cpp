@@ -9,7 +9,7 @@ void
 put_le(char* out, T value)
 {
   for (std::size_t i = 0; i < sizeof(T); ++i) {
-    out[i] = static_cast<char>(static_cast<unsigned char>((value >> (8 * i)) & 0xffU));
+    out[i] = static_cast<char>(static_cast<unsigned char>((static_cast<std::uint64_t>(value) >> (8 * i)) & 0xffU));
   }
 }
 
