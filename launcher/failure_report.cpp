@@ -2,6 +2,7 @@
 
 #include "launcher/logging.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -183,6 +184,75 @@ python_error_summary(const std::string& output, std::size_t max_bytes)
   return exception + "\n" + last_lines(traceback, max_bytes - exception.size() - 1);
 }
 
+namespace {
+
+// "[1,3]<stderr>:" at `pos` (mpirun --tag-output): its length, or 0.
+std::size_t
+mpi_tag_length(const std::string& line, std::size_t pos)
+{
+  if (pos >= line.size() || line[pos] != '[') {
+    return 0;
+  }
+  std::size_t i = pos + 1;
+  bool comma = false;
+  while (i < line.size() && (std::isdigit(static_cast<unsigned char>(line[i])) != 0 || (line[i] == ',' && !comma))) {
+    comma = comma || line[i] == ',';
+    ++i;
+  }
+  for (const char* stream : {"]<stdout>:", "]<stderr>:", "]<stddiag>:"}) {
+    if (comma && line.compare(i, std::strlen(stream), stream) == 0) {
+      return i + std::strlen(stream) - pos;
+    }
+  }
+  return 0;
+}
+
+} // namespace
+
+std::string
+untag_mpi_output(const std::string& output)
+{
+  struct Tagged
+  {
+    std::string tag;
+    std::string text;
+  };
+  std::vector<Tagged> tagged;
+  bool any = false;
+  for (const auto& line : split_lines(output)) {
+    const std::size_t n = mpi_tag_length(line, 0);
+    Tagged t{line.substr(0, n), ""};
+    any = any || n > 0;
+    // A rank's unbuffered writes are tagged one by one, also inside a line.
+    for (std::size_t i = n; i < line.size();) {
+      if (n > 0 && line.compare(i, n, t.tag) == 0) {
+        i += n;
+        continue;
+      }
+      t.text += line[i++];
+    }
+    tagged.push_back(std::move(t));
+  }
+  if (!any) {
+    return output;
+  }
+  // The rank whose traceback came last: its stderr alone, so ranks do not interleave.
+  std::string rank_tag;
+  for (std::size_t i = tagged.size(); i-- > 0;) {
+    if (tagged[i].text.rfind("Traceback (most recent call last):", 0) == 0 && !tagged[i].tag.empty()) {
+      rank_tag = tagged[i].tag;
+      break;
+    }
+  }
+  std::string out;
+  for (const auto& t : tagged) {
+    if (rank_tag.empty() ? !t.tag.empty() : t.tag == rank_tag) {
+      out += t.text + "\n";
+    }
+  }
+  return out;
+}
+
 std::string
 describe_script_failure(const ChildResult& r, const std::string& program, double grace_seconds)
 {
@@ -205,7 +275,11 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
     cause = "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " + signal_name(r.stop_signal);
   }
   const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
-  std::string details = python_error_summary(output, k_message_bytes);
+  // Under mpirun, the failing rank's traceback, without the tags that split its lines.
+  std::string details = python_error_summary(untag_mpi_output(output), k_message_bytes);
+  if (!details.empty() && details.size() + 1 < k_message_bytes && output != untag_mpi_output(output)) {
+    details += "\n" + last_lines(output, k_message_bytes - details.size() - 1);
+  }
   if (details.empty()) {
     details = last_lines(output, k_message_bytes);
   }

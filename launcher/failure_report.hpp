@@ -26,6 +26,11 @@ std::string join_command(const std::vector<std::string>& argv);
 // Empty when `output` holds no traceback.
 std::string python_error_summary(const std::string& output, std::size_t max_bytes);
 
+// mpirun --tag-output's "[1,3]<stderr>:" tags removed, keeping only the stderr of the rank
+// whose traceback came last (or every tagged line when none did); `output` unchanged when
+// it has no tags.
+std::string untag_mpi_output(const std::string& output);
+
 // The last whole lines of `output`, at most `max_bytes`.
 std::string last_lines(const std::string& output, std::size_t max_bytes);
 

@@ -715,3 +715,35 @@ TEST_F(LauncherFailureFile, LargeTextWrittenWhole)
 }
 
 } // namespace
+
+// What mpirun --tag-output printed when rank 1 raised under PYTHONUNBUFFERED=1 (Open MPI
+// 4.1.4, mpi4py 3.1.4; copied from a real run): tags also inside lines, a JOB MAP first.
+TEST(LauncherFailureSummary, MpiTaggedTracebackOfTheFailingRank)
+{
+  const std::string output = " Data for node: algo-1\tNum slots: 1\tMax slots: 0\tNum procs: 1\n"
+                             " =============================================================\n"
+                             "[1,0]<stdout>:fine[1,0]<stdout>:\n"
+                             "[1,1]<stderr>:Traceback (most recent call last):\n"
+                             "[1,1]<stderr>:  File \"/usr/lib/python3/dist-packages/mpi4py/__main__.py\", line 7, in <module>\n"
+                             "[1,1]<stderr>:    [1,1]<stderr>:main()[1,1]<stderr>:\n"
+                             "[1,0]<stderr>:unrelated noise from rank 0\n"
+                             "[1,1]<stderr>:  File \"train.py\", line 3, in <module>\n"
+                             "[1,1]<stderr>:    raise RuntimeError(\"algo-2 ran out of data\")\n"
+                             "[1,1]<stderr>:RuntimeError: algo-2 ran out of data\n"
+                             "--------------------------------------------------------------------------\n"
+                             "Primary job  terminated normally, but 1 process returned\n";
+  EXPECT_EQ(launcher::untag_mpi_output(output),
+            "Traceback (most recent call last):\n"
+            "  File \"/usr/lib/python3/dist-packages/mpi4py/__main__.py\", line 7, in <module>\n"
+            "    main()\n"
+            "  File \"train.py\", line 3, in <module>\n"
+            "    raise RuntimeError(\"algo-2 ran out of data\")\n"
+            "RuntimeError: algo-2 ran out of data\n");
+  launcher::ChildResult r;
+  r.exit_code = 1;
+  r.output_tail = output;
+  r.relayed_bytes = output.size();
+  const std::string message = launcher::describe_script_failure(r, "mpirun", 60);
+  EXPECT_EQ(message.substr(0, message.find('\n')), "RuntimeError: algo-2 ran out of data");
+  EXPECT_EQ(launcher::untag_mpi_output("no tags\nhere\n"), "no tags\nhere\n");
+}
