@@ -89,6 +89,39 @@ create_job_directory(const LocalJobPlan& plan)
   }
 }
 
+// The code as it is now, without `exclude` (the job directory, when it lies inside);
+// links are copied as links.
+void
+copy_source(const std::string& source, const std::string& destination, const std::string& exclude)
+{
+  std::error_code ec;
+  fs::create_directories(destination, ec);
+  for (auto it = fs::recursive_directory_iterator(source, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const fs::path& from = it->path();
+    if (from == exclude) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    const fs::path to = fs::path(destination) / from.lexically_relative(source);
+    std::error_code copy_ec;
+    if (it->is_symlink(copy_ec)) {
+      fs::copy_symlink(from, to, copy_ec);
+    } else if (it->is_directory(copy_ec)) {
+      fs::create_directory(to, copy_ec);
+    } else if (it->is_regular_file(copy_ec)) {
+      fs::copy_file(from, to, copy_ec);
+    }
+    if (copy_ec) {
+      throw LauncherError("StagingError", ExitCode::staging,
+                          "cannot copy " + from.string() + " into " + to.string() + ": " + copy_ec.message());
+    }
+  }
+  if (ec) {
+    throw LauncherError("StagingError", ExitCode::staging, "cannot read the source directory " + source + ": " + ec.message());
+  }
+}
+
 // SSH between the simulated hosts: a key pair and a host key made for this job only,
 // and the configurations every host's launcher passes to sshd and ssh.
 struct SshFiles
@@ -249,6 +282,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
                                                                                : "info");
   const std::string state_dir = plan.job_dir + "/.smlaunch-local";
   fs::create_directories(state_dir, ec);
+  copy_source(plan.source_dir, plan.code_copy, plan.job_dir);
 
   std::unique_ptr<SimulatedNetwork> network;
   if (simulated) {

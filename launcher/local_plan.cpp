@@ -415,8 +415,11 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
     }
   }
 
+  // The hosts stage a copy taken at the start (as the SDK uploads a snapshot): edits made
+  // during the job do not reach it, and a job directory inside the source is left out.
+  plan.code_copy = plan.job_dir + "/.smlaunch-local/source";
   plan.hyperparameters =
-    encode_local_hyperparameters(user_hyperparameters, "file://" + plan.source_dir, plan.program, plan.job_name,
+    encode_local_hyperparameters(user_hyperparameters, "file://" + plan.code_copy, plan.program, plan.job_name,
                                  plan.region, options.use_mpi, options.processes_per_host);
 
   env::Value hosts = env::Value::array();

@@ -66,6 +66,7 @@ struct LocalJobPlan
   std::string job_dir;
   std::string model_dir;   // <job dir>/model: the one model directory every host shares
   std::string source_dir;  // absolute
+  std::string code_copy;   // <job dir>/.smlaunch-local/source: the code as it was at the start
   std::string program;     // sagemaker_program
   std::string region;
   bool use_mpi = false;    // whether the hosts will run one MPI job

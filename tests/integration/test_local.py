@@ -29,8 +29,8 @@ def sdk_trees(hosts, user_hyperparameters, source_dir, program, job_name, region
               use_mpi=False, processes_per_host=None):
     """The three config files per host, restated from the SageMaker Python SDK's rules
     (Chainer estimator hyperparameters(), local/image.py write_config_files at v2.257.6).
-    The one deliberate difference: sagemaker_submit_directory stays file://<source dir>
-    (the SDK rewrites it to /opt/ml/code because it mounts the code there)."""
+    The one deliberate difference: sagemaker_submit_directory is file://<the copy of the
+    source dir taken at the start> (the SDK writes /opt/ml/code, where it mounts the code)."""
     encode = lambda d: {k: json.dumps(v) for k, v in d.items()}  # noqa: E731
     hps = encode(user_hyperparameters)
     hps.update(encode({"sagemaker_submit_directory": "file://" + source_dir, "sagemaker_program": program,
@@ -118,7 +118,8 @@ class LocalJob:
             return sorted(m.name for m in t.getmembers())
 
     def check_trees(self, hosts, user_hyperparameters, **kw):
-        expected = sdk_trees(hosts, user_hyperparameters, EXAMPLE if self.source == EXAMPLE else self.source,
+        # The hosts stage the copy of the code taken at the start.
+        expected = sdk_trees(hosts, user_hyperparameters, os.path.join(self.job_dir, ".smlaunch-local", "source"),
                              "train.py" if self.source == EXAMPLE else "job.py", "local-test-job", "eu-west-1",
                              kw.pop("instance_type", "local"), ["train", "test"], **kw)
         for h in hosts:
@@ -232,6 +233,21 @@ class TestLocalOneHost(unittest.TestCase):
         self.assertEqual(result.returncode, 64)
         self.assertIn("exists and is not empty", result.stderr)
         self.assertEqual(os.listdir(job.job_dir), ["precious"])
+
+    @unittest.skipUnless(IS_ROOT and shutil.which("setpriv"), "needs root to drop to an unprivileged user")
+    def test_one_host_as_an_unprivileged_user_with_the_job_inside_the_source(self):
+        job = LocalJob(self, script="import os\nprint('uid', os.getuid(), os.environ['SM_CURRENT_HOST'])\n")
+        os.chmod(job.root, 0o777)
+        os.chmod(job.source, 0o777)
+        # The default job directory is ./<job name>: here inside the code, which must not copy itself.
+        result = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--inh-caps=-all",
+                                 harness.SMLAUNCH, "local", "--entry-point", "job.py", "--python", harness.PYTHON,
+                                 "--job-name", "as-nobody"], cwd=job.source, env=clean_env(), capture_output=True,
+                                text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("algo-1 | uid %d algo-1" % int(subprocess.check_output(["id", "-u", "nobody"])), result.stdout)
+        self.assertEqual(sorted(os.listdir(os.path.join(job.source, "as-nobody"))),
+                         ["model.tar.gz", "output.tar.gz", "summary.json"])
 
     @unittest.skipUnless(IS_ROOT and shutil.which("setpriv"), "needs root to drop to an unprivileged user")
     def test_several_hosts_without_privileges_explain_what_they_need(self):

@@ -165,6 +165,8 @@ TEST_F(LocalPlan, TwoHostsWithChannels)
   EXPECT_EQ(p.job_dir, root + "/j");
   EXPECT_EQ(p.source_dir, root + "/src");
   EXPECT_EQ(p.program, "train.py");
+  EXPECT_EQ(p.code_copy, root + "/j/.smlaunch-local/source");
+  EXPECT_EQ(p.hyperparameters.find("sagemaker_submit_directory")->text(), "\"file://" + root + "/j/.smlaunch-local/source\"");
   EXPECT_TRUE(p.use_mpi);
   ASSERT_EQ(p.hosts.size(), 2U);
   EXPECT_EQ(p.hosts[0].role, "master");
