@@ -6,6 +6,7 @@
 #include "launcher/executables.hpp"
 #include "launcher/host_state.hpp"
 #include "launcher/plan.hpp"
+#include "launcher/rank_relay.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -96,10 +97,7 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
       argv.push_back(a.data());
     }
     argv.push_back(nullptr);
-    ::execve(program.c_str(), argv.data(), envp.data());
-    const int err = errno;
-    std::cerr << "smlaunch rank: cannot run " << program << ": " << std::system_category().message(err) << "\n";
-    return err == ENOENT ? 127 : 126;
+    return run_with_line_output(program, argv, envp);
   } catch (const std::exception& e) {
     std::cerr << "smlaunch rank: " << e.what() << "\n";
     return 65;

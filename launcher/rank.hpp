@@ -7,8 +7,9 @@
 
 namespace launcher {
 
-// Compute this host's environment from its own tree and exec the rank's program.
-// Returns only on failure (127/126, or 65 for a bad tree).
+// Compute this host's environment from its own tree and run the rank's program, its
+// output passed on in whole lines (rank_relay.hpp). Returns its exit status (127/126 when
+// it cannot run, 65 for a bad tree); when it was killed by a signal, dies of the same.
 int run_rank(const Options& options, const env::EnvMap& process_environment);
 
 // Record the job's outcome for this host's waiting launcher.

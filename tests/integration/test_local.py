@@ -267,8 +267,14 @@ class TestLocalTwoHosts(unittest.TestCase):
     def test_chainermn_example_on_two_hosts(self):
         job = LocalJob(self)
         namespaces_before = network_namespaces()
-        result = job.run("--hyperparameter", "epochs=1", "--instance-count", "2", "--processes-per-host", "2", "--keep")
+        # PYTHONUNBUFFERED=1 (as SageMaker images set it): ranks write a line and its newline
+        # apart, which mpirun --tag-output would tag apart; `smlaunch rank` passes whole lines.
+        result = job.run("--hyperparameter", "epochs=1", "--instance-count", "2", "--processes-per-host", "2", "--keep",
+                         env=clean_env(PYTHONUNBUFFERED="1"))
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        tagged = [line for line in result.stdout.splitlines() if "]<stdout>:" in line]
+        self.assertTrue(tagged)
+        self.assertEqual([line for line in tagged if line.count("]<stdout>:") != 1], [])
         job.check_trees(["algo-1", "algo-2"], {"epochs": 1}, processes_per_host=2)
         self.assertIn("algo-1 | [1,0]<stdout>:ChainerMN: communicator naive, 4 processes on 2 host(s)", result.stdout)
         self.assertRegex(result.stdout, r"(?m)^algo-2 \| .*worker: waiting for the master algo-1")

@@ -6,6 +6,7 @@
 #include "launcher/local_command.hpp"
 #include "launcher/local_network.hpp"
 #include "launcher/local_plan.hpp"
+#include "launcher/rank_relay.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -236,6 +237,22 @@ TEST(LocalNetwork, HostsFileNamesEveryHost)
 {
   EXPECT_EQ(launcher::hosts_file_text({"algo-1", "algo-2"}),
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.42.0.1\talgo-1\n10.42.0.2\talgo-2\n");
+}
+
+} // namespace
+
+namespace {
+
+TEST(RankLineAssembler, WholeLinesOutPartialHeld)
+{
+  launcher::LineAssembler lines;
+  EXPECT_EQ(lines.feed("epoch 1", 7), "");
+  EXPECT_TRUE(lines.holds_partial());
+  EXPECT_EQ(lines.feed("\n", 1), "epoch 1\n");
+  EXPECT_EQ(lines.feed("a\nb\nc", 5), "a\nb\n");
+  EXPECT_EQ(lines.take_partial(), "c");
+  EXPECT_FALSE(lines.holds_partial());
+  EXPECT_EQ(lines.feed("\n\n", 2), "\n\n");
 }
 
 } // namespace
