@@ -31,6 +31,17 @@ seconds_text(std::chrono::milliseconds ms)
   return count % 1000 == 0 ? std::to_string(count / 1000) + " s" : std::to_string(count) + " ms";
 }
 
+// Answer a job, once.
+void
+finish(Job& job, Reply&& reply)
+{
+  if (job.done) {
+    auto done = std::move(job.done);
+    job.done = nullptr;
+    done(std::move(reply));
+  }
+}
+
 } // namespace
 
 WorkerPool::WorkerPool(asio::io_context& io, WorkerProcesses& processes, const ServerConfig& config,
@@ -284,16 +295,6 @@ WorkerPool::send(Slot& slot, Job job)
     slot.job.reset();
     lost(slot, "it was still working on a request after " + seconds_text(m_config.timeout));
   });
-}
-
-void
-WorkerPool::finish(Job& job, Reply&& reply)
-{
-  if (job.done) {
-    auto done = std::move(job.done);
-    job.done = nullptr;
-    done(std::move(reply));
-  }
 }
 
 void

@@ -94,7 +94,6 @@ private:
   void await_exit(Slot& slot, std::chrono::steady_clock::time_point give_up);
   void pump();
   void expire_queue();
-  void finish(Job& job, Reply&& reply);
   void fatal(const std::string& message);
   bool all_loaded_once() const;
 
