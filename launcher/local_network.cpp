@@ -6,7 +6,7 @@
 
 #include <cerrno>
 #include <csignal>
-#include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -61,12 +61,9 @@ std::vector<pid_t>
 processes_in(const std::string& ns, pid_t keep)
 {
   std::vector<pid_t> pids;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) {
-    return pids;
-  }
-  while (const dirent* entry = ::readdir(proc)) {
-    const std::string name = entry->d_name;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
       continue;
     }
@@ -75,7 +72,6 @@ processes_in(const std::string& ns, pid_t keep)
       pids.push_back(pid);
     }
   }
-  ::closedir(proc);
   return pids;
 }
 

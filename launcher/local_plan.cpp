@@ -355,13 +355,15 @@ std::string
 local_job_name(std::chrono::system_clock::time_point now)
 {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  const auto seconds = static_cast<std::time_t>(ms / 1000);
   std::tm utc{};
   ::gmtime_r(&seconds, &utc);
   char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d-%H-%M-%S", &utc);
-  char millis[8];
-  std::snprintf(millis, sizeof(millis), "%03lld", static_cast<long long>(ms % 1000));
+  if (std::strftime(buf, sizeof(buf), "%Y-%m-%d-%H-%M-%S", &utc) == 0) {
+    buf[0] = '\0';
+  }
+  std::string millis = std::to_string(ms % 1000);
+  millis.insert(0, 3 - millis.size(), '0');
   return std::string("smlaunch-local-") + buf + "-" + millis;
 }
 

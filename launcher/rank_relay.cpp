@@ -96,7 +96,7 @@ run_with_line_output(const std::string& path, std::vector<char*>& argv, std::vec
   int err_pipe[2];
   int exec_status[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 || ::pipe2(exec_status, O_CLOEXEC) != 0) {
-    std::cerr << "smlaunch rank: pipe: " << std::strerror(errno) << "\n";
+    std::cerr << "smlaunch rank: pipe: " << std::system_category().message(errno) << "\n";
     return 126;
   }
   sigset_t forwarded;
@@ -112,7 +112,7 @@ run_with_line_output(const std::string& path, std::vector<char*>& argv, std::vec
 
   const pid_t child = ::fork();
   if (child < 0) {
-    std::cerr << "smlaunch rank: fork: " << std::strerror(errno) << "\n";
+    std::cerr << "smlaunch rank: fork: " << std::system_category().message(errno) << "\n";
     return 126;
   }
   if (child == 0) {
@@ -193,9 +193,9 @@ run_with_line_output(const std::string& path, std::vector<char*>& argv, std::vec
   if (WIFSIGNALED(status)) {
     // End as the program ended, so mpirun reports its signal.
     const int sig = WTERMSIG(status);
-    std::signal(sig, SIG_DFL);
+    static_cast<void>(std::signal(sig, SIG_DFL));
     sigprocmask(SIG_SETMASK, &original, nullptr); // NOLINT(concurrency-mt-unsafe): one thread here
-    ::raise(sig);
+    static_cast<void>(::raise(sig));
     return 128 + sig;
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
