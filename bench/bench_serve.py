@@ -8,13 +8,13 @@ Two small models, each through the same handlers on both stacks:
 - chainer: the Chainer example's MLP (examples/chainer/train.py; its model_fn loads
   model.npz), 256 inputs, 64 hidden units, 10 outputs, through the default predict_fn
   with real Chainer;
-- linear: a plain numpy callable (x @ W + b, 256 -> 10), the cheapest model: what is left
-  is the serving stack's own cost.
+- linear: a plain numpy callable (x @ W + b, 256 -> 10);
+- first-row: no model at all (the first row of the input back): the serving stack alone.
 Payloads are NPY (Content-Type and Accept application/x-npy, as the SDK's Predictor sends
 them): 1 KiB (1 x 256 float32) and 1 MiB (1024 x 256). The load generator is wrk (one
 thread, keep-alive), at 1 and 32 connections.
 
-Usage: bench_serve.py SMLAUNCH PYTHON [--duration S] [--workers N]
+Usage: bench_serve.py SMLAUNCH PYTHON [--duration S] [--rounds N] [--workers N]
 Installs nginx-light, gunicorn, python3-gevent, python3-flask and wrk with apt-get when
 they are missing (root).
 """
@@ -133,6 +133,12 @@ def model_fn(model_dir):
     return lambda x: np.asarray(x, dtype=np.float32).reshape(len(x), -1) @ w + b
 '''
 
+# No computation at all (the first row back): what is measured is the serving stack alone.
+FIRST_ROW_MODULE = '''
+def model_fn(model_dir):
+    return lambda x: x[:1]
+'''
+
 WRK_SCRIPT = '''
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-npy"
@@ -200,17 +206,6 @@ def run_wrk(port, script, connections, duration):
     return {"rps": rps, "p50": p50, "p99": p99}
 
 
-def measure(name, model, port, scripts, duration):
-    results = {}
-    for payload, script in scripts.items():
-        for connections in (1, 32):
-            run_wrk(port, script, connections, 2)  # warm-up
-            r = results[(model, payload, connections)] = run_wrk(port, script, connections, duration)
-            print("  %-8s %-7s %-5s %2d conn: %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms"
-                  % (name, model, payload, connections, r["rps"], r["p50"], r["p99"]), file=sys.stderr)
-    return results
-
-
 def stop(proc, sig=signal.SIGTERM):
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -221,54 +216,53 @@ def stop(proc, sig=signal.SIGTERM):
             proc.wait()
 
 
-MODELS = (("chainer", "train"), ("linear", "linear"))
+MODELS = (("chainer", "train"), ("linear", "linear"), ("first-row", "first_row"))
 
 
-def run_smlaunch(args, python, root, code, model, model_name, module, scripts, env):
+def start_smlaunch(args, python, root, code, model, module, env):
     port = free_port()
     serve_env = dict(env, SAGEMAKER_PROGRAM=module + ".py", SAGEMAKER_SUBMIT_DIRECTORY=code,
                      SAGEMAKER_MODEL_SERVER_WORKERS=str(args.workers), SAGEMAKER_BIND_TO_PORT=str(port))
     serve_env.pop("PYTHONPATH", None)
-    proc = subprocess.Popen([args.smlaunch, "serve", "--base-dir", os.path.join(root, "base"), "--python", python,
+    proc = subprocess.Popen([args.smlaunch, "serve", "--base-dir", os.path.join(root, "base-" + module), "--python", python,
                              "--model-data", model, "--log-level", "warning"], env=serve_env)
-    try:
-        wait_ping(port, proc)
-        return measure("smlaunch", model_name, port, scripts, args.duration)
-    finally:
-        stop(proc)
+    wait_ping(port, proc)
+    return port, [proc]
 
 
-def run_baseline(args, python, nginx, root, model, model_name, module, scripts, env):
+def start_baseline(args, python, nginx, root, model, module, env):
     port = free_port()
-    with open(os.path.join(root, "nginx.conf"), "w") as f:
-        f.write(NGINX_CONF.format(root=root, port=port))
+    run_dir = os.path.join(root, "baseline-" + module)
     for d in ("client_body", "proxy"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
+        os.makedirs(os.path.join(run_dir, d), exist_ok=True)
+    with open(os.path.join(run_dir, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(root=run_dir, port=port))
     environment = dict(env, BENCH_MODULE=module, BENCH_MODEL_DIR=model)
     environment["PYTHONPATH"] = root + ":" + env["PYTHONPATH"]
-    log = open(os.path.join(root, "gunicorn.log"), "w")
+    log = open(os.path.join(run_dir, "gunicorn.log"), "w")
     gunicorn = subprocess.Popen([python, "-m", "gunicorn", "--timeout", "60", "-k", "gevent", "-b",
-                                 "unix:" + os.path.join(root, "gunicorn.sock"), "--worker-connections",
+                                 "unix:" + os.path.join(run_dir, "gunicorn.sock"), "--worker-connections",
                                  str(1000 * args.workers), "-w", str(args.workers), "--log-level", "warning", "app:app"],
                                 env=environment, stdout=log, stderr=log, cwd=root)
-    nginx_proc = subprocess.Popen([nginx, "-c", os.path.join(root, "nginx.conf")], stdout=log, stderr=log)
-    try:
-        wait_ping(port, nginx_proc)
-        # Every gunicorn worker loads the model on its first request: warm them all.
-        for _ in range(20 * args.workers):
-            urllib.request.urlopen("http://127.0.0.1:%d/ping" % port, timeout=60).read()
-        return measure("baseline", model_name, port, scripts, args.duration)
-    finally:
-        stop(nginx_proc, signal.SIGQUIT)
-        stop(gunicorn)
-        log.close()
+    nginx_proc = subprocess.Popen([nginx, "-c", os.path.join(run_dir, "nginx.conf")], stdout=log, stderr=log)
+    wait_ping(port, nginx_proc)
+    # Every gunicorn worker loads the model on its first request: warm them all.
+    for _ in range(20 * args.workers):
+        urllib.request.urlopen("http://127.0.0.1:%d/ping" % port, timeout=60).read()
+    return port, [nginx_proc, gunicorn]
+
+
+def median_result(samples):
+    ordered = sorted(samples, key=lambda r: r["rps"])
+    return ordered[len(ordered) // 2]
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("smlaunch")
     parser.add_argument("python")
-    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
     python = os.path.abspath(args.python)
@@ -284,6 +278,8 @@ def main():
         shutil.copy(os.path.join(SOURCE, "examples", "chainer", "train.py"), code)
         with open(os.path.join(code, "linear.py"), "w") as f:
             f.write(LINEAR_MODULE)
+        with open(os.path.join(code, "first_row.py"), "w") as f:
+            f.write(FIRST_ROW_MODULE)
         build = r'''
 import sys, numpy as np, chainer
 sys.path.insert(0, sys.argv[1])
@@ -312,10 +308,32 @@ for name, rows in (("1KiB", 1), ("1MiB", 1024)):
             f.write(BASELINE_APP)
         ours, theirs = {}, {}
         for model_name, module in MODELS:
-            print("smlaunch serve (%d workers), model %s:" % (args.workers, model_name), file=sys.stderr)
-            ours.update(run_smlaunch(args, python, root, code, model, model_name, module, scripts, env))
-            print("nginx + gunicorn (gevent, %d workers) + Flask, model %s:" % (args.workers, model_name), file=sys.stderr)
-            theirs.update(run_baseline(args, python, nginx, root, model, model_name, module, scripts, env))
+            # Both stacks run at once, idle while the other is measured; each figure is
+            # measured in turns, `--rounds` times, and the median round is kept, so a
+            # change in the machine's load hits both alike.
+            running = []
+            try:
+                port_ours, procs = start_smlaunch(args, python, root, code, model, module, env)
+                running += procs
+                port_theirs, procs = start_baseline(args, python, nginx, root, model, module, env)
+                running += procs
+                for payload, script in scripts.items():
+                    for connections in (1, 32):
+                        key = (model_name, payload, connections)
+                        samples = {"smlaunch": [], "baseline": []}
+                        for name, port in (("smlaunch", port_ours), ("baseline", port_theirs)):
+                            run_wrk(port, script, connections, 2)  # warm-up
+                        for _ in range(args.rounds):
+                            for name, port in (("smlaunch", port_ours), ("baseline", port_theirs)):
+                                samples[name].append(run_wrk(port, script, connections, args.duration))
+                        ours[key] = median_result(samples["smlaunch"])
+                        theirs[key] = median_result(samples["baseline"])
+                        for name, r in (("smlaunch", ours[key]), ("baseline", theirs[key])):
+                            print("  %-8s %-7s %-5s %2d conn: %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms"
+                                  % (name, model_name, payload, connections, r["rps"], r["p50"], r["p99"]), file=sys.stderr)
+            finally:
+                for proc in running:
+                    stop(proc, signal.SIGQUIT if os.path.basename(proc.args[0]) == "nginx" else signal.SIGTERM)
 
         print("| model | payload | clients | smlaunch req/s | baseline req/s | throughput | smlaunch p50 / p99 (ms) | baseline p50 / p99 (ms) |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")

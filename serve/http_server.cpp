@@ -5,6 +5,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <csignal>
@@ -27,7 +28,7 @@ namespace {
 class Front;
 
 std::optional<std::string_view>
-header(const http::request<http::string_body>& req, std::string_view name)
+header(const http::request_header<>& req, std::string_view name)
 {
   const auto it = req.find(beast::string_view(name.data(), name.size()));
   if (it == req.end()) {
@@ -54,7 +55,9 @@ private:
   void read_header();
   void on_header(beast::error_code ec);
   void read_body();
+  void read_body_direct(std::uint64_t size);
   void on_request(beast::error_code ec);
+  void dispatch(const http::request_header<>& req, bool keep_alive, std::string body);
   void respond(Reply&& reply, std::string_view allow = {});
   void on_written(beast::error_code ec, bool keep_alive);
 
@@ -63,6 +66,7 @@ private:
   beast::flat_buffer m_buffer;
   std::optional<http::request_parser<http::string_body>> m_parser;
   std::optional<http::response<http::string_body>> m_response;
+  std::string m_body;
   bool m_idle = true;
   bool m_keep_alive = true;
   bool m_head = false;
@@ -180,6 +184,14 @@ Session::on_header(beast::error_code ec)
     m_idle = false;
     m_front.busy(1);
     m_keep_alive = false;
+    if (ec == http::error::body_limit) {
+      // Content-Length over the limit: refused before a byte of the body is read.
+      respond(Reply{413, "application/json",
+                    error_body("PayloadTooLarge", "the body is larger than " +
+                                                    std::to_string(m_front.config().max_body_size) +
+                                                    " bytes (SMLAUNCH_MAX_BODY_SIZE)")});
+      return;
+    }
     respond(Reply{ec == http::error::header_limit ? 431U : 400U, "application/json",
                   error_body("BadRequest", "the request could not be parsed: " + ec.message())});
     return;
@@ -213,13 +225,64 @@ Session::on_header(beast::error_code ec)
   read_body();
 }
 
+// Large transfers in one system call where the kernel allows (Asio's composed
+// operations otherwise split them into 64 KiB pieces).
+std::size_t
+transfer_all_at_once(const boost::system::error_code& ec, std::size_t /*transferred*/)
+{
+  return ec ? 0 : std::size_t{64} << 20;
+}
+
 void
 Session::read_body()
 {
-  // A slow upload is bounded like a slow model.
+  if (m_parser->is_done()) {
+    dispatch(m_parser->get().base(), m_parser->keep_alive(), std::string());
+    return;
+  }
+  if (const auto length = m_parser->content_length()) {
+    read_body_direct(*length);
+    return;
+  }
+  // Chunked: Beast's parser decodes it. A slow upload is bounded like a slow model.
   m_stream.expires_after(m_front.config().timeout);
   http::async_read(m_stream, m_buffer, *m_parser,
                    [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) { self->on_request(ec); });
+}
+
+// A body of known length goes straight into the string sent to the worker: what the
+// header read already buffered, then the rest from the socket in as few reads as the
+// kernel allows.
+void
+Session::read_body_direct(std::uint64_t size)
+{
+  try {
+    m_body = std::string();
+    m_body.resize(size);
+  } catch (const std::bad_alloc&) {
+    m_keep_alive = false;
+    respond(Reply{413, "application/json",
+                  error_body("PayloadTooLarge", "a body of " + std::to_string(size) + " bytes does not fit in memory")});
+    return;
+  }
+  const std::size_t buffered = std::min<std::size_t>(m_buffer.size(), size);
+  asio::buffer_copy(asio::buffer(m_body.data(), buffered), m_buffer.data());
+  m_buffer.consume(buffered);
+  if (buffered == size) {
+    dispatch(m_parser->get().base(), m_parser->keep_alive(), std::move(m_body));
+    return;
+  }
+  m_stream.expires_after(m_front.config().timeout);
+  asio::async_read(m_stream, asio::buffer(m_body.data() + buffered, size - buffered), transfer_all_at_once,
+                   [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) {
+                     if (ec) {
+                       self->m_front.busy(-1);
+                       self->close();
+                       return;
+                     }
+                     self->m_stream.expires_never();
+                     self->dispatch(self->m_parser->get().base(), self->m_parser->keep_alive(), std::move(self->m_body));
+                   });
 }
 
 void
@@ -238,8 +301,16 @@ Session::on_request(beast::error_code ec)
     return;
   }
   m_stream.expires_never();
+  const bool keep_alive = m_parser->keep_alive();
   http::request<http::string_body> req = m_parser->release();
-  m_keep_alive = req.keep_alive();
+  dispatch(req.base(), keep_alive, std::move(req.body()));
+}
+
+void
+Session::dispatch(const http::request_header<>& req, bool keep_alive, std::string body)
+{
+  m_stream.expires_never();
+  m_keep_alive = keep_alive;
   m_head = req.method() == http::verb::head;
   const std::string_view method(req.method_string().data(), req.method_string().size());
   const std::string_view target(req.target().data(), req.target().size());
@@ -268,7 +339,7 @@ Session::on_request(beast::error_code ec)
   job.id = m_front.next_id();
   job.content_type = resolve_content_type(header(req, "ContentType"), header(req, "Content-Type"));
   job.accept = resolve_accept(header(req, "Accept"), m_front.config().default_accept);
-  job.body = std::move(req.body());
+  job.body = std::move(body);
   job.arrived = Clock::now();
   job.done = [self = shared_from_this()](Reply&& reply) { self->respond(std::move(reply)); };
   m_front.pool().submit(std::move(job));

@@ -24,6 +24,14 @@ namespace {
 
 constexpr int k_channel_buffer = 4 * 1024 * 1024; // fewer wake-ups for MiB-sized payloads
 
+// Large transfers in one system call where the socket allows (Asio's composed operations
+// otherwise split them into 64 KiB pieces).
+std::size_t
+transfer_all_at_once(const boost::system::error_code& ec, std::size_t /*transferred*/)
+{
+  return ec ? 0 : std::size_t{64} << 20;
+}
+
 std::string
 seconds_text(std::chrono::milliseconds ms)
 {
@@ -112,8 +120,14 @@ WorkerPool::spawn(Slot& slot)
     return;
   }
   for (int fd : fds) {
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &k_channel_buffer, sizeof(k_channel_buffer));
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &k_channel_buffer, sizeof(k_channel_buffer));
+    // Beyond net.core.wmem_max/rmem_max only with CAP_NET_ADMIN (the *FORCE options);
+    // otherwise as large as the system allows.
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &k_channel_buffer, sizeof(k_channel_buffer)) != 0) {
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &k_channel_buffer, sizeof(k_channel_buffer));
+    }
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &k_channel_buffer, sizeof(k_channel_buffer)) != 0) {
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &k_channel_buffer, sizeof(k_channel_buffer));
+    }
   }
   // The child's end must survive exec; this thread is the only one that forks, so no
   // other child can inherit it meanwhile.
@@ -179,7 +193,7 @@ WorkerPool::read_payload(Slot& slot)
   }
   const auto generation = slot.generation;
   const std::array<asio::mutable_buffer, 2> buffers{asio::buffer(slot.rx_meta), asio::buffer(slot.rx_body)};
-  asio::async_read(slot.socket, buffers, [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
+  asio::async_read(slot.socket, buffers, transfer_all_at_once, [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
     if (generation != slot.generation) {
       return;
     }
@@ -268,7 +282,7 @@ WorkerPool::send(Slot& slot, Job job)
   const auto generation = slot.generation;
   const std::array<asio::const_buffer, 3> buffers{asio::buffer(slot.tx_header), asio::buffer(slot.tx_meta),
                                                   asio::buffer(j.body)};
-  asio::async_write(slot.socket, buffers, [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
+  asio::async_write(slot.socket, buffers, transfer_all_at_once, [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
     if (generation != slot.generation) {
       return;
     }

@@ -152,6 +152,13 @@ class Server:
         with open(path) as f:
             return [line.split()[0] for line in f if line.strip()]
 
+    def wait_model_fn_calls(self, count, timeout=60):
+        """Wait until model_fn has run `count` times (/ping answers once one worker is ready)."""
+        deadline = time.monotonic() + timeout
+        while len(self.model_fn_calls()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.model_fn_calls()
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -310,6 +317,30 @@ class NumpyModelTest(unittest.TestCase):
             self.assertEqual((response.status, json.loads(response.read())), (200, [2.0 * i]))
         conn.close()
 
+    def test_chunked_body(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        chunks = [b"[[1, 2],", b" [3, 4]", b"]"]
+        conn.request("POST", "/invocations", body=iter(chunks), encode_chunked=True,
+                     headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        response = conn.getresponse()
+        self.assertEqual((response.status, json.loads(response.read())), (200, [[2.0, 4.0], [6.0, 8.0]]))
+        # The connection stays usable for a request with a length.
+        conn.request("POST", "/invocations", body="[5]", headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        self.assertEqual((response.status, response.read()), (200, b"[10.0]"))
+        conn.close()
+
+    def test_body_over_the_limit_is_413_without_reading_it(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        conn.putrequest("POST", "/invocations")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(2 << 30))
+        conn.endheaders()
+        response = conn.getresponse()
+        self.assertEqual(response.status, 413)
+        self.assertEqual(json.loads(response.read())["error"], "PayloadTooLarge")
+        conn.close()
+
     def test_curl(self):
         out = subprocess.run(["curl", "-sS", "--max-time", "30", "-H", "Content-Type: text/csv", "-H", "Accept: application/json",
                               "--data-binary", "1,2,3", "http://127.0.0.1:%d/invocations" % self.server.port],
@@ -379,6 +410,7 @@ class NumpyModelTest(unittest.TestCase):
         del started
 
     def test_model_fn_once_per_worker(self):
+        self.server.wait_model_fn_calls(2)
         for i in range(40):
             self.assertEqual(self.server.invoke(json.dumps([i]), "application/json")[0], 200)
         calls = self.server.model_fn_calls()
@@ -453,7 +485,10 @@ class FailureTest(unittest.TestCase):
         self.assertEqual(error["message"], "negative one is not allowed")
         self.assertEqual(error["function"], "predict_fn")
         self.assertIn("Traceback", server.output())
-        # The worker survives its user's exception.
+        # The worker survives its user's exception: no worker loads the model again.
+        self.assertEqual(len(server.wait_model_fn_calls(2)), 2)
+        self.assertEqual(server.invoke("[1]", "application/json")[2], b"[3.0]")
+        self.assertEqual(server.invoke("[-1]", "application/json")[0], 500)
         self.assertEqual(server.invoke("[1]", "application/json")[2], b"[3.0]")
         self.assertEqual(len(server.model_fn_calls()), 2)
 
