@@ -255,10 +255,12 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   const bool simulated = plan.hosts.size() > 1;
   if (simulated) {
     if (const std::string why = SimulatedNetwork::unavailable_reason(environment); !why.empty()) {
+      const bool privileges = why.rfind("it needs root", 0) == 0;
       throw LauncherError("ClusterError", ExitCode::cluster,
                           "smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
                             " runs each host in its own network namespace, and " + why +
-                            ". Run it as root (sudo), or with --instance-count 1.");
+                            (privileges ? ". Run it as root (sudo), or with --instance-count 1."
+                                        : "; or run with --instance-count 1."));
     }
   }
   create_job_directory(plan);

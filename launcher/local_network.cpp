@@ -92,6 +92,11 @@ SimulatedNetwork::unavailable_reason(const env::EnvMap& environment)
       return std::string(tool) + " is not installed (Debian: apt-get install iproute2 util-linux openssh-client)";
     }
   }
+  const std::string* sshd = environment.get("SMLAUNCH_SSHD");
+  const std::string sshd_path = sshd != nullptr && !sshd->empty() ? *sshd : "/usr/sbin/sshd";
+  if (::access(sshd_path.c_str(), X_OK) != 0) {
+    return "the SSH server " + sshd_path + " is not installed (Debian: apt-get install openssh-server)";
+  }
   return "";
 }
 

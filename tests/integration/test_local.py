@@ -306,6 +306,13 @@ class TestLocalTwoHosts(unittest.TestCase):
         hosts = job.summary()["hosts"]
         self.assertEqual([(h["host"], h["exit_code"]) for h in hosts], [("algo-1", 0), ("algo-2", 1)])
 
+    def test_a_missing_sshd_is_named_before_anything_is_written(self):
+        job = LocalJob(self, script="print('ok')\n")
+        result = job.run("--instance-count", "2", env=clean_env(SMLAUNCH_SSHD="/nonexistent/sshd"))
+        self.assertEqual(result.returncode, 68, result.stderr)
+        self.assertIn("the SSH server /nonexistent/sshd is not installed", result.stderr)
+        self.assertFalse(os.path.exists(job.job_dir))
+
     def test_ctrl_c_stops_every_host_and_leaves_no_process_or_namespace(self):
         script = ("import os, time\n"
                   "open(os.path.join(os.environ['SM_OUTPUT_DATA_DIR'], 'started-' + os.environ['SM_CURRENT_HOST']), 'w').close()\n"
