@@ -36,6 +36,8 @@ constexpr LocalOptionSpec k_local_options[] = {
   {"instance-type", "SMLAUNCH_INSTANCE_TYPE", "TYPE", "written as current_instance_type (default: local)"},
   {"use-mpi", "SMLAUNCH_USE_MPI", "", "run the script under mpirun even on one host (several hosts use MPI anyway)"},
   {"processes-per-host", "SMLAUNCH_PROCESSES_PER_HOST", "N", "MPI processes per host (default: GPUs, or 1)"},
+  {"num-processes", "SMLAUNCH_NUM_PROCESSES", "N", "MPI processes in all (default: hosts x processes per host)"},
+  {"additional-mpi-options", "SMLAUNCH_ADDITIONAL_MPI_OPTIONS", "OPTIONS", "more mpirun options, e.g. \"-x NCCL_DEBUG=WARN\""},
   {"job-dir", "SMLAUNCH_JOB_DIR", "DIR", "where the job is written (default: ./<job name>); must be new or empty"},
   {"job-name", "SMLAUNCH_JOB_NAME", "NAME", "sagemaker_job_name (default: smlaunch-local-<UTC time>)"},
   {"region", "SMLAUNCH_REGION", "REGION", "sagemaker_region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)"},
@@ -122,6 +124,10 @@ apply(LocalOptions& o, const std::string& name, const std::string& value)
     o.use_mpi = parse_flag(name, value);
   } else if (name == "processes-per-host") {
     o.processes_per_host = parse_count(name, value, 1, 1024);
+  } else if (name == "num-processes") {
+    o.num_processes = parse_count(name, value, 1, 65536);
+  } else if (name == "additional-mpi-options") {
+    o.additional_mpi_options = value;
   } else if (name == "job-dir") {
     o.job_dir = value;
   } else if (name == "job-name") {
@@ -324,8 +330,7 @@ load_user_hyperparameters(const LocalOptions& options)
 
 env::Value
 encode_local_hyperparameters(const env::Value& user, const std::string& submit_directory, const std::string& program,
-                             const std::string& job_name, const std::string& region, bool use_mpi,
-                             int processes_per_host)
+                             const std::string& job_name, const std::string& region, const ChainerMpiArguments& mpi)
 {
   // EstimatorBase._json_encode_hyperparameters: json.dumps of every value; the framework's
   // keys are added with dict.update, so a key the user already gave keeps its place.
@@ -342,11 +347,17 @@ encode_local_hyperparameters(const env::Value& user, const std::string& submit_d
   add("sagemaker_job_name", env::Value::string(job_name));
   add("sagemaker_region", env::Value::string(region));
   // The Chainer estimator adds its MPI keys only when they are truthy.
-  if (use_mpi) {
+  if (mpi.use_mpi) {
     add("sagemaker_use_mpi", env::Value::boolean(true));
   }
-  if (processes_per_host > 0) {
-    add("sagemaker_process_slots_per_host", env::Value::integer(processes_per_host));
+  if (mpi.num_processes > 0) {
+    add("sagemaker_num_processes", env::Value::integer(mpi.num_processes));
+  }
+  if (mpi.process_slots_per_host > 0) {
+    add("sagemaker_process_slots_per_host", env::Value::integer(mpi.process_slots_per_host));
+  }
+  if (!mpi.additional_mpi_options.empty()) {
+    add("sagemaker_additional_mpi_options", env::Value::string(mpi.additional_mpi_options));
   }
   return encoded;
 }
@@ -422,7 +433,9 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
   plan.code_copy = plan.job_dir + "/.smlaunch-local/source";
   plan.hyperparameters =
     encode_local_hyperparameters(user_hyperparameters, "file://" + plan.code_copy, plan.program, plan.job_name,
-                                 plan.region, options.use_mpi, options.processes_per_host);
+                                 plan.region,
+                                 {options.use_mpi, options.num_processes, options.processes_per_host,
+                                  options.additional_mpi_options});
 
   env::Value hosts = env::Value::array();
   for (int i = 1; i <= options.instance_count; ++i) {

@@ -25,6 +25,8 @@ struct LocalOptions
   std::string instance_type = "local";
   bool use_mpi = false;
   int processes_per_host = 0;         // 0: not given (the launcher's default: GPUs, or 1)
+  int num_processes = 0;              // 0: not given (hosts x processes per host)
+  std::string additional_mpi_options; // mpirun options, as the Chainer estimator's kwarg
   std::string job_dir;                // "" : ./<job name>
   std::string job_name;               // "" : smlaunch-local-<UTC time>
   std::string region;                 // "" : AWS_REGION, AWS_DEFAULT_REGION, else us-east-1
@@ -81,12 +83,21 @@ struct LocalJobPlan
 // true, [1,2], "x"), else the text itself.
 env::Value hyperparameter_value(const std::string& text);
 
+// The Chainer estimator's MPI keyword arguments (each written only when truthy).
+struct ChainerMpiArguments
+{
+  bool use_mpi = false;
+  int num_processes = 0;
+  int process_slots_per_host = 0;
+  std::string additional_mpi_options;
+};
+
 // The SDK's encoding of an estimator's hyperparameters (json.dumps of each value), with
 // the sagemaker_* keys the Chainer estimator adds, in the SDK's order. `user` is the
 // decoded map (file entries, then --hyperparameter flags).
 env::Value encode_local_hyperparameters(const env::Value& user, const std::string& submit_directory,
                                         const std::string& program, const std::string& job_name,
-                                        const std::string& region, bool use_mpi, int processes_per_host);
+                                        const std::string& region, const ChainerMpiArguments& mpi);
 
 // The user's hyperparameters: the --hyperparameters file's entries, then each
 // --hyperparameter flag (a later one replaces an earlier one). Throws UsageError naming

@@ -26,7 +26,7 @@ IS_ROOT = os.geteuid() == 0
 
 
 def sdk_trees(hosts, user_hyperparameters, source_dir, program, job_name, region, instance_type, channels,
-              use_mpi=False, processes_per_host=None):
+              use_mpi=False, processes_per_host=None, num_processes=None, additional_mpi_options=None):
     """The three config files per host, restated from the SageMaker Python SDK's rules
     (Chainer estimator hyperparameters(), local/image.py write_config_files at v2.257.6).
     The one deliberate difference: sagemaker_submit_directory is file://<the copy of the
@@ -36,8 +36,9 @@ def sdk_trees(hosts, user_hyperparameters, source_dir, program, job_name, region
     hps.update(encode({"sagemaker_submit_directory": "file://" + source_dir, "sagemaker_program": program,
                        "sagemaker_container_log_level": 20, "sagemaker_job_name": job_name,
                        "sagemaker_region": region}))
-    hps.update(encode({k: v for k, v in {"sagemaker_use_mpi": use_mpi,
-                                         "sagemaker_process_slots_per_host": processes_per_host}.items() if v}))
+    hps.update(encode({k: v for k, v in {"sagemaker_use_mpi": use_mpi, "sagemaker_num_processes": num_processes,
+                                         "sagemaker_process_slots_per_host": processes_per_host,
+                                         "sagemaker_additional_mpi_options": additional_mpi_options}.items() if v}))
     trees = {}
     for h in hosts:
         trees[h] = {
@@ -171,11 +172,14 @@ class TestLocalOneHost(unittest.TestCase):
         with open(hps, "w") as f:
             json.dump({"lr": 0.1, "layers": [1, 2], "nested": {"b": 1, "a": "é"}, "flag": True, "none": None}, f)
         result = job.run("--hyperparameters", hps, "--hyperparameter", "lr=0.5", "--hyperparameter", "raw=not json",
-                         "--instance-type", "ml.c5.xlarge", "--use-mpi", "--processes-per-host", "2", "--keep")
+                         "--instance-type", "ml.c5.xlarge", "--use-mpi", "--processes-per-host", "2", "--keep",
+                         "--num-processes", "2", "--additional-mpi-options", "-x LOCAL_MARK=1")
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         job.check_trees(["algo-1"], {"lr": 0.5, "layers": [1, 2], "nested": {"b": 1, "a": "é"}, "flag": True,
                                      "none": None, "raw": "not json"},
-                        instance_type="ml.c5.xlarge", use_mpi=True, processes_per_host=2)
+                        instance_type="ml.c5.xlarge", use_mpi=True, processes_per_host=2, num_processes=2,
+                        additional_mpi_options="-x LOCAL_MARK=1")
+        self.assertIn("-x LOCAL_MARK=1", result.stdout)  # reached mpirun
         self.assertIn("[1,1]<stdout>:ok", result.stdout)  # two MPI processes on the one host
 
     def test_a_failing_script_is_named_in_the_summary(self):

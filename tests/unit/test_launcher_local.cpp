@@ -115,15 +115,18 @@ TEST(LocalHyperparameters, EncodedInTheSdksOrder)
   // >>> hps = {"sagemaker_program": "user-wins-position.py", "lr": 0.1}
   // >>> enc = {k: json.dumps(v) for k, v in hps.items()}; enc.update({...framework...}); json.dumps(enc)
   const env::Value encoded =
-    launcher::encode_local_hyperparameters(user, "file:///src", "train.py", "job", "us-west-2", true, 2);
+    launcher::encode_local_hyperparameters(user, "file:///src", "train.py", "job", "us-west-2", {true, 4, 2, "-x A=B"});
   EXPECT_EQ(env::py_json_dumps_default(encoded),
             R"({"sagemaker_program": "\"train.py\"", "lr": "0.1", "sagemaker_submit_directory": "\"file:///src\"", )"
             R"("sagemaker_container_log_level": "20", "sagemaker_job_name": "\"job\"", "sagemaker_region": "\"us-west-2\"", )"
-            R"("sagemaker_use_mpi": "true", "sagemaker_process_slots_per_host": "2"})");
+            R"("sagemaker_use_mpi": "true", "sagemaker_num_processes": "4", "sagemaker_process_slots_per_host": "2", )"
+            R"("sagemaker_additional_mpi_options": "\"-x A=B\""})");
   // Falsy MPI keys are dropped, as the Chainer estimator drops them.
-  const env::Value plain = launcher::encode_local_hyperparameters(env::Value::object(), "s", "p", "j", "r", false, 0);
+  const env::Value plain = launcher::encode_local_hyperparameters(env::Value::object(), "s", "p", "j", "r", {});
   EXPECT_EQ(plain.find("sagemaker_use_mpi"), nullptr);
   EXPECT_EQ(plain.find("sagemaker_process_slots_per_host"), nullptr);
+  EXPECT_EQ(plain.find("sagemaker_num_processes"), nullptr);
+  EXPECT_EQ(plain.find("sagemaker_additional_mpi_options"), nullptr);
 }
 
 TEST(LocalJobName, TheSdksForm)
