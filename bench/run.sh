@@ -13,3 +13,6 @@ echo "== plan: time and memory as the job grows (baseline: the reference's compu
 echo
 echo "== MPI: start and end latency on simulated hosts (baseline: plain mpirun on the same hosts)"
 .venv/bin/python bench/bench_mpi.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
+echo
+echo "== serving: requests/s and latency (baseline: nginx + gunicorn (gevent) + Flask, same handlers)"
+.venv/bin/python bench/bench_serve.py build-release/bin/smlaunch "$PWD/.venv/bin/python"

@@ -54,8 +54,7 @@ finish(Job& job, Reply&& reply)
 
 WorkerPool::WorkerPool(asio::io_context& io, WorkerProcesses& processes, const ServerConfig& config,
                        std::function<void(const std::string&)> on_fatal)
-  : m_io(io), m_processes(processes), m_config(config), m_on_fatal(std::move(on_fatal)), m_queue_timer(io),
-    m_load_timer(io)
+  : m_io(io), m_processes(processes), m_config(config), m_on_fatal(std::move(on_fatal)), m_queue_timer(io)
 {
   for (int i = 0; i < config.workers; ++i) {
     auto slot = std::make_unique<Slot>(io);
@@ -72,13 +71,6 @@ WorkerPool::start()
   for (auto& slot : m_slots) {
     spawn(*slot);
   }
-  m_load_timer.expires_after(m_config.model_load_timeout);
-  m_load_timer.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec && !all_loaded_once()) {
-      fatal("the workers did not load the model within " + seconds_text(m_config.model_load_timeout) +
-            " (SMLAUNCH_MODEL_LOAD_TIMEOUT)");
-    }
-  });
   expire_queue();
 }
 
@@ -155,6 +147,16 @@ WorkerPool::spawn(Slot& slot)
   slot.fatal_message.clear();
   spdlog::debug("worker {} started (pid {})", slot.index, slot.pid);
   read_header(slot);
+  // Loading is bounded too, at start (the server stops) and for a replacement (replaced
+  // again).
+  const auto generation = slot.generation;
+  slot.timer.expires_after(m_config.model_load_timeout);
+  slot.timer.async_wait([this, &slot, generation](const boost::system::error_code& error) {
+    if (!error && generation == slot.generation && slot.state == State::starting) {
+      lost(slot, "it did not load the model within " + seconds_text(m_config.model_load_timeout) +
+                   " (--model-load-timeout)");
+    }
+  });
 }
 
 void
@@ -214,15 +216,13 @@ WorkerPool::on_frame(Slot& slot)
       lost(slot, "it sent a second ready frame");
       return;
     }
+    slot.timer.cancel();
     spdlog::info("worker {} (pid {}) loaded the model", slot.index, slot.pid);
     slot.loaded_once = true;
     slot.loaded_this_life = true;
     slot.failures = 0;
     slot.state = State::idle;
     m_idle.push_back(&slot);
-    if (all_loaded_once()) {
-      m_load_timer.cancel();
-    }
     pump();
     break;
   case FrameKind::fatal:
@@ -398,7 +398,6 @@ void
 WorkerPool::stop_workers(std::chrono::milliseconds grace)
 {
   m_queue_timer.cancel();
-  m_load_timer.cancel();
   for (auto& slot : m_slots) {
     ++slot->generation;
     boost::system::error_code ignored;

@@ -105,7 +105,6 @@ private:
   std::vector<Slot*> m_idle;
   std::deque<Job> m_queue;
   boost::asio::steady_timer m_queue_timer;
-  boost::asio::steady_timer m_load_timer;
   bool m_fatal = false;
   std::uint64_t m_restarts = 0;
 };

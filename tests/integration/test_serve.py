@@ -575,6 +575,14 @@ class StartupErrorTest(unittest.TestCase):
         self.assertIn("ModelLoadError", out)
         self.assertIn("RuntimeError: weights are corrupt", out)
 
+    def test_model_fn_that_never_returns(self):
+        started = time.monotonic()
+        code, out = self.run_to_end({"inference.py": "import time\ndef model_fn(model_dir):\n    time.sleep(60)\n"},
+                                    env={"SMLAUNCH_MODEL_LOAD_TIMEOUT": "1"})
+        self.assertEqual(code, 69, out)
+        self.assertIn("did not load the model within 1 s", out)
+        self.assertLess(time.monotonic() - started, 30)
+
     def test_module_without_model_fn(self):
         code, out = self.run_to_end({"inference.py": "x = 1\n"})
         self.assertEqual(code, 69, out)
