@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <csignal>
+#include <cstdint>
 #include <optional>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
@@ -35,6 +36,27 @@ header(const http::request_header<>& req, std::string_view name)
     return std::nullopt;
   }
   return std::string_view(it->value().data(), it->value().size());
+}
+
+// The Content-Length a request declares (the parser has checked it), or nullopt.
+// (Beast's own accessors return boost::optional, which GCC 12 flags as maybe
+// uninitialized in sanitizer builds.)
+std::optional<std::uint64_t>
+declared_length(const http::request_header<>& req)
+{
+  const auto it = req.find(http::field::content_length);
+  if (it == req.end()) {
+    return std::nullopt;
+  }
+  const beast::string_view text = it->value();
+  std::uint64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9' || value > (UINT64_MAX - 9) / 10) {
+      return std::nullopt;
+    }
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return text.empty() ? std::nullopt : std::optional<std::uint64_t>(value);
 }
 
 class Session : public std::enable_shared_from_this<Session>
@@ -200,10 +222,10 @@ Session::on_header(beast::error_code ec)
   m_front.busy(1);
   const auto& req = m_parser->get();
   // A body we will refuse is not waited for.
-  if (req.payload_size() && *req.payload_size() > m_front.config().max_body_size) {
+  if (const auto length = declared_length(req); length && *length > m_front.config().max_body_size) {
     m_keep_alive = false;
     respond(Reply{413, "application/json",
-                  error_body("PayloadTooLarge", "the body has " + std::to_string(*req.payload_size()) +
+                  error_body("PayloadTooLarge", "the body has " + std::to_string(*length) +
                                                   " bytes; this server accepts at most " +
                                                   std::to_string(m_front.config().max_body_size) +
                                                   " (SMLAUNCH_MAX_BODY_SIZE)")});
@@ -240,7 +262,7 @@ Session::read_body()
     dispatch(m_parser->get().base(), m_parser->keep_alive(), std::string());
     return;
   }
-  if (const auto length = m_parser->content_length()) {
+  if (const auto length = declared_length(m_parser->get()); length && !m_parser->chunked()) {
     read_body_direct(*length);
     return;
   }
