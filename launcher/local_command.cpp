@@ -296,7 +296,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
       names.push_back(h.name);
     }
     write_file(state_dir + "/hosts", hosts_file_text(names));
-    network = std::make_unique<SimulatedNetwork>(supervisor, environment, names, state_dir + "/hosts");
+    network = std::make_unique<SimulatedNetwork>(supervisor, environment, names, state_dir + "/hosts", plan.job_dir);
   }
 
   // Every host's output on ours, each line after its host's name.

@@ -101,10 +101,12 @@ SimulatedNetwork::unavailable_reason(const env::EnvMap& environment)
 }
 
 SimulatedNetwork::SimulatedNetwork(Supervisor& supervisor, const env::EnvMap& environment,
-                                   const std::vector<std::string>& hosts, const std::string& hosts_file)
+                                   const std::vector<std::string>& hosts, const std::string& hosts_file,
+                                   const std::string& job_dir)
   : m_supervisor(supervisor), m_environment(environment), m_path(path_with_sbin(environment))
 {
   m_environment.set("PATH", m_path);
+  m_environment.set("SMLAUNCH_LOCAL_JOB_DIR", job_dir);
   m_nsenter = find_executable("nsenter", m_path).value_or("nsenter");
   const std::string ip = find_executable("ip", m_path).value_or("ip");
   const std::string unshare = find_executable("unshare", m_path).value_or("unshare");

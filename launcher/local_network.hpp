@@ -23,10 +23,11 @@ public:
   static std::string unavailable_reason(const env::EnvMap& environment);
 
   // Starts one "anchor" process per host (and one for the bridge) that holds the
-  // namespaces; `hosts_file` is written there and bind-mounted over /etc/hosts.
+  // namespaces; `hosts_file` is bind-mounted over /etc/hosts. Every anchor carries
+  // SMLAUNCH_LOCAL_JOB_DIR=`job_dir` in its environment, so a stray one can be traced.
   // Throws LauncherError (ClusterError, exit 68) naming the step that failed.
   SimulatedNetwork(Supervisor& supervisor, const env::EnvMap& environment, const std::vector<std::string>& hosts,
-                   const std::string& hosts_file);
+                   const std::string& hosts_file, const std::string& job_dir);
   ~SimulatedNetwork();
   SimulatedNetwork(const SimulatedNetwork&) = delete;
   SimulatedNetwork& operator=(const SimulatedNetwork&) = delete;
