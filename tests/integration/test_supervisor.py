@@ -205,11 +205,17 @@ class TestSignals(unittest.TestCase):
 
 ORPHANS = r"""#!/bin/sh
 # Start 100 grandchildren that outlive this script's child and become orphans.
+# (Timings leave room for a loaded machine: forking 100 subshells can take seconds.)
 launcher=$PPID
-for i in $(seq 100); do (sleep 0.8 &) ; done
-sleep 0.3
-adopted=$(grep -l "^PPid:[[:space:]]*$launcher\$" /proc/[0-9]*/status 2>/dev/null | wc -l)
-sleep 1.5
+for i in $(seq 100); do (sleep 3 &) ; done
+adopted=0
+for t in $(seq 25); do
+  n=$(grep -l "^PPid:[[:space:]]*$launcher\$" /proc/[0-9]*/status 2>/dev/null | wc -l)
+  [ "$n" -gt "$adopted" ] && adopted=$n
+  [ "$adopted" -ge 101 ] && break
+  sleep 0.1
+done
+sleep 4  # every sleep has ended by now: the launcher must have reaped them all
 zombies=0
 for s in /proc/[0-9]*/status; do
   if grep -q "^PPid:[[:space:]]*$launcher\$" "$s" 2>/dev/null && grep -q '^State:[[:space:]]*Z' "$s" 2>/dev/null; then
