@@ -149,9 +149,31 @@ def encode(prediction, accept):
         out = io.StringIO()
         np.savetxt(out, array if array.ndim > 0 else array.reshape(1), delimiter=",", fmt="%s")
         return out.getvalue().encode("utf-8"), CSV
+    fast = _npy_bytes_fast(array)
+    if fast is not None:
+        return fast, NPY
     out = io.BytesIO()
     np.save(out, array, allow_pickle=False)
     return out.getvalue(), NPY
+
+
+def _npy_bytes_fast(array):
+    """np.save's bytes for a plain array (format 1.0, the same header and padding), built
+    without np.save's file machinery; None for what np.save should write itself."""
+    dtype = array.dtype
+    if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
+        return None
+    fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
+    shape = array.shape
+    header = "{'descr': %r, 'fortran_order': %r, 'shape': %r, }" % (dtype.str, fortran, shape)
+    if shape:
+        header += " " * (21 - len(repr(shape[-1 if fortran else 0])))  # numpy's growth room
+    size = len(header) + 1
+    pad = 64 - ((6 + 2 + 2 + size) % 64)
+    if size + pad > 65535:
+        return None
+    head = b"\x93NUMPY\x01\x00" + (size + pad).to_bytes(2, "little") + header.encode("latin1") + b" " * pad + b"\n"
+    return head + array.tobytes(order="F" if fortran else "C")
 
 
 def _to_list(value):
