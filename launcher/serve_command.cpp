@@ -56,6 +56,9 @@ public:
 
   bool running(int pid) override { return m_supervisor.background_running(pid); }
 
+  // The supervisor reaps every exited child whenever it looks at one.
+  void reap() override { m_supervisor.background_running(-1); }
+
   void
   signal(int pid, int signo) override
   {

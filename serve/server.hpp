@@ -25,6 +25,9 @@ public:
   virtual bool running(int pid) = 0;
   // Send `signo` to its process group.
   virtual void signal(int pid, int signo) = 0;
+  // Reap whatever exited meanwhile (orphans of the workers' own children, as PID 1 or a
+  // subreaper); called now and then.
+  virtual void reap() {}
 };
 
 struct ServerConfig

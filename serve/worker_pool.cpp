@@ -378,6 +378,7 @@ WorkerPool::await_exit(Slot& slot, Clock::time_point give_up)
 void
 WorkerPool::expire_queue()
 {
+  m_processes.reap();
   const auto now = Clock::now();
   while (!m_queue.empty() && now - m_queue.front().arrived >= m_config.timeout) {
     Job job = std::move(m_queue.front());

@@ -551,6 +551,36 @@ class FailureTest(unittest.TestCase):
         with self.assertRaises(OSError):
             server.request("GET", "/ping", timeout=5)
 
+    def test_orphans_of_user_code_are_reaped(self):
+        code = NUMPY_MODULE + r'''
+import subprocess
+def predict_fn(data, model):
+    # The sleep outlives its shell: an orphan, reparented to smlaunch (the subreaper).
+    subprocess.run(["sh", "-c", "sleep 0.2 &"], check=True)
+    return model(data)
+'''
+        server = Server(self, {"inference.py": code}, model_files={"scale.txt": "1"}, env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1})
+        for _ in range(3):
+            self.assertEqual(server.invoke("[1]", "application/json")[0], 200)
+
+        def zombies():
+            found = []
+            for pid in os.listdir("/proc"):
+                try:
+                    with open("/proc/%s/stat" % pid) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                if pid.isdigit() and fields[0] == "Z" and int(fields[1]) == server.proc.pid:
+                    found.append(pid)
+            return found
+
+        deadline = time.monotonic() + 10
+        time.sleep(0.5)
+        while zombies() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(zombies(), [])
+
     def test_sigterm_when_idle_stops_at_once(self):
         server = self.steered()
         started = time.monotonic()
