@@ -22,7 +22,7 @@ void extract_archive(const std::string& archive_path, const std::string& destina
 // Write a .tar.gz of the contents of `sources` (directories), merged as the SDK merges
 // the hosts' output directories: a path in a later source replaces the same path in an
 // earlier one. Members are relative ("data/log"), sorted, without owners; symbolic links
-// are stored as links, never followed. Throws SystemError.
+// are stored as links, never followed. Throws LauncherError (ArchiveError).
 void create_archive(const std::string& archive_path, const std::vector<std::string>& sources);
 
 } // namespace launcher
