@@ -64,4 +64,36 @@ echo "== docker/ci.sh: two hosts with MPI on the installed layout (smlaunch loca
    | tee "$work/local.log"
 tar -tzf "$work/job/model.tar.gz" | grep -qx model.npz
 tar -tzf "$work/job/output.tar.gz" | grep -qx success
+
+echo "== docker/ci.sh: that model served, as \`docker run IMAGE serve\` serves it (in a private network namespace)"
+cat > "$work/client.py" <<'PY'
+import json, sys, time, urllib.request
+import numpy as np
+base = "http://127.0.0.1:8080"
+deadline = time.monotonic() + 120
+while True:
+    try:
+        if urllib.request.urlopen(base + "/ping", timeout=2).status == 200:
+            break
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("serve never answered /ping")
+    time.sleep(0.2)
+test = np.load(sys.argv[1])
+body = json.dumps(test["x"][:4].tolist()).encode()
+request = urllib.request.Request(base + "/invocations", data=body,
+                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+predictions = np.array(json.loads(urllib.request.urlopen(request, timeout=60).read()))
+assert predictions.shape == (4, 10), predictions.shape
+print("docker/ci.sh: serve answered", predictions.shape, "labels", predictions.argmax(axis=1).tolist(),
+      "expected", test["y"][:4].tolist())
+PY
+"${image_env[@]}" PIP_NO_INDEX=1 WORK="$work" REPO="$repo" unshare --net sh -c '
+  ip link set lo up
+  smlaunch serve --base-dir "$WORK/srv" --model-data "$WORK/job/model.tar.gz" --program train.py \
+    --submit-directory "$REPO/examples/chainer" --workers 1 --port 8080 & server=$!
+  python3 "$WORK/client.py" "$WORK/data/test/test.npz"; rc=$?
+  kill -TERM $server; wait $server || rc=1
+  exit $rc'
 echo "docker/ci.sh: ok"
