@@ -64,6 +64,19 @@ parse_seconds(const Setting& s)
 } // namespace
 
 std::string
+option_help(const char* name, const char* value_name, const char* help, const char* env_twin, const char* then_env,
+            const std::string& default_text, std::size_t column)
+{
+  std::string flag = std::string("  --") + name + " " + value_name;
+  flag.resize(std::max<std::size_t>(flag.size() + 2, column), ' ');
+  std::string out = flag + help + "\n" + std::string(column, ' ') + "env: " + env_twin;
+  if (then_env != nullptr) {
+    out += std::string(", then ") + then_env;
+  }
+  return out + "; default: " + default_text + "\n";
+}
+
+std::string
 help_text()
 {
   std::string out =
@@ -78,14 +91,7 @@ help_text()
     "\n"
     "options (each has an environment twin; the command line wins):\n";
   for (const auto& o : k_options) {
-    std::string flag = std::string("  --") + o.name + " " + o.value_name;
-    flag.resize(std::max<std::size_t>(flag.size() + 2, 28), ' ');
-    out += flag + o.help + "\n";
-    out += std::string(28, ' ') + "env: " + o.env_twin;
-    if (o.fallback_env != nullptr) {
-      out += std::string(", then ") + o.fallback_env;
-    }
-    out += "; default: " + std::string(o.default_value) + "\n";
+    out += option_help(o.name, o.value_name, o.help, o.env_twin, o.fallback_env, o.default_value, 28);
   }
   out += "  -v, --verbose             log the plan and the environment (secrets redacted)\n"
          "  -q, --quiet               log warnings and errors only\n"

@@ -54,4 +54,9 @@ Options parse_command_line(int argc, const char* const* argv, const env::EnvMap&
 
 std::string help_text();
 
+// One option of a help text: "  --NAME VALUE" padded to `column`, its help, then a line
+// with its environment twin (and `then_env`, a variable read after it) and its default.
+std::string option_help(const char* name, const char* value_name, const char* help, const char* env_twin,
+                        const char* then_env, const std::string& default_text, std::size_t column);
+
 } // namespace launcher

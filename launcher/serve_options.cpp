@@ -1,5 +1,6 @@
 #include "launcher/serve_options.hpp"
 
+#include "launcher/cli.hpp"
 #include "launcher/errors.hpp"
 
 #include <boost/program_options.hpp>
@@ -124,14 +125,8 @@ serve_help_text()
                     "\n"
                     "options (each has an environment twin, then the platform's variable; the command line wins):\n";
   for (const auto& o : k_serve_options) {
-    std::string flag = std::string("  --") + o.name + " " + o.value_name;
-    flag.resize(std::max<std::size_t>(flag.size() + 2, 32), ' ');
-    out += flag + o.help + "\n";
-    out += std::string(32, ' ') + "env: " + o.env_twin;
-    if (o.reference_env != nullptr) {
-      out += std::string(", then ") + o.reference_env;
-    }
-    out += std::string("; default: ") + (*o.default_value != '\0' ? o.default_value : "none") + "\n";
+    out += option_help(o.name, o.value_name, o.help, o.env_twin, o.reference_env,
+                       *o.default_value != '\0' ? o.default_value : "none", 32);
   }
   out += "  -v, --verbose                 log debug lines\n"
          "  -q, --quiet                   log warnings and errors only\n"

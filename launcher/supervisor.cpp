@@ -108,6 +108,26 @@ seconds_since(Clock::time_point start)
 
 } // namespace
 
+namespace {
+
+// Deliver `sig` to the group of every child of run_all()/run_together() still running; a
+// stop signal is recorded on its result.
+template <typename Running>
+void
+forward_to_running(int sig, const std::vector<Running>& running, std::vector<ChildResult>& results)
+{
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    if (!running[i].exited) {
+      kill(-running[i].pid, sig);
+      if (is_stop_signal(sig) && results[i].stop_signal == 0) {
+        results[i].stop_signal = sig;
+      }
+    }
+  }
+}
+
+} // namespace
+
 SystemError::SystemError(const std::string& call, const std::string& what, int err)
   : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::system_category().message(err))
 {
@@ -553,14 +573,7 @@ Supervisor::run_all(const std::vector<ChildSpec>& specs)
     }
     const int sig = wait_signal(std::chrono::milliseconds(20));
     if (sig != 0 && sig != SIGCHLD) {
-      for (std::size_t i = 0; i < specs.size(); ++i) {
-        if (!running[i].exited) {
-          kill(-running[i].pid, sig);
-          if (is_stop_signal(sig) && results[i].stop_signal == 0) {
-            results[i].stop_signal = sig;
-          }
-        }
-      }
+      forward_to_running(sig, running, results);
       if (is_stop_signal(sig)) {
         m_pending_stop = sig;
       }
@@ -649,14 +662,7 @@ Supervisor::run_together(const std::vector<ChildSpec>& specs)
     if (sig == 0 || sig == SIGCHLD) {
       continue;
     }
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-      if (!running[i].exited) {
-        kill(-running[i].pid, sig);
-        if (is_stop_signal(sig) && results[i].stop_signal == 0) {
-          results[i].stop_signal = sig;
-        }
-      }
-    }
+    forward_to_running(sig, running, results);
     if (is_stop_signal(sig)) {
       m_pending_stop = sig;
       if (!kill_at) {
