@@ -12,16 +12,6 @@ namespace po = boost::program_options;
 
 namespace {
 
-struct OptionSpec
-{
-  const char* name;
-  const char* env_twin;
-  const char* fallback_env; // a variable of the reference's, used after the twin
-  const char* default_value;
-  const char* value_name;
-  const char* help;
-};
-
 // The one table of settings: README's "Options" section is written from it.
 constexpr OptionSpec k_options[] = {
   {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR",
@@ -64,16 +54,29 @@ parse_seconds(const Setting& s)
 } // namespace
 
 std::string
-option_help(const char* name, const char* value_name, const char* help, const char* env_twin, const char* then_env,
-            const std::string& default_text, std::size_t column)
+option_help(const OptionSpec& option, const std::string& default_text, std::size_t column)
 {
-  std::string flag = std::string("  --") + name + " " + value_name;
+  std::string flag = std::string("  --") + option.name + " " + option.value_name;
   flag.resize(std::max<std::size_t>(flag.size() + 2, column), ' ');
-  std::string out = flag + help + "\n" + std::string(column, ' ') + "env: " + env_twin;
-  if (then_env != nullptr) {
-    out += std::string(", then ") + then_env;
+  std::string out = flag + option.help + "\n" + std::string(column, ' ') + "env: " + option.env_twin;
+  if (option.fallback_env != nullptr) {
+    out += std::string(", then ") + option.fallback_env;
   }
   return out + "; default: " + default_text + "\n";
+}
+
+Setting
+resolve_setting(const OptionSpec& option, const std::string* command_line, const env::EnvMap& environment)
+{
+  if (command_line != nullptr) {
+    return {option.name, *command_line, "command line"};
+  }
+  for (const char* name : {option.env_twin, option.fallback_env}) {
+    if (const std::string* v = name != nullptr ? environment.get(name) : nullptr; v != nullptr && !v->empty()) {
+      return {option.name, *v, std::string("environment ") + name};
+    }
+  }
+  return {option.name, option.default_value, "default"};
 }
 
 std::string
@@ -91,7 +94,7 @@ help_text()
     "\n"
     "options (each has an environment twin; the command line wins):\n";
   for (const auto& o : k_options) {
-    out += option_help(o.name, o.value_name, o.help, o.env_twin, o.fallback_env, o.default_value, 28);
+    out += option_help(o, o.default_value, 28);
   }
   out += "  -v, --verbose             log the plan and the environment (secrets redacted)\n"
          "  -q, --quiet               log warnings and errors only\n"
@@ -243,19 +246,8 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
   }
 
   for (const auto& o : k_options) {
-    Setting s{o.name, o.default_value, "default"};
-    if (vm.count(o.name) != 0) {
-      s.value = vm[o.name].as<std::string>();
-      s.origin = "command line";
-    } else if (const std::string* v = environment.get(o.env_twin); v != nullptr && !v->empty()) {
-      s.value = *v;
-      s.origin = std::string("environment ") + o.env_twin;
-    } else if (o.fallback_env != nullptr && environment.get(o.fallback_env) != nullptr
-               && !environment.get(o.fallback_env)->empty()) {
-      s.value = *environment.get(o.fallback_env);
-      s.origin = std::string("environment ") + o.fallback_env;
-    }
-    options.settings.push_back(s);
+    const std::string value = vm.count(o.name) != 0 ? vm[o.name].as<std::string>() : std::string();
+    options.settings.push_back(resolve_setting(o, vm.count(o.name) != 0 ? &value : nullptr, environment));
   }
 
   for (const auto& s : options.settings) {

@@ -50,21 +50,15 @@ void
 PrefixedOutput::emit(const char* data, std::size_t size)
 {
   std::string text;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < size; ++i) {
-    if (data[i] != '\n') {
-      continue;
-    }
+  const std::string whole = m_lines.feed(data, size);
+  for (std::size_t start = 0; start < whole.size();) {
+    const std::size_t end = whole.find('\n', start) + 1; // feed() returns whole lines only
     text += m_prefix;
-    text += m_partial;
-    text.append(data + start, i + 1 - start);
-    m_partial.clear();
-    start = i + 1;
+    text.append(whole, start, end - start);
+    start = end;
   }
-  m_partial.append(data + start, size - start);
-  while (m_partial.size() >= k_max_line) {
-    text += m_prefix + m_partial.substr(0, k_max_line) + "\n";
-    m_partial.erase(0, k_max_line);
+  if (m_lines.partial_size() >= k_max_line) {
+    text += m_prefix + m_lines.take_partial() + "\n";
   }
   if (!text.empty()) {
     std::lock_guard<std::mutex> guard(output_lock());
@@ -110,10 +104,9 @@ PrefixedOutput::loop()
     }
     emit(buffer.data(), static_cast<std::size_t>(n));
   }
-  if (!m_partial.empty()) {
+  if (m_lines.holds_partial()) {
     // The last line had no newline: end it, so the next host's line starts on its own.
-    const std::string text = m_prefix + m_partial + "\n";
-    m_partial.clear();
+    const std::string text = m_prefix + m_lines.take_partial() + "\n";
     std::lock_guard<std::mutex> guard(output_lock());
     write_all(m_out_fd, text.data(), text.size());
   }

@@ -2,6 +2,8 @@
 // its host's name ("algo-1  | ..."), and lines of different hosts never mix.
 #pragma once
 
+#include "launcher/rank_relay.hpp"
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -29,7 +31,7 @@ private:
   int m_out_fd;
   int m_wake_fd;
   std::string m_prefix;
-  std::string m_partial;
+  LineAssembler m_lines;
   std::chrono::steady_clock::time_point m_drain_deadline{};
   std::thread m_thread;
 };

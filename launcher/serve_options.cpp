@@ -12,18 +12,8 @@ namespace po = boost::program_options;
 
 namespace {
 
-struct ServeOptionSpec
-{
-  const char* name;
-  const char* env_twin;
-  const char* reference_env; // the platform's variable, used after the twin
-  const char* default_value;
-  const char* value_name;
-  const char* help;
-};
-
 // The one table of serve's settings (README "Serving" is written from it).
-constexpr ServeOptionSpec k_serve_options[] = {
+constexpr OptionSpec k_serve_options[] = {
   {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR", "the tree: model/ and code/ under it"},
   {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH", "the Python that runs pip and the workers"},
   {"log-level", "SMLAUNCH_LOG_LEVEL", "SAGEMAKER_CONTAINER_LOG_LEVEL", "info", "LEVEL",
@@ -125,8 +115,7 @@ serve_help_text()
                     "\n"
                     "options (each has an environment twin, then the platform's variable; the command line wins):\n";
   for (const auto& o : k_serve_options) {
-    out += option_help(o.name, o.value_name, o.help, o.env_twin, o.reference_env,
-                       *o.default_value != '\0' ? o.default_value : "none", 32);
+    out += option_help(o, *o.default_value != '\0' ? o.default_value : "none", 32);
   }
   out += "  -v, --verbose                 log debug lines\n"
          "  -q, --quiet                   log warnings and errors only\n"
@@ -167,19 +156,8 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
     return options;
   }
   for (const auto& o : k_serve_options) {
-    Setting s{o.name, o.default_value, "default"};
-    if (vm.count(o.name) != 0) {
-      s.value = vm[o.name].as<std::string>();
-      s.origin = "command line";
-    } else if (const std::string* v = environment.get(o.env_twin); v != nullptr && !v->empty()) {
-      s.value = *v;
-      s.origin = std::string("environment ") + o.env_twin;
-    } else if (const std::string* r = o.reference_env != nullptr ? environment.get(o.reference_env) : nullptr;
-               r != nullptr && !r->empty()) {
-      s.value = *r;
-      s.origin = std::string("environment ") + o.reference_env;
-    }
-    options.settings.push_back(s);
+    const std::string value = vm.count(o.name) != 0 ? vm[o.name].as<std::string>() : std::string();
+    options.settings.push_back(resolve_setting(o, vm.count(o.name) != 0 ? &value : nullptr, environment));
   }
   for (const auto& s : options.settings) {
     const bool is_default = s.origin == "default";
