@@ -6,15 +6,19 @@
 #include "launcher/output_relay.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
 #include <optional>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <system_error>
+#include <termios.h>
 #include <unistd.h>
 
 namespace launcher {
@@ -98,6 +102,41 @@ make_pipe(int fds[2])
   // A larger pipe means fewer wake-ups for a chatty script (best effort).
   ::fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
   return 0;
+}
+
+// A pseudo-terminal for the script when the launcher's stderr is a terminal (a developer's
+// shell, `docker run -t`, the SageMaker SDK's local mode, whose compose file sets tty):
+// the script still sees a terminal (isatty(), colours, progress bars, the same size and
+// modes), but its output passes through the launcher, which relays it to the real terminal
+// and keeps the tail that explains a failure. ONLCR is left to the real terminal, so the
+// tail holds the script's own bytes. Returns false (hand the terminal over as it is) when
+// no pseudo-terminal can be had.
+bool
+open_relay_terminal(int terminal_fd, int fds[2])
+{
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) {
+    return false;
+  }
+  std::array<char, 64> name{};
+  const bool named = ::grantpt(master) == 0 && ::unlockpt(master) == 0 && ::ptsname_r(master, name.data(), name.size()) == 0;
+  const int slave = named ? ::open(name.data(), O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+  if (slave < 0) {
+    ::close(master);
+    return false;
+  }
+  termios modes{};
+  if (::tcgetattr(terminal_fd, &modes) == 0) {
+    modes.c_oflag &= ~static_cast<tcflag_t>(ONLCR);
+    ::tcsetattr(slave, TCSANOW, &modes);
+  }
+  winsize size{};
+  if (::ioctl(terminal_fd, TIOCGWINSZ, &size) == 0) {
+    ::ioctl(slave, TIOCSWINSZ, &size);
+  }
+  fds[0] = master;
+  fds[1] = slave;
+  return true;
 }
 
 double
@@ -375,20 +414,30 @@ Supervisor::run(const ChildSpec& spec)
   const auto start = Clock::now();
   ChildResult result;
 
-  // Where the child's output goes: see README "Output". A terminal is handed over as is,
-  // so progress bars still see a TTY.
+  // Where the child's output goes: see README "Output". A terminal becomes a
+  // pseudo-terminal of the launcher's (open_relay_terminal), so progress bars still see a
+  // TTY and a failure still has its reason.
   int out_pipe[2] = {-1, -1};
   int child_stdout = STDOUT_FILENO;
   int child_stderr = STDERR_FILENO;
   int relay_to = STDERR_FILENO;
   bool relay = true;
+  bool terminal = false;
   if (spec.output == OutputMode::capture) {
     make_pipe(out_pipe);
     child_stdout = out_pipe[1];
     child_stderr = -1; // /dev/null
     relay_to = -1;
   } else if (isatty(STDERR_FILENO) != 0) {
-    relay = false;
+    if (open_relay_terminal(STDERR_FILENO, out_pipe)) {
+      terminal = true;
+      child_stderr = out_pipe[1];
+      if (same_open_file(STDOUT_FILENO, STDERR_FILENO)) {
+        child_stdout = out_pipe[1];
+      }
+    } else {
+      relay = false;
+    }
   } else {
     make_pipe(out_pipe);
     child_stderr = out_pipe[1];
@@ -460,6 +509,13 @@ Supervisor::run(const ChildSpec& spec)
     const int sig = wait_signal(wait);
     if (sig == 0 || sig == SIGCHLD) {
       continue;
+    }
+    if (sig == SIGWINCH && terminal) {
+      // The real terminal was resized: the script's pseudo-terminal takes its new size.
+      winsize size{};
+      if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0) {
+        ::ioctl(out_pipe[0], TIOCSWINSZ, &size);
+      }
     }
     spdlog::info("forwarding {} to the child's process group", signal_name(sig));
     if (kill(-pid, sig) != 0 && errno == ESRCH) {

@@ -9,9 +9,10 @@
 set -euo pipefail
 record() {
   { find /etc /root /usr/local /opt /var/lib -xdev \( -type d -printf '%p\t%y\t-\t%m\t-\n' \) \
-         -o \( -printf '%p\t%y\t%s\t%m\t%T@\n' \) 2>/dev/null | LC_ALL=C sort
+         -o \( -printf '%p\t%y\t%s\t%m\t%T@\n' \) 2>/dev/null || true; } | LC_ALL=C sort
+  {
     echo "sysctl net.ipv4.ip_forward=$(sysctl -n net.ipv4.ip_forward 2>/dev/null)"
-    if command -v iptables-save >/dev/null; then iptables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9:]*\]$//;s/^/iptables /'; fi
+    if command -v iptables-save >/dev/null; then iptables-save 2>/dev/null | { grep -v '^#' || true; } | sed 's/\[[0-9:]*\]$//;s/^/iptables /'; fi
   }
 }
 case "${1:-}" in
