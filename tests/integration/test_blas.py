@@ -15,6 +15,7 @@ OPTIMIZED = ("openblas", "mkl", "blis")
 REPORT = r'''
 import json, os, numpy, threadpoolctl
 numpy.dot(numpy.ones((64, 64)), numpy.ones((64, 64)))   # the BLAS is loaded and used
+os.makedirs(os.environ["SM_OUTPUT_DATA_DIR"], exist_ok=True)
 info = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
 with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "blas.json"), "w") as f:
     json.dump(info, f)
