@@ -9,7 +9,9 @@
 #   2. one host: `docker run -v TREE:/opt/ml IMAGE train` trains the Chainer example;
 #   3. two hosts with docker-compose.yml: ChainerMN over MPI between algo-1 and algo-2;
 #   4. `serve` on a published loopback port answers /ping and a real prediction;
-#   5. `docker stop -t 70` of a training container reaches the script (SIGTERM forwarded).
+#   5. `docker stop -t 70` of a training container reaches the script (SIGTERM forwarded);
+#   6. the SageMaker Python SDK's local mode as the client: fit on 1 and 2 hosts, a failing
+#      job, deploy + predict + delete_endpoint (tests/sdk/test_sdk_local_mode.py).
 # SMLAUNCH_DOCKER_KEEP=1 leaves the engine running afterwards (docker/engine.sh stop ends it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,7 @@ eval "$(docker/engine.sh env)"
 cleanup() {
   local rc=$?
   "$docker" ps -aq --filter "name=$project" | xargs -r "$docker" rm -f >/dev/null 2>&1 || true
+  "$docker" ps -aq --filter "ancestor=$image" | xargs -r "$docker" rm -f >/dev/null 2>&1 || true
   SMLAUNCH_JOBS="$work/compose" docker-compose -p "$project" -f docker/docker-compose.yml down \
     --remove-orphans >/dev/null 2>&1 || true
   "$docker" network rm "$network" >/dev/null 2>&1 || true
@@ -160,4 +163,20 @@ if [ "$status" != 7 ] || [ "$(cat "$work/stop/model/checkpoint")" != saved ] || 
 fi
 grep -q 'ExitCode 7' "$work/stop/output/failure"
 echo "docker/ci.sh: docker stop: the script got SIGTERM, exit $status after ${elapsed} s, output/failure written"
+
+echo "== docker/ci.sh: 6. the SageMaker Python SDK's local mode as the client"
+sdk_version=2.257.6
+if ! .cache/sdk/bin/python -c "import sagemaker, sys; sys.exit(sagemaker.__version__ != '$sdk_version')" 2>/dev/null; then
+  echo "docker/ci.sh: installing sagemaker==$sdk_version into .cache/sdk (test-only venv)"
+  rm -rf .cache/sdk
+  /usr/bin/python3 -m venv .cache/sdk
+  PIP_CACHE_DIR="$repo/.cache/pip" .cache/sdk/bin/python -m pip install --quiet --disable-pip-version-check \
+    "sagemaker==$sdk_version"
+fi
+mkdir -p "$work/bin"
+ln -s "$docker" "$work/bin/docker"   # the engine's own client first on PATH, as for the SDK's calls
+(cd tests/sdk && PATH="$work/bin:$PATH" SMLAUNCH_IMAGE="$image" SMLAUNCH_SDK_WORK="$work" \
+   timeout 900 "$repo/.cache/sdk/bin/python" -m unittest -v test_sdk_local_mode) > "$work/sdk.log" 2>&1 \
+  || { cat "$work/sdk.log" >&2; echo "docker/ci.sh: the SDK's local mode failed" >&2; exit 1; }
+grep -E '^(sdk:|Ran |OK)|\.\.\. ok$' "$work/sdk.log" | sed 's/^/  sdk | /'
 echo "docker/ci.sh: ok"
