@@ -195,6 +195,10 @@ Supervisor::Supervisor(Options options) : m_options(options)
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGTTIN, &ignore, &m_original_ttin);
   sigaction(SIGTTOU, &ignore, &m_original_ttou);
+  // A closed output (`smlaunch train | head -1`) must not kill the launcher after the job
+  // succeeded: writes get EPIPE instead, for the launcher's whole life (not restored by
+  // the destructor). Children get the caller's disposition back.
+  sigaction(SIGPIPE, &ignore, &m_original_pipe);
 
   sigemptyset(&m_wait_set);
   sigaddset(&m_wait_set, SIGCHLD);
@@ -339,6 +343,7 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
     } else {
       sigaction(SIGTTIN, &m_original_ttin, nullptr);
       sigaction(SIGTTOU, &m_original_ttou, nullptr);
+      sigaction(SIGPIPE, &m_original_pipe, nullptr);
       sigprocmask(SIG_SETMASK, &m_original_mask, nullptr); // NOLINT(concurrency-mt-unsafe): forked child: one thread
       execve(exec_path.c_str(), argv.data(), envp.data());
       err = errno;

@@ -1,0 +1,60 @@
+"""Training faults a careless user hits (issue 15), each on a real tree with the real binary."""
+import json
+import os
+import subprocess
+import unittest
+
+import harness
+from harness import Tree, clean_env
+
+CHATTY = r'''
+import sys, time
+for i in range(3):
+    print("line %d" % i, flush=True)
+time.sleep(0.5)          # the reader has gone by now
+for i in range(1000):
+    print("more %d" % i)
+'''
+
+
+class TestFaults(unittest.TestCase):
+    def setUp(self):
+        harness.require_binary(self)
+
+    def test_a_closed_output_does_not_kill_the_launcher(self):
+        # `smlaunch train 2>&1 | head -1`: the job succeeds; the launcher must exit 0, not 141.
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", CHATTY)
+        argv = [harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON]
+        p = subprocess.Popen(argv, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        first = p.stdout.readline()
+        p.stdout.close()
+        status = p.wait(timeout=60)
+        self.assertTrue(first)
+        self.assertEqual(status, 0, "the launcher died of SIGPIPE" if status in (141, -13) else status)
+        self.assertTrue(os.path.exists(tree.path("output", "success")))
+
+    def test_the_script_gets_the_callers_sigpipe_disposition(self):
+        # The launcher ignores SIGPIPE for itself only: a script writing to a closed pipe dies
+        # of it as it would when run directly.
+        tree = Tree(self, hyperparameters={"sagemaker_program": "run.sh"})
+        tree.add_code("run.sh", "#!/bin/sh\ngrep SigIgn /proc/self/status > \"$SM_MODEL_DIR/sigign\"\n", mode=0o755)
+        os.makedirs(tree.path("model"), exist_ok=True)
+        result = tree.run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        ignored = int(tree.read("model", "sigign").split()[1], 16)
+        self.assertFalse(ignored & (1 << (13 - 1)), "SIGPIPE is ignored in the script")
+
+    def test_mpi_counts_are_not_checked_when_mpi_is_off(self):
+        # What the Chainer estimator writes for one instance with use_mpi=False, num_processes=2.
+        tree = Tree(self, raw_hyperparameters={
+            "sagemaker_program": json.dumps("train.py"), "sagemaker_use_mpi": "false",
+            "sagemaker_num_processes": "2", "sagemaker_process_slots_per_host": "1"})
+        tree.add_code("train.py", "print('trained')\n")
+        result = tree.run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(os.path.exists(tree.path("output", "success")))
+
+
+if __name__ == "__main__":
+    unittest.main()
