@@ -55,6 +55,19 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertTrue(os.path.exists(tree.path("output", "success")))
 
+    def test_only_secret_words_are_redacted_from_the_failure(self):
+        # SM_HP_TOKENIZER and SM_HP_MONKEY are not secrets; HF_TOKEN is.
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py", "tokenizer": "bert-base-uncased",
+                                           "monkey": "capuchin-value"})
+        tree.add_code("train.py", "import os\nraise SystemExit('failed with %s %s %s' % (os.environ['SM_HP_TOKENIZER'], "
+                                  "os.environ['SM_HP_MONKEY'], os.environ['HF_TOKEN']))\n")
+        result = tree.run(env=clean_env(HF_TOKEN="hf_abcdefgh12345"))
+        self.assertEqual(result.returncode, 1, result.stderr)
+        failure = tree.read("output", "failure")
+        self.assertIn("bert-base-uncased", failure)
+        self.assertIn("capuchin-value", failure)
+        self.assertNotIn("hf_abcdefgh12345", failure)
+
 
 if __name__ == "__main__":
     unittest.main()
