@@ -68,6 +68,18 @@ class TestFaults(unittest.TestCase):
         self.assertIn("capuchin-value", failure)
         self.assertNotIn("hf_abcdefgh12345", failure)
 
+    def test_a_submit_directory_that_is_not_a_string_is_a_config_error(self):
+        for raw in ("null", "5", "[1, 2]", "{}"):
+            with self.subTest(value=raw):
+                tree = Tree(self, raw_hyperparameters={"sagemaker_program": json.dumps("train.py"),
+                                                       "sagemaker_submit_directory": raw})
+                result = tree.run()
+                self.assertEqual(result.returncode, 65, result.stderr)
+                failure = tree.read("output", "failure")
+                self.assertTrue(failure.startswith("ConfigError"), failure)
+                self.assertIn("/sagemaker_submit_directory", failure)
+                self.assertIn("expected a string", failure)
+
 
 if __name__ == "__main__":
     unittest.main()
