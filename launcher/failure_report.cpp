@@ -290,7 +290,7 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
 }
 
 std::string
-describe_install_failure(const ChildResult& r)
+describe_install_failure(const ChildResult& r, const std::string& python)
 {
   const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
   std::string errors;
@@ -301,7 +301,10 @@ describe_install_failure(const ChildResult& r)
   }
   std::string message = "pip exited with code " + std::to_string(r.exit_code);
   if (r.exec_errno != 0) {
-    message = "cannot run pip: " + std::system_category().message(r.exec_errno);
+    // The usual cause is a wrong --python / SMLAUNCH_PYTHON: name the path.
+    message = "cannot run pip: " + (python.empty() ? std::string() : python + ": ") +
+              std::system_category().message(r.exec_errno) +
+              (python.empty() ? "" : " (the Python set by --python / SMLAUNCH_PYTHON)");
   }
   if (!errors.empty()) {
     message += "\n" + errors.substr(0, errors.size() - 1);

@@ -38,7 +38,7 @@ std::string last_lines(const std::string& output, std::size_t max_bytes);
 std::string describe_script_failure(const ChildResult& result, const std::string& program, double grace_seconds);
 
 // Why pip failed: its ERROR lines first (they name the requirement), then its last lines.
-std::string describe_install_failure(const ChildResult& result);
+std::string describe_install_failure(const ChildResult& result, const std::string& python = "");
 
 // The job's end on this host: an empty output/success for 0, else output/failure in the
 // CONTRACT's format (secrets redacted, a file the user wrote kept). Returns `code`.

@@ -134,7 +134,7 @@ install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::
   }
   if (r.exit_code != 0) {
     // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference): see train.cpp
-    throw LauncherError(install->error_class, ExitCode::install, describe_install_failure(r))
+    throw LauncherError(install->error_class, ExitCode::install, describe_install_failure(r, install->argv.at(0)))
       .with_command(join_command(install->argv));
   }
 }

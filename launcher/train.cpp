@@ -129,7 +129,7 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
     if (r.exit_code != 0) {
       // Thrown by copy, as with_command() returns *this: same type, no slicing.
       // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference)
-      throw LauncherError(plan.install->error_class, ExitCode::install, describe_install_failure(r))
+      throw LauncherError(plan.install->error_class, ExitCode::install, describe_install_failure(r, plan.install->argv.at(0)))
         .with_command(join_command(plan.install->argv));
     }
   }

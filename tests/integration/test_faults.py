@@ -80,6 +80,15 @@ class TestFaults(unittest.TestCase):
                 self.assertIn("/sagemaker_submit_directory", failure)
                 self.assertIn("expected a string", failure)
 
+    def test_a_missing_python_is_named(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "print('x')\n")
+        tree.add_code("requirements.txt", "numpy\n")
+        result = subprocess.run([harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", "/nonexistent/bin/python3"],
+                                env=clean_env(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 67, result.stderr)
+        self.assertIn("/nonexistent/bin/python3: No such file or directory", tree.read("output", "failure"))
+
 
 if __name__ == "__main__":
     unittest.main()
