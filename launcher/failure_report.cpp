@@ -1,12 +1,16 @@
 #include "launcher/failure_report.hpp"
 
+#include "env/json_value.hpp"
+#include "env/py_format.hpp"
 #include "launcher/logging.hpp"
 
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -253,13 +257,48 @@ untag_mpi_output(const std::string& output)
   return out;
 }
 
+namespace {
+
+// ENOENT from execve also means "the #! interpreter does not exist": name it, and the
+// usual cause, a script saved with Windows line endings ("/bin/sh\r").
+std::string
+missing_file_cause(const std::string& program)
+{
+  std::string first_line;
+  if (const int fd = ::open(program.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); fd >= 0) {
+    struct stat st{};
+    std::array<char, 256> buffer{};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      first_line.assign(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    ::close(fd);
+  }
+  if (!first_line.starts_with("#!")) {
+    return "not found";
+  }
+  first_line = first_line.substr(2, first_line.find('\n') == std::string::npos ? std::string::npos : first_line.find('\n') - 2);
+  const auto start = first_line.find_first_not_of(" \t");
+  if (start == std::string::npos) {
+    return "not found";
+  }
+  const std::string interpreter = first_line.substr(start, first_line.find_first_of(" \t", start) - start);
+  std::string cause = "its interpreter " + env::py_repr(env::Value::string(interpreter)) + " (from the #! line) was not found";
+  if (interpreter.ends_with('\r')) {
+    cause += "; the line ends with a carriage return: the file has Windows (CRLF) line endings";
+  }
+  return cause;
+}
+
+} // namespace
+
 std::string
 describe_script_failure(const ChildResult& r, const std::string& program, double grace_seconds)
 {
   std::string cause;
   if (r.exec_errno != 0) {
     cause = program + ": " +
-            (r.exec_errno == ENOENT     ? "not found"
+            (r.exec_errno == ENOENT     ? missing_file_cause(program)
              : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
                                        : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {

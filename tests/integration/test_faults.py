@@ -89,6 +89,15 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(result.returncode, 67, result.stderr)
         self.assertIn("/nonexistent/bin/python3: No such file or directory", tree.read("output", "failure"))
 
+    def test_a_crlf_shebang_names_the_interpreter(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "run.sh"})
+        tree.add_code("run.sh", "#!/bin/sh\r\necho hi\r\n", mode=0o755)
+        result = tree.run()
+        self.assertEqual(result.returncode, 127, result.stderr)
+        failure = tree.read("output", "failure")
+        self.assertIn("its interpreter '/bin/sh\\r' (from the #! line) was not found", failure)
+        self.assertIn("Windows (CRLF) line endings", failure)
+
 
 if __name__ == "__main__":
     unittest.main()
