@@ -355,6 +355,97 @@ describe_install_failure(const ChildResult& r, const std::string& python)
   return message;
 }
 
+namespace {
+
+// What smlaunch wrote last in this tree ("success\n", or "failure\n" + the failure
+// file's text), so that a later run can tell its own stale outcome from the user's.
+std::string
+outcome_marker(const env::Paths& paths)
+{
+  return paths.base + "/.smlaunch/outcome";
+}
+
+// Space kept in output/ (which may be a volume of its own) so that the failure file
+// still fits when the script filled the disk.
+std::string
+reserve_path(const env::Paths& paths)
+{
+  return paths.output + "/.smlaunch-failure-reserve";
+}
+
+constexpr off_t k_reserve_bytes = 64 * 1024;
+
+bool
+read_whole(const std::string& path, std::string& out, std::size_t limit)
+{
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return false;
+  }
+  struct stat st{};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) <= limit;
+  if (ok) {
+    out.resize(static_cast<std::size_t>(st.st_size));
+    ok = ::read(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size());
+  }
+  ::close(fd);
+  return ok;
+}
+
+void
+write_outcome_marker(const env::Paths& paths, const std::string& text)
+{
+  std::error_code ec;
+  std::filesystem::create_directories(paths.base + "/.smlaunch", ec);
+  const int fd = ::open(outcome_marker(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    (void)write_all(fd, text.data(), text.size());
+    ::close(fd);
+  }
+}
+
+} // namespace
+
+void
+prepare_outcome(const env::Paths& paths)
+{
+  std::string recorded;
+  if (read_whole(outcome_marker(paths), recorded, 1024 * 1024)) {
+    std::string current;
+    if (recorded == "success\n") {
+      ::unlink(paths.success_file.c_str());
+    } else if (recorded.starts_with("failure\n") && read_whole(paths.failure_file, current, 1024 * 1024) &&
+               current == recorded.substr(8)) {
+      spdlog::info("removing the failure file of an earlier run: {}", paths.failure_file);
+      ::unlink(paths.failure_file.c_str());
+    }
+    ::unlink(outcome_marker(paths).c_str());
+  }
+  struct stat st{};
+  if (::stat(paths.output.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return;
+  }
+  const int fd = ::open(reserve_path(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    const int err = ::posix_fallocate(fd, 0, k_reserve_bytes);
+    ::close(fd);
+    if (err != 0) {
+      ::unlink(reserve_path(paths).c_str());
+    }
+  }
+}
+
+bool
+record_failure(const env::Paths& paths, const std::string& text)
+{
+  ::unlink(reserve_path(paths).c_str()); // its space is now the failure file's
+  const bool written = write_failure_file(paths.failure_file, text);
+  if (written) {
+    write_outcome_marker(paths, "failure\n" + text);
+  }
+  return written;
+}
+
 int
 record_outcome(const env::Paths& paths, int code, const std::string& error_class, const std::string& message,
                const std::string& command, const env::EnvMap& secrets)
@@ -362,15 +453,17 @@ record_outcome(const env::Paths& paths, int code, const std::string& error_class
   std::error_code ec;
   std::filesystem::create_directories(paths.output, ec);
   if (code == 0) {
+    ::unlink(reserve_path(paths).c_str());
     const int fd = ::open(paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::close(fd);
+      write_outcome_marker(paths, "success\n");
     }
     return 0;
   }
   const std::string text = env::redact_secrets(format_failure(error_class, code, message, command), secrets);
   spdlog::error("training failed: {}", text);
-  write_failure_file(paths.failure_file, text);
+  record_failure(paths, text);
   return code;
 }
 
@@ -386,8 +479,13 @@ write_failure_file(const std::string& path, const std::string& text)
     }
     return false;
   }
-  const bool ok = write_all(fd, text.data(), text.size());
-  ::close(fd);
+  bool ok = write_all(fd, text.data(), text.size());
+  const int write_error = ok ? 0 : errno;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {
+    // The reason is in the log line above it; say that the file lacks it.
+    spdlog::error("cannot write {}: {}", path, std::system_category().message(write_error != 0 ? write_error : errno));
+  }
   return ok;
 }
 

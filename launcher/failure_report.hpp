@@ -49,4 +49,11 @@ int record_outcome(const env::Paths& paths, int code, const std::string& error_c
 // Returns false when it was kept or could not be written.
 bool write_failure_file(const std::string& path, const std::string& text);
 
+// At the start of `train`: removes the success or failure file that smlaunch itself wrote
+// in an earlier run on this tree (a failure file the user's script wrote stays), and
+// reserves space in output/ for the failure file.
+void prepare_outcome(const env::Paths& paths);
+// write_failure_file into the reserved space, remembered as smlaunch's own.
+bool record_failure(const env::Paths& paths, const std::string& text);
+
 } // namespace launcher

@@ -98,6 +98,53 @@ class TestFaults(unittest.TestCase):
         self.assertIn("its interpreter '/bin/sh\\r' (from the #! line) was not found", failure)
         self.assertIn("Windows (CRLF) line endings", failure)
 
+    # --- outcome files on a tree used again, and on a full output volume
+    def test_a_stale_failure_file_of_an_earlier_run_is_removed(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "import sys\nsys.exit(3)\n")
+        self.assertEqual(tree.run().returncode, 3)
+        self.assertIn("ExitCode 3", tree.read("output", "failure"))
+        tree.add_code("train.py", "print('fixed')\n")
+        result = tree.run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertFalse(os.path.exists(tree.path("output", "failure")), "stale failure file kept")
+        self.assertTrue(os.path.exists(tree.path("output", "success")))
+        # ...and the success of that run is not left beside the next run's failure.
+        tree.add_code("train.py", "import sys\nsys.exit(4)\n")
+        self.assertEqual(tree.run().returncode, 4)
+        self.assertFalse(os.path.exists(tree.path("output", "success")), "stale success file kept")
+        self.assertEqual(os.listdir(tree.path("output")), ["failure"])   # no reserve left behind
+
+    def test_a_failure_file_the_script_wrote_is_kept(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "import os, sys\nos.makedirs(os.environ['SM_OUTPUT_DIR'], exist_ok=True)\nopen(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w')"
+                                  ".write('mine')\nsys.exit(2)\n")
+        self.assertEqual(tree.run().returncode, 2)
+        tree.add_code("train.py", "print('ok')\n")
+        self.assertEqual(tree.run().returncode, 0)
+        self.assertEqual(tree.read("output", "failure"), "mine")
+
+    def test_the_failure_fits_when_the_script_filled_the_output_volume(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs on output/ needs root")
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        os.makedirs(tree.path("output"), exist_ok=True)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "smlaunch-test", tree.path("output")],
+                                 capture_output=True, text=True, timeout=30)
+        if mounted.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: " + mounted.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", tree.path("output")], timeout=30)
+        tree.add_code("train.py", "import os\n"
+                                  "with open(os.path.join(os.environ['SM_OUTPUT_DIR'], 'filler'), 'wb') as f:\n"
+                                  "    while True:\n"
+                                  "        f.write(b'x' * 4096)\n"
+                                  "        f.flush()\n")
+        result = tree.run()
+        self.assertEqual(result.returncode, 1, result.stderr)
+        failure = tree.read("output", "failure")
+        self.assertIn("No space left on device", failure)
+        self.assertIn("ExitCode 1", failure)
+
 
 if __name__ == "__main__":
     unittest.main()
