@@ -1,7 +1,10 @@
 """Training faults a careless user hits (issue 15), each on a real tree with the real binary."""
+import io
 import json
 import os
+import shutil
 import subprocess
+import tarfile
 import unittest
 
 import harness
@@ -15,6 +18,11 @@ time.sleep(0.5)          # the reader has gone by now
 for i in range(1000):
     print("more %d" % i)
 '''
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
 
 
 class TestFaults(unittest.TestCase):
@@ -144,6 +152,56 @@ class TestFaults(unittest.TestCase):
         failure = tree.read("output", "failure")
         self.assertIn("No space left on device", failure)
         self.assertIn("ExitCode 1", failure)
+
+    def small_volume(self, tree, size="2m"):
+        """A copy of the tree's base on a tmpfs of its own (root only)."""
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs needs root")
+        mount_point = os.path.join(tree.root, "small")
+        os.makedirs(mount_point)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "smlaunch-test", mount_point],
+                                 capture_output=True, text=True, timeout=30)
+        if mounted.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: " + mounted.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", mount_point], timeout=30)
+        base = os.path.join(mount_point, "ml")
+        shutil.copytree(tree.base, base)
+        return base
+
+    @staticmethod
+    def write_archive(path, members):
+        with tarfile.open(path, "w:gz") as t:
+            for name, data, mode in members:
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), mode
+                t.addfile(info, io.BytesIO(data))
+
+    def test_a_full_disk_while_unpacking_fails_the_staging_and_keeps_the_previous_code(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.sh"})
+        base = self.small_volume(tree)
+        archive = os.path.join(tree.root, "code.tar.gz")
+        self.write_archive(archive, [("train.sh", b"#!/bin/sh\necho v1\n", 0o755)])
+        hps = json.loads(read(os.path.join(base, "input", "config", "hyperparameters.json")))
+        hps["sagemaker_submit_directory"] = json.dumps(archive)
+        with open(os.path.join(base, "input", "config", "hyperparameters.json"), "w") as f:
+            json.dump(hps, f)
+        run = lambda: subprocess.run([harness.SMLAUNCH, "train", "--base-dir", base, "--python", harness.PYTHON],
+                                     env=clean_env(), capture_output=True, text=True, timeout=120)
+        first = run()
+        self.assertEqual(first.returncode, 0, first.stderr)
+        marker = read(os.path.join(base, ".smlaunch", "staged-code.json"))
+        # The same code with 4 MiB of zeros (a few KiB compressed) on a 2 MiB volume.
+        self.write_archive(archive, [("train.sh", b"#!/bin/sh\necho v2\n", 0o755),
+                                     ("big.bin", bytes(4 * 1024 * 1024), 0o644)])
+        second = run()
+        self.assertEqual(second.returncode, 66, second.stderr)
+        failure = read(os.path.join(base, "output", "failure"))
+        self.assertTrue(failure.startswith("StagingError"), failure)
+        self.assertIn('"big.bin"', failure)
+        self.assertIn("No space left on device", failure)
+        self.assertEqual(read(os.path.join(base, "code", "train.sh")), "#!/bin/sh\necho v1\n")
+        self.assertEqual(read(os.path.join(base, ".smlaunch", "staged-code.json")), marker)
+        self.assertFalse(os.path.exists(os.path.join(base, "code", "big.bin")))
 
 
 if __name__ == "__main__":
