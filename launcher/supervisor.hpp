@@ -93,7 +93,7 @@ public:
 private:
   int wait_signal(std::chrono::milliseconds timeout);
   void reap(pid_t main_child, bool& main_exited, int& status, int& orphans);
-  pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool die_with_parent);
+  pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool background);
   std::vector<pid_t> m_background;
   std::vector<pid_t> m_background_exited;
   void end_process_group(pid_t pgid, int& orphans);
