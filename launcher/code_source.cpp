@@ -6,6 +6,7 @@
 #include "launcher/logging.hpp"
 
 #include <cstdio>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -68,6 +69,24 @@ is_archive_name(const std::string& path)
   return false;
 }
 
+// RFC 8089: a file:// URI carries its path percent-encoded ("my%20src"). A malformed
+// escape stays as it is.
+std::string
+percent_decode(const std::string& text)
+{
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) != 0 &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2])) != 0) {
+      out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 std::string
 strip_trailing_slashes(std::string p)
 {
@@ -94,6 +113,7 @@ classify_code_source(const std::string& module_dir, const std::string& code_dir)
     if (path.rfind("localhost/", 0) == 0) {
       path = path.substr(9);
     }
+    path = percent_decode(path);
   }
   path = strip_trailing_slashes(path);
   source.local_path = path;
@@ -257,8 +277,10 @@ void
 copy_tree(const std::string& from, const std::string& to)
 {
   std::error_code ec;
-  // Links are copied as links: a link must not pull files from outside into code/.
-  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+  // The source itself may be a link to a folder (followed); links inside it are copied as
+  // links: a link must not pull files from outside into code/.
+  const fs::path source = fs::is_symlink(from, ec) ? fs::canonical(from, ec) : fs::path(from);
+  fs::copy(source, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
   if (ec) {
     throw StagingError("cannot copy " + from + " into " + to + ": " + ec.message());
   }

@@ -227,6 +227,36 @@ class TestFaults(unittest.TestCase):
             time.sleep(0.05)
         self.assertFalse(alive(script), "the script outlived its SIGKILLed launcher")
 
+    # --- staging that refused legitimate setups
+    def test_a_submit_directory_that_is_a_link_to_a_folder_is_followed(self):
+        for suffix in ("", "/"):
+            for scheme in ("", "file://"):
+                with self.subTest(uri=scheme + "<link>" + suffix):
+                    tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+                    tree.add_code("train.py", "print('from the linked folder')\n")
+                    link = os.path.join(tree.root, "link-to-src")
+                    os.symlink(tree.src, link)
+                    hps = json.loads(read(tree.path("input", "config", "hyperparameters.json")))
+                    hps["sagemaker_submit_directory"] = json.dumps(scheme + link + suffix)
+                    tree.write_config("hyperparameters.json", hps)
+                    result = tree.run()
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertIn("from the linked folder", result.stdout + result.stderr)
+                    self.assertFalse(os.path.islink(tree.path("code")))
+
+    def test_a_file_uri_with_percent_escapes_is_decoded(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        spaced = os.path.join(tree.root, "my src")
+        os.makedirs(spaced)
+        with open(os.path.join(spaced, "train.py"), "w") as f:
+            f.write("print('from my src')\n")
+        hps = json.loads(read(tree.path("input", "config", "hyperparameters.json")))
+        hps["sagemaker_submit_directory"] = json.dumps("file://" + spaced.replace(" ", "%20"))
+        tree.write_config("hyperparameters.json", hps)
+        result = tree.run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("from my src", result.stdout + result.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
