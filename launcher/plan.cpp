@@ -276,7 +276,7 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
     {"python", in.python},
     {"machine",
      {{"num_cpus", in.machine.num_cpus}, {"num_gpus", in.machine.num_gpus}, {"gpu_source", in.gpu_source},
-      {"num_neurons", in.machine.num_neurons}}},
+      {"num_neurons", in.machine.num_neurons}, {"probes_run", in.probes_run}}},
     {"host",
      {{"current_host", e.current_host}, {"hosts", e.hosts}, {"master", e.master_hostname}, {"is_master", e.is_master}}},
     {"mpi",

@@ -41,6 +41,7 @@ struct PlanInputs
   bool code_staged = false;        // staging is done: plan from code/ itself
   std::string smlaunch_exe;        // this binary (mpirun starts `smlaunch rank` on every host)
   int open_mpi_major = 4;
+  std::vector<std::string> probes_run; // processes the machine probes ran (plan lists them)
 };
 
 enum class Role { single, master, worker };
