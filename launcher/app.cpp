@@ -173,6 +173,10 @@ run(int argc, const char* const* argv, char** envp)
     if (const int stopped = stage(plan, inputs, supervisor)) {
       return stopped;
     }
+    // Nothing staged: code/ is what the plan saw, and planning again would give the same plan.
+    if (plan.staging == StagingAction::none || plan.staging == StagingAction::keep_existing) {
+      return execute_train(plan, inputs, supervisor);
+    }
     // Archives and S3 objects are only known once unpacked: plan again from code/.
     inputs.code_staged = true;
     return execute_train(make_train_plan(inputs), inputs, supervisor);
