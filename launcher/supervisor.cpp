@@ -172,7 +172,15 @@ child_after_fork(const ChildSetup& c)
   _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SMLAUNCH_FORK_CHILDREN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define SMLAUNCH_FORK_CHILDREN 1
+#endif
+#endif
+
+#if defined(SMLAUNCH_FORK_CHILDREN)
 // The sanitizers do not follow a child that shares the parent's memory: fork.
 pid_t
 start_child(const ChildSetup& setup)
