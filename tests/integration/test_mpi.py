@@ -286,6 +286,7 @@ class TestMpi(unittest.TestCase):
         self.assertEqual(argv[argv.index("--host") + 1], "algo-1:2,algo-2:2")
         self.assertEqual(argv[argv.index("-np") + 1], "4")
         self.assertEqual(plan["environment"]["SM_NUM_GPUS"], "2")
+        self.assertEqual(plan["machine"]["probes_run"], [os.path.join(fake_bin, "nvidia-smi") + " --list-gpus"])
 
     def test_chainermn_example_on_two_hosts_two_slots(self):
         try:
@@ -407,6 +408,28 @@ class TestMpiOneHost(unittest.TestCase):
         for r in ranks:
             self.assertEqual(r["threads"], {"OMP_NUM_THREADS": "7", "OPENBLAS_NUM_THREADS": share,
                                             "MKL_NUM_THREADS": "5"})
+
+    def test_plan_runs_no_process_and_lists_a_probe_that_had_to(self):
+        # Issue 13: Open MPI's version comes from its files (Debian: mpirun -> ... -> orterun);
+        # an mpirun whose files tell nothing is asked `--version`, and the plan says so.
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True},
+                            code={"train.py": ALLREDUCE})
+        plan = json.loads(tree.run("plan", env=clean_env(), timeout=60).stdout)
+        if os.path.basename(os.path.realpath(shutil.which("mpirun") or "")) == "orterun":
+            self.assertEqual(plan["machine"]["probes_run"], [])
+            self.assertEqual(plan["mpi"]["open_mpi_major"], 4)
+        fake_bin = tempfile.mkdtemp(prefix="smlaunch-fake-mpirun-")
+        self.addCleanup(shutil.rmtree, fake_bin, True)
+        marker = os.path.join(fake_bin, "ran")
+        with open(os.path.join(fake_bin, "mpirun"), "w") as f:
+            f.write("#!/bin/sh\ntouch %s\necho 'mpirun (Open MPI) 5.0.3'\n" % marker)
+        os.chmod(os.path.join(fake_bin, "mpirun"), 0o755)
+        env = clean_env()
+        env["PATH"] = fake_bin + ":" + env["PATH"]
+        plan = json.loads(tree.run("plan", env=env, timeout=60).stdout)
+        self.assertTrue(os.path.exists(marker))
+        self.assertEqual(plan["machine"]["probes_run"], [os.path.join(fake_bin, "mpirun") + " --version"])
+        self.assertEqual(plan["mpi"]["open_mpi_major"], 5)
 
     def test_one_rank_per_host_keeps_every_core(self):
         tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True},
