@@ -73,6 +73,10 @@ def main():
     args = parser.parse_args()
     smlaunch = os.path.abspath(args.smlaunch)
 
+    for folder in REFERENCE.split(":"):
+        if not os.path.isdir(folder):
+            sys.exit("%s is missing: the reference BLAS needs Debian's libblas3 and liblapack3 "
+                     "(apt-get install libblas3 liblapack3; OpenBLAS keeps the libblas.so.3 alternative)" % folder)
     root = tempfile.mkdtemp(prefix="smlaunch-bench-blas-")
     data = os.path.join(root, "data")
     subprocess.run([args.python, os.path.join(EXAMPLE, "generate_data.py"), os.path.join(data, "train"),
