@@ -3,7 +3,7 @@
 same invocation: start-up overhead and memory of `smlaunch train` on a trivial script,
 and output throughput through the launcher against writing directly.
 
-Usage: bench_launcher.py SMLAUNCH PYTHON [--runs N] [--gib G]
+Usage: bench_launcher.py SMLAUNCH PYTHON [--runs N] [--gib G] [--before OLD_SMLAUNCH] [--startup-only]
 """
 import argparse
 import json
@@ -52,16 +52,20 @@ def env():
     return e
 
 
-def timed(argv, runs, **kwargs):
-    samples = []
+def interleaved(commands, runs):
+    """Run each (argv, cwd) in turn, `runs` times, so that any drift of a shared machine
+    falls on every side alike; returns per command (median, min) in ms."""
+    samples = [[] for _ in commands]
+    e = env()
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, **kwargs)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000, min(samples) * 1000
+        for i, (argv, cwd) in enumerate(commands):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, cwd=cwd, env=e, stdout=subprocess.DEVNULL)
+            samples[i].append(time.perf_counter() - start)
+    return [(statistics.median(s) * 1000, min(s) * 1000) for s in samples]
 
 
-def startup(smlaunch, python, runs, root, program, code, interpreter):
+def startup(smlaunch, python, runs, root, program, code, interpreter, before=None):
     base, src = make_tree(os.path.join(root, program), program, code)
     launcher = [smlaunch, "train", "--base-dir", base, "--python", python]
     subprocess.run(launcher, check=True, env=env())  # stages code/ once
@@ -69,10 +73,10 @@ def startup(smlaunch, python, runs, root, program, code, interpreter):
     with open(hps_path, "w") as f:  # from now on the code is already in place: no staging
         json.dump({"sagemaker_program": json.dumps(program)}, f)
     direct = ([interpreter, program] if interpreter else ["./" + program])
-    # Interleave to share any drift of the machine between both sides.
-    d_med, d_min = timed(direct, runs, cwd=os.path.join(base, "code"), env=env())
-    l_med, l_min = timed(launcher, runs, env=env())
-    return d_med, l_med, d_min, l_min
+    commands = [(direct, os.path.join(base, "code")), (launcher, None)]
+    if before:
+        commands.append(([before, "train", "--base-dir", base, "--python", python], None))
+    return interleaved(commands, runs)
 
 
 def launcher_memory(smlaunch, python, root):
@@ -141,17 +145,32 @@ def main():
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--before", help="another smlaunch binary (e.g. the previous release) timed beside it")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up figures")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="smlaunch-bench-")
     rows = []
     try:
         for program, code, interp, label in (("train.sh", TRIVIAL_SH, None, "shell script"),
                                             ("train.py", TRIVIAL_PY, args.python, "python script")):
-            d_med, l_med, d_min, l_min = startup(args.smlaunch, args.python, args.runs, root, program, code, interp)
+            timings = startup(args.smlaunch, args.python, args.runs, root, program, code, interp, args.before)
+            (d_med, d_min), (l_med, l_min) = timings[0], timings[1]
             rows.append(("start-up, %s, median of %d (ms)" % (label, args.runs), l_med, d_med,
-                         "overhead %.2f ms" % (l_med - d_med)))
+                         "launcher's own share %.2f ms" % (l_med - d_med)))
             rows.append(("start-up, %s, best of %d (ms)" % (label, args.runs), l_min, d_min,
-                         "overhead %.2f ms" % (l_min - d_min)))
+                         "launcher's own share %.2f ms" % (l_min - d_min)))
+            if args.before:
+                b_med, b_min = timings[2]
+                rows.append(("start-up, %s, median of %d, --before binary (ms)" % (label, args.runs), b_med, d_med,
+                             "launcher's own share %.2f ms" % (b_med - d_med)))
+        version = [[args.smlaunch, "--version"]] + ([[args.before, "--version"]] if args.before else [])
+        timings = interleaved([(["/bin/true"], None)] + [(v, None) for v in version], args.runs)
+        for v, (v_med, _) in zip(version, timings[1:]):
+            rows.append(("%s --version, median of %d (ms)" % ("smlaunch" if v[0] == args.smlaunch else "--before",
+                                                              args.runs), v_med, timings[0][0],
+                         "over /bin/true %.2f ms" % (v_med - timings[0][0])))
+        if args.startup_only:
+            return print_rows(rows)
         rss, pss, private = launcher_memory(args.smlaunch, args.python, root)
         rows.append(("smlaunch memory while the script runs: RSS (MiB)", rss, 0.0, "extra process"))
         rows.append(("smlaunch memory while the script runs: PSS (MiB)", pss, 0.0, "extra process"))
@@ -166,6 +185,10 @@ def main():
                          ours, direct, "ratio %.2f" % (ours / direct)))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print_rows(rows)
+
+
+def print_rows(rows):
     width = max(len(r[0]) for r in rows)
     print("%-*s  %10s  %10s  %s" % (width, "figure", "smlaunch", "baseline", "comparison"))
     for name, ours, base, note in rows:

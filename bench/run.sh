@@ -14,6 +14,9 @@ echo
 echo "== MPI: start and end latency on simulated hosts (baseline: plain mpirun on the same hosts)"
 .venv/bin/python bench/bench_mpi.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
 echo
+echo "== BLAS and thread budget: the Chainer example, optimized against reference BLAS (baseline: the reference BLAS; no budget)"
+.venv/bin/python bench/bench_blas.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
+echo
 echo "== serving: requests/s and latency (baseline: nginx + gunicorn (gevent) + Flask, same handlers)"
 .venv/bin/python bench/bench_serve.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
 

@@ -33,3 +33,13 @@ if(SMLAUNCH_ENABLE_UBSAN)
   target_compile_options(smlaunch_settings INTERFACE -fsanitize=undefined -fno-sanitize-recover=all)
   target_link_options(smlaunch_settings INTERFACE -fsanitize=undefined)
 endif()
+
+# The smlaunch binary itself links libstdc++ and libgcc statically: it starts at every job
+# (and once per MPI rank), and the dynamic loader's symbol lookups in libstdc++ were most of
+# its start-up (bench/README.md). Not with sanitizers, nor for test binaries (GoogleTest is
+# a shared library built against the shared libstdc++).
+option(SMLAUNCH_STATIC_RUNTIME "Link the smlaunch binary with libstdc++ and libgcc statically" ON)
+add_library(smlaunch_static_runtime INTERFACE)
+if(SMLAUNCH_STATIC_RUNTIME AND NOT SMLAUNCH_ENABLE_ASAN AND NOT SMLAUNCH_ENABLE_UBSAN)
+  target_link_options(smlaunch_static_runtime INTERFACE -static-libstdc++ -static-libgcc)
+endif()

@@ -33,10 +33,11 @@ current_directory()
   return ec ? "/" : cwd.string();
 }
 
-// Open MPI's major version, asked only when the job may use MPI.
+// Open MPI's major version, asked only when the job may use MPI: from its files when they
+// tell, else from `mpirun --version` (recorded in `processes_run`).
 int
 probe_open_mpi_major(Supervisor& supervisor, const env::EnvMap& inherited, const Options& options,
-                     const env::ConfigFiles& config)
+                     const env::ConfigFiles& config, std::vector<std::string>& processes_run)
 {
   const env::Value* hosts = config.resource_config.find("hosts");
   bool maybe_mpi = hosts != nullptr && hosts->size() > 1;
@@ -48,8 +49,12 @@ probe_open_mpi_major(Supervisor& supervisor, const env::EnvMap& inherited, const
   if (!maybe_mpi || !mpirun) {
     return 4;
   }
+  if (const auto major = open_mpi_major_from_files(*mpirun)) {
+    return *major;
+  }
   ChildSpec spec;
   spec.argv = {*mpirun, "--version"};
+  processes_run.push_back(join_command(spec.argv));
   spec.envp = inherited.to_envp();
   spec.output = OutputMode::capture;
   spec.timeout = std::chrono::seconds(20);
@@ -75,13 +80,14 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
                                    options.num_gpus);
   in.machine = probe.facts;
   in.gpu_source = probe.gpu_source;
+  in.probes_run = probe.processes_run;
   const std::string* path = inherited.get("PATH");
   in.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
   in.code_dir_has_files = directory_has_files(in.paths.code);
   in.staged_by_smlaunch = ::access(staging_marker_path(in.paths.base).c_str(), F_OK) == 0;
   std::error_code ec;
   in.smlaunch_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-  in.open_mpi_major = probe_open_mpi_major(supervisor, inherited, options, in.config);
+  in.open_mpi_major = probe_open_mpi_major(supervisor, inherited, options, in.config, in.probes_run);
   return in;
 }
 
@@ -169,6 +175,10 @@ run(int argc, const char* const* argv, char** envp)
     }
     if (const int stopped = stage(plan, inputs, supervisor)) {
       return stopped;
+    }
+    // Nothing staged: code/ is what the plan saw, and planning again would give the same plan.
+    if (plan.staging == StagingAction::none || plan.staging == StagingAction::keep_existing) {
+      return execute_train(plan, inputs, supervisor);
     }
     // Archives and S3 objects are only known once unpacked: plan again from code/.
     inputs.code_staged = true;

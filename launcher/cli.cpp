@@ -89,6 +89,7 @@ help_text()
     "commands:\n"
     "  train      run the training job that the tree under the base directory describes\n"
     "  plan       print, as one JSON object, everything `train` would do, and run nothing\n"
+    "             (but a machine probe without a file to read: listed in machine.probes_run)\n"
     "  serve      host the model under <base>/model over HTTP (see smlaunch serve --help)\n"
     "  local      simulate a whole training job on this machine (see smlaunch local --help)\n"
     "\n"

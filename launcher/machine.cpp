@@ -2,8 +2,10 @@
 
 #include "env/json_value.hpp"
 #include "launcher/executables.hpp"
+#include "launcher/failure_report.hpp"
 
 #include <dlfcn.h>
+#include <filesystem>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -40,7 +42,8 @@ nvml_device_count()
 }
 
 std::optional<std::string>
-run_probe(Supervisor& supervisor, const env::EnvMap& environment, const std::string& program, std::vector<std::string> args)
+run_probe(Supervisor& supervisor, const env::EnvMap& environment, const std::string& program, std::vector<std::string> args,
+          std::vector<std::string>& processes_run)
 {
   const std::string* path = environment.get("PATH");
   const auto exe = find_executable(program, path != nullptr ? *path : k_default_path);
@@ -53,6 +56,7 @@ run_probe(Supervisor& supervisor, const env::EnvMap& environment, const std::str
   spec.envp = environment.to_envp();
   spec.output = OutputMode::capture;
   spec.timeout = std::chrono::seconds(20);
+  processes_run.push_back(join_command(spec.argv));
   const ChildResult r = supervisor.run(spec);
   if (r.exit_code != 0) {
     spdlog::debug("{} exited with {}", program, r.exit_code);
@@ -99,6 +103,41 @@ count_neuron_cores(const std::string& json)
   }
 }
 
+std::optional<int>
+count_proc_gpus(const std::string& proc_gpus_dir)
+{
+  std::error_code ec;
+  std::filesystem::directory_iterator it(proc_gpus_dir, ec);
+  if (ec) {
+    return std::nullopt;
+  }
+  int n = 0;
+  for (const auto& entry : it) {
+    n += entry.is_directory(ec) ? 1 : 0;
+  }
+  return n;
+}
+
+std::optional<int>
+open_mpi_major_from_files(const std::string& mpirun_path)
+{
+  std::error_code ec;
+  const std::filesystem::path real = std::filesystem::canonical(mpirun_path, ec);
+  if (ec) {
+    return std::nullopt;
+  }
+  if (real.filename() == "orterun") {
+    return 4;
+  }
+  if (real.filename() == "prterun" || std::filesystem::exists(real.parent_path() / "prterun", ec)) {
+    return 5;
+  }
+  if (std::filesystem::exists(real.parent_path() / "orterun", ec)) {
+    return 4;
+  }
+  return std::nullopt;
+}
+
 MachineProbe
 probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type, std::optional<int> num_gpus)
 {
@@ -112,7 +151,10 @@ probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std:
   } else if (const auto n = nvml_device_count()) {
     probe.facts.num_gpus = *n;
     probe.gpu_source = "nvml";
-  } else if (const auto out = run_probe(supervisor, environment, "nvidia-smi", {"--list-gpus"})) {
+  } else if (const auto listed = count_proc_gpus()) {
+    probe.facts.num_gpus = *listed;
+    probe.gpu_source = "proc";
+  } else if (const auto out = run_probe(supervisor, environment, "nvidia-smi", {"--list-gpus"}, probe.processes_run)) {
     probe.facts.num_gpus = count_gpu_lines(*out);
     probe.gpu_source = "nvidia-smi";
   } else {
@@ -121,7 +163,7 @@ probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std:
 
   if (instance_type.find("trn2.48xlarge") != std::string::npos) {
     probe.facts.num_neurons = 64;
-  } else if (const auto out = run_probe(supervisor, environment, "neuron-ls", {"-j"})) {
+  } else if (const auto out = run_probe(supervisor, environment, "neuron-ls", {"-j"}, probe.processes_run)) {
     probe.facts.num_neurons = count_neuron_cores(*out);
   }
 

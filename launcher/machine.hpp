@@ -8,14 +8,27 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace launcher {
 
 struct MachineProbe
 {
   env::MachineFacts facts;
-  std::string gpu_source; // "option", "nvml", "nvidia-smi", "none"
+  std::string gpu_source; // "option", "nvml", "proc", "nvidia-smi", "none"
+  // Every process a probe ran, as a command line ("nvidia-smi --list-gpus"): `smlaunch plan`
+  // lists them. Empty wherever NVML, /proc or the instance type answered.
+  std::vector<std::string> processes_run;
 };
+
+// GPUs the NVIDIA driver lists in `proc_gpus_dir` (/proc/driver/nvidia/gpus: one folder per
+// GPU); nullopt when the folder does not exist (no driver).
+std::optional<int> count_proc_gpus(const std::string& proc_gpus_dir = "/proc/driver/nvidia/gpus");
+
+// Open MPI's major version from the files of its launcher, without running it: `mpirun`
+// resolved through its links is orterun (Open MPI 4, ORTE) or has prterun beside it
+// (Open MPI 5, PRRTE). nullopt when the files do not tell.
+std::optional<int> open_mpi_major_from_files(const std::string& mpirun_path);
 
 // `num_gpus` overrides detection (--num-gpus). Probes run under the supervisor.
 MachineProbe probe_machine(Supervisor& supervisor,

@@ -31,6 +31,23 @@ step_to_json(const Step& step, const std::vector<std::string>& secrets)
           {"env", env_to_json(step.env, secrets)}};
 }
 
+// "4 = 8 cpus / 2 processes" and each variable with its value and origin ("user" or
+// "budget"); without MPI, one process keeps every core and nothing is set.
+nlohmann::ordered_json
+thread_budget_to_json(const std::optional<env::ThreadBudget>& budget)
+{
+  if (!budget) {
+    return {{"applies_to", "none"}, {"why", "no MPI: one process on this host keeps every core"},
+            {"variables", nlohmann::ordered_json::object()}};
+  }
+  nlohmann::ordered_json variables = nlohmann::ordered_json::object();
+  for (const auto& s : budget->settings) {
+    variables[s.name] = {{"value", s.value}, {"origin", env::to_string(s.origin)}};
+  }
+  return {{"applies_to", "mpi_ranks"}, {"cpus", budget->cpus}, {"processes_on_host", budget->processes},
+          {"threads", budget->threads}, {"why", budget->why}, {"variables", variables}};
+}
+
 } // namespace
 
 const char*
@@ -120,6 +137,18 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
   }
   command.argv.insert(command.argv.end(), {in.smlaunch_exe, "rank", "--keep", keep, "--"});
   command.argv.insert(command.argv.end(), plan.rank_program.begin(), plan.rank_program.end());
+
+  // The ranks' thread budget on this host: the user's values are this host's environment
+  // and the user's own `-x NAME=value` (a bare `-x NAME` passes the value seen here).
+  env::EnvMap user = in.inherited;
+  for (std::size_t i = 0; i + 1 < plan.mpi.custom_options.size(); ++i) {
+    const std::string& word = plan.mpi.custom_options[i + 1];
+    if (plan.mpi.custom_options[i] == "-x" && word.find('=') != std::string::npos) {
+      user.set(word.substr(0, word.find('=')), word.substr(word.find('=') + 1));
+    }
+  }
+  plan.thread_budget =
+    env::thread_budget(in.machine.num_cpus, mpi::processes_on_host(plan.mpi, e.current_host), user);
 
   // mpirun's own environment: the host's, plus where local ranks find this host's tree.
   env::EnvMap mpirun_env = in.inherited;
@@ -247,7 +276,7 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
     {"python", in.python},
     {"machine",
      {{"num_cpus", in.machine.num_cpus}, {"num_gpus", in.machine.num_gpus}, {"gpu_source", in.gpu_source},
-      {"num_neurons", in.machine.num_neurons}}},
+      {"num_neurons", in.machine.num_neurons}, {"probes_run", in.probes_run}}},
     {"host",
      {{"current_host", e.current_host}, {"hosts", e.hosts}, {"master", e.master_hostname}, {"is_master", e.is_master}}},
     {"mpi",
@@ -256,6 +285,7 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
       {"processes_per_host", plan.mpi.processes_per_host}, {"num_processes", plan.mpi.num_processes},
       {"custom_options", plan.mpi.custom_options}, {"rank_program", plan.rank_program},
       {"open_mpi_major", in.open_mpi_major}}},
+    {"thread_budget", thread_budget_to_json(plan.thread_budget)},
     {"code",
      {{"source", plan.source.uri}, {"kind", to_string(plan.source.kind)}, {"action", to_string(plan.staging)},
       {"code_dir", in.paths.code}}},

@@ -4,6 +4,7 @@
 
 #include "env/config_files.hpp"
 #include "env/env_map.hpp"
+#include "env/thread_budget.hpp"
 #include "env/training_environment.hpp"
 #include "launcher/cli.hpp"
 #include "launcher/code_source.hpp"
@@ -40,6 +41,7 @@ struct PlanInputs
   bool code_staged = false;        // staging is done: plan from code/ itself
   std::string smlaunch_exe;        // this binary (mpirun starts `smlaunch rank` on every host)
   int open_mpi_major = 4;
+  std::vector<std::string> probes_run; // processes the machine probes ran (plan lists them)
 };
 
 enum class Role { single, master, worker };
@@ -65,6 +67,8 @@ struct TrainPlan
   std::optional<Step> mpirun;
   std::vector<std::string> rank_program;
   std::vector<std::string> workers; // every host but the master
+  // MPI: what each rank on this host gets (the rank step applies it; see rank.hpp).
+  std::optional<env::ThreadBudget> thread_budget;
 };
 
 // The variables smlaunch adds for a script on this host: SM_*, PYTHONPATH,

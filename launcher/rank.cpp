@@ -9,6 +9,7 @@
 #include "launcher/rank_relay.hpp"
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -32,6 +33,25 @@ is_mpi_runtime_variable(const std::string& name)
 }
 
 } // namespace
+
+env::ThreadBudget
+rank_thread_budget(const env::TrainingEnvironment& training, int cpus, const env::EnvMap& process_environment,
+                   const env::EnvMap& user)
+{
+  // What mpirun placed on this host (exact, whatever mapping options the user passed);
+  // without it, the reference's --host/-np slot distribution.
+  int processes = 0;
+  if (const std::string* local = process_environment.get("OMPI_COMM_WORLD_LOCAL_SIZE")) {
+    const auto [end, ec] = std::from_chars(local->data(), local->data() + local->size(), processes);
+    if (ec != std::errc() || end != local->data() + local->size()) {
+      processes = 0;
+    }
+  }
+  if (processes <= 0) {
+    processes = mpi::processes_on_host(mpi::resolve_mpi_settings(training), training.current_host);
+  }
+  return env::thread_budget(cpus, processes, user);
+}
 
 std::string
 hostname_shim_path()
@@ -65,6 +85,10 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
         environment.set(name, value);
       }
     }
+    // The thread budget, on top of every value the user can have set: the host's own
+    // environment (image and job) and what mpirun exported (the user's `-x` included).
+    env::apply_thread_budget(rank_thread_budget(training, host.machine.num_cpus, process_environment, environment),
+                             environment);
     const env::EnvMap added = script_variables(training, paths, host.environment, Launch::mpi_rank);
     for (const auto& [name, value] : added.entries()) {
       environment.set(name, value);

@@ -221,6 +221,8 @@ make_serve_plan(const ServeOptions& options, const env::EnvMap& inherited, const
   plan.worker_env.set("SMLAUNCH_SERVE_MODULE", plan.module);
   plan.worker_env.set("SMLAUNCH_SERVE_MODEL_DIR", plan.model_dir);
   plan.worker_env.set("SMLAUNCH_SERVE_DEFAULT_ACCEPT", options.default_accept);
+  plan.thread_budget = env::thread_budget(facts.cpus, plan.workers, inherited, "workers");
+  env::apply_thread_budget(plan.thread_budget, plan.worker_env);
   return plan;
 }
 
@@ -289,6 +291,10 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     config.default_accept = options.default_accept;
     config.max_body_size = options.max_body_size;
     spdlog::info("serving {} from {} with the model in {}", plan.module, plan.code_dir, plan.model_dir);
+    for (const auto& t : plan.thread_budget.settings) {
+      spdlog::info("thread budget: {}={} ({})", t.name, t.value,
+                   t.origin == env::ThreadOrigin::user ? "user" : plan.thread_budget.why);
+    }
     SupervisedWorkers workers(supervisor, plan);
     serve::run_server(config, workers);
     // Stopped: a stop signal from now on must not kill the exiting process when the

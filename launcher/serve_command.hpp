@@ -5,6 +5,7 @@
 #pragma once
 
 #include "env/env_map.hpp"
+#include "env/thread_budget.hpp"
 #include "launcher/code_source.hpp"
 #include "launcher/serve_options.hpp"
 
@@ -38,6 +39,7 @@ struct ServePlan
   int workers = 1;
   std::vector<std::string> worker_argv;
   env::EnvMap worker_env;     // without the per-worker SMLAUNCH_SERVE_FD / _WORKER
+  env::ThreadBudget thread_budget; // cpus / workers, applied to worker_env (user values kept)
 };
 
 // Throws UsageError or StagingError.

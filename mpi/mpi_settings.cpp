@@ -3,6 +3,7 @@
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -157,6 +158,22 @@ resolve_mpi_settings(const env::TrainingEnvironment& e)
     }
   }
   return s;
+}
+
+} // namespace mpi
+
+namespace mpi {
+
+int
+processes_on_host(const MpiSettings& settings, const std::string& host)
+{
+  const auto at = std::find(settings.hosts.begin(), settings.hosts.end(), host);
+  if (at == settings.hosts.end()) {
+    return 0;
+  }
+  const long long before = static_cast<long long>(at - settings.hosts.begin()) * settings.processes_per_host;
+  const long long left = static_cast<long long>(settings.num_processes) - before;
+  return static_cast<int>(std::clamp<long long>(left, 0, settings.processes_per_host));
 }
 
 } // namespace mpi

@@ -32,3 +32,11 @@ MpiSettings resolve_mpi_settings(const env::TrainingEnvironment& environment);
 std::vector<std::string> shell_split(const std::string& text);
 
 } // namespace mpi
+
+namespace mpi {
+
+// How many ranks mpirun places on `host` with the reference's `--host h:slots -np P
+// -map-by slot`: the hosts' slots are filled in order. 0 for a host not in the job.
+int processes_on_host(const MpiSettings& settings, const std::string& host);
+
+} // namespace mpi

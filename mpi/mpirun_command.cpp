@@ -120,6 +120,16 @@ build_mpirun_command(const MpirunInputs& in)
   export_name("LD_LIBRARY_PATH");
   export_name("PATH");
   a.insert(a.end(), options.begin(), options.end());
+  // The user's own `-x NAME[=value]`: the rank step keeps them too, so a value the user
+  // exports wins over the host's (and over the thread budget).
+  for (std::size_t i = 0; i + 1 < options.size(); ++i) {
+    if (options[i] == "-x") {
+      const std::string name = options[i + 1].substr(0, options[i + 1].find('='));
+      if (!name.empty() && std::find(c.exported.begin(), c.exported.end(), name) == c.exported.end()) {
+        c.exported.push_back(name);
+      }
+    }
+  }
   if (contains(k_efa_nccl_instances, in.instance_type)) {
     export_value("FI_PROVIDER", "efa");
     export_value("NCCL_PROTO", "simple");

@@ -29,7 +29,8 @@ os.makedirs(out, exist_ok=True)
 info = {"rank": comm.Get_rank(), "size": comm.Get_size(), "sum": total, "hostname": socket.gethostname(),
         "processor_name": MPI.Get_processor_name(), "sm_current_host": os.environ["SM_CURRENT_HOST"],
         "sm_hosts": os.environ["SM_HOSTS"], "argv": sys.argv[1:], "started": started,
-        "cwd": os.getcwd(), "model_dir": os.environ["SM_MODEL_DIR"], "marker": os.environ.get("HOST_MARKER")}
+        "cwd": os.getcwd(), "model_dir": os.environ["SM_MODEL_DIR"], "marker": os.environ.get("HOST_MARKER"),
+        "threads": {n: os.environ.get(n) for n in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
 sleep_rank = int(os.environ.get("SM_HP_SLEEP_RANK", "-1"))
 if comm.Get_rank() == sleep_rank:
     time.sleep(float(os.environ["SM_HP_SLEEP_SECONDS"]))
@@ -161,6 +162,31 @@ class TestMpi(unittest.TestCase):
         self.assertEqual(len(job.ranks("algo-1")), 2)
         self.assertEqual(len(job.ranks("algo-2")), 2)
 
+    def test_thread_budget_per_host_keeps_the_users_values(self):
+        # Issue 13: 2 ranks per host share its CPUs; algo-2's own environment sets
+        # OPENBLAS_NUM_THREADS and the job's mpirun options export MKL_NUM_THREADS: both kept.
+        c = self.cluster(2)
+        job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 2,
+                               "sagemaker_additional_mpi_options": "-x MKL_NUM_THREADS=5"})
+        plan = json.loads(subprocess.run([harness.SMLAUNCH, "plan", "--base-dir", job.path("algo-1"), "--python",
+                                          harness.PYTHON], env=job.env("algo-1"), capture_output=True, text=True,
+                                         timeout=60, check=True).stdout)
+        share = max(1, os.cpu_count() // 2)
+        self.assertEqual(plan["thread_budget"]["why"], "%d = %d cpus / 2 processes" % (share, os.cpu_count()))
+        self.assertEqual(plan["thread_budget"]["variables"]["MKL_NUM_THREADS"], {"value": "5", "origin": "user"})
+        self.assertEqual(plan["thread_budget"]["variables"]["OMP_NUM_THREADS"], {"value": str(share), "origin": "budget"})
+        job.start("algo-1")
+        job.start("algo-2", OPENBLAS_NUM_THREADS="7")
+        for h in c.hosts:
+            rc, out = job.wait(h)
+            self.assertEqual(rc, 0, "%s:\n%s" % (h, out))
+        ranks = job.ranks("algo-1") + job.ranks("algo-2")
+        self.assertEqual(len(ranks), 4)
+        for r in ranks:
+            expected = {"OMP_NUM_THREADS": str(share), "MKL_NUM_THREADS": "5",
+                        "OPENBLAS_NUM_THREADS": "7" if r["sm_current_host"] == "algo-2" else str(share)}
+            self.assertEqual(r["threads"], expected, r["sm_current_host"])
+
     def test_a_late_rank_on_a_worker_finishes_before_the_job_ends(self):
         c = self.cluster(2)
         job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 2, "sleep_rank": 3, "sleep_seconds": 4})
@@ -260,6 +286,7 @@ class TestMpi(unittest.TestCase):
         self.assertEqual(argv[argv.index("--host") + 1], "algo-1:2,algo-2:2")
         self.assertEqual(argv[argv.index("-np") + 1], "4")
         self.assertEqual(plan["environment"]["SM_NUM_GPUS"], "2")
+        self.assertEqual(plan["machine"]["probes_run"], [os.path.join(fake_bin, "nvidia-smi") + " --list-gpus"])
 
     def test_chainermn_example_on_two_hosts_two_slots(self):
         try:
@@ -357,6 +384,61 @@ class TestMpiOneHost(unittest.TestCase):
             self.assertEqual((r["sum"], r["sm_current_host"], r["processor_name"]), (3, "algo-1", "algo-1"))
             self.assertEqual(r["argv"], ["-k", "v"])
         self.assertTrue(os.path.exists(tree.path("output", "success")))
+        share = str(max(1, os.cpu_count() // 2))
+        for r in ranks:  # issue 13: two ranks share the host's CPUs
+            self.assertEqual(r["threads"], {"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": share,
+                                            "MKL_NUM_THREADS": share})
+
+    def test_thread_budget_keeps_the_jobs_values_and_mpirun_exports(self):
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True,
+                                                   "sagemaker_process_slots_per_host": 2,
+                                                   "sagemaker_additional_mpi_options": "-x MKL_NUM_THREADS=5"},
+                            code={"train.py": ALLREDUCE})
+        env = clean_env(SMLAUNCH_SSHD="/nonexistent/sshd", OMP_NUM_THREADS="7")
+        plan = json.loads(tree.run("plan", env=env, timeout=60).stdout)
+        self.assertEqual(plan["thread_budget"]["variables"]["OMP_NUM_THREADS"], {"value": "7", "origin": "user"})
+        self.assertEqual(plan["thread_budget"]["variables"]["MKL_NUM_THREADS"], {"value": "5", "origin": "user"})
+        self.assertEqual(plan["thread_budget"]["variables"]["OPENBLAS_NUM_THREADS"]["origin"], "budget")
+        result = tree.run(env=env, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        data = tree.path("output", "data")
+        ranks = [json.load(open(os.path.join(data, n))) for n in sorted(os.listdir(data)) if n.startswith("rank-")]
+        self.assertEqual(len(ranks), 2)
+        share = str(max(1, os.cpu_count() // 2))
+        for r in ranks:
+            self.assertEqual(r["threads"], {"OMP_NUM_THREADS": "7", "OPENBLAS_NUM_THREADS": share,
+                                            "MKL_NUM_THREADS": "5"})
+
+    def test_plan_runs_no_process_and_lists_a_probe_that_had_to(self):
+        # Issue 13: Open MPI's version comes from its files (Debian: mpirun -> ... -> orterun);
+        # an mpirun whose files tell nothing is asked `--version`, and the plan says so.
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True},
+                            code={"train.py": ALLREDUCE})
+        plan = json.loads(tree.run("plan", env=clean_env(), timeout=60).stdout)
+        if os.path.basename(os.path.realpath(shutil.which("mpirun") or "")) == "orterun":
+            self.assertEqual(plan["machine"]["probes_run"], [])
+            self.assertEqual(plan["mpi"]["open_mpi_major"], 4)
+        fake_bin = tempfile.mkdtemp(prefix="smlaunch-fake-mpirun-")
+        self.addCleanup(shutil.rmtree, fake_bin, True)
+        marker = os.path.join(fake_bin, "ran")
+        with open(os.path.join(fake_bin, "mpirun"), "w") as f:
+            f.write("#!/bin/sh\ntouch %s\necho 'mpirun (Open MPI) 5.0.3'\n" % marker)
+        os.chmod(os.path.join(fake_bin, "mpirun"), 0o755)
+        env = clean_env()
+        env["PATH"] = fake_bin + ":" + env["PATH"]
+        plan = json.loads(tree.run("plan", env=env, timeout=60).stdout)
+        self.assertTrue(os.path.exists(marker))
+        self.assertEqual(plan["machine"]["probes_run"], [os.path.join(fake_bin, "mpirun") + " --version"])
+        self.assertEqual(plan["mpi"]["open_mpi_major"], 5)
+
+    def test_one_rank_per_host_keeps_every_core(self):
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True},
+                            code={"train.py": ALLREDUCE})
+        result = tree.run(env=clean_env(SMLAUNCH_SSHD="/nonexistent/sshd"), timeout=120)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        rank = json.loads(tree.read("output", "data", "rank-0.json"))
+        self.assertEqual(rank["threads"], {"OMP_NUM_THREADS": None, "OPENBLAS_NUM_THREADS": None,
+                                           "MKL_NUM_THREADS": None})
 
 
 if __name__ == "__main__":

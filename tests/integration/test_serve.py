@@ -422,6 +422,61 @@ class NumpyModelTest(unittest.TestCase):
         self.assertEqual(len(set(calls)), 2, calls)
 
 
+THREADS_MODULE = r'''
+import json, os
+
+def model_fn(model_dir):
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    path = os.path.join(os.environ["SERVE_TEST_LOG"], "threads-%d.json" % os.getpid())
+    with open(path + ".tmp", "w") as f:
+        json.dump({n: os.environ.get(n) for n in names}, f)
+    os.rename(path + ".tmp", path)  # whole, once listed
+    return lambda x: x
+'''
+
+
+class ThreadBudgetTest(unittest.TestCase):
+    """Issue 13: several workers share the CPUs (cpus / workers threads each); one worker
+    keeps every core; a value the user set is never replaced."""
+
+    def setUp(self):
+        require_numpy(self)
+
+    def worker_threads(self, workers, env=None):
+        server = Server(self, {"inference.py": THREADS_MODULE}, model_files={},
+                        env=dict(env or {}, SAGEMAKER_MODEL_SERVER_WORKERS=workers))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = [n for n in os.listdir(server.log_dir) if n.startswith("threads-") and n.endswith(".json")]
+            if len(found) == workers:
+                break
+            time.sleep(0.02)
+        seen = [json.loads(read(os.path.join(server.log_dir, n))) for n in sorted(found)]
+        self.assertEqual(len(seen), workers, seen)
+        self.assertEqual(server.stop(), 0, server.output())
+        return seen, server.output()
+
+    def test_each_of_several_workers_gets_its_share(self):
+        share = str(max(1, os.cpu_count() // 2))
+        seen, output = self.worker_threads(2)
+        for worker in seen:
+            self.assertEqual(worker, {"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": share,
+                                      "MKL_NUM_THREADS": share})
+        self.assertIn("thread budget: OMP_NUM_THREADS=%s (%s = %d cpus / 2 workers)" % (share, share, os.cpu_count()),
+                      output)
+
+    def test_the_users_value_is_kept(self):
+        share = str(max(1, os.cpu_count() // 2))
+        seen, output = self.worker_threads(2, {"OPENBLAS_NUM_THREADS": "7"})
+        for worker in seen:
+            self.assertEqual(worker, {"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": "7", "MKL_NUM_THREADS": share})
+        self.assertIn("thread budget: OPENBLAS_NUM_THREADS=7 (user)", output)
+
+    def test_one_worker_keeps_every_core(self):
+        seen, _ = self.worker_threads(1)
+        self.assertEqual(seen, [{"OMP_NUM_THREADS": None, "OPENBLAS_NUM_THREADS": None, "MKL_NUM_THREADS": None}])
+
+
 class ChainerModelTest(unittest.TestCase):
     """The Chainer example's model.npz, packed as model.tar.gz, served by the default
     predict_fn with real Chainer through the example's own model_fn."""

@@ -3,7 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -98,6 +103,79 @@ TEST(LauncherMachine, CountNeuronCores)
   };
   for (const auto& c : cases) {
     EXPECT_EQ(launcher::count_neuron_cores(c.json), c.expected) << c.name;
+  }
+}
+
+} // namespace
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class MachineFiles : public ::testing::Test
+{
+protected:
+  void
+  SetUp() override
+  {
+    char pattern[] = "/tmp/smlaunch-machine-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    m_root = pattern;
+  }
+  void TearDown() override { fs::remove_all(m_root); }
+  void
+  touch(const fs::path& p)
+  {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << "#!/bin/sh\n";
+  }
+  fs::path m_root;
+};
+
+// /proc/driver/nvidia/gpus holds one folder per GPU (named by PCI address).
+TEST_F(MachineFiles, CountProcGpus)
+{
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "absent").string()), std::nullopt);
+  fs::create_directories(m_root / "gpus");
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string()), 0);
+  for (const char* bus : {"0000:10:1c.0", "0000:10:1d.0", "0000:a0:1c.0"}) {
+    fs::create_directories(m_root / "gpus" / bus);
+  }
+  touch(m_root / "gpus" / "not-a-gpu");
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string()), 3);
+}
+
+// Open MPI's major version from its launcher's files, as Debian and upstream lay them out.
+TEST_F(MachineFiles, OpenMpiMajorFromFiles)
+{
+  struct Case
+  {
+    const char* name;
+    std::vector<std::string> files;              // under m_root
+    std::vector<std::pair<std::string, std::string>> links; // link -> target
+    const char* mpirun;
+    std::optional<int> expected;
+  };
+  const Case cases[] = {
+    {"Debian 12: mpirun -> alternatives -> mpirun.openmpi -> orterun", {"bin/orterun"},
+     {{"etc/alternatives/mpirun", "../../bin/mpirun.openmpi"}, {"bin/mpirun.openmpi", "orterun"},
+      {"bin/mpirun", "../etc/alternatives/mpirun"}},
+     "bin/mpirun", 4},
+    {"Open MPI 4 from source: mpirun -> orterun", {"v4/bin/orterun"}, {{"v4/bin/mpirun", "orterun"}}, "v4/bin/mpirun", 4},
+    {"Open MPI 5: mpirun with prterun beside it", {"v5/bin/mpirun", "v5/bin/prterun"}, {}, "v5/bin/mpirun", 5},
+    {"Open MPI 4, mpirun a copy with orterun beside it", {"c4/bin/mpirun", "c4/bin/orterun"}, {}, "c4/bin/mpirun", 4},
+    {"MPICH or unknown: nothing tells", {"x/bin/mpirun"}, {}, "x/bin/mpirun", std::nullopt},
+    {"missing", {}, {}, "none/bin/mpirun", std::nullopt},
+  };
+  for (const auto& c : cases) {
+    for (const auto& f : c.files) {
+      touch(m_root / f);
+    }
+    for (const auto& [link, target] : c.links) {
+      fs::create_directories((m_root / link).parent_path());
+      fs::create_symlink(target, m_root / link);
+    }
+    EXPECT_EQ(launcher::open_mpi_major_from_files((m_root / c.mpirun).string()), c.expected) << c.name;
   }
 }
 

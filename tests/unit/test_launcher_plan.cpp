@@ -495,3 +495,63 @@ TEST_F(LauncherPlan, JsonSecretHyperparameterBug)
 }
 
 } // namespace
+
+namespace {
+
+// The ranks' thread budget on this host, shown in the plan with each value's origin.
+TEST_F(LauncherPlan, ThreadBudget)
+{
+  struct Case
+  {
+    const char* name;
+    Strings hosts;
+    const char* current;
+    const char* slots;       // sagemaker_process_slots_per_host (JSON), nullptr: default (1, no GPU)
+    const char* processes;   // sagemaker_num_processes, nullptr: slots x hosts
+    const char* mpi_options; // sagemaker_additional_mpi_options, nullptr: none
+    Vars inherited;
+    const char* why;
+    Strings values; // OMP, OPENBLAS, MKL as "value/origin"; empty: none set
+  };
+  const Case cases[] = {
+    {"no MPI", {"algo-1"}, "algo-1", nullptr, nullptr, nullptr, {}, "no MPI: one process on this host keeps every core",
+     {}},
+    {"2 hosts x 1 (the CPU default)", {"algo-1", "algo-2"}, "algo-1", nullptr, nullptr, nullptr, {},
+     "none: one process on this host keeps every core", {}},
+    {"2 hosts x 2 on 4 cpus", {"algo-1", "algo-2"}, "algo-2", "2", nullptr, nullptr, {}, "2 = 4 cpus / 2 processes",
+     {"2/budget", "2/budget", "2/budget"}},
+    {"2 hosts x 4, 5 processes: the worker runs one", {"algo-1", "algo-2"}, "algo-2", "4", "5", nullptr, {},
+     "none: one process on this host keeps every core", {}},
+    {"2 hosts x 4, 5 processes: the master runs four", {"algo-1", "algo-2"}, "algo-1", "4", "5", nullptr, {},
+     "1 = 4 cpus / 4 processes", {"1/budget", "1/budget", "1/budget"}},
+    {"the host's own value is the user's", {"algo-1", "algo-2"}, "algo-1", "2", nullptr, nullptr,
+     {{"OMP_NUM_THREADS", "3"}}, "2 = 4 cpus / 2 processes", {"3/user", "2/budget", "2/budget"}},
+    {"-x NAME=value is the user's", {"algo-1", "algo-2"}, "algo-1", "2", nullptr,
+     "\"-x MKL_NUM_THREADS=5 -x OPENBLAS_NUM_THREADS\"", {{"OPENBLAS_NUM_THREADS", "8"}}, "2 = 4 cpus / 2 processes",
+     {"2/budget", "8/user", "5/user"}},
+  };
+  for (const auto& c : cases) {
+    hosts(c.hosts, c.current);
+    hp("sagemaker_process_slots_per_host", c.slots);
+    hp("sagemaker_num_processes", c.processes);
+    hp("sagemaker_additional_mpi_options", c.mpi_options);
+    PlanInputs in = inputs(c.inherited);
+    const TrainPlan p = launcher::make_train_plan(in);
+    const auto j = launcher::plan_to_json(p, in)["thread_budget"];
+    EXPECT_EQ(j["why"], c.why) << c.name;
+    Strings values;
+    for (const char* name : env::k_thread_variables) {
+      if (j["variables"].contains(name)) {
+        values.push_back(j["variables"][name]["value"].get<std::string>() + "/" +
+                         j["variables"][name]["origin"].get<std::string>());
+      }
+    }
+    EXPECT_EQ(values, c.values) << c.name;
+    // The script step (no MPI) gets no budget: one process keeps every core.
+    EXPECT_EQ(p.script.env.get("OMP_NUM_THREADS") != nullptr, c.inherited.size() == 1 &&
+                                                                  c.inherited[0].first == "OMP_NUM_THREADS")
+      << c.name;
+  }
+}
+
+} // namespace

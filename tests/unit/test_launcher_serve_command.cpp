@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <optional>
+#include <utility>
 #include <unistd.h>
 
 namespace {
@@ -67,6 +69,44 @@ TEST_F(ServePlanTest, WorkersModuleAndEnvironment)
   const auto again = make_serve_plan(m_options, m_env, m_facts);
   EXPECT_EQ(again.workers, 7);
   EXPECT_EQ(*again.worker_env.get("PYTHONUNBUFFERED"), "0");
+}
+
+// Several workers share the CPUs: OMP/OPENBLAS/MKL_NUM_THREADS = cpus / workers, unless
+// the user set them; one worker keeps every core.
+TEST_F(ServePlanTest, ThreadBudget)
+{
+  struct Case
+  {
+    const char* name;
+    int cpus;
+    std::optional<int> workers;
+    std::vector<std::pair<std::string, std::string>> user;
+    std::vector<std::string> expected; // OMP, OPENBLAS, MKL in the workers' environment
+  };
+  const Case cases[] = {
+    {"one per cpu by default", 8, std::nullopt, {}, {"1", "1", "1"}},
+    {"2 workers on 8 cpus", 8, 2, {}, {"4", "4", "4"}},
+    {"3 workers on 8 cpus", 8, 3, {}, {"2", "2", "2"}},
+    {"more workers than cpus", 2, 5, {}, {"1", "1", "1"}},
+    {"one worker: nothing set", 8, 1, {}, {"<unset>", "<unset>", "<unset>"}},
+    {"the user's value kept", 8, 2, {{"OPENBLAS_NUM_THREADS", "8"}}, {"4", "8", "4"}},
+    {"one worker: the user's value kept", 8, 1, {{"MKL_NUM_THREADS", "2"}}, {"<unset>", "<unset>", "2"}},
+  };
+  for (const auto& c : cases) {
+    m_facts.cpus = c.cpus;
+    m_options.workers = c.workers;
+    env::EnvMap user;
+    for (const auto& [k, v] : c.user) {
+      user.set(k, v);
+    }
+    const auto plan = make_serve_plan(m_options, user, m_facts);
+    std::vector<std::string> got;
+    for (const char* name : env::k_thread_variables) {
+      const std::string* v = plan.worker_env.get(name);
+      got.push_back(v != nullptr ? *v : "<unset>");
+    }
+    EXPECT_EQ(got, c.expected) << c.name;
+  }
 }
 
 TEST_F(ServePlanTest, ModelData)

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace {
 
 using Strings = std::vector<std::string>;
@@ -57,6 +59,20 @@ TEST(MpirunCommand, UserOptionsComeAfterTheFixedFlagsAndNcclDebugIsTaken)
   EXPECT_EQ(std::find(c.argv.begin(), c.argv.end(), "--NCCL_DEBUG"), c.argv.end());
   EXPECT_GT(at("A=b c"), at("PATH"));          // after -x PATH, as in the reference
   EXPECT_LT(at("A=b c"), at("/usr/bin/python3"));
+}
+
+TEST(MpirunCommand, TheUsersOwnExportsAreKeptByTheRankStep)
+{
+  auto in = two_hosts(1);
+  in.settings.custom_options = {"-x", "OMP_NUM_THREADS=3", "-x", "MKL_NUM_THREADS", "-x", "PATH",
+                                "--mca", "x", "y", "-x"};
+  const auto c = mpi::build_mpirun_command(in);
+  const auto count = [&](const std::string& name) { return std::count(c.exported.begin(), c.exported.end(), name); };
+  EXPECT_EQ(count("OMP_NUM_THREADS"), 1);
+  EXPECT_EQ(count("MKL_NUM_THREADS"), 1);
+  EXPECT_EQ(count("PATH"), 1); // once, though both smlaunch and the user export it
+  EXPECT_EQ(count("x"), 0);    // an --mca value, not an export
+  EXPECT_EQ(count("y"), 0);
 }
 
 TEST(MpirunCommand, EfaInstancesExportFabricSettings)

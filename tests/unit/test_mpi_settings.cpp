@@ -380,3 +380,41 @@ TEST(ShellSplit, UnbalancedQuotesThrow)
 }
 
 } // namespace
+
+namespace {
+
+// `--host a:S,b:S,... -np P -map-by slot` fills each host's slots in turn.
+TEST(ProcessesOnHost, SlotsAreFilledInHostOrder)
+{
+  struct Case
+  {
+    const char* name;
+    Strings hosts;
+    int slots;
+    int processes;
+    std::vector<int> expected; // per host, then one host not in the job
+  };
+  const Case cases[] = {
+    {"one host, one slot", {"algo-1"}, 1, 1, {1, 0}},
+    {"one host, four slots", {"algo-1"}, 4, 4, {4, 0}},
+    {"one host, fewer processes than slots", {"algo-1"}, 4, 3, {3, 0}},
+    {"2 hosts x 2", {"algo-1", "algo-2"}, 2, 4, {2, 2, 0}},
+    {"2 hosts x 2, 3 processes", {"algo-1", "algo-2"}, 2, 3, {2, 1, 0}},
+    {"3 hosts x 4, 5 processes: the last host idle", {"algo-1", "algo-2", "algo-3"}, 4, 5, {4, 1, 0, 0}},
+    {"8 hosts x 8", {"h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8"}, 8, 64, {8, 8, 8, 8, 8, 8, 8, 8, 0}},
+  };
+  for (const auto& c : cases) {
+    mpi::MpiSettings s;
+    s.hosts = c.hosts;
+    s.processes_per_host = c.slots;
+    s.num_processes = c.processes;
+    std::vector<int> got;
+    for (const auto& h : c.hosts) {
+      got.push_back(mpi::processes_on_host(s, h));
+    }
+    got.push_back(mpi::processes_on_host(s, "elsewhere"));
+    EXPECT_EQ(got, c.expected) << c.name;
+  }
+}
+
+} // namespace
