@@ -1,20 +1,20 @@
 #include "launcher/app.hpp"
 
+#include "base/errors.hpp"
+#include "base/logging.hpp"
 #include "env/config_error.hpp"
 #include "env/config_files.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/errors.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/failure_report.hpp"
-#include "launcher/local_command.hpp"
-#include "launcher/logging.hpp"
 #include "launcher/machine.hpp"
 #include "launcher/plan.hpp"
 #include "launcher/rank.hpp"
 #include "launcher/serve_command.hpp"
-#include "mpi/mpirun_command.hpp"
-#include "launcher/supervisor.hpp"
 #include "launcher/train.hpp"
+#include "local/local_command.hpp"
+#include "mpi/mpirun_command.hpp"
+#include "process/executables.hpp"
+#include "process/failure_report.hpp"
+#include "process/supervisor.hpp"
 
 #include <filesystem>
 #include <iostream>

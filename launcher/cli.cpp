@@ -1,6 +1,6 @@
 #include "launcher/cli.hpp"
 
-#include "launcher/errors.hpp"
+#include "base/errors.hpp"
 
 #include <boost/program_options.hpp>
 #include <cmath>
@@ -187,7 +187,7 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
   }
   if (argc >= 2 && std::string(argv[1]) == "local") {
     Options local;
-    local.command = Command::local; // its own options: launcher/local_plan.cpp
+    local.command = Command::local; // its own options: local/local_plan.cpp
     local.local_args.assign(argv + 2, argv + argc);
     return local;
   }

@@ -1,7 +1,7 @@
 #include "launcher/machine.hpp"
 
 #include "env/json_value.hpp"
-#include "launcher/executables.hpp"
+#include "process/executables.hpp"
 
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>

@@ -1,10 +1,10 @@
 #include "launcher/mpi_job.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/failure_report.hpp"
+#include "base/errors.hpp"
+#include "base/logging.hpp"
 #include "launcher/host_state.hpp"
-#include "launcher/logging.hpp"
 #include "mpi/mpi_settings.hpp"
+#include "process/failure_report.hpp"
 
 #include <atomic>
 #include <cerrno>

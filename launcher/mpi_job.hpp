@@ -4,7 +4,7 @@
 #pragma once
 
 #include "launcher/plan.hpp"
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
 #include <string>
 

@@ -5,8 +5,8 @@
 #include "env/config_files.hpp"
 #include "env/env_map.hpp"
 #include "env/training_environment.hpp"
+#include "fetch/code_source.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/code_source.hpp"
 #include "launcher/entry_point.hpp"
 #include "mpi/mpi_settings.hpp"
 

@@ -3,10 +3,10 @@
 #include "env/config_files.hpp"
 #include "env/paths.hpp"
 #include "env/training_environment.hpp"
-#include "launcher/executables.hpp"
 #include "launcher/host_state.hpp"
 #include "launcher/plan.hpp"
-#include "launcher/rank_relay.hpp"
+#include "process/executables.hpp"
+#include "process/rank_relay.hpp"
 
 #include <cerrno>
 #include <cstring>

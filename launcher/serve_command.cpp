@@ -1,13 +1,13 @@
 #include "launcher/serve_command.hpp"
 
+#include "base/errors.hpp"
+#include "base/logging.hpp"
 #include "env/paths.hpp"
+#include "fetch/fetch_helper.hpp"
 #include "launcher/entry_point.hpp"
-#include "launcher/errors.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/failure_report.hpp"
-#include "launcher/fetch_helper.hpp"
-#include "launcher/logging.hpp"
-#include "launcher/supervisor.hpp"
+#include "process/executables.hpp"
+#include "process/failure_report.hpp"
+#include "process/supervisor.hpp"
 #include "serve/server.hpp"
 
 #include <csignal>

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "env/env_map.hpp"
-#include "launcher/code_source.hpp"
+#include "fetch/code_source.hpp"
 #include "launcher/serve_options.hpp"
 
 #include <string>

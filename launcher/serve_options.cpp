@@ -1,7 +1,7 @@
 #include "launcher/serve_options.hpp"
 
+#include "base/errors.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/errors.hpp"
 
 #include <boost/program_options.hpp>
 #include <cmath>

@@ -1,10 +1,10 @@
 #include "launcher/train.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/failure_report.hpp"
-#include "launcher/fetch_helper.hpp"
-#include "launcher/logging.hpp"
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "fetch/fetch_helper.hpp"
 #include "launcher/mpi_job.hpp"
+#include "process/failure_report.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // The command line: SMLAUNCH_* twins, precedence with origins, `train` dispatch, errors.
 #include "launcher/cli.hpp"
 
-#include "launcher/errors.hpp"
+#include "base/errors.hpp"
 
 #include <gtest/gtest.h>
 

@@ -2,11 +2,11 @@
 // temporary base directory and read with env::read_config_files, as `smlaunch plan` does.
 #include "launcher/plan.hpp"
 
+#include "base/errors.hpp"
 #include "env/config_error.hpp"
 #include "env/config_files.hpp"
+#include "fetch/code_source.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/code_source.hpp"
-#include "launcher/errors.hpp"
 
 #include <gtest/gtest.h>
 

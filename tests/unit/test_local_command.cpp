@@ -1,12 +1,12 @@
 // `smlaunch local`'s pure half: options, the SDK's hyperparameter encoding, the trees it
 // plans, and the summary's failure reasons. Expected strings were printed by CPython 3.11
 // (json.dumps with the SDK's calls), not written by hand from the C++.
+#include "base/errors.hpp"
 #include "env/py_format.hpp"
-#include "launcher/errors.hpp"
-#include "launcher/local_command.hpp"
-#include "launcher/local_network.hpp"
-#include "launcher/local_plan.hpp"
-#include "launcher/rank_relay.hpp"
+#include "local/local_command.hpp"
+#include "local/local_network.hpp"
+#include "local/local_plan.hpp"
+#include "process/rank_relay.hpp"
 
 #include <filesystem>
 #include <fstream>

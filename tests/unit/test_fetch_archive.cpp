@@ -1,4 +1,4 @@
-#include "launcher/archive.hpp"
+#include "fetch/archive.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "launcher/executables.hpp"
+#include "process/executables.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

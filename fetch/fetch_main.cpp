@@ -5,10 +5,10 @@
 //   smlaunch-fetch pack    ARCHIVE.tar.gz DIRECTORY...   (`smlaunch local`'s artifacts)
 // Credentials, region and endpoint come from the environment (README: "Code from S3").
 // Exit 0, or 66 with "smlaunch-fetch: <why>" as the last line of stderr.
+#include "base/logging.hpp"
 #include "env/env_map.hpp"
-#include "launcher/archive.hpp"
-#include "launcher/logging.hpp"
-#include "launcher/s3_download.hpp"
+#include "fetch/archive.hpp"
+#include "fetch/s3_download.hpp"
 
 #include <fstream>
 #include <iostream>

@@ -2,9 +2,9 @@
 // The Python tracebacks below are real CPython 3.11 stderr, captured once by running the
 // scripts shown in k_scripts with /usr/bin/python3 (paths rewritten to /opt/ml/code/); a
 // live test runs the same scripts with the python3 on PATH, when there is one.
-#include "launcher/failure_report.hpp"
+#include "process/failure_report.hpp"
 
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "env/env_map.hpp"
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
 #include <string>
 #include <vector>

@@ -1,8 +1,8 @@
 // sagemaker_submit_directory: classifying the source, deciding what staging does, and
 // copying a folder into code/ (links as links, modes kept).
-#include "launcher/code_source.hpp"
+#include "fetch/code_source.hpp"
 
-#include "launcher/errors.hpp"
+#include "base/errors.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,9 @@
-#include "launcher/code_source.hpp"
+#include "fetch/code_source.hpp"
 
+#include "base/errors.hpp"
+#include "base/logging.hpp"
 #include "env/config_files.hpp"
 #include "env/py_format.hpp"
-#include "launcher/errors.hpp"
-#include "launcher/logging.hpp"
 
 #include <cstdio>
 #include <filesystem>

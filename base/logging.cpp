@@ -1,4 +1,4 @@
-#include "launcher/logging.hpp"
+#include "base/logging.hpp"
 
 #include <cerrno>
 #include <spdlog/sinks/base_sink.h>

@@ -1,8 +1,8 @@
-#include "launcher/local_network.hpp"
+#include "local/local_network.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/failure_report.hpp"
+#include "base/errors.hpp"
+#include "process/executables.hpp"
+#include "process/failure_report.hpp"
 
 #include <cerrno>
 #include <csignal>

@@ -1,6 +1,6 @@
-#include "launcher/prefixed_output.hpp"
+#include "process/prefixed_output.hpp"
 
-#include "launcher/logging.hpp"
+#include "base/logging.hpp"
 
 #include <cerrno>
 #include <poll.h>

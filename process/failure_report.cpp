@@ -1,6 +1,6 @@
-#include "launcher/failure_report.hpp"
+#include "process/failure_report.hpp"
 
-#include "launcher/logging.hpp"
+#include "base/logging.hpp"
 
 #include <cctype>
 #include <cerrno>

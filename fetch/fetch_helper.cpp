@@ -1,7 +1,7 @@
-#include "launcher/fetch_helper.hpp"
+#include "fetch/fetch_helper.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/failure_report.hpp"
+#include "base/errors.hpp"
+#include "process/failure_report.hpp"
 
 #include <filesystem>
 #include <cstring>

@@ -4,8 +4,8 @@
 #pragma once
 
 #include "env/env_map.hpp"
-#include "launcher/code_source.hpp"
-#include "launcher/supervisor.hpp"
+#include "fetch/code_source.hpp"
+#include "process/supervisor.hpp"
 
 #include <string>
 #include <vector>

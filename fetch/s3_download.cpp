@@ -1,8 +1,8 @@
-#include "launcher/s3_download.hpp"
+#include "fetch/s3_download.hpp"
 
+#include "base/errors.hpp"
+#include "base/logging.hpp"
 #include "env/json_value.hpp"
-#include "launcher/errors.hpp"
-#include "launcher/logging.hpp"
 
 #include <cstdio>
 #include <curl/curl.h>

@@ -2,7 +2,7 @@
 // its host's name ("algo-1  | ..."), and lines of different hosts never mix.
 #pragma once
 
-#include "launcher/rank_relay.hpp"
+#include "process/rank_relay.hpp"
 
 #include <chrono>
 #include <string>

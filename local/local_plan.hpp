@@ -3,9 +3,9 @@
 // (reference: chainer-container.md, section E), so a script sees what it would see there.
 #pragma once
 
+#include "base/logging.hpp"
 #include "env/env_map.hpp"
 #include "env/json_value.hpp"
-#include "launcher/logging.hpp"
 
 #include <chrono>
 #include <string>

@@ -1,8 +1,8 @@
-#include "launcher/local_plan.hpp"
+#include "local/local_plan.hpp"
 
+#include "base/errors.hpp"
 #include "env/paths.hpp"
 #include "env/py_format.hpp"
-#include "launcher/errors.hpp"
 
 #include <cmath>
 #include <ctime>

@@ -1,6 +1,6 @@
-#include "launcher/rank_relay.hpp"
+#include "process/rank_relay.hpp"
 
-#include "launcher/logging.hpp"
+#include "base/logging.hpp"
 
 #include <cerrno>
 #include <chrono>

@@ -1,14 +1,14 @@
-#include "launcher/local_command.hpp"
+#include "local/local_command.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/failure_report.hpp"
-#include "launcher/fetch_helper.hpp"
-#include "launcher/local_network.hpp"
-#include "launcher/local_plan.hpp"
-#include "launcher/logging.hpp"
-#include "launcher/prefixed_output.hpp"
-#include "launcher/supervisor.hpp"
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "fetch/fetch_helper.hpp"
+#include "local/local_network.hpp"
+#include "local/local_plan.hpp"
+#include "process/executables.hpp"
+#include "process/failure_report.hpp"
+#include "process/prefixed_output.hpp"
+#include "process/supervisor.hpp"
 
 #include <fcntl.h>
 #include <filesystem>

@@ -1,6 +1,6 @@
-#include "launcher/archive.hpp"
+#include "fetch/archive.hpp"
 
-#include "launcher/errors.hpp"
+#include "base/errors.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>

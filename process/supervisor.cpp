@@ -1,9 +1,9 @@
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/logging.hpp"
-#include "launcher/output_relay.hpp"
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "process/executables.hpp"
+#include "process/output_relay.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -127,11 +127,6 @@ forward_to_running(int sig, const std::vector<Running>& running, std::vector<Chi
 }
 
 } // namespace
-
-SystemError::SystemError(const std::string& call, const std::string& what, int err)
-  : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::system_category().message(err))
-{
-}
 
 std::string
 signal_name(int signo)

@@ -1,6 +1,6 @@
-#include "launcher/output_relay.hpp"
+#include "process/output_relay.hpp"
 
-#include "launcher/logging.hpp"
+#include "base/logging.hpp"
 
 #include <atomic>
 #include <cerrno>

@@ -4,7 +4,7 @@
 
 #include "env/env_map.hpp"
 #include "env/paths.hpp"
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
 #include <string>
 #include <vector>
