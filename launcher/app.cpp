@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "env/config_error.hpp"
 #include "env/config_files.hpp"
 #include "launcher/cli.hpp"

@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "launcher/host_state.hpp"
 #include "mpi/mpi_settings.hpp"
 #include "process/failure_report.hpp"
@@ -282,20 +283,6 @@ close_shared_connections(const TrainPlan& plan, const PlanInputs& in, Supervisor
 }
 
 } // namespace
-
-std::string
-shell_quote(const std::string& word)
-{
-  std::string out = "'";
-  for (char c : word) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
 
 bool
 port_answers(const std::string& host, int port, std::chrono::milliseconds timeout)

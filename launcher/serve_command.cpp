@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "env/paths.hpp"
 #include "fetch/fetch_helper.hpp"
 #include "launcher/entry_point.hpp"

@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "fetch/fetch_helper.hpp"
 #include "launcher/mpi_job.hpp"
 #include "process/failure_report.hpp"

@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "fetch/fetch_helper.hpp"
 #include "local/local_network.hpp"
 #include "local/local_plan.hpp"
@@ -48,20 +49,6 @@ write_file(const std::string& path, const std::string& content, fs::perms perms 
   if (perms != fs::perms::unknown) {
     fs::permissions(path, perms);
   }
-}
-
-std::string
-shell_quote(const std::string& word)
-{
-  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+=:,@") ==
-                         std::string::npos) {
-    return word;
-  }
-  std::string out = "'";
-  for (char c : word) {
-    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  }
-  return out + "'";
 }
 
 // A new job directory, or an empty one: a job never writes over another's files.

@@ -1,6 +1,7 @@
 #include "local/local_network.hpp"
 
 #include "base/errors.hpp"
+#include "base/shell.hpp"
 #include "process/executables.hpp"
 #include "process/failure_report.hpp"
 

@@ -50,19 +50,6 @@ from_first_whole_line(const std::string& output, bool truncated)
 } // namespace
 
 std::string
-join_command(const std::vector<std::string>& argv)
-{
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) {
-      out += ' ';
-    }
-    out += a;
-  }
-  return out;
-}
-
-std::string
 format_failure(const std::string& error_class, int exit_code, const std::string& message, const std::string& command)
 {
   // The reference's classes keep its exact first line; smlaunch's own (ConfigError,

@@ -19,9 +19,6 @@ std::string format_failure(const std::string& error_class, int exit_code, const 
 // The classes the reference toolkit writes (their first line stays "<Class>:").
 bool is_reference_error_class(const std::string& error_class);
 
-// argv joined by single spaces, as the reference shows commands.
-std::string join_command(const std::vector<std::string>& argv);
-
 // For a Python traceback in `output`: the exception line, then the end of the traceback.
 // Empty when `output` holds no traceback.
 std::string python_error_summary(const std::string& output, std::size_t max_bytes);

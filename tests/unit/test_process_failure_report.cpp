@@ -2,6 +2,7 @@
 // The Python tracebacks below are real CPython 3.11 stderr, captured once by running the
 // scripts shown in k_scripts with /usr/bin/python3 (paths rewritten to /opt/ml/code/); a
 // live test runs the same scripts with the python3 on PATH, when there is one.
+#include "base/shell.hpp"
 #include "process/failure_report.hpp"
 
 #include "process/supervisor.hpp"
