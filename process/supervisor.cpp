@@ -128,6 +128,18 @@ forward_to_running(int sig, const std::vector<Running>& running, std::vector<Chi
 
 } // namespace
 
+ExitStatus
+decode_wait_status(int status)
+{
+  if (WIFEXITED(status)) {
+    return {WEXITSTATUS(status), 0};
+  }
+  if (WIFSIGNALED(status)) {
+    return {128 + WTERMSIG(status), WTERMSIG(status)};
+  }
+  return {};
+}
+
 std::string
 signal_name(int signo)
 {
@@ -188,19 +200,22 @@ Supervisor::wait_signal(std::chrono::milliseconds timeout)
   return sig < 0 ? 0 : sig; // EAGAIN (timeout) and EINTR both mean "nothing"
 }
 
+// The only waitpid() of the launcher: every exited child is reaped here. A child the
+// caller runs goes to `claim` (which returns true for its own), a background one (sshd) is
+// remembered, any other is an orphan we reaped as PID 1 or subreaper.
 void
-Supervisor::reap(pid_t main_child, bool& main_exited, int& status, int& orphans)
+Supervisor::reap(const std::function<bool(pid_t, int)>& claim, int& orphans)
 {
-  while (true) {
+  for (int n = 0; n < 1 << 16; ++n) {
     int st = 0;
     const pid_t pid = waitpid(-1, &st, WNOHANG);
     if (pid <= 0) {
       return; // 0: children left but none exited; -1/ECHILD: no children at all
     }
-    if (pid == main_child) {
-      main_exited = true;
-      status = st;
-    } else if (std::find(m_background.begin(), m_background.end(), pid) != m_background.end()) {
+    if (claim && claim(pid, st)) {
+      continue;
+    }
+    if (std::find(m_background.begin(), m_background.end(), pid) != m_background.end()) {
       m_background_exited.push_back(pid);
     } else {
       ++orphans;
@@ -217,12 +232,10 @@ Supervisor::end_process_group(pid_t pgid, int& orphans)
   }
   spdlog::debug("processes left in group {}: sending SIGTERM", pgid);
   kill(-pgid, SIGTERM);
-  bool dummy_exited = false;
-  int dummy_status = 0;
   const auto deadline = Clock::now() + std::chrono::seconds(2);
   while (kill(-pgid, 0) == 0 && Clock::now() < deadline) {
     wait_signal(std::chrono::milliseconds(20));
-    reap(-1, dummy_exited, dummy_status, orphans);
+    reap({}, orphans);
   }
   if (kill(-pgid, 0) == 0) {
     spdlog::debug("processes left in group {}: sending SIGKILL", pgid);
@@ -230,7 +243,7 @@ Supervisor::end_process_group(pid_t pgid, int& orphans)
     const auto kill_deadline = Clock::now() + std::chrono::seconds(2);
     while (kill(-pgid, 0) == 0 && Clock::now() < kill_deadline) {
       wait_signal(std::chrono::milliseconds(10));
-      reap(-1, dummy_exited, dummy_status, orphans);
+      reap({}, orphans);
     }
   }
 }
@@ -337,10 +350,8 @@ Supervisor::start_background(const ChildSpec& spec)
 bool
 Supervisor::background_running(pid_t pid)
 {
-  bool exited = false;
-  int status = 0;
   int orphans = 0;
-  reap(-1, exited, status, orphans);
+  reap({}, orphans);
   return std::find(m_background_exited.begin(), m_background_exited.end(), pid) == m_background_exited.end();
 }
 
@@ -428,8 +439,16 @@ Supervisor::run(const ChildSpec& spec)
   const std::optional<Clock::time_point> timeout_deadline =
     spec.timeout.count() > 0 ? std::optional(start + spec.timeout) : std::nullopt;
   int sigint_count = 0;
+  const auto claim_main = [&](pid_t exited, int st) {
+    if (exited != pid) {
+      return false;
+    }
+    main_exited = true;
+    status = st;
+    return true;
+  };
   while (true) {
-    reap(pid, main_exited, status, result.orphans_reaped);
+    reap(claim_main, result.orphans_reaped);
     if (main_exited) {
       break;
     }
@@ -485,12 +504,9 @@ Supervisor::run(const ChildSpec& spec)
     result.relayed_bytes = relay_thread->bytes();
   }
 
-  if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.term_signal = WTERMSIG(status);
-    result.exit_code = 128 + result.term_signal;
-  }
+  const ExitStatus decoded = decode_wait_status(status);
+  result.exit_code = decoded.code;
+  result.term_signal = decoded.term_signal;
   result.seconds = seconds_since(start);
   // Logged only now: until the relay has drained, a line here could land inside the
   // script's last output.
@@ -532,25 +548,19 @@ Supervisor::run_all(const std::vector<ChildSpec>& specs)
   if (dev_null >= 0) {
     ::close(dev_null);
   }
-  while (true) {
-    for (int n = 0; n < 1 << 16; ++n) {
-      int st = 0;
-      const pid_t pid = waitpid(-1, &st, WNOHANG);
-      if (pid <= 0) {
-        break;
-      }
-      bool known = false;
-      for (auto& r : running) {
-        if (r.pid == pid) {
-          r.exited = true;
-          r.status = st;
-          known = true;
-        }
-      }
-      if (!known && std::find(m_background.begin(), m_background.end(), pid) != m_background.end()) {
-        m_background_exited.push_back(pid);
+  const auto claim = [&](pid_t pid, int st) {
+    for (auto& r : running) {
+      if (r.pid == pid) {
+        r.exited = true;
+        r.status = st;
+        return true;
       }
     }
+    return false;
+  };
+  int orphans = 0;
+  while (true) {
+    reap(claim, orphans);
     bool all = true;
     const auto now = Clock::now();
     for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -577,13 +587,9 @@ Supervisor::run_all(const std::vector<ChildSpec>& specs)
   for (std::size_t i = 0; i < specs.size(); ++i) {
     running[i].relay->finish(std::chrono::milliseconds(200));
     results[i].captured = running[i].relay->tail();
-    const int st = running[i].status;
-    if (WIFEXITED(st)) {
-      results[i].exit_code = WEXITSTATUS(st);
-    } else if (WIFSIGNALED(st)) {
-      results[i].term_signal = WTERMSIG(st);
-      results[i].exit_code = 128 + results[i].term_signal;
-    }
+    const ExitStatus decoded = decode_wait_status(running[i].status);
+    results[i].exit_code = decoded.code;
+    results[i].term_signal = decoded.term_signal;
     results[i].seconds = seconds_since(start);
   }
   return results;
@@ -617,30 +623,22 @@ Supervisor::run_together(const std::vector<ChildSpec>& specs)
     }
   }
   std::optional<Clock::time_point> kill_at;
-  while (true) {
-    for (int n = 0; n < 1 << 16; ++n) {
-      int st = 0;
-      const pid_t pid = waitpid(-1, &st, WNOHANG);
-      if (pid <= 0) {
-        break;
-      }
-      for (std::size_t i = 0; i < specs.size(); ++i) {
-        if (running[i].pid != pid) {
-          continue;
-        }
+  const auto claim = [&](pid_t pid, int st) {
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (running[i].pid == pid) {
         running[i].exited = true;
         results[i].seconds = seconds_since(running[i].start);
-        if (WIFEXITED(st)) {
-          results[i].exit_code = WEXITSTATUS(st);
-        } else if (WIFSIGNALED(st)) {
-          results[i].term_signal = WTERMSIG(st);
-          results[i].exit_code = 128 + results[i].term_signal;
-        }
-      }
-      if (std::find(m_background.begin(), m_background.end(), pid) != m_background.end()) {
-        m_background_exited.push_back(pid);
+        const ExitStatus decoded = decode_wait_status(st);
+        results[i].exit_code = decoded.code;
+        results[i].term_signal = decoded.term_signal;
+        return true;
       }
     }
+    return false;
+  };
+  int orphans = 0;
+  while (true) {
+    reap(claim, orphans);
     const bool all = std::all_of(running.begin(), running.end(), [](const Running& r) { return r.exited; });
     if (all) {
       break;
@@ -673,10 +671,8 @@ Supervisor::sleep_for(std::chrono::milliseconds duration)
 {
   const auto deadline = Clock::now() + duration;
   int orphans = 0;
-  bool exited = false;
-  int status = 0;
   while (true) {
-    reap(-1, exited, status, orphans);
+    reap({}, orphans);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       return 0;

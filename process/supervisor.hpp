@@ -92,7 +92,7 @@ public:
 
 private:
   int wait_signal(std::chrono::milliseconds timeout);
-  void reap(pid_t main_child, bool& main_exited, int& status, int& orphans);
+  void reap(const std::function<bool(pid_t, int)>& claim, int& orphans);
   pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool die_with_parent);
   std::vector<pid_t> m_background;
   std::vector<pid_t> m_background_exited;
@@ -106,6 +106,15 @@ private:
   bool m_reaps_orphans = false;
   int m_pending_stop = 0;
 };
+
+// A child's end as waitpid() reports it: `code` is its exit code, or 128+N when signal N
+// killed it (then `term_signal` is N).
+struct ExitStatus
+{
+  int code = 0;
+  int term_signal = 0;
+};
+ExitStatus decode_wait_status(int status);
 
 // "SIGTERM" for 15.
 std::string signal_name(int signo);
