@@ -223,18 +223,43 @@ Supervisor::reap(const std::function<bool(pid_t, int)>& claim, int& orphans)
   }
 }
 
-void
+int
+Supervisor::keep_signal(int sig, pid_t group)
+{
+  if (sig == 0 || sig == SIGCHLD) {
+    return 0;
+  }
+  if (group > 0) {
+    kill(-group, sig);
+  }
+  if (is_stop_signal(sig)) {
+    if (m_pending_stop == 0) {
+      m_pending_stop = sig;
+    }
+    return sig;
+  }
+  return 0;
+}
+
+int
 Supervisor::end_process_group(pid_t pgid, int& orphans)
 {
   // The main child is gone; whatever it left in its group is stopped too, politely first.
+  // A signal that arrives meanwhile is kept (a stop signal stops the job), not dropped.
+  int stop = 0;
+  const auto keep = [&](int sig) {
+    if (const int s = keep_signal(sig, pgid); s != 0 && stop == 0) {
+      stop = s;
+    }
+  };
   if (kill(-pgid, 0) != 0) {
-    return;
+    return stop;
   }
   spdlog::debug("processes left in group {}: sending SIGTERM", pgid);
   kill(-pgid, SIGTERM);
   const auto deadline = Clock::now() + std::chrono::seconds(2);
   while (kill(-pgid, 0) == 0 && Clock::now() < deadline) {
-    wait_signal(std::chrono::milliseconds(20));
+    keep(wait_signal(std::chrono::milliseconds(20)));
     reap({}, orphans);
   }
   if (kill(-pgid, 0) == 0) {
@@ -242,10 +267,11 @@ Supervisor::end_process_group(pid_t pgid, int& orphans)
     kill(-pgid, SIGKILL);
     const auto kill_deadline = Clock::now() + std::chrono::seconds(2);
     while (kill(-pgid, 0) == 0 && Clock::now() < kill_deadline) {
-      wait_signal(std::chrono::milliseconds(10));
+      keep(wait_signal(std::chrono::milliseconds(10)));
       reap({}, orphans);
     }
   }
+  return stop;
 }
 
 pid_t
@@ -364,13 +390,13 @@ Supervisor::stop_background(pid_t pid, std::chrono::milliseconds grace)
   kill(-pid, SIGTERM);
   const auto deadline = Clock::now() + grace;
   while (background_running(pid) && Clock::now() < deadline) {
-    wait_signal(std::chrono::milliseconds(10));
+    keep_signal(wait_signal(std::chrono::milliseconds(10)), -1);
   }
   if (background_running(pid)) {
     kill(-pid, SIGKILL);
     const auto kill_deadline = Clock::now() + std::chrono::seconds(2);
     while (background_running(pid) && Clock::now() < kill_deadline) {
-      wait_signal(std::chrono::milliseconds(10));
+      keep_signal(wait_signal(std::chrono::milliseconds(10)), -1);
     }
   }
 }
@@ -493,7 +519,9 @@ Supervisor::run(const ChildSpec& spec)
     }
   }
 
-  end_process_group(pid, result.orphans_reaped);
+  if (const int late_stop = end_process_group(pid, result.orphans_reaped); late_stop != 0 && result.stop_signal == 0) {
+    result.stop_signal = late_stop;
+  }
   if (relay_thread) {
     relay_thread->finish(std::chrono::milliseconds(500));
     if (spec.output == OutputMode::capture) {

@@ -96,7 +96,11 @@ private:
   pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool die_with_parent);
   std::vector<pid_t> m_background;
   std::vector<pid_t> m_background_exited;
-  void end_process_group(pid_t pgid, int& orphans);
+  // Ends what a finished child left in its group; returns a stop signal that arrived meanwhile.
+  int end_process_group(pid_t pgid, int& orphans);
+  // A signal collected outside a child's main loop: forwarded to `group` (when > 0); a stop
+  // signal is kept for poll_stop_signal() and returned.
+  int keep_signal(int sig, pid_t group);
 
   Options m_options;
   sigset_t m_original_mask{};

@@ -1,0 +1,64 @@
+// Supervisor: exit statuses decoded once, and stop signals never lost, including those that
+// arrive while a finished child's process group is being cleaned up.
+#include "process/supervisor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(ProcessSupervisorDecode, ExitCodesAndSignals)
+{
+  for (int code : {0, 1, 2, 64, 126, 127, 255}) {
+    const auto s = launcher::decode_wait_status(W_EXITCODE(code, 0));
+    EXPECT_EQ(s.code, code);
+    EXPECT_EQ(s.term_signal, 0);
+  }
+  const auto killed = launcher::decode_wait_status(W_EXITCODE(0, SIGKILL));
+  EXPECT_EQ(killed.code, 128 + SIGKILL);
+  EXPECT_EQ(killed.term_signal, SIGKILL);
+}
+
+// The child exits at once, leaving in its group a process that ignores SIGTERM, so the
+// supervisor spends 2 s ending that group. A SIGTERM sent to the launcher meanwhile must
+// stop the job (before: it was collected by the clean-up's wait and dropped, and the next
+// phase started anyway).
+TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
+{
+  const std::string ready = ::testing::TempDir() + "smlaunch-cleanup-ready-" + std::to_string(::getpid());
+  std::remove(ready.c_str());
+  launcher::Supervisor supervisor(launcher::Supervisor::Options{});
+  launcher::ChildSpec spec;
+  // (The child waits until the leftover ignores SIGTERM: the clean-up starts with one.)
+  spec.argv = {"/bin/sh", "-c", "(trap '' TERM; : >\"$1\"; exec sleep 4) & while [ ! -e \"$1\" ]; do sleep 0.01; done",
+               "sh", ready};
+  spec.envp = {"PATH=/usr/bin:/bin"};
+  spec.output = launcher::OutputMode::capture;
+  // Created after the supervisor: the thread inherits its blocked signal mask, so the
+  // signal stays pending for the supervisor's sigtimedwait. It is sent once the leftover
+  // process ignores SIGTERM, and its parent has had time to exit (on a loaded machine too).
+  std::thread sender([&ready] {
+    for (int i = 0; i < 500 && ::access(ready.c_str(), F_OK) != 0; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(300ms);
+    ::kill(::getpid(), SIGTERM);
+  });
+  const launcher::ChildResult result = supervisor.run(spec);
+  sender.join();
+  std::remove(ready.c_str());
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.stop_signal, SIGTERM);
+  EXPECT_EQ(supervisor.poll_stop_signal(), SIGTERM);
+}
+
+} // namespace
