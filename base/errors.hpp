@@ -1,5 +1,6 @@
 // The launcher's aborting failures: one small hierarchy, caught once in app.cpp and
-// turned into a documented exit code and an output/failure file.
+// turned into a documented exit code and an output/failure file. One type per failure
+// class (README: "Exit status"); the class name is the failure file's first word.
 #pragma once
 
 #include <stdexcept>
@@ -75,5 +76,72 @@ struct SystemError : LauncherError
 {
   SystemError(const std::string& call, const std::string& what, int err);
 };
+
+// The base directory is not a SageMaker tree (the config files' own errors are
+// env::ConfigError, with their JSON paths).
+struct BaseDirectoryError : LauncherError
+{
+  explicit BaseDirectoryError(const std::string& message) : LauncherError("ConfigError", ExitCode::config, message) {}
+};
+
+// pip failed; `error_class` is the reference's InstallRequirementsError or InstallModuleError.
+struct InstallError : LauncherError
+{
+  InstallError(std::string error_class, const std::string& message)
+    : LauncherError(std::move(error_class), ExitCode::install, message)
+  {
+  }
+};
+
+// An archive could not be written (smlaunch local's model.tar.gz and output.tar.gz).
+struct ArchiveError : LauncherError
+{
+  explicit ArchiveError(const std::string& message) : LauncherError("ArchiveError", ExitCode::internal, message) {}
+};
+
+// `smlaunch local` could not set up its hosts (keys, network namespaces).
+struct ClusterError : LauncherError
+{
+  explicit ClusterError(const std::string& message) : LauncherError("ClusterError", ExitCode::cluster, message) {}
+};
+
+// The hosts of resourceconfig.json never resolved.
+struct HostResolutionError : LauncherError
+{
+  explicit HostResolutionError(const std::string& message)
+    : LauncherError("HostResolutionError", ExitCode::cluster, message)
+  {
+  }
+};
+
+// A host never answered (no SSH login, no sshd).
+struct HostUnreachableError : LauncherError
+{
+  explicit HostUnreachableError(const std::string& message)
+    : LauncherError("HostUnreachableError", ExitCode::cluster, message)
+  {
+  }
+};
+
+// This host's sshd could not start or exited.
+struct SshdError : LauncherError
+{
+  explicit SshdError(const std::string& message) : LauncherError("SshdError", ExitCode::cluster, message) {}
+};
+
+// A stop signal (TERM, INT, HUP, QUIT) ended the job in `phase` ("staging", "installing
+// requirements", ...): exit status 128+N, class "Stopped", message "stopped by SIGTERM
+// while <phase>". The one channel for a stop in any phase before the script.
+struct StoppedError : LauncherError
+{
+  StoppedError(int signo, const std::string& phase);
+  int signal() const { return m_signal; }
+
+private:
+  int m_signal;
+};
+
+// "SIGTERM" for 15.
+std::string signal_name(int signo);
 
 } // namespace launcher

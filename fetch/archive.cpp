@@ -214,14 +214,14 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       members[it->path().lexically_relative(source).string()] = it->path().string();
     }
     if (ec) {
-      throw LauncherError("ArchiveError", ExitCode::internal, "cannot read " + source + ": " + ec.message());
+      throw ArchiveError("cannot read " + source + ": " + ec.message());
     }
   }
   std::unique_ptr<struct archive, decltype(&archive_write_free)> out(archive_write_new(), archive_write_free);
   archive_write_add_filter_gzip(out.get());
   archive_write_set_format_pax_restricted(out.get());
   if (archive_write_open_filename(out.get(), archive_path.c_str()) != ARCHIVE_OK) {
-    throw LauncherError("ArchiveError", ExitCode::internal, std::string("archive_write_open: ") + archive_path + ": " + archive_error_string(out.get()));
+    throw ArchiveError(std::string("archive_write_open: ") + archive_path + ": " + archive_error_string(out.get()));
   }
   std::vector<char> buffer(256 * 1024);
   for (const auto& [name, path] : members) {
@@ -255,7 +255,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       if (fd >= 0) {
         ::close(fd);
       }
-      throw LauncherError("ArchiveError", ExitCode::internal, std::string("archive_write_header: ") + name + ": " + archive_error_string(out.get()));
+      throw ArchiveError(std::string("archive_write_header: ") + name + ": " + archive_error_string(out.get()));
     }
     while (fd >= 0) {
       const ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -264,7 +264,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       }
       if (archive_write_data(out.get(), buffer.data(), static_cast<std::size_t>(n)) < 0) {
         ::close(fd);
-        throw LauncherError("ArchiveError", ExitCode::internal, std::string("archive_write_data: ") + name + ": " + archive_error_string(out.get()));
+        throw ArchiveError(std::string("archive_write_data: ") + name + ": " + archive_error_string(out.get()));
       }
     }
     if (fd >= 0) {
@@ -272,7 +272,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
     }
   }
   if (archive_write_close(out.get()) != ARCHIVE_OK) {
-    throw LauncherError("ArchiveError", ExitCode::internal, std::string("archive_write_close: ") + archive_path + ": " + archive_error_string(out.get()));
+    throw ArchiveError(std::string("archive_write_close: ") + archive_path + ": " + archive_error_string(out.get()));
   }
 }
 

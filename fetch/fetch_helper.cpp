@@ -39,7 +39,7 @@ HelperFetcher::run(std::vector<std::string> args)
   spec.envp = m_environment.to_envp();
   const ChildResult r = m_supervisor.run(spec);
   if (r.stop_signal != 0) {
-    throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal) + " while staging");
+    throw StoppedError(r.stop_signal, "staging");
   }
   if (r.exec_errno != 0) {
     throw StagingError("cannot run " + m_helper + ": " + std::system_category().message(r.exec_errno));

@@ -66,8 +66,7 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
   in.paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
   struct stat st{};
   if (::stat(in.paths.base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    throw LauncherError("ConfigError", ExitCode::config,
-                        "base directory " + in.paths.base +
+    throw BaseDirectoryError("base directory " + in.paths.base +
                           " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
   }
   in.config = env::read_config_files(in.paths);

@@ -73,8 +73,7 @@ start_sshd(const PlanInputs& in, Supervisor& supervisor)
   try {
     return supervisor.start_background(spec);
   } catch (const SystemError& e) {
-    throw LauncherError("SshdError", ExitCode::cluster,
-                        std::string("cannot start sshd (") + e.what() + "); install openssh-server or set --sshd");
+    throw SshdError(std::string("cannot start sshd (") + e.what() + "); install openssh-server or set --sshd");
   }
 }
 
@@ -82,7 +81,7 @@ void
 check_sshd(Supervisor& supervisor, pid_t sshd)
 {
   if (!supervisor.background_running(sshd)) {
-    throw LauncherError("SshdError", ExitCode::cluster, "sshd exited (see its messages above)");
+    throw SshdError("sshd exited (see its messages above)");
   }
 }
 
@@ -122,7 +121,7 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
     for (std::size_t i = 0; i < greeting.size(); ++i) {
       const ChildResult& r = results[i];
       if (r.stop_signal != 0) {
-        throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal));
+        throw StoppedError(r.stop_signal, "waiting for the workers' SSH logins");
       }
       if (r.exit_code != 0) {
         still.push_back(greeting[i]);
@@ -140,11 +139,10 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
       for (const auto& h : pending) {
         names += (names.empty() ? "" : ", ") + h + " (" + last_error[h] + ")";
       }
-      throw LauncherError("HostUnreachableError", ExitCode::cluster,
-                          "no SSH login within " + seconds_text(in.options.ssh_timeout) + " to: " + names);
+      throw HostUnreachableError("no SSH login within " + seconds_text(in.options.ssh_timeout) + " to: " + names);
     }
     if (const int sig = supervisor.sleep_for(delay)) {
-      throw LauncherError("Stopped", 128 + sig, "stopped by " + signal_name(sig));
+      throw StoppedError(sig, "waiting for the workers' SSH logins");
     }
     delay = std::min(delay * 2, std::chrono::milliseconds(500));
   }
@@ -428,9 +426,10 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       next_probe = Clock::now() + 1s;
     }
     if (const int sig = supervisor.sleep_for(50ms)) {
-      code = 128 + sig;
-      error_class = "Stopped";
-      message = "stopped by " + signal_name(sig) + " while waiting for the master";
+      const StoppedError stop(sig, "waiting for the master");
+      code = stop.exit_code();
+      error_class = stop.error_class();
+      message = stop.what();
       break;
     }
   }

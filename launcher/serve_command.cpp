@@ -131,11 +131,11 @@ install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::
   spec.cwd = plan.code_dir;
   const ChildResult r = supervisor.run(spec);
   if (r.stop_signal != 0) {
-    throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal) + " while installing");
+    throw StoppedError(r.stop_signal, "installing with pip");
   }
   if (r.exit_code != 0) {
     // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference): see train.cpp
-    throw LauncherError(install->error_class, ExitCode::install, describe_install_failure(r))
+    throw InstallError(install->error_class, describe_install_failure(r))
       .with_command(join_command(install->argv));
   }
 }

@@ -100,12 +100,11 @@ copy_source(const std::string& source, const std::string& destination, const std
       fs::copy_file(from, to, copy_ec);
     }
     if (copy_ec) {
-      throw LauncherError("StagingError", ExitCode::staging,
-                          "cannot copy " + from.string() + " into " + to.string() + ": " + copy_ec.message());
+      throw StagingError("cannot copy " + from.string() + " into " + to.string() + ": " + copy_ec.message());
     }
   }
   if (ec) {
-    throw LauncherError("StagingError", ExitCode::staging, "cannot read the source directory " + source + ": " + ec.message());
+    throw StagingError("cannot read the source directory " + source + ": " + ec.message());
   }
 }
 
@@ -131,7 +130,7 @@ create_ssh_files(Supervisor& supervisor, const env::EnvMap& environment, const s
     spec.output = OutputMode::capture;
     spec.timeout = 20s;
     if (supervisor.run(spec).exit_code != 0) {
-      throw LauncherError("ClusterError", ExitCode::cluster, "ssh-keygen could not create " + dir + "/" + key);
+      throw ClusterError("ssh-keygen could not create " + dir + "/" + key);
     }
   }
   fs::copy_file(dir + "/id_ed25519.pub", dir + "/authorized_keys");
@@ -243,8 +242,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   if (simulated) {
     if (const std::string why = SimulatedNetwork::unavailable_reason(environment); !why.empty()) {
       const bool privileges = why.rfind("it needs root", 0) == 0;
-      throw LauncherError("ClusterError", ExitCode::cluster,
-                          "smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
+      throw ClusterError("smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
                             " runs each host in its own network namespace, and " + why +
                             (privileges ? ". Run it as root (sudo), or with --instance-count 1."
                                         : "; or run with --instance-count 1."));

@@ -180,8 +180,7 @@ SimulatedNetwork::run_checked(const std::vector<std::string>& argv, const std::s
   spec.timeout = 20s;
   const ChildResult result = m_supervisor.run(spec);
   if (result.exit_code != 0) {
-    throw LauncherError("ClusterError", ExitCode::cluster,
-                        "simulated network: " + step + " failed (" + join_command(argv) + ", exit " +
+    throw ClusterError("simulated network: " + step + " failed (" + join_command(argv) + ", exit " +
                           std::to_string(result.exit_code) + "): " + last_lines(result.captured, 400));
   }
 }
@@ -197,7 +196,7 @@ SimulatedNetwork::start_anchor(const std::vector<std::string>& argv, const std::
   try {
     pid = m_supervisor.start_background(spec);
   } catch (const SystemError& e) {
-    throw LauncherError("ClusterError", ExitCode::cluster, "cannot start the namespace of " + what + ": " + e.what());
+    throw ClusterError("cannot start the namespace of " + what + ": " + e.what());
   }
   // unshare and sh exec() in place: the anchor is ready once the pid runs `sleep`.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -214,8 +213,7 @@ SimulatedNetwork::start_anchor(const std::vector<std::string>& argv, const std::
     std::this_thread::sleep_for(5ms);
   }
   m_supervisor.stop_background(pid, 0ms);
-  throw LauncherError("ClusterError", ExitCode::cluster,
-                      "cannot set up the namespaces of " + what + " (" + join_command(argv) + "); see the lines above");
+  throw ClusterError("cannot set up the namespaces of " + what + " (" + join_command(argv) + "); see the lines above");
 }
 
 void

@@ -140,13 +140,6 @@ decode_wait_status(int status)
   return {};
 }
 
-std::string
-signal_name(int signo)
-{
-  const char* abbrev = sigabbrev_np(signo);
-  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
-}
-
 Supervisor::Supervisor(Options options) : m_options(options)
 {
   // Block everything but the synchronous faults, as tini does: a blocked signal stays

@@ -4,6 +4,8 @@
 // status is the child's own.
 #pragma once
 
+#include "base/errors.hpp" // signal_name
+
 #include <chrono>
 #include <functional>
 #include <signal.h> // NOLINT(modernize-deprecated-headers): for POSIX sigaction, sigset_t
@@ -119,8 +121,5 @@ struct ExitStatus
   int term_signal = 0;
 };
 ExitStatus decode_wait_status(int status);
-
-// "SIGTERM" for 15.
-std::string signal_name(int signo);
 
 } // namespace launcher

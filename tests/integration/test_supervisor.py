@@ -207,6 +207,12 @@ class TestSignals(unittest.TestCase):
         leftovers = [p for p in os.listdir("/proc") if p.isdigit() and b"smlaunch-hang-marker" in cmdline(p)]
         self.assertEqual(leftovers, [], "pip is still running")
         self.assertFalse(os.path.exists(marker), "the script ran after the job was stopped")
+        # A stop before the script has the one channel of every phase: 128+N and a failure
+        # file of class Stopped naming the phase.
+        with open(tree.path("output", "failure")) as f:
+            failure = f.read()
+        self.assertTrue(failure.startswith("Stopped: stopped by SIGTERM while installing with pip\n"), failure)
+        self.assertIn("ExitCode 143\n", failure)
 
 
 ORPHANS = r"""#!/bin/sh
