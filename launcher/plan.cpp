@@ -113,13 +113,9 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
   for (const auto& [name, value] : in.inherited.entries()) {
     mi.present.push_back(name);
   }
-  mpi::MpirunCommand command = mpi::build_mpirun_command(mi);
-  std::string keep;
-  for (const auto& name : command.exported) {
-    keep += (keep.empty() ? "" : ",") + name;
-  }
-  command.argv.insert(command.argv.end(), {in.smlaunch_exe, "rank", "--keep", keep, "--"});
-  command.argv.insert(command.argv.end(), plan.rank_program.begin(), plan.rank_program.end());
+  mi.rank_wrapper = in.smlaunch_exe;
+  mi.program = plan.rank_program;
+  const mpi::MpirunCommand command = mpi::build_mpirun_command(mi);
 
   // mpirun's own environment: the host's, plus where local ranks find this host's tree.
   env::EnvMap mpirun_env = in.inherited;
