@@ -5,6 +5,7 @@
 #include "base/shell.hpp"
 #include "launcher/host_state.hpp"
 #include "mpi/mpi_settings.hpp"
+#include "mpi/ssh.hpp"
 #include "process/failure_report.hpp"
 
 #include <atomic>
@@ -35,38 +36,23 @@ seconds_text(std::chrono::milliseconds d)
 std::vector<std::string>
 ssh_argv(const PlanInputs& in, const std::string& host, std::vector<std::string> remote)
 {
-  std::vector<std::string> argv;
+  std::vector<std::string> command;
   try {
-    argv = mpi::shell_split(in.options.ssh_command);
+    command = mpi::shell_split(in.options.ssh_command);
   } catch (const std::invalid_argument& e) {
     throw UsageError("--ssh-command \"" + in.options.ssh_command + "\": " + e.what());
   }
-  if (argv.empty()) {
+  if (command.empty()) {
     throw UsageError("--ssh-command is empty");
   }
-  const std::vector<std::string> sharing = ssh_connection_sharing(in.paths);
-  argv.insert(argv.end(), sharing.begin(), sharing.end());
-  argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "ConnectTimeout=3", host});
-  argv.insert(argv.end(), remote.begin(), remote.end());
-  return argv;
+  return mpi::ssh_argv(command, ssh_connection_sharing(in.paths), host, remote);
 }
 
 pid_t
 start_sshd(const PlanInputs& in, Supervisor& supervisor)
 {
   ChildSpec spec;
-  spec.argv = {in.options.sshd, "-D", "-e"};
-  if (!in.options.sshd_config.empty()) {
-    spec.argv.insert(spec.argv.end(), {"-f", in.options.sshd_config});
-  }
-  if (in.options.sshd_port != 22) {
-    spec.argv.insert(spec.argv.end(), {"-p", std::to_string(in.options.sshd_port)});
-  }
-  // Every session on this host (mpirun's daemons and ranks, the master's job-ended call)
-  // learns where this host's tree is.
-  spec.argv.insert(spec.argv.end(), {"-o", "SetEnv=SMLAUNCH_BASE_DIR=" + in.paths.base});
-  // The liveness probes connect every second; at sshd's default level each would log.
-  spec.argv.insert(spec.argv.end(), {"-o", "LogLevel=ERROR"});
+  spec.argv = mpi::sshd_argv(mpi::SshdInputs{in.options.sshd, in.options.sshd_config, in.options.sshd_port, in.paths.base});
   spec.envp = in.inherited.to_envp();
   spec.cwd = "/";
   spdlog::info("starting sshd: {}", join_command(spec.argv));

@@ -3,6 +3,7 @@
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
 #include "mpi/mpirun_command.hpp"
+#include "mpi/ssh.hpp"
 
 namespace launcher {
 
@@ -75,13 +76,7 @@ rank_program_for(EntryPointType type, const std::string& name, const std::string
 std::vector<std::string>
 ssh_connection_sharing(const env::Paths& paths)
 {
-  // %C is a 40-character hash, and ssh adds ".<16 random characters>" while it binds;
-  // sun_path holds 107 characters.
-  const std::string socket = paths.base + "/.smlaunch/%C";
-  if (socket.size() - 2 + 40 + 17 > 107) {
-    return {};
-  }
-  return {"-o", "ControlMaster=auto", "-o", "ControlPersist=60", "-o", "ControlPath=" + socket};
+  return mpi::ssh_connection_sharing(paths.base + "/.smlaunch");
 }
 
 namespace {
