@@ -1,6 +1,7 @@
 #include "launcher/cli.hpp"
 
 #include "base/errors.hpp"
+#include "mpi/mpi_settings.hpp"
 
 #include <boost/program_options.hpp>
 #include <cmath>
@@ -280,6 +281,16 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
       }
       options.sshd_port = std::stoi(s.value);
     } else if (s.name == "ssh-command") {
+      // Checked here, not when the job first calls ssh (after staging, pip and the DNS wait).
+      std::vector<std::string> ssh_words;
+      try {
+        ssh_words = mpi::shell_split(s.value);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError("--ssh-command (" + s.origin + ") \"" + s.value + "\": " + e.what());
+      }
+      if (ssh_words.empty()) {
+        throw UsageError("--ssh-command (" + s.origin + ") is empty");
+      }
       options.ssh_command = s.value;
     } else if (s.name == "ssh-timeout") {
       options.ssh_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));

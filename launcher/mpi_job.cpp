@@ -36,16 +36,8 @@ seconds_text(std::chrono::milliseconds d)
 std::vector<std::string>
 ssh_argv(const PlanInputs& in, const std::string& host, std::vector<std::string> remote)
 {
-  std::vector<std::string> command;
-  try {
-    command = mpi::shell_split(in.options.ssh_command);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError("--ssh-command \"" + in.options.ssh_command + "\": " + e.what());
-  }
-  if (command.empty()) {
-    throw UsageError("--ssh-command is empty");
-  }
-  return mpi::ssh_argv(command, ssh_connection_sharing(in.paths), host, remote);
+  // --ssh-command was checked when parsed (cli.cpp): it splits into at least one word.
+  return mpi::ssh_argv(mpi::shell_split(in.options.ssh_command), ssh_connection_sharing(in.paths), host, remote);
 }
 
 pid_t

@@ -176,6 +176,16 @@ TEST(LauncherCli, TypedValues)
   }
 }
 
+// --ssh-command is split as a shell would when parsed: a value that cannot be split (or
+// holds no word) is a usage error at once, not an error in the middle of a job.
+TEST(LauncherCli, SshCommandIsValidatedWhenParsed)
+{
+  EXPECT_EQ(parse({"smlaunch", "train", "--ssh-command", "ssh -p 2222"}).ssh_command, "ssh -p 2222");
+  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "ssh -o 'unbalanced"}), launcher::UsageError);
+  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "  "}), launcher::UsageError);
+  EXPECT_THROW(parse({"smlaunch", "plan"}, {{"SMLAUNCH_SSH_COMMAND", "ssh \"x"}}), launcher::UsageError);
+}
+
 TEST(LauncherCli, CommandDispatch)
 {
   struct Case
