@@ -1,5 +1,6 @@
-// The one owner of every child process (pip, the script, probes, later mpirun and sshd):
-// tini's PID-1 design. Signals are blocked and collected with sigtimedwait (no async
+// The owner of the launcher's child processes (probes, staging's helper, pip, the script,
+// mpirun, sshd, ssh calls, the hosts of `smlaunch local`): tini's PID-1 design. (The rank
+// step, `smlaunch rank`, still runs its program with its own loop: rank_relay.cpp.) Signals are blocked and collected with sigtimedwait (no async
 // handlers), forwarded to the child's process group, orphans are reaped, and the exit
 // status is the child's own.
 #pragma once
