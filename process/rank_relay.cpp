@@ -4,15 +4,9 @@
 
 #include <cerrno>
 #include <chrono>
-#include <csignal>
-#include <cstring>
 #include <fcntl.h>
-#include <iostream>
+#include <optional>
 #include <poll.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
-#include <sys/wait.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace launcher {
@@ -24,8 +18,6 @@ using Clock = std::chrono::steady_clock;
 // A partial line is written after this pause, or once it is this long.
 constexpr auto k_partial_pause = std::chrono::milliseconds(50);
 constexpr std::size_t k_max_partial = 64 * 1024;
-
-constexpr int k_forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 struct Stream
 {
@@ -89,74 +81,63 @@ LineAssembler::take_partial()
   return out;
 }
 
-int
-run_with_line_output(const std::string& path, std::vector<char*>& argv, std::vector<char*>& envp)
+LineRelay::LineRelay(int stdout_fd, int stderr_fd) : m_stdout_fd(stdout_fd), m_stderr_fd(stderr_fd)
 {
-  int out_pipe[2];
-  int err_pipe[2];
-  int exec_status[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 || ::pipe2(exec_status, O_CLOEXEC) != 0) {
-    std::cerr << "smlaunch rank: pipe: " << std::system_category().message(errno) << "\n";
-    return 126;
+  if (::pipe2(m_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    m_wake[0] = m_wake[1] = -1;
   }
-  sigset_t forwarded;
-  sigemptyset(&forwarded);
-  for (const int sig : k_forwarded) {
-    sigaddset(&forwarded, sig);
-  }
-  sigaddset(&forwarded, SIGCHLD);
-  sigset_t original;
-  sigprocmask(SIG_BLOCK, &forwarded, &original); // NOLINT(concurrency-mt-unsafe): one thread here
-  const int signals = ::signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
-  const pid_t parent = ::getpid();
+}
 
-  const pid_t child = ::fork();
-  if (child < 0) {
-    std::cerr << "smlaunch rank: fork: " << std::system_category().message(errno) << "\n";
-    return 126;
+LineRelay::~LineRelay()
+{
+  if (m_thread.joinable()) {
+    finish(std::chrono::milliseconds(0));
   }
-  if (child == 0) {
-    // If this relay is SIGKILLed, the program must not run on unseen.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) {
-      ::_exit(1);
+  for (int fd : {m_wake[0], m_wake[1], m_stdout_fd, m_stderr_fd}) {
+    if (fd >= 0) {
+      ::close(fd);
     }
-    ::dup2(out_pipe[1], STDOUT_FILENO);
-    ::dup2(err_pipe[1], STDERR_FILENO);
-    sigprocmask(SIG_SETMASK, &original, nullptr); // NOLINT(concurrency-mt-unsafe): forked child: one thread
-    ::execve(path.c_str(), argv.data(), envp.data());
-    const int err = errno;
-    [[maybe_unused]] const auto n = ::write(exec_status[1], &err, sizeof(err));
-    ::_exit(err == ENOENT ? 127 : 126);
   }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  ::close(exec_status[1]);
-  int exec_errno = 0;
-  if (::read(exec_status[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno) && exec_errno != 0) {
-    std::cerr << "smlaunch rank: cannot run " << path << ": " << std::system_category().message(exec_errno) << "\n";
-  }
-  ::close(exec_status[0]);
+}
 
+void
+LineRelay::start()
+{
+  m_thread = std::thread([this] { loop(); });
+}
+
+void
+LineRelay::finish(std::chrono::milliseconds drain_window)
+{
+  m_drain_window_ms.store(drain_window.count());
+  const char byte = 1;
+  [[maybe_unused]] const auto n = ::write(m_wake[1], &byte, 1);
+  if (m_thread.joinable()) {
+    m_thread.join();
+  }
+}
+
+void
+LineRelay::loop()
+{
   Stream streams[2];
-  streams[0].in = out_pipe[0];
+  streams[0].in = m_stdout_fd;
   streams[0].out = STDOUT_FILENO;
-  streams[1].in = err_pipe[0];
+  streams[1].in = m_stderr_fd;
   streams[1].out = STDERR_FILENO;
-  bool exited = false;
-  int status = 0;
-  Clock::time_point exited_at{};
+  std::optional<Clock::time_point> drain_deadline;
   while (true) {
     const bool any_open = streams[0].open || streams[1].open;
-    // After the program's end, a process it left behind may keep a pipe open: 1 s more.
-    if (exited && (!any_open || Clock::now() - exited_at > std::chrono::seconds(1))) {
+    // After the program's end, a process it left behind may keep a pipe open: the drain
+    // window, then no more.
+    if (!any_open || (drain_deadline && Clock::now() >= *drain_deadline)) {
       break;
     }
-    pollfd fds[3] = {{signals, POLLIN, 0},
+    pollfd fds[3] = {{m_wake[0], POLLIN, 0},
                      {streams[0].open ? streams[0].in : -1, POLLIN, 0},
                      {streams[1].open ? streams[1].in : -1, POLLIN, 0}};
     const bool partial = streams[0].lines.holds_partial() || streams[1].lines.holds_partial();
-    const int ready = ::poll(fds, 3, partial || exited ? 20 : -1);
+    const int ready = ::poll(fds, 3, partial || drain_deadline ? 20 : -1);
     if (ready < 0 && errno != EINTR) {
       break;
     }
@@ -169,36 +150,14 @@ run_with_line_output(const std::string& path, std::vector<char*>& argv, std::vec
         write_all(streams[i].out, rest.data(), rest.size());
       }
     }
-    if ((fds[0].revents & POLLIN) != 0) {
-      signalfd_siginfo info{};
-      while (::read(signals, &info, sizeof(info)) == sizeof(info)) {
-        const int sig = static_cast<int>(info.ssi_signo);
-        if (sig != SIGCHLD) {
-          ::kill(child, sig);
-        }
-      }
-    }
-    if (!exited && ::waitpid(child, &status, WNOHANG) == child) {
-      exited = true;
-      exited_at = Clock::now();
+    if (!drain_deadline && (fds[0].revents & POLLIN) != 0) {
+      drain_deadline = Clock::now() + std::chrono::milliseconds(m_drain_window_ms.load());
     }
   }
-  for (auto& s : streams) {
-    const std::string rest = s.lines.take_partial();
-    write_all(s.out, rest.data(), rest.size());
+  for (auto& stream : streams) {
+    const std::string rest = stream.lines.take_partial();
+    write_all(stream.out, rest.data(), rest.size());
   }
-  if (!exited) {
-    ::waitpid(child, &status, 0);
-  }
-  if (WIFSIGNALED(status)) {
-    // End as the program ended, so mpirun reports its signal.
-    const int sig = WTERMSIG(status);
-    static_cast<void>(std::signal(sig, SIG_DFL));
-    sigprocmask(SIG_SETMASK, &original, nullptr); // NOLINT(concurrency-mt-unsafe): one thread here
-    static_cast<void>(::raise(sig));
-    return 128 + sig;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
 } // namespace launcher

@@ -4,6 +4,7 @@
 #include "base/logging.hpp"
 #include "process/executables.hpp"
 #include "process/output_relay.hpp"
+#include "process/rank_relay.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -407,7 +408,14 @@ Supervisor::run(const ChildSpec& spec)
   int child_stderr = STDERR_FILENO;
   int relay_to = STDERR_FILENO;
   bool relay = true;
-  if (spec.output == OutputMode::capture) {
+  int line_pipes[2][2] = {{-1, -1}, {-1, -1}};
+  if (spec.output == OutputMode::lines) {
+    make_pipe(line_pipes[0]);
+    make_pipe(line_pipes[1]);
+    child_stdout = line_pipes[0][1];
+    child_stderr = line_pipes[1][1];
+    relay = false;
+  } else if (spec.output == OutputMode::capture) {
     make_pipe(out_pipe);
     child_stdout = out_pipe[1];
     child_stderr = -1; // /dev/null
@@ -432,12 +440,19 @@ Supervisor::run(const ChildSpec& spec)
   if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
     throw SystemError("pipe2", "exec status pipe", errno);
   }
-  const pid_t pid = spawn(spec, child_stdout, child_stderr, exec_error_pipe[1], false);
+  const pid_t pid = spawn(spec, child_stdout, child_stderr, exec_error_pipe[1], spec.die_with_parent);
   if (spec.on_start) {
     spec.on_start(pid);
   }
 
   ::close(exec_error_pipe[1]);
+  std::unique_ptr<LineRelay> line_relay;
+  if (spec.output == OutputMode::lines) {
+    ::close(line_pipes[0][1]);
+    ::close(line_pipes[1][1]);
+    line_relay = std::make_unique<LineRelay>(line_pipes[0][0], line_pipes[1][0]);
+    line_relay->start();
+  }
   std::unique_ptr<OutputRelay> relay_thread;
   if (out_pipe[0] >= 0) {
     ::close(out_pipe[1]);
@@ -523,6 +538,9 @@ Supervisor::run(const ChildSpec& spec)
       result.output_tail = relay_thread->tail();
     }
     result.relayed_bytes = relay_thread->bytes();
+  }
+  if (line_relay) {
+    line_relay->finish(std::chrono::milliseconds(1000));
   }
 
   const ExitStatus decoded = decode_wait_status(status);

@@ -1,6 +1,5 @@
-// The owner of the launcher's child processes (probes, staging's helper, pip, the script,
-// mpirun, sshd, ssh calls, the hosts of `smlaunch local`): tini's PID-1 design. (The rank
-// step, `smlaunch rank`, still runs its program with its own loop: rank_relay.cpp.) Signals are blocked and collected with sigtimedwait (no async
+// The one owner of every child process (probes, staging's helper, pip, the script, mpirun,
+// sshd, ssh calls, the hosts of `smlaunch local`, a rank's program): tini's PID-1 design. Signals are blocked and collected with sigtimedwait (no async
 // handlers), forwarded to the child's process group, orphans are reaped, and the exit
 // status is the child's own.
 #pragma once
@@ -18,6 +17,8 @@ namespace launcher {
 enum class OutputMode {
   passthrough, // the child's output reaches ours whole; the end of stderr is kept
   capture,     // stdout is collected (probes such as nvidia-smi); stderr is dropped
+  lines,       // stdout and stderr reach ours a whole line at a time (`smlaunch rank`:
+               // mpirun --tag-output tags every chunk); see rank_relay.hpp
 };
 
 struct ChildSpec
@@ -30,6 +31,7 @@ struct ChildSpec
   std::function<void(pid_t)> on_start;  // called with the child's pid (= its process group)
   int output_fd = -1;                   // run_together(): stdout and stderr both go here
   bool stdin_null = false;              // /dev/null as stdin (the terminal stays the launcher's)
+  bool die_with_parent = false;         // run(): SIGKILL the child if the launcher dies (a rank)
 };
 
 struct ChildResult

@@ -4,10 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+
 #include <chrono>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -59,6 +65,53 @@ TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_EQ(result.stop_signal, SIGTERM);
   EXPECT_EQ(supervisor.poll_stop_signal(), SIGTERM);
+}
+
+// `smlaunch rank`'s line relay is a mode of the one runner: the same exec rules as every
+// child (ENOTDIR -> 127, a script without a shebang runs with /bin/sh), and the output
+// reaches ours whole.
+TEST(ProcessSupervisorLines, SameExecRulesAndWholeOutput)
+{
+  const std::string dir = ::testing::TempDir() + "smlaunch-lines-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string script = dir + "/noshebang";
+  {
+    std::ofstream out(script);
+    out << "printf 'partial '; sleep 0.1; printf 'line\\n'; printf 'err\\n' >&2; exit 3\n";
+  }
+  ::chmod(script.c_str(), 0755);
+  const std::string captured = dir + "/stdout";
+  const int saved_stdout = ::dup(STDOUT_FILENO);
+  const int file = ::open(captured.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(file, 0);
+  ::dup2(file, STDOUT_FILENO);
+  ::close(file);
+  launcher::ChildResult script_result;
+  launcher::ChildResult missing_result;
+  {
+    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
+    launcher::ChildSpec spec;
+    spec.envp = {"PATH=/usr/bin:/bin"};
+    spec.output = launcher::OutputMode::lines;
+    spec.die_with_parent = true;
+    spec.argv = {script};
+    script_result = supervisor.run(spec);
+    spec.argv = {script + "/not-a-directory"};
+    missing_result = supervisor.run(spec);
+  }
+  ::dup2(saved_stdout, STDOUT_FILENO);
+  ::close(saved_stdout);
+  EXPECT_EQ(script_result.exit_code, 3);
+  EXPECT_EQ(script_result.exec_errno, 0);
+  EXPECT_EQ(missing_result.exit_code, 127);
+  EXPECT_EQ(missing_result.exec_errno, ENOTDIR);
+  std::ifstream in(captured);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "partial line\n");
+  std::remove(captured.c_str());
+  std::remove(script.c_str());
+  ::rmdir(dir.c_str());
 }
 
 } // namespace
