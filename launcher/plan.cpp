@@ -48,31 +48,6 @@ to_string(Role role)
   return "?";
 }
 
-namespace {
-
-// What every rank runs: Python through mpi4py, so an uncaught exception aborts all ranks.
-std::vector<std::string>
-rank_program_for(EntryPointType type, const std::string& name, const std::string& python, const std::string& code_dir,
-                 const std::vector<std::string>& args)
-{
-  std::vector<std::string> argv;
-  switch (type) {
-  case EntryPointType::python_program:
-    argv = {python, "-m", "mpi4py", name};
-    break;
-  case EntryPointType::python_package:
-    argv = {python, "-m", "mpi4py", "-m", module_for(name)};
-    break;
-  case EntryPointType::command:
-    argv = {code_dir + "/" + name};
-    break;
-  }
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
-} // namespace
-
 std::vector<std::string>
 ssh_connection_sharing(const env::Paths& paths)
 {
@@ -92,7 +67,9 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
       plan.workers.push_back(h);
     }
   }
-  plan.rank_program = rank_program_for(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args);
+  // What every rank runs: Python through mpi4py, so an uncaught exception aborts all ranks.
+  plan.rank_program =
+    script_argv(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args, PythonLaunch::mpi4py);
 
   mpi::MpirunInputs mi;
   mi.settings = plan.mpi;
