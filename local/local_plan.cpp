@@ -1,6 +1,7 @@
 #include "local/local_plan.hpp"
 
 #include "base/errors.hpp"
+#include "base/option_values.hpp"
 #include "env/paths.hpp"
 #include "env/py_format.hpp"
 
@@ -139,27 +140,10 @@ apply(LocalOptions& o, const std::string& name, const std::string& value)
   } else if (name == "python") {
     o.python = value;
   } else if (name == "grace-period") {
-    double seconds = -1;
-    try {
-      std::size_t used = 0;
-      seconds = std::stod(value, &used);
-      seconds = used == value.size() ? seconds : -1;
-    } catch (const std::exception&) {
-    }
-    if (!(seconds >= 0 && seconds <= 7 * 24 * 3600)) {
-      throw UsageError("--grace-period is \"" + value + "\"; expected a number of seconds from 0 to 604800");
-    }
+    const double seconds = parse_seconds("--grace-period", value);
     o.grace_period = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
   } else if (name == "log-level") {
-    if (value == "debug") {
-      o.verbosity = Verbosity::verbose;
-    } else if (value == "info") {
-      o.verbosity = Verbosity::normal;
-    } else if (value == "warning" || value == "warn" || value == "error") {
-      o.verbosity = Verbosity::quiet;
-    } else {
-      throw UsageError("--log-level is \"" + value + "\"; expected warning, info or debug");
-    }
+    o.verbosity = parse_log_level("--log-level", value);
   }
 }
 
