@@ -6,6 +6,7 @@
 #include "env/paths.hpp"
 #include "fetch/fetch_helper.hpp"
 #include "launcher/entry_point.hpp"
+#include "launcher/install_step.hpp"
 #include "process/executables.hpp"
 #include "process/failure_report.hpp"
 #include "process/supervisor.hpp"
@@ -124,20 +125,11 @@ install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::
   if (!install) {
     return;
   }
-  spdlog::info("installing: {}", join_command(install->argv));
   ChildSpec spec;
   spec.argv = install->argv;
   spec.envp = inherited.to_envp();
   spec.cwd = plan.code_dir;
-  const ChildResult r = supervisor.run(spec);
-  if (r.stop_signal != 0) {
-    throw StoppedError(r.stop_signal, "installing with pip");
-  }
-  if (r.exit_code != 0) {
-    // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference): see train.cpp
-    throw InstallError(install->error_class, describe_install_failure(r))
-      .with_command(join_command(install->argv));
-  }
+  run_install_step(spec, install->error_class, supervisor);
 }
 
 ServeFacts

@@ -4,6 +4,7 @@
 #include "base/logging.hpp"
 #include "base/shell.hpp"
 #include "fetch/fetch_helper.hpp"
+#include "launcher/install_step.hpp"
 #include "launcher/mpi_job.hpp"
 #include "process/failure_report.hpp"
 
@@ -116,18 +117,7 @@ int
 execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
 {
   if (plan.install) {
-    spdlog::info("installing: {}", join_command(plan.install->argv));
-    const ChildResult r = supervisor.run(spec_for(*plan.install));
-    if (r.stop_signal != 0) {
-      // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference)
-      throw StoppedError(r.stop_signal, "installing with pip").with_command(join_command(plan.install->argv));
-    }
-    if (r.exit_code != 0) {
-      // Thrown by copy, as with_command() returns *this: same type, no slicing.
-      // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference)
-      throw InstallError(plan.install->error_class, describe_install_failure(r))
-        .with_command(join_command(plan.install->argv));
-    }
+    run_install_step(spec_for(*plan.install), plan.install->error_class, supervisor);
   }
 
   if (!plan.dns_hosts.empty()) {
