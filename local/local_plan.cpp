@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/option_values.hpp"
+#include "env/hyperparameters.hpp"
 #include "env/paths.hpp"
 #include "env/py_format.hpp"
 
@@ -266,11 +267,8 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
 env::Value
 hyperparameter_value(const std::string& text)
 {
-  try {
-    return env::parse_json(text);
-  } catch (const env::JsonError&) {
-    return env::Value::string(text);
-  }
+  // As the container decodes hyperparameters.json's values: one rule (env/).
+  return env::decode_hyperparameter(env::Value::string(text));
 }
 
 env::Value
