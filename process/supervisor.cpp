@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <dirent.h>
+#include <fstream>
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
@@ -173,8 +176,96 @@ Supervisor::Supervisor(Options options) : m_options(options)
   }
 }
 
+namespace {
+
+// Every live process whose parent chain reaches `root`, read from /proc (zombies are left
+// to reap()). As subreaper or PID 1, a descendant whose parent died is re-parented to us,
+// so a daemon that called setsid() is still found.
+std::vector<pid_t>
+live_descendants_of(pid_t root)
+{
+  std::vector<std::pair<pid_t, pid_t>> parent_of; // (pid, ppid) of every live process
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) {
+    return {};
+  }
+  while (const dirent* entry = ::readdir(proc)) {
+    const char* name = entry->d_name;
+    if (name[0] < '1' || name[0] > '9') {
+      continue;
+    }
+    std::ifstream in(std::string("/proc/") + name + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos || close_paren + 4 >= stat.size()) {
+      continue;
+    }
+    const char state = stat[close_paren + 2];
+    if (state == 'Z' || state == 'X') {
+      continue;
+    }
+    const pid_t ppid = static_cast<pid_t>(std::strtol(stat.c_str() + close_paren + 4, nullptr, 10));
+    parent_of.emplace_back(static_cast<pid_t>(std::strtol(name, nullptr, 10)), ppid);
+  }
+  ::closedir(proc);
+  std::vector<pid_t> found = {root};
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    for (const auto& [pid, ppid] : parent_of) {
+      if (ppid == found[i]) {
+        found.push_back(pid);
+      }
+    }
+  }
+  found.erase(found.begin());
+  return found;
+}
+
+} // namespace
+
+void
+Supervisor::end_descendants(std::chrono::milliseconds grace)
+{
+  std::vector<pid_t> alive = live_descendants_of(getpid());
+  if (alive.empty()) {
+    return;
+  }
+  spdlog::debug("{} process(es) of the job still alive at its end: sending SIGTERM", alive.size());
+  for (const pid_t pid : alive) {
+    kill(pid, SIGTERM);
+  }
+  int orphans = 0;
+  const auto deadline = Clock::now() + grace;
+  while (!alive.empty() && Clock::now() < deadline) {
+    keep_signal(wait_signal(std::chrono::milliseconds(20)), -1);
+    reap({}, orphans);
+    alive = live_descendants_of(getpid());
+  }
+  if (!alive.empty()) {
+    spdlog::debug("{} process(es) of the job ignored SIGTERM: sending SIGKILL", alive.size());
+    for (const pid_t pid : alive) {
+      kill(pid, SIGKILL);
+    }
+    const auto kill_deadline = Clock::now() + std::chrono::seconds(2);
+    while (!alive.empty() && Clock::now() < kill_deadline) {
+      keep_signal(wait_signal(std::chrono::milliseconds(10)), -1);
+      reap({}, orphans);
+      alive = live_descendants_of(getpid());
+    }
+  }
+  reap({}, orphans);
+}
+
 Supervisor::~Supervisor()
 {
+  // One end of life for every command (train, local, serve, a rank): whatever the job
+  // started and left running, in its process group or not, ends with it.
+  if (m_spawned) {
+    try {
+      end_descendants(std::chrono::seconds(2));
+    } catch (...) { // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+  }
   sigaction(SIGTTIN, &m_original_ttin, nullptr);
   sigaction(SIGTTOU, &m_original_ttou, nullptr);
   pthread_sigmask(SIG_SETMASK, &m_original_mask, nullptr);
@@ -294,6 +385,7 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
   envp.push_back(nullptr);
   const pid_t parent = getpid();
 
+  m_spawned = true;
   const pid_t pid = fork();
   if (pid < 0) {
     throw SystemError("fork", spec.argv[0], errno);

@@ -95,6 +95,11 @@ public:
   // Whether orphans are reaped here (PID 1 or a subreaper).
   bool reaps_orphans() const { return m_reaps_orphans; }
 
+  // The end-of-life sweep (also run by the destructor once any child was started): every
+  // live descendant, in a child's process group or not (setsid daemons included), gets
+  // SIGTERM, then SIGKILL after `grace`; all are reaped.
+  void end_descendants(std::chrono::milliseconds grace);
+
 private:
   int wait_signal(std::chrono::milliseconds timeout);
   void reap(const std::function<bool(pid_t, int)>& claim, int& orphans);
@@ -114,6 +119,7 @@ private:
   struct sigaction m_original_ttou{};
   bool m_reaps_orphans = false;
   int m_pending_stop = 0;
+  bool m_spawned = false;
 };
 
 // A child's end as waitpid() reports it: `code` is its exit code, or 128+N when signal N

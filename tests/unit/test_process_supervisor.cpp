@@ -114,4 +114,32 @@ TEST(ProcessSupervisorLines, SameExecRulesAndWholeOutput)
   ::rmdir(dir.c_str());
 }
 
+// One end of life: a daemon the job started in its own session (out of the child's
+// process group, so the group clean-up misses it), ignoring SIGTERM, ends with the
+// supervisor.
+TEST(ProcessSupervisorEndOfLife, ASetsidDaemonThatIgnoresSigtermEndsWithTheSupervisor)
+{
+  const std::string pid_file = ::testing::TempDir() + "smlaunch-daemon-" + std::to_string(::getpid());
+  std::remove(pid_file.c_str());
+  pid_t daemon = 0;
+  {
+    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
+    launcher::ChildSpec spec;
+    spec.argv = {"/bin/sh", "-c",
+                 "setsid sh -c 'trap \"\" TERM; echo $$ >\"$1\"; exec sleep 30' sh \"$1\" >/dev/null 2>&1 </dev/null &"
+                 " while [ ! -s \"$1\" ]; do sleep 0.01; done",
+                 "sh", pid_file};
+    spec.envp = {"PATH=/usr/bin:/bin"};
+    spec.output = launcher::OutputMode::capture;
+    EXPECT_EQ(supervisor.run(spec).exit_code, 0);
+    std::ifstream in(pid_file);
+    in >> daemon;
+    ASSERT_GT(daemon, 0);
+    EXPECT_EQ(::kill(daemon, 0), 0) << "the daemon should outlive the child's process group";
+  }
+  EXPECT_EQ(::kill(daemon, 0), -1) << "the daemon outlived the supervisor";
+  EXPECT_EQ(errno, ESRCH);
+  std::remove(pid_file.c_str());
+}
+
 } // namespace
