@@ -11,6 +11,11 @@ ssh_connection_sharing(const std::string& control_dir)
   if (socket.size() - 2 + 40 + 17 > 107) {
     return {};
   }
+  // These options also reach mpirun's plm_rsh_agent, which Open MPI 4 splits on spaces
+  // and colons, ignoring quotes: no quoting can carry such a path there.
+  if (control_dir.find_first_of(" :") != std::string::npos) {
+    return {};
+  }
   return {"-o", "ControlMaster=auto", "-o", "ControlPersist=60", "-o", "ControlPath=" + socket};
 }
 

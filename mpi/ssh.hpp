@@ -10,7 +10,8 @@ namespace mpi {
 
 // ssh options that share one connection per host between smlaunch's own ssh calls and
 // mpirun's (OpenSSH ControlMaster; the sockets live in `control_dir`). Empty when the
-// socket path would be too long for a Unix socket (107 characters).
+// socket path would be too long for a Unix socket (107 characters), or holds a space or a
+// colon (mpirun's plm_rsh_agent is split on both, quotes or not).
 std::vector<std::string> ssh_connection_sharing(const std::string& control_dir);
 
 // `ssh_command` (the words of --ssh-command), then `sharing`, batch mode and a short

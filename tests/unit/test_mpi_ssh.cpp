@@ -31,6 +31,15 @@ TEST(MpiSsh, NoSharingWhenTheSocketPathWouldNotFit)
   EXPECT_TRUE(mpi::ssh_connection_sharing(fits + "d").empty());
 }
 
+// Open MPI 4 splits plm_rsh_agent on spaces and colons and ignores quotes: a ControlPath
+// with either would break mpirun's ssh, so sharing is off for such a base directory.
+TEST(MpiSsh, NoSharingWhenThePathHasASpaceOrAColon)
+{
+  EXPECT_TRUE(mpi::ssh_connection_sharing("/tmp/my job/.smlaunch").empty());
+  EXPECT_TRUE(mpi::ssh_connection_sharing("/tmp/a:b/.smlaunch").empty());
+  EXPECT_FALSE(mpi::ssh_connection_sharing("/tmp/a_b/.smlaunch").empty());
+}
+
 TEST(MpiSsh, GoldenSshdArgv)
 {
   mpi::SshdInputs in;
