@@ -16,3 +16,9 @@ echo "== MPI: start and end latency on simulated hosts (baseline: plain mpirun o
 echo
 echo "== serving: requests/s and latency (baseline: nginx + gunicorn (gevent) + Flask, same handlers)"
 .venv/bin/python bench/bench_serve.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
+
+if [ "$(id -u)" = 0 ]; then
+  echo
+  echo "== the SageMaker SDK's local mode against smlaunch local / serve (Docker; baseline: the SDK)"
+  bench/sdk_local.sh
+fi

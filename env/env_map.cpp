@@ -63,16 +63,23 @@ EnvMap::to_envp() const
 bool
 is_secret_name(std::string_view name)
 {
-  std::string upper(name);
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) {
-    return static_cast<char>(std::toupper(c));
-  });
-  for (const char* word : {"KEY", "SECRET", "TOKEN", "PASSWORD"}) {
-    if (upper.find(word) != std::string::npos) {
+  // Whole words only (split at '_' and any other non-alphanumeric character), so that
+  // AWS_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID and HF_TOKEN are secrets but SM_HP_TOKENIZER
+  // and SM_HP_MONKEY are not.
+  std::string word;
+  const auto is_secret_word = [](const std::string& w) {
+    return w == "KEY" || w == "SECRET" || w == "TOKEN" || w == "PASSWORD" || w == "CREDENTIALS";
+  };
+  for (const char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)) != 0) {
+      word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    } else if (is_secret_word(word)) {
       return true;
+    } else {
+      word.clear();
     }
   }
-  return false;
+  return is_secret_word(word);
 }
 
 std::vector<std::string>

@@ -157,7 +157,12 @@ build_training_environment(const Paths& paths,
     e.module_name.resize(e.module_name.size() - 3);
   }
   const Value* submit = sm.find("sagemaker_submit_directory");
-  e.module_dir = submit != nullptr ? py_str(*submit) : paths.code;
+  if (submit != nullptr && !submit->is_string()) {
+    // str(None) would be taken as a folder named "None" beside the working directory.
+    throw ConfigError(paths.hyperparameters_file, "/sagemaker_submit_directory",
+                      "is " + py_repr(*submit) + "; expected a string: a folder, a file:// or s3:// URI, or a .tar.gz");
+  }
+  e.module_dir = submit != nullptr ? submit->text() : paths.code;
   const Value* log_level = sm.find("sagemaker_container_log_level");
   e.log_level = log_level != nullptr ? *log_level : Value::integer(20);
 

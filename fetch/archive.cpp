@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <filesystem>
+#include <system_error>
 #include <map>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,6 +117,30 @@ unsafe_member_reason(const std::string& path, MemberType type, const std::string
   return std::nullopt;
 }
 
+namespace {
+
+bool
+is_write_errno(int err)
+{
+  return err == ENOSPC || err == EDQUOT || err == EIO || err == EFBIG || err == EROFS;
+}
+
+// libarchive's message, with the system's own words for the error ("No space left on device").
+std::string
+write_error(archive* a)
+{
+  const int err = archive_errno(a);
+  const char* text = archive_error_string(a);
+  std::string message = text != nullptr ? text : "";
+  const std::string cause = err > 0 ? std::system_category().message(err) : "";
+  if (!cause.empty() && message.find(cause) == std::string::npos) {
+    message += message.empty() ? cause : ": " + cause;
+  }
+  return message;
+}
+
+} // namespace
+
 void
 extract_archive(const std::string& archive_path, const std::string& destination_dir)
 {
@@ -182,15 +207,18 @@ extract_archive(const std::string& archive_path, const std::string& destination_
     la_int64_t offset = 0;
     int rr;
     while ((rr = archive_read_data_block(in.get(), &block, &size, &offset)) == ARCHIVE_OK) {
-      if (archive_write_data_block(out.get(), block, size, offset) < ARCHIVE_WARN) {
-        throw StagingError("cannot write member \"" + name + "\": " + archive_error_string(out.get()));
+      // A failed write is only ARCHIVE_WARN to libarchive (it then pads the file with NUL
+      // bytes to its size): any result below ARCHIVE_OK fails the staging.
+      if (archive_write_data_block(out.get(), block, size, offset) < ARCHIVE_OK) {
+        throw StagingError("cannot write member \"" + name + "\" of " + archive_path + ": " + write_error(out.get()));
       }
     }
     if (rr < ARCHIVE_WARN) {
       throw StagingError("cannot read member \"" + name + "\" of " + archive_path + ": " + archive_error_string(in.get()));
     }
-    if (archive_write_finish_entry(out.get()) < ARCHIVE_WARN) {
-      throw StagingError("cannot finish member \"" + name + "\": " + archive_error_string(out.get()));
+    const int finished = archive_write_finish_entry(out.get());
+    if (finished < ARCHIVE_WARN || (finished == ARCHIVE_WARN && is_write_errno(archive_errno(out.get())))) {
+      throw StagingError("cannot finish member \"" + name + "\" of " + archive_path + ": " + write_error(out.get()));
     }
   }
   if (archive_write_close(out.get()) < ARCHIVE_WARN) {

@@ -100,7 +100,7 @@ report(const std::string& error_class, int code, const std::string& message, con
   if (::stat(paths.base.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     std::error_code ec;
     std::filesystem::create_directories(paths.output, ec);
-    write_failure_file(paths.failure_file, env::redact_secrets(format_failure(error_class, code, message, command), inherited));
+    record_failure(paths, env::redact_secrets(format_failure(error_class, code, message, command), inherited));
   }
   return code;
 }
@@ -158,6 +158,9 @@ run(int argc, const char* const* argv, char** envp)
     Supervisor::Options supervision;
     supervision.grace_period = options.grace_period;
     Supervisor supervisor(supervision);
+    if (options.command == Command::train) {
+      prepare_outcome(env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory())));
+    }
     PlanInputs inputs = gather_inputs(options, inherited, supervisor);
     const TrainPlan plan = make_train_plan(inputs);
     if (options.command == Command::plan) {

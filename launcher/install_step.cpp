@@ -20,7 +20,7 @@ run_install_step(const ChildSpec& spec, const std::string& error_class, Supervis
   }
   if (r.exit_code != 0) {
     // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference)
-    throw InstallError(error_class, describe_install_failure(r)).with_command(command);
+    throw InstallError(error_class, describe_install_failure(r, spec.argv.at(0))).with_command(command);
   }
 }
 

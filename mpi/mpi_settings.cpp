@@ -120,21 +120,32 @@ resolve_mpi_settings(const env::TrainingEnvironment& e)
     s.why = std::to_string(e.hosts.size()) + (e.hosts.size() > 1 ? " hosts" : " host");
   }
 
+  // The counts are checked only when MPI runs: the Chainer estimator writes
+  // sagemaker_num_processes for one instance with use_mpi=False, and the reference runs
+  // that job without looking at it. Without MPI a value that does not fit is ignored.
+  const auto count = [&](const env::Value& v, long long max, long long fallback) {
+    if (s.enabled) {
+      return positive_count(v, which, file, max);
+    }
+    try {
+      return positive_count(v, which, file, max);
+    } catch (const env::ConfigError&) {
+      return fallback;
+    }
+  };
+  s.processes_per_host = e.machine.num_gpus > 0 ? e.machine.num_gpus : 1;
   if (const env::Value* slots = first_present(sm, {"sagemaker_process_slots_per_host", "sagemaker_mpi_num_of_processes_per_host"}, which)) {
-    s.processes_per_host = static_cast<int>(positive_count(*slots, which, file, k_max_processes_per_host));
-  } else {
-    s.processes_per_host = e.machine.num_gpus > 0 ? e.machine.num_gpus : 1;
+    s.processes_per_host = static_cast<int>(count(*slots, k_max_processes_per_host, s.processes_per_host));
   }
   const long long capacity = static_cast<long long>(s.processes_per_host) * static_cast<long long>(s.hosts.size());
+  s.num_processes = static_cast<int>(capacity);
   if (const env::Value* np = first_present(sm, {"sagemaker_num_processes", "sagemaker_mpi_num_processes"}, which)) {
-    s.num_processes = static_cast<int>(positive_count(*np, which, file, capacity));
-  } else {
-    s.num_processes = static_cast<int>(capacity);
+    s.num_processes = static_cast<int>(count(*np, capacity, capacity));
   }
 
   for (const char* key : {"sagemaker_additional_mpi_options", "sagemaker_mpi_custom_mpi_options"}) {
     const env::Value* v = sm.find(key);
-    if (v == nullptr || v->is_null()) {
+    if (v == nullptr || v->is_null() || !s.enabled) {
       continue;
     }
     try {

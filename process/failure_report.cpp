@@ -1,12 +1,16 @@
 #include "process/failure_report.hpp"
 
 #include "base/logging.hpp"
+#include "env/json_value.hpp"
+#include "env/py_format.hpp"
 
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -240,13 +244,48 @@ untag_mpi_output(const std::string& output)
   return out;
 }
 
+namespace {
+
+// ENOENT from execve also means "the #! interpreter does not exist": name it, and the
+// usual cause, a script saved with Windows line endings ("/bin/sh\r").
+std::string
+missing_file_cause(const std::string& program)
+{
+  std::string first_line;
+  if (const int fd = ::open(program.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); fd >= 0) {
+    struct stat st{};
+    std::array<char, 256> buffer{};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      first_line.assign(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    ::close(fd);
+  }
+  if (!first_line.starts_with("#!")) {
+    return "not found";
+  }
+  first_line = first_line.substr(2, first_line.find('\n') == std::string::npos ? std::string::npos : first_line.find('\n') - 2);
+  const auto start = first_line.find_first_not_of(" \t");
+  if (start == std::string::npos) {
+    return "not found";
+  }
+  const std::string interpreter = first_line.substr(start, first_line.find_first_of(" \t", start) - start);
+  std::string cause = "its interpreter " + env::py_repr(env::Value::string(interpreter)) + " (from the #! line) was not found";
+  if (interpreter.ends_with('\r')) {
+    cause += "; the line ends with a carriage return: the file has Windows (CRLF) line endings";
+  }
+  return cause;
+}
+
+} // namespace
+
 std::string
 describe_script_failure(const ChildResult& r, const std::string& program, double grace_seconds)
 {
   std::string cause;
   if (r.exec_errno != 0) {
     cause = program + ": " +
-            (r.exec_errno == ENOENT     ? "not found"
+            (r.exec_errno == ENOENT     ? missing_file_cause(program)
              : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
                                        : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {
@@ -277,7 +316,7 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
 }
 
 std::string
-describe_install_failure(const ChildResult& r)
+describe_install_failure(const ChildResult& r, const std::string& python)
 {
   const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
   std::string errors;
@@ -288,7 +327,10 @@ describe_install_failure(const ChildResult& r)
   }
   std::string message = "pip exited with code " + std::to_string(r.exit_code);
   if (r.exec_errno != 0) {
-    message = "cannot run pip: " + std::system_category().message(r.exec_errno);
+    // The usual cause is a wrong --python / SMLAUNCH_PYTHON: name the path.
+    message = "cannot run pip: " + (python.empty() ? std::string() : python + ": ") +
+              std::system_category().message(r.exec_errno) +
+              (python.empty() ? "" : " (the Python set by --python / SMLAUNCH_PYTHON)");
   }
   if (!errors.empty()) {
     message += "\n" + errors.substr(0, errors.size() - 1);
@@ -300,6 +342,97 @@ describe_install_failure(const ChildResult& r)
   return message;
 }
 
+namespace {
+
+// What smlaunch wrote last in this tree ("success\n", or "failure\n" + the failure
+// file's text), so that a later run can tell its own stale outcome from the user's.
+std::string
+outcome_marker(const env::Paths& paths)
+{
+  return paths.base + "/.smlaunch/outcome";
+}
+
+// Space kept in output/ (which may be a volume of its own) so that the failure file
+// still fits when the script filled the disk.
+std::string
+reserve_path(const env::Paths& paths)
+{
+  return paths.output + "/.smlaunch-failure-reserve";
+}
+
+constexpr off_t k_reserve_bytes = 64 * 1024;
+
+bool
+read_whole(const std::string& path, std::string& out, std::size_t limit)
+{
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return false;
+  }
+  struct stat st{};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) <= limit;
+  if (ok) {
+    out.resize(static_cast<std::size_t>(st.st_size));
+    ok = ::read(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size());
+  }
+  ::close(fd);
+  return ok;
+}
+
+void
+write_outcome_marker(const env::Paths& paths, const std::string& text)
+{
+  std::error_code ec;
+  std::filesystem::create_directories(paths.base + "/.smlaunch", ec);
+  const int fd = ::open(outcome_marker(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    (void)write_all(fd, text.data(), text.size());
+    ::close(fd);
+  }
+}
+
+} // namespace
+
+void
+prepare_outcome(const env::Paths& paths)
+{
+  std::string recorded;
+  if (read_whole(outcome_marker(paths), recorded, 1024 * 1024)) {
+    std::string current;
+    if (recorded == "success\n") {
+      ::unlink(paths.success_file.c_str());
+    } else if (recorded.starts_with("failure\n") && read_whole(paths.failure_file, current, 1024 * 1024) &&
+               current == recorded.substr(8)) {
+      spdlog::info("removing the failure file of an earlier run: {}", paths.failure_file);
+      ::unlink(paths.failure_file.c_str());
+    }
+    ::unlink(outcome_marker(paths).c_str());
+  }
+  struct stat st{};
+  if (::stat(paths.output.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return;
+  }
+  const int fd = ::open(reserve_path(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    const int err = ::posix_fallocate(fd, 0, k_reserve_bytes);
+    ::close(fd);
+    if (err != 0) {
+      ::unlink(reserve_path(paths).c_str());
+    }
+  }
+}
+
+bool
+record_failure(const env::Paths& paths, const std::string& text)
+{
+  ::unlink(reserve_path(paths).c_str()); // its space is now the failure file's
+  const bool written = write_failure_file(paths.failure_file, text);
+  if (written) {
+    write_outcome_marker(paths, "failure\n" + text);
+  }
+  return written;
+}
+
 int
 record_outcome(const env::Paths& paths, int code, const std::string& error_class, const std::string& message,
                const std::string& command, const env::EnvMap& secrets)
@@ -307,15 +440,17 @@ record_outcome(const env::Paths& paths, int code, const std::string& error_class
   std::error_code ec;
   std::filesystem::create_directories(paths.output, ec);
   if (code == 0) {
+    ::unlink(reserve_path(paths).c_str());
     const int fd = ::open(paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::close(fd);
+      write_outcome_marker(paths, "success\n");
     }
     return 0;
   }
   const std::string text = env::redact_secrets(format_failure(error_class, code, message, command), secrets);
   spdlog::error("training failed: {}", text);
-  write_failure_file(paths.failure_file, text);
+  record_failure(paths, text);
   return code;
 }
 
@@ -331,8 +466,13 @@ write_failure_file(const std::string& path, const std::string& text)
     }
     return false;
   }
-  const bool ok = write_all(fd, text.data(), text.size());
-  ::close(fd);
+  bool ok = write_all(fd, text.data(), text.size());
+  const int write_error = ok ? 0 : errno;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {
+    // The reason is in the log line above it; say that the file lacks it.
+    spdlog::error("cannot write {}: {}", path, std::system_category().message(write_error != 0 ? write_error : errno));
+  }
   return ok;
 }
 

@@ -35,7 +35,7 @@ std::string last_lines(const std::string& output, std::size_t max_bytes);
 std::string describe_script_failure(const ChildResult& result, const std::string& program, double grace_seconds);
 
 // Why pip failed: its ERROR lines first (they name the requirement), then its last lines.
-std::string describe_install_failure(const ChildResult& result);
+std::string describe_install_failure(const ChildResult& result, const std::string& python = "");
 
 // The job's end on this host: an empty output/success for 0, else output/failure in the
 // CONTRACT's format (secrets redacted, a file the user wrote kept). Returns `code`.
@@ -45,5 +45,12 @@ int record_outcome(const env::Paths& paths, int code, const std::string& error_c
 // Write `text` to `path` unless the file exists (a failure file the user wrote is kept).
 // Returns false when it was kept or could not be written.
 bool write_failure_file(const std::string& path, const std::string& text);
+
+// At the start of `train`: removes the success or failure file that smlaunch itself wrote
+// in an earlier run on this tree (a failure file the user's script wrote stays), and
+// reserves space in output/ for the failure file.
+void prepare_outcome(const env::Paths& paths);
+// write_failure_file into the reserved space, remembered as smlaunch's own.
+bool record_failure(const env::Paths& paths, const std::string& text);
 
 } // namespace launcher

@@ -7,6 +7,7 @@
 #include "process/rank_relay.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <dirent.h>
@@ -15,10 +16,12 @@
 #include <fcntl.h>
 #include <memory>
 #include <optional>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <system_error>
+#include <termios.h>
 #include <unistd.h>
 
 namespace launcher {
@@ -104,6 +107,41 @@ make_pipe(int fds[2])
   return 0;
 }
 
+// A pseudo-terminal for the script when the launcher's stderr is a terminal (a developer's
+// shell, `docker run -t`, the SageMaker SDK's local mode, whose compose file sets tty):
+// the script still sees a terminal (isatty(), colours, progress bars, the same size and
+// modes), but its output passes through the launcher, which relays it to the real terminal
+// and keeps the tail that explains a failure. ONLCR is left to the real terminal, so the
+// tail holds the script's own bytes. Returns false (hand the terminal over as it is) when
+// no pseudo-terminal can be had.
+bool
+open_relay_terminal(int terminal_fd, int fds[2])
+{
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) {
+    return false;
+  }
+  std::array<char, 64> name{};
+  const bool named = ::grantpt(master) == 0 && ::unlockpt(master) == 0 && ::ptsname_r(master, name.data(), name.size()) == 0;
+  const int slave = named ? ::open(name.data(), O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+  if (slave < 0) {
+    ::close(master);
+    return false;
+  }
+  termios modes{};
+  if (::tcgetattr(terminal_fd, &modes) == 0) {
+    modes.c_oflag &= ~static_cast<tcflag_t>(ONLCR);
+    ::tcsetattr(slave, TCSANOW, &modes);
+  }
+  winsize size{};
+  if (::ioctl(terminal_fd, TIOCGWINSZ, &size) == 0) {
+    ::ioctl(slave, TIOCSWINSZ, &size);
+  }
+  fds[0] = master;
+  fds[1] = slave;
+  return true;
+}
+
 double
 seconds_since(Clock::time_point start)
 {
@@ -160,6 +198,10 @@ Supervisor::Supervisor(Options options) : m_options(options)
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGTTIN, &ignore, &m_original_ttin);
   sigaction(SIGTTOU, &ignore, &m_original_ttou);
+  // A closed output (`smlaunch train | head -1`) must not kill the launcher after the job
+  // succeeded: writes get EPIPE instead, for the launcher's whole life (not restored by
+  // the destructor). Children get the caller's disposition back.
+  sigaction(SIGPIPE, &ignore, &m_original_pipe);
 
   sigemptyset(&m_wait_set);
   sigaddset(&m_wait_set, SIGCHLD);
@@ -420,6 +462,7 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
     } else {
       sigaction(SIGTTIN, &m_original_ttin, nullptr);
       sigaction(SIGTTOU, &m_original_ttou, nullptr);
+      sigaction(SIGPIPE, &m_original_pipe, nullptr);
       sigprocmask(SIG_SETMASK, &m_original_mask, nullptr); // NOLINT(concurrency-mt-unsafe): forked child: one thread
       execve(exec_path.c_str(), argv.data(), envp.data());
       err = errno;
@@ -493,13 +536,15 @@ Supervisor::run(const ChildSpec& spec)
   const auto start = Clock::now();
   ChildResult result;
 
-  // Where the child's output goes: see README "Output". A terminal is handed over as is,
-  // so progress bars still see a TTY.
+  // Where the child's output goes: see README "Output". A terminal becomes a
+  // pseudo-terminal of the launcher's (open_relay_terminal), so progress bars still see a
+  // TTY and a failure still has its reason.
   int out_pipe[2] = {-1, -1};
   int child_stdout = STDOUT_FILENO;
   int child_stderr = STDERR_FILENO;
   int relay_to = STDERR_FILENO;
   bool relay = true;
+  bool terminal = false;
   int line_pipes[2][2] = {{-1, -1}, {-1, -1}};
   if (spec.output == OutputMode::lines) {
     make_pipe(line_pipes[0]);
@@ -513,7 +558,15 @@ Supervisor::run(const ChildSpec& spec)
     child_stderr = -1; // /dev/null
     relay_to = -1;
   } else if (isatty(STDERR_FILENO) != 0) {
-    relay = false;
+    if (open_relay_terminal(STDERR_FILENO, out_pipe)) {
+      terminal = true;
+      child_stderr = out_pipe[1];
+      if (same_open_file(STDOUT_FILENO, STDERR_FILENO)) {
+        child_stdout = out_pipe[1];
+      }
+    } else {
+      relay = false;
+    }
   } else {
     make_pipe(out_pipe);
     child_stderr = out_pipe[1];
@@ -600,6 +653,13 @@ Supervisor::run(const ChildSpec& spec)
     const int sig = wait_signal(wait);
     if (sig == 0 || sig == SIGCHLD) {
       continue;
+    }
+    if (sig == SIGWINCH && terminal) {
+      // The real terminal was resized: the script's pseudo-terminal takes its new size.
+      winsize size{};
+      if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0) {
+        ::ioctl(out_pipe[0], TIOCSWINSZ, &size);
+      }
     }
     spdlog::info("forwarding {} to the child's process group", signal_name(sig));
     if (kill(-pid, sig) != 0 && errno == ESRCH) {

@@ -117,6 +117,7 @@ private:
   sigset_t m_wait_set{};
   struct sigaction m_original_ttin{};
   struct sigaction m_original_ttou{};
+  struct sigaction m_original_pipe{};
   bool m_reaps_orphans = false;
   int m_pending_stop = 0;
   bool m_spawned = false;

@@ -40,22 +40,8 @@ max_len() {
 dict_for() { echo "tests/fuzz/dict/${1#fuzz_}.dict"; }
 for t in "${TARGETS[@]}"; do max_len "$t" >/dev/null; done
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-# Debian packages: the project's build dependencies, clang 14 and its sanitizer and
-# libFuzzer runtimes (libclang-rt-14-dev).
-PACKAGES=(cmake ninja-build pkg-config libboost-program-options-dev libboost-dev nlohmann-json3-dev
-          libspdlog-dev libarchive-dev libcurl4-openssl-dev clang libclang-rt-14-dev)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/install-packages.sh build fuzz
 CC_BIN="$(command -v clang-14 || command -v clang)"
 CXX_BIN="$(command -v clang++-14 || command -v clang++)"
 

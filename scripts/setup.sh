@@ -4,26 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-
-# Build tools and libraries (C++), then what jobs need at run time (Python, pip, MPI, ssh).
-PACKAGES=(
-  build-essential cmake ninja-build pkg-config
-  libboost-program-options-dev libboost-dev nlohmann-json3-dev libspdlog-dev
-  libgtest-dev libgmock-dev libarchive-dev libcurl4-openssl-dev
-  python3 python3-venv python3-pip python3-numpy python3-mpi4py python3-setuptools python3-wheel
-  openmpi-bin libopenmpi-dev openssh-server openssh-client iproute2 util-linux procps time
-)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Debian packages: build tools and libraries, what jobs need at run time (Python, numpy on
+# OpenBLAS, MPI, ssh), what the tests drive (curl, ip, unshare).
+scripts/install-packages.sh build run test
+# pip's cache stays in the checkout, not in ~/.cache.
+export PIP_CACHE_DIR="$PWD/.cache/pip"
 
 # Python: Debian's /usr/bin/python3 in a venv that sees Debian's numpy and mpi4py (they
 # match Debian's Open MPI); Chainer, pure Python, comes from PyPI at a pinned version.

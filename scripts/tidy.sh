@@ -13,24 +13,8 @@ root="$PWD"
 build_dir="build-tidy"
 jobs="${TIDY_JOBS:-2}"
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-# clang-tidy, plus what configuring needs (the C++ part of scripts/setup.sh's list).
-PACKAGES=(
-  clang-tidy cmake ninja-build g++ pkg-config
-  libboost-program-options-dev libboost-dev nlohmann-json3-dev libspdlog-dev
-  libarchive-dev libcurl4-openssl-dev
-)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "tidy: installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/install-packages.sh build tidy
 
 # Tests are not checked, so they are not configured (no GTest needed).
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \

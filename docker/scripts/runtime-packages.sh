@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runtime stage, step 1: what a training container needs from the distribution: Python
-# with numpy and mpi4py (built against this Open MPI), Open MPI, an SSH server and client
+# with numpy and mpi4py (built against this Open MPI) on OpenBLAS (numpy links libblas.so.3,
+# which otherwise resolves to the reference BLAS), Open MPI, an SSH server and client
 # for MPI between containers, iproute2, and smlaunch's shared libraries.
 # Debian 12 (the CPU image) and Ubuntu 22.04 (the CUDA image). Idempotent.
 set -euo pipefail
@@ -13,7 +14,8 @@ case "${VERSION_CODENAME:-}" in
 esac
 packages=(
   ca-certificates procps iproute2 util-linux
-  python3 python3-venv python3-pip python3-numpy python3-mpi4py
+  python3 python3-venv python3-pip python3-numpy python3-mpi4py python3-threadpoolctl
+  libopenblas0-pthread
   openmpi-bin openssh-server openssh-client
   libarchive13 libcurl4 "${libs[@]}"
 )

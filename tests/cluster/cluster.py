@@ -6,9 +6,9 @@ the root namespace is never touched), a real OpenSSH server on port 22 and an
 ``/etc/hosts`` that resolves every ``algo-k``.
 
 Per host, one "anchor" process (``sleep infinity``) is started with
-``ip netns exec <ns> unshare --uts`` (so it sees /etc/netns/<ns>/hosts as
-/etc/hosts, has hostname ``algo-k`` and, by default, a private tmpfs on
-/dev/shm).  sshd and every ``run()``/``popen()`` enter the anchor's
+``ip netns exec <ns> unshare --uts`` (so it sees the cluster's hosts file
+bind-mounted on /etc/hosts, has hostname ``algo-k`` and, by default, a private
+tmpfs on /dev/shm).  sshd and every ``run()``/``popen()`` enter the anchor's
 net+uts+mount namespaces with ``nsenter``, so a command started by the test
 and one started over ssh see exactly the same "host".
 
@@ -23,7 +23,7 @@ Stdlib only; needs root, ``ip`` (iproute2), ``unshare``/``nsenter``
 
 Everything is bounded in time and torn down on exit (also on exceptions):
 processes started here and every process left inside the namespaces are
-killed, namespaces, /etc/netns/<ns> dirs and the temp dir are removed.
+killed, namespaces and the temp dir are removed; nothing in /etc is written.
 Leftovers of runs that were SIGKILLed are reaped by ``cleanup_stale()``
 (called automatically when a Cluster starts).
 """
@@ -276,16 +276,14 @@ class Cluster:
                  "dev", IFACE])
             _sh(["ip", "-n", ns, "link", "set", IFACE, "up"])
 
-        # --- name resolution: /etc/netns/<ns>/hosts ----------------------
+        # --- name resolution: a hosts file of this cluster's own, bind-mounted
+        # over /etc/hosts inside each host's mount namespace (nothing in /etc).
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost"]
         lines += ["%s\t%s" % (self.addr[h], h) for h in self.hosts]
-        for h in self.hosts:
-            d = os.path.join("/etc/netns", self.ns[h])
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, "hosts"), "w") as f:
-                f.write("\n".join(lines) + "\n")
-            with open(os.path.join(d, "hostname"), "w") as f:
-                f.write(h + "\n")
+        self.hosts_file = os.path.join(self.tmpdir, "hosts")
+        with open(self.hosts_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(self.hosts_file, 0o644)
         for h in self.hosts:
             self._start_anchor(h)
         self.timings["network_s"] = time.monotonic() - t0
@@ -303,9 +301,11 @@ class Cluster:
         self._created_ns.append(ns)
 
     def _start_anchor(self, h, timeout=10):
-        script = 'hostname "$0" || exit 1; '
-        if not self.uts:
-            script = ""
+        # ip netns exec gives the anchor a mount namespace of its own (slave to
+        # the machine's), so this bind mount is seen by the host's processes only.
+        script = 'mount --bind "$1" /etc/hosts || exit 1; '
+        if self.uts:
+            script += 'hostname "$0" || exit 1; '
         if self.private_shm:
             script += ("mount -t tmpfs -o mode=1777,nosuid,nodev "
                        "sml-shm /dev/shm || exit 1; ")
@@ -313,7 +313,7 @@ class Cluster:
         argv = ["ip", "netns", "exec", self.ns[h]]
         if self.uts:
             argv += ["unshare", "--uts", "--"]
-        argv += ["sh", "-c", script, h]
+        argv += ["sh", "-c", script, h, self.hosts_file]
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              start_new_session=True)
@@ -601,9 +601,6 @@ class Cluster:
             except Exception as e:
                 errors.append(e)
         self._created_ns = []
-        for h in self.hosts:  # in case start() failed before ns creation
-            shutil.rmtree(os.path.join("/etc/netns", self.ns[h]),
-                          ignore_errors=True)
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None

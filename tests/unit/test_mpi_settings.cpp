@@ -223,6 +223,24 @@ INSTANTIATE_TEST_SUITE_P(Settings, MpiBadCounts, ::testing::ValuesIn(k_bad_count
                            return std::string(param_info.param.name);
                          });
 
+TEST(MpiSettings, CountsAreCheckedOnlyWhenMpiRuns)
+{
+  // The Chainer estimator for one instance with use_mpi=False, num_processes=2: the
+  // reference runs it; the counts that do not fit are ignored.
+  const mpi::MpiSettings s = settings(
+      R"json({"sagemaker_use_mpi": "false", "sagemaker_num_processes": "2", "sagemaker_process_slots_per_host": "1"})json",
+      k_one_host);
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.processes_per_host, 1);
+  EXPECT_EQ(s.num_processes, 1);
+  EXPECT_NO_THROW((void)settings(R"json({"sagemaker_mpi_enabled": "false", "sagemaker_process_slots_per_host": "0",
+                                         "sagemaker_additional_mpi_options": "\"-x 'oops\""})json",
+                                 k_two_hosts));
+  // With MPI on, the same values fail.
+  EXPECT_THROW((void)settings(R"json({"sagemaker_use_mpi": "true", "sagemaker_num_processes": "2"})json", k_one_host),
+               env::ConfigError);
+}
+
 TEST(MpiSettings, CountStringWithEmbeddedMinusIsRejected)
 {
   // "4-2", "1-" and "2-9" are not whole numbers: int("4-2") raises ValueError in Python.

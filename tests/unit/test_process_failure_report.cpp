@@ -637,6 +637,9 @@ TEST(LauncherFailureInstall, ExecFailureAndBounds)
   ChildResult r = result(127);
   r.exec_errno = ENOENT;
   EXPECT_EQ(launcher::describe_install_failure(r), "cannot run pip: No such file or directory");
+  EXPECT_EQ(launcher::describe_install_failure(r, "/opt/missing/python3"),
+            "cannot run pip: /opt/missing/python3: No such file or directory (the Python set by --python / "
+            "SMLAUNCH_PYTHON)");
 
   // Many ERROR lines: bounded, the first ones kept.
   std::string tail;
