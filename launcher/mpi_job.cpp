@@ -34,7 +34,7 @@ seconds_text(std::chrono::milliseconds d)
 }
 
 std::vector<std::string>
-ssh_argv(const PlanInputs& in, const std::string& host, std::vector<std::string> remote)
+ssh_argv(const PlanInputs& in, const std::string& host, const std::vector<std::string>& remote)
 {
   // --ssh-command was checked when parsed (cli.cpp): it splits into at least one word.
   return mpi::ssh_argv(mpi::shell_split(in.options.ssh_command), ssh_connection_sharing(in.paths), host, remote);

@@ -10,7 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
-#include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <cstring>
 #include <fcntl.h>
@@ -227,16 +227,13 @@ std::vector<pid_t>
 live_descendants_of(pid_t root)
 {
   std::vector<std::pair<pid_t, pid_t>> parent_of; // (pid, ppid) of every live process
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) {
-    return {};
-  }
-  while (const dirent* entry = ::readdir(proc)) {
-    const char* name = entry->d_name;
-    if (name[0] < '1' || name[0] > '9') {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] < '1' || name[0] > '9') {
       continue;
     }
-    std::ifstream in(std::string("/proc/") + name + "/stat");
+    std::ifstream in("/proc/" + name + "/stat");
     std::string stat;
     std::getline(in, stat);
     const auto close_paren = stat.rfind(')');
@@ -247,10 +244,9 @@ live_descendants_of(pid_t root)
     if (state == 'Z' || state == 'X') {
       continue;
     }
-    const pid_t ppid = static_cast<pid_t>(std::strtol(stat.c_str() + close_paren + 4, nullptr, 10));
-    parent_of.emplace_back(static_cast<pid_t>(std::strtol(name, nullptr, 10)), ppid);
+    const auto ppid = static_cast<pid_t>(std::strtol(stat.c_str() + close_paren + 4, nullptr, 10));
+    parent_of.emplace_back(static_cast<pid_t>(std::strtol(name.c_str(), nullptr, 10)), ppid);
   }
-  ::closedir(proc);
   std::vector<pid_t> found = {root};
   for (std::size_t i = 0; i < found.size(); ++i) {
     for (const auto& [pid, ppid] : parent_of) {
