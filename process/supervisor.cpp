@@ -398,7 +398,7 @@ Supervisor::end_process_group(pid_t pgid, int& orphans)
 }
 
 pid_t
-Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool die_with_parent)
+Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool background)
 {
   // Everything the child needs is prepared before fork: after it, only async-signal-safe
   // calls are allowed.
@@ -431,12 +431,14 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
   if (pid == 0) {
     // Child: its own process group, the caller's signal state, then exec.
     setpgid(0, 0);
-    if (die_with_parent) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) {
-        _exit(1);
-      }
-    } else if (isatty(STDIN_FILENO) != 0) {
+    // Every child dies with the launcher, also when something SIGKILLs it (a test
+    // harness, `smlaunch local`, a developer's shell): checked against the race where the
+    // launcher died before the prctl.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) {
+      _exit(1);
+    }
+    if (!background && isatty(STDIN_FILENO) != 0) {
       tcsetpgrp(STDIN_FILENO, getpid());
     }
     if (spec.stdin_null) {

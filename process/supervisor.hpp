@@ -31,7 +31,8 @@ struct ChildSpec
   std::function<void(pid_t)> on_start;  // called with the child's pid (= its process group)
   int output_fd = -1;                   // run_together(): stdout and stderr both go here
   bool stdin_null = false;              // /dev/null as stdin (the terminal stays the launcher's)
-  bool die_with_parent = false;         // run(): SIGKILL the child if the launcher dies (a rank)
+  bool die_with_parent = false;         // run(): never hand it the terminal (a rank); every child
+                                        // dies with the launcher (PR_SET_PDEATHSIG) anyway
 };
 
 struct ChildResult
@@ -103,7 +104,7 @@ public:
 private:
   int wait_signal(std::chrono::milliseconds timeout);
   void reap(const std::function<bool(pid_t, int)>& claim, int& orphans);
-  pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool die_with_parent);
+  pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool background);
   std::vector<pid_t> m_background;
   std::vector<pid_t> m_background_exited;
   // Ends what a finished child left in its group; returns a stop signal that arrived meanwhile.

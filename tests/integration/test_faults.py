@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 import unittest
 
 import harness
@@ -18,6 +19,15 @@ time.sleep(0.5)          # the reader has gone by now
 for i in range(1000):
     print("more %d" % i)
 '''
+
+
+def alive(pid):
+    """True while pid is a process that is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def read(path):
@@ -202,6 +212,20 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(read(os.path.join(base, "code", "train.sh")), "#!/bin/sh\necho v1\n")
         self.assertEqual(read(os.path.join(base, ".smlaunch", "staged-code.json")), marker)
         self.assertFalse(os.path.exists(os.path.join(base, "code", "big.bin")))
+
+    # --- processes left behind
+    def test_the_script_dies_with_a_sigkilled_launcher(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(60)\n")
+        p = subprocess.Popen([harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON],
+                             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        script = int(p.stdout.readline())
+        p.kill()
+        p.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and alive(script):
+            time.sleep(0.05)
+        self.assertFalse(alive(script), "the script outlived its SIGKILLed launcher")
 
 
 if __name__ == "__main__":
