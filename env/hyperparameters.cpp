@@ -60,11 +60,6 @@ decode_hyperparameters(const Value& raw_object)
     const std::string& key = raw_object.keys()[i];
     const Value& raw = raw_object.items()[i];
     Value decoded = decode_hyperparameter(raw);
-    if (raw.is_string() && decoded.is_string() && decoded.text() == raw.text()) {
-      // Only a value that failed to decode can equal its raw text (a JSON string text
-      // is always longer than the string it encodes).
-      hps.kept_raw.push_back(key);
-    }
     if (is_platform_key(key)) {
       if (!is_reserved_key(key)) {
         hps.framework_params.append_unique(key, decoded);

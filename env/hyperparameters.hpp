@@ -15,7 +15,6 @@ struct Hyperparameters
   Value user;             // reach the script: argv, SM_HPS, SM_HP_<NAME>
   Value sagemaker;        // every platform key (sagemaker_*, _tuning_objective_metric, ...)
   Value framework_params; // platform keys other than the reserved ones (SM_FRAMEWORK_PARAMS)
-  std::vector<std::string> kept_raw; // keys whose value was not JSON and stayed a string
 };
 
 // True for keys the platform owns: a `sagemaker_` prefix or one of the reserved names.

@@ -53,7 +53,8 @@ public:
 
   // Python's bool(value).
   bool truthy() const;
-  // Python's type name, for error messages ("str", "int", "list", ...).
+  // The JSON type name, for error messages: "null", "boolean", "integer", "number",
+  // "string", "list" or "object" (not Python's names).
   const char* type_name() const;
 
   bool operator==(const Value& other) const;

@@ -1,20 +1,21 @@
 #include "launcher/app.hpp"
 
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "env/config_error.hpp"
 #include "env/config_files.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/errors.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/failure_report.hpp"
-#include "launcher/local_command.hpp"
-#include "launcher/logging.hpp"
 #include "launcher/machine.hpp"
 #include "launcher/plan.hpp"
 #include "launcher/rank.hpp"
 #include "launcher/serve_command.hpp"
-#include "mpi/mpirun_command.hpp"
-#include "launcher/supervisor.hpp"
 #include "launcher/train.hpp"
+#include "local/local_command.hpp"
+#include "mpi/mpirun_command.hpp"
+#include "process/executables.hpp"
+#include "process/failure_report.hpp"
+#include "process/supervisor.hpp"
 
 #include <filesystem>
 #include <iostream>
@@ -70,8 +71,7 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
   in.paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
   struct stat st{};
   if (::stat(in.paths.base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    throw LauncherError("ConfigError", ExitCode::config,
-                        "base directory " + in.paths.base +
+    throw BaseDirectoryError("base directory " + in.paths.base +
                           " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
   }
   in.config = env::read_config_files(in.paths);

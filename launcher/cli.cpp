@@ -1,6 +1,8 @@
 #include "launcher/cli.hpp"
 
-#include "launcher/errors.hpp"
+#include "base/errors.hpp"
+#include "base/option_values.hpp"
+#include "mpi/mpi_settings.hpp"
 
 #include <boost/program_options.hpp>
 #include <cmath>
@@ -40,15 +42,7 @@ constexpr OptionSpec k_options[] = {
 double
 parse_seconds(const Setting& s)
 {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(s.value, &used);
-    if (used == s.value.size() && std::isfinite(v) && v >= 0 && v <= 7 * 24 * 3600) {
-      return v;
-    }
-  } catch (const std::exception&) {
-  }
-  throw UsageError("--" + s.name + " (" + s.origin + ") is \"" + s.value + "\"; expected a number of seconds from 0 to 604800");
+  return launcher::parse_seconds("--" + s.name + " (" + s.origin + ")", s.value);
 }
 
 } // namespace
@@ -188,7 +182,7 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
   }
   if (argc >= 2 && std::string(argv[1]) == "local") {
     Options local;
-    local.command = Command::local; // its own options: launcher/local_plan.cpp
+    local.command = Command::local; // its own options: local/local_plan.cpp
     local.local_args.assign(argv + 2, argv + argc);
     return local;
   }
@@ -281,21 +275,23 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
       }
       options.sshd_port = std::stoi(s.value);
     } else if (s.name == "ssh-command") {
+      // Checked here, not when the job first calls ssh (after staging, pip and the DNS wait).
+      std::vector<std::string> ssh_words;
+      try {
+        ssh_words = mpi::shell_split(s.value);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError("--ssh-command (" + s.origin + ") \"" + s.value + "\": " + e.what());
+      }
+      if (ssh_words.empty()) {
+        throw UsageError("--ssh-command (" + s.origin + ") is empty");
+      }
       options.ssh_command = s.value;
     } else if (s.name == "ssh-timeout") {
       options.ssh_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
     } else if (s.name == "lost-host-timeout") {
       options.lost_host_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
     } else if (s.name == "log-level") {
-      if (s.value == "debug") {
-        options.verbosity = Verbosity::verbose;
-      } else if (s.value == "info") {
-        options.verbosity = Verbosity::normal;
-      } else if (s.value == "warning" || s.value == "warn" || s.value == "error") {
-        options.verbosity = Verbosity::quiet;
-      } else {
-        throw UsageError("--log-level (" + s.origin + ") is \"" + s.value + "\"; expected warning, info or debug");
-      }
+      options.verbosity = parse_log_level("--log-level (" + s.origin + ")", s.value);
     }
   }
   if (vm.count("verbose") != 0) {

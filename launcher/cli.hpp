@@ -2,8 +2,8 @@
 // (an ENTRYPOINT's argv is fixed in the image); the command line wins.
 #pragma once
 
+#include "base/logging.hpp"
 #include "env/env_map.hpp"
-#include "launcher/logging.hpp"
 
 #include <chrono>
 #include <optional>

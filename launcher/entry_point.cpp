@@ -124,15 +124,22 @@ script_argv(EntryPointType type,
             const std::string& name,
             const std::string& python,
             const std::string& code_dir,
-            const std::vector<std::string>& args)
+            const std::vector<std::string>& args,
+            PythonLaunch launch)
 {
   std::vector<std::string> argv;
+  std::vector<std::string> interpreter = {python};
+  if (launch == PythonLaunch::mpi4py) {
+    interpreter.insert(interpreter.end(), {"-m", "mpi4py"});
+  }
   switch (type) {
   case EntryPointType::python_program:
-    argv = {python, name};
+    argv = interpreter;
+    argv.push_back(name);
     break;
   case EntryPointType::python_package:
-    argv = {python, "-m", module_for(name)};
+    argv = interpreter;
+    argv.insert(argv.end(), {"-m", module_for(name)});
     break;
   case EntryPointType::command:
     // Run directly (its shebang decides), never re-split by a shell.

@@ -36,12 +36,17 @@ std::optional<std::string> entry_point_problem(const std::string& name, const Co
 // `python -m module` for a package ("pkg/train.py" -> "pkg.train").
 std::string module_for(const std::string& name);
 
+// How Python runs the script: directly, or through mpi4py (every MPI rank: an uncaught
+// exception then aborts all ranks). A command runs directly either way.
+enum class PythonLaunch { direct, mpi4py };
+
 // The script's argv.
 std::vector<std::string> script_argv(EntryPointType type,
                                      const std::string& name,
                                      const std::string& python,
                                      const std::string& code_dir,
-                                     const std::vector<std::string>& args);
+                                     const std::vector<std::string>& args,
+                                     PythonLaunch launch = PythonLaunch::direct);
 
 struct InstallCommand
 {

@@ -1,8 +1,8 @@
 #include "launcher/host_state.hpp"
 
+#include "base/errors.hpp"
 #include "env/config_files.hpp"
 #include "env/py_format.hpp"
-#include "launcher/errors.hpp"
 
 #include <cstdio>
 #include <fcntl.h>

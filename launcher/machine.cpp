@@ -1,8 +1,9 @@
 #include "launcher/machine.hpp"
 
 #include "env/json_value.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/failure_report.hpp"
+#include "process/executables.hpp"
+#include "base/shell.hpp"
+#include "process/failure_report.hpp"
 
 #include <dlfcn.h>
 #include <filesystem>

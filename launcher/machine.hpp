@@ -4,7 +4,7 @@
 
 #include "env/env_map.hpp"
 #include "env/training_environment.hpp"
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
 #include <optional>
 #include <string>

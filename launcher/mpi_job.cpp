@@ -1,10 +1,12 @@
 #include "launcher/mpi_job.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/failure_report.hpp"
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "launcher/host_state.hpp"
-#include "launcher/logging.hpp"
 #include "mpi/mpi_settings.hpp"
+#include "mpi/ssh.hpp"
+#include "process/failure_report.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -32,48 +34,24 @@ seconds_text(std::chrono::milliseconds d)
 }
 
 std::vector<std::string>
-ssh_argv(const PlanInputs& in, const std::string& host, std::vector<std::string> remote)
+ssh_argv(const PlanInputs& in, const std::string& host, const std::vector<std::string>& remote)
 {
-  std::vector<std::string> argv;
-  try {
-    argv = mpi::shell_split(in.options.ssh_command);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError("--ssh-command \"" + in.options.ssh_command + "\": " + e.what());
-  }
-  if (argv.empty()) {
-    throw UsageError("--ssh-command is empty");
-  }
-  const std::vector<std::string> sharing = ssh_connection_sharing(in.paths);
-  argv.insert(argv.end(), sharing.begin(), sharing.end());
-  argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "ConnectTimeout=3", host});
-  argv.insert(argv.end(), remote.begin(), remote.end());
-  return argv;
+  // --ssh-command was checked when parsed (cli.cpp): it splits into at least one word.
+  return mpi::ssh_argv(mpi::shell_split(in.options.ssh_command), ssh_connection_sharing(in.paths), host, remote);
 }
 
 pid_t
 start_sshd(const PlanInputs& in, Supervisor& supervisor)
 {
   ChildSpec spec;
-  spec.argv = {in.options.sshd, "-D", "-e"};
-  if (!in.options.sshd_config.empty()) {
-    spec.argv.insert(spec.argv.end(), {"-f", in.options.sshd_config});
-  }
-  if (in.options.sshd_port != 22) {
-    spec.argv.insert(spec.argv.end(), {"-p", std::to_string(in.options.sshd_port)});
-  }
-  // Every session on this host (mpirun's daemons and ranks, the master's job-ended call)
-  // learns where this host's tree is.
-  spec.argv.insert(spec.argv.end(), {"-o", "SetEnv=SMLAUNCH_BASE_DIR=" + in.paths.base});
-  // The liveness probes connect every second; at sshd's default level each would log.
-  spec.argv.insert(spec.argv.end(), {"-o", "LogLevel=ERROR"});
+  spec.argv = mpi::sshd_argv(mpi::SshdInputs{in.options.sshd, in.options.sshd_config, in.options.sshd_port, in.paths.base});
   spec.envp = in.inherited.to_envp();
   spec.cwd = "/";
   spdlog::info("starting sshd: {}", join_command(spec.argv));
   try {
     return supervisor.start_background(spec);
   } catch (const SystemError& e) {
-    throw LauncherError("SshdError", ExitCode::cluster,
-                        std::string("cannot start sshd (") + e.what() + "); install openssh-server or set --sshd");
+    throw SshdError(std::string("cannot start sshd (") + e.what() + "); install openssh-server or set --sshd");
   }
 }
 
@@ -81,7 +59,7 @@ void
 check_sshd(Supervisor& supervisor, pid_t sshd)
 {
   if (!supervisor.background_running(sshd)) {
-    throw LauncherError("SshdError", ExitCode::cluster, "sshd exited (see its messages above)");
+    throw SshdError("sshd exited (see its messages above)");
   }
 }
 
@@ -121,7 +99,7 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
     for (std::size_t i = 0; i < greeting.size(); ++i) {
       const ChildResult& r = results[i];
       if (r.stop_signal != 0) {
-        throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal));
+        throw StoppedError(r.stop_signal, "waiting for the workers' SSH logins");
       }
       if (r.exit_code != 0) {
         still.push_back(greeting[i]);
@@ -139,11 +117,10 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
       for (const auto& h : pending) {
         names += (names.empty() ? "" : ", ") + h + " (" + last_error[h] + ")";
       }
-      throw LauncherError("HostUnreachableError", ExitCode::cluster,
-                          "no SSH login within " + seconds_text(in.options.ssh_timeout) + " to: " + names);
+      throw HostUnreachableError("no SSH login within " + seconds_text(in.options.ssh_timeout) + " to: " + names);
     }
     if (const int sig = supervisor.sleep_for(delay)) {
-      throw LauncherError("Stopped", 128 + sig, "stopped by " + signal_name(sig));
+      throw StoppedError(sig, "waiting for the workers' SSH logins");
     }
     delay = std::min(delay * 2, std::chrono::milliseconds(500));
   }
@@ -282,20 +259,6 @@ close_shared_connections(const TrainPlan& plan, const PlanInputs& in, Supervisor
 }
 
 } // namespace
-
-std::string
-shell_quote(const std::string& word)
-{
-  std::string out = "'";
-  for (char c : word) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
 
 bool
 port_answers(const std::string& host, int port, std::chrono::milliseconds timeout)
@@ -441,9 +404,10 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       next_probe = Clock::now() + 1s;
     }
     if (const int sig = supervisor.sleep_for(50ms)) {
-      code = 128 + sig;
-      error_class = "Stopped";
-      message = "stopped by " + signal_name(sig) + " while waiting for the master";
+      const StoppedError stop(sig, "waiting for the master");
+      code = stop.exit_code();
+      error_class = stop.error_class();
+      message = stop.what();
       break;
     }
   }

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "launcher/plan.hpp"
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
 #include <string>
 
@@ -15,8 +15,5 @@ int run_mpi_worker(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& 
 
 // True when a TCP connection to `host`:`port` opens within `timeout`.
 bool port_answers(const std::string& host, int port, std::chrono::milliseconds timeout);
-
-// Quote `word` for a POSIX shell (the remote side of `ssh host command`).
-std::string shell_quote(const std::string& word);
 
 } // namespace launcher

@@ -3,6 +3,7 @@
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
 #include "mpi/mpirun_command.hpp"
+#include "mpi/ssh.hpp"
 
 namespace launcher {
 
@@ -64,41 +65,10 @@ to_string(Role role)
   return "?";
 }
 
-namespace {
-
-// What every rank runs: Python through mpi4py, so an uncaught exception aborts all ranks.
-std::vector<std::string>
-rank_program_for(EntryPointType type, const std::string& name, const std::string& python, const std::string& code_dir,
-                 const std::vector<std::string>& args)
-{
-  std::vector<std::string> argv;
-  switch (type) {
-  case EntryPointType::python_program:
-    argv = {python, "-m", "mpi4py", name};
-    break;
-  case EntryPointType::python_package:
-    argv = {python, "-m", "mpi4py", "-m", module_for(name)};
-    break;
-  case EntryPointType::command:
-    argv = {code_dir + "/" + name};
-    break;
-  }
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
-} // namespace
-
 std::vector<std::string>
 ssh_connection_sharing(const env::Paths& paths)
 {
-  // %C is a 40-character hash, and ssh adds ".<16 random characters>" while it binds;
-  // sun_path holds 107 characters.
-  const std::string socket = paths.base + "/.smlaunch/%C";
-  if (socket.size() - 2 + 40 + 17 > 107) {
-    return {};
-  }
-  return {"-o", "ControlMaster=auto", "-o", "ControlPersist=60", "-o", "ControlPath=" + socket};
+  return mpi::ssh_connection_sharing(paths.base + "/.smlaunch");
 }
 
 namespace {
@@ -114,7 +84,9 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
       plan.workers.push_back(h);
     }
   }
-  plan.rank_program = rank_program_for(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args);
+  // What every rank runs: Python through mpi4py, so an uncaught exception aborts all ranks.
+  plan.rank_program =
+    script_argv(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args, PythonLaunch::mpi4py);
 
   mpi::MpirunInputs mi;
   mi.settings = plan.mpi;
@@ -130,13 +102,9 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
   for (const auto& [name, value] : in.inherited.entries()) {
     mi.present.push_back(name);
   }
-  mpi::MpirunCommand command = mpi::build_mpirun_command(mi);
-  std::string keep;
-  for (const auto& name : command.exported) {
-    keep += (keep.empty() ? "" : ",") + name;
-  }
-  command.argv.insert(command.argv.end(), {in.smlaunch_exe, "rank", "--keep", keep, "--"});
-  command.argv.insert(command.argv.end(), plan.rank_program.begin(), plan.rank_program.end());
+  mi.rank_wrapper = in.smlaunch_exe;
+  mi.program = plan.rank_program;
+  const mpi::MpirunCommand command = mpi::build_mpirun_command(mi);
 
   // The ranks' thread budget on this host: the user's values are this host's environment
   // and the user's own `-x NAME=value` (a bare `-x NAME` passes the value seen here).

@@ -6,8 +6,8 @@
 #include "env/env_map.hpp"
 #include "env/thread_budget.hpp"
 #include "env/training_environment.hpp"
+#include "fetch/code_source.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/code_source.hpp"
 #include "launcher/entry_point.hpp"
 #include "mpi/mpi_settings.hpp"
 

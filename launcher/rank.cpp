@@ -1,15 +1,16 @@
 #include "launcher/rank.hpp"
 
+#include "base/logging.hpp"
 #include "env/config_files.hpp"
 #include "env/paths.hpp"
 #include "env/training_environment.hpp"
-#include "launcher/executables.hpp"
 #include "launcher/host_state.hpp"
 #include "launcher/plan.hpp"
-#include "launcher/rank_relay.hpp"
+#include "process/supervisor.hpp"
 
 #include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -104,24 +105,29 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
                 << "\n";
       return 126;
     }
-    const std::string* path = environment.get("PATH");
-    const std::string program =
-      find_executable(options.rank_program[0], path != nullptr ? *path : k_default_path).value_or(options.rank_program[0]);
-    std::vector<std::string> envp_strings = environment.to_envp();
-    std::vector<char*> envp;
-    envp.reserve(envp_strings.size() + 1);
-    for (auto& e : envp_strings) {
-      envp.push_back(e.data());
+    // The program runs under the one supervisor (signals forwarded, the exec rules of every
+    // child), its output relayed in whole lines, and dies if this step is killed.
+    ChildSpec spec;
+    spec.argv = options.rank_program;
+    spec.envp = environment.to_envp();
+    spec.output = OutputMode::lines;
+    spec.die_with_parent = true;
+    ChildResult result;
+    {
+      setup_logging(Verbosity::quiet); // stdout is the rank's: only warnings, on stderr
+      Supervisor supervisor(Supervisor::Options{});
+      result = supervisor.run(spec);
+    } // the signal mask is restored here
+    if (result.exec_errno != 0) {
+      std::cerr << "smlaunch rank: cannot run " << options.rank_program[0] << ": "
+                << std::system_category().message(result.exec_errno) << "\n";
     }
-    envp.push_back(nullptr);
-    std::vector<std::string> argv_strings = options.rank_program;
-    std::vector<char*> argv;
-    argv.reserve(argv_strings.size() + 1);
-    for (auto& a : argv_strings) {
-      argv.push_back(a.data());
+    if (result.term_signal != 0) {
+      // End as the program ended, so mpirun reports its signal.
+      static_cast<void>(std::signal(result.term_signal, SIG_DFL));
+      static_cast<void>(::raise(result.term_signal));
     }
-    argv.push_back(nullptr);
-    return run_with_line_output(program, argv, envp);
+    return result.exit_code;
   } catch (const std::exception& e) {
     std::cerr << "smlaunch rank: " << e.what() << "\n";
     return 65;

@@ -1,13 +1,15 @@
 #include "launcher/serve_command.hpp"
 
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "base/shell.hpp"
 #include "env/paths.hpp"
+#include "fetch/fetch_helper.hpp"
 #include "launcher/entry_point.hpp"
-#include "launcher/errors.hpp"
-#include "launcher/executables.hpp"
-#include "launcher/failure_report.hpp"
-#include "launcher/fetch_helper.hpp"
-#include "launcher/logging.hpp"
-#include "launcher/supervisor.hpp"
+#include "launcher/install_step.hpp"
+#include "process/executables.hpp"
+#include "process/failure_report.hpp"
+#include "process/supervisor.hpp"
 #include "serve/server.hpp"
 
 #include <csignal>
@@ -123,20 +125,11 @@ install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::
   if (!install) {
     return;
   }
-  spdlog::info("installing: {}", join_command(install->argv));
   ChildSpec spec;
   spec.argv = install->argv;
   spec.envp = inherited.to_envp();
   spec.cwd = plan.code_dir;
-  const ChildResult r = supervisor.run(spec);
-  if (r.stop_signal != 0) {
-    throw LauncherError("Stopped", 128 + r.stop_signal, "stopped by " + signal_name(r.stop_signal) + " while installing");
-  }
-  if (r.exit_code != 0) {
-    // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference): see train.cpp
-    throw LauncherError(install->error_class, ExitCode::install, describe_install_failure(r, install->argv.at(0)))
-      .with_command(join_command(install->argv));
-  }
+  run_install_step(spec, install->error_class, supervisor);
 }
 
 ServeFacts

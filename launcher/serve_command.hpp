@@ -6,7 +6,7 @@
 
 #include "env/env_map.hpp"
 #include "env/thread_budget.hpp"
-#include "launcher/code_source.hpp"
+#include "fetch/code_source.hpp"
 #include "launcher/serve_options.hpp"
 
 #include <string>

@@ -1,7 +1,8 @@
 #include "launcher/serve_options.hpp"
 
+#include "base/errors.hpp"
+#include "base/option_values.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/errors.hpp"
 
 #include <boost/program_options.hpp>
 #include <cmath>
@@ -40,16 +41,7 @@ constexpr OptionSpec k_serve_options[] = {
 double
 seconds_value(const Setting& s, double min)
 {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(s.value, &used);
-    if (used == s.value.size() && std::isfinite(v) && v >= min && v <= 7 * 24 * 3600) {
-      return v;
-    }
-  } catch (const std::exception&) {
-  }
-  throw UsageError("--" + s.name + " (" + s.origin + ") is \"" + s.value + "\"; expected a number of seconds from " +
-                   (min > 0 ? "0.001" : "0") + " to 604800");
+  return parse_seconds("--" + s.name + " (" + s.origin + ")", s.value, min);
 }
 
 std::uint64_t
@@ -68,22 +60,8 @@ whole_number(const Setting& s, std::uint64_t min, std::uint64_t max, const std::
 Verbosity
 log_level(const Setting& s)
 {
-  if (s.value == "debug") {
-    return Verbosity::verbose;
-  }
-  if (s.value == "info") {
-    return Verbosity::normal;
-  }
-  if (s.value == "warning" || s.value == "warn" || s.value == "error") {
-    return Verbosity::quiet;
-  }
   // SAGEMAKER_CONTAINER_LOG_LEVEL is a Python logging level: 10 debug, 20 info, 30 warning.
-  const bool digits = !s.value.empty() && s.value.size() <= 3 && s.value.find_first_not_of("0123456789") == std::string::npos;
-  if (digits) {
-    const int level = std::stoi(s.value);
-    return level <= 10 ? Verbosity::verbose : level <= 20 ? Verbosity::normal : Verbosity::quiet;
-  }
-  throw UsageError("--log-level (" + s.origin + ") is \"" + s.value + "\"; expected warning, info, debug or a number");
+  return parse_log_level("--log-level (" + s.origin + ")", s.value, LogLevelNumbers::accepted);
 }
 
 std::string

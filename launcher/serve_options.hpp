@@ -3,9 +3,9 @@
 // "Serving"). Pure: reads argv and the environment map only.
 #pragma once
 
+#include "base/logging.hpp"
 #include "env/env_map.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/logging.hpp"
 
 #include <chrono>
 #include <cstdint>

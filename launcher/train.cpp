@@ -1,10 +1,12 @@
 #include "launcher/train.hpp"
 
-#include "launcher/errors.hpp"
-#include "launcher/failure_report.hpp"
-#include "launcher/fetch_helper.hpp"
-#include "launcher/logging.hpp"
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "base/shell.hpp"
+#include "fetch/fetch_helper.hpp"
+#include "launcher/install_step.hpp"
 #include "launcher/mpi_job.hpp"
+#include "process/failure_report.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -56,7 +58,9 @@ resolves(const std::string& host)
 
 // Wait until every host name resolves, with bounded exponential backoff (the reference
 // waits the same way, but for up to 15 minutes per host and with no message).
-int
+// Returns once every name resolves; throws HostResolutionError after `timeout`, and
+// StoppedError on a stop signal.
+void
 wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::milliseconds timeout, Supervisor& supervisor)
 {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -66,15 +70,14 @@ wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::millisec
   while (true) {
     std::erase_if(pending, resolves);
     if (pending.empty()) {
-      return 0;
+      return;
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       std::string names;
       for (const auto& h : pending) {
         names += (names.empty() ? "" : ", ") + h;
       }
-      throw LauncherError("HostResolutionError", ExitCode::cluster,
-                          "these hosts from resourceconfig.json never resolved within " +
+      throw HostResolutionError("these hosts from resourceconfig.json never resolved within " +
                             std::to_string(timeout.count() / 1000) + " s: " + names +
                             " (set --dns-timeout 0 / SMLAUNCH_DNS_TIMEOUT=0 to skip this check)");
     }
@@ -84,17 +87,10 @@ wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::millisec
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (const int sig = supervisor.sleep_for(std::min(delay, std::max(left, 1ms)))) {
-      return sig;
+      throw StoppedError(sig, "waiting for the hosts' names to resolve");
     }
     delay = std::min(delay * 2, std::chrono::milliseconds(5s));
   }
-}
-
-int
-stopped(int sig)
-{
-  spdlog::warn("stopped by {} before the script started", signal_name(sig));
-  return 128 + sig;
 }
 
 } // namespace
@@ -112,7 +108,7 @@ stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
   StagingContext context{in.paths.base, in.paths.code, &fetcher};
   stage_code(plan.source, plan.staging, context);
   if (const int sig = supervisor.poll_stop_signal()) {
-    return stopped(sig);
+    throw StoppedError(sig, "staging");
   }
   return 0;
 }
@@ -121,23 +117,11 @@ int
 execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
 {
   if (plan.install) {
-    spdlog::info("installing: {}", join_command(plan.install->argv));
-    const ChildResult r = supervisor.run(spec_for(*plan.install));
-    if (r.stop_signal != 0) {
-      return stopped(r.stop_signal);
-    }
-    if (r.exit_code != 0) {
-      // Thrown by copy, as with_command() returns *this: same type, no slicing.
-      // NOLINTNEXTLINE(cert-err60-cpp,misc-throw-by-value-catch-by-reference)
-      throw LauncherError(plan.install->error_class, ExitCode::install, describe_install_failure(r, plan.install->argv.at(0)))
-        .with_command(join_command(plan.install->argv));
-    }
+    run_install_step(spec_for(*plan.install), plan.install->error_class, supervisor);
   }
 
   if (!plan.dns_hosts.empty()) {
-    if (const int sig = wait_for_host_names(plan.dns_hosts, in.options.dns_timeout, supervisor)) {
-      return stopped(sig);
-    }
+    wait_for_host_names(plan.dns_hosts, in.options.dns_timeout, supervisor);
   }
   if (plan.mpi.enabled) {
     return plan.role == Role::worker ? run_mpi_worker(plan, in, supervisor) : run_mpi_master(plan, in, supervisor);

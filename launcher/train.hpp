@@ -2,7 +2,7 @@
 #pragma once
 
 #include "launcher/plan.hpp"
-#include "launcher/supervisor.hpp"
+#include "process/supervisor.hpp"
 
 namespace launcher {
 

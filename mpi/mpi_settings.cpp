@@ -111,7 +111,6 @@ resolve_mpi_settings(const env::TrainingEnvironment& e)
   MpiSettings s;
   s.hosts = e.distribution_hosts.empty() ? e.hosts : e.distribution_hosts;
   s.master = e.master_hostname;
-  s.is_master = e.is_master;
 
   std::string which;
   if (const env::Value* flag = first_present(sm, {"sagemaker_use_mpi", "sagemaker_mpi_enabled"}, which)) {

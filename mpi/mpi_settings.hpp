@@ -18,7 +18,6 @@ struct MpiSettings
   std::vector<std::string> custom_options; // shell-split, additional then custom
   std::vector<std::string> hosts;          // in launch order; hosts.front() is the master
   std::string master;
-  bool is_master = true;
 };
 
 // Upper bound on slots per host and on processes in all; larger values are mistakes.

@@ -140,6 +140,15 @@ build_mpirun_command(const MpirunInputs& in)
   for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}) {
     export_name(name);
   }
+  if (!in.rank_wrapper.empty()) {
+    // The rank step: per-host SM_* variables, the hostname preload, whole-line output;
+    // it keeps the exported names from the environment mpirun gives it.
+    std::string keep;
+    for (const auto& name : c.exported) {
+      keep += (keep.empty() ? "" : ",") + name;
+    }
+    a.insert(a.end(), {in.rank_wrapper, "rank", "--keep", keep, "--"});
+  }
   a.insert(a.end(), in.program.begin(), in.program.end());
   return c;
 }

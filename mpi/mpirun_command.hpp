@@ -35,7 +35,9 @@ struct MpirunInputs
   std::string instance_type;         // current_instance_type (EFA flags)
   std::string ssh_command;           // plm_rsh_agent; "" or "ssh": Open MPI's default
   std::vector<std::string> present;  // names of variables set in the master's environment
-  std::vector<std::string> program;  // what each rank runs (the rank step, then the script)
+  std::string rank_wrapper;           // the smlaunch binary: each rank runs `smlaunch rank
+                                     // --keep <exported> -- <program>` ("": the bare program)
+  std::vector<std::string> program;  // the user's program each rank runs
   bool single_host = false;          // run locally: no ssh, no interface selection
 };
 

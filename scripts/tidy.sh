@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run clang-tidy (.clang-tidy at the top) over every first-party .cpp file in env/, mpi/,
-# serve/ and launcher/; fails on any warning. Works from a clean clone: installs clang-tidy and
+# Run clang-tidy (.clang-tidy at the top) over every first-party .cpp file in base/, env/,
+# fetch/, launcher/, local/, mpi/, process/ and serve/; fails on any warning. Works from a
+# clean clone: installs clang-tidy and
 # the C++ build dependencies when missing, then configures build-tidy/ for its
 # compile_commands.json (configuring is enough: no source is generated, nothing is built).
 #   scripts/tidy.sh                      # everything
@@ -20,7 +21,7 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
   -DSMLAUNCH_BUILD_TESTS=OFF >/dev/null
 db="$build_dir/compile_commands.json"
 
-# The files to check: those given, else every .cpp under env/, mpi/, serve/ and launcher/ (not
+# The files to check: those given, else every .cpp under base/, env/, fetch/, launcher/, local/, mpi/, process/ and serve/ (not
 # tests/; mpi/hostname_shim.c is C and not checked). Each must be in the compilation
 # database, so that none is checked with guessed flags or silently skipped.
 if [ $# -gt 0 ]; then
@@ -30,7 +31,7 @@ if [ $# -gt 0 ]; then
     files+=("${f#./}")
   done
 else
-  mapfile -t files < <(find env mpi serve launcher -name '*.cpp' -type f | sort)
+  mapfile -t files < <(find base env fetch launcher local mpi process serve -name '*.cpp' -type f | sort)
 fi
 for f in "${files[@]}"; do
   if ! grep -qF "\"file\": \"$root/$f\"" "$db"; then

@@ -14,7 +14,7 @@
 //  - no over-refusal: a member the model finds safe is accepted (a symbolic link with an
 //    empty target is refused on purpose: symlink(2) refuses it too).
 // SMLAUNCH_FUZZ_SAFETY_ONLY=1 checks the safety property alone.
-#include "launcher/archive.hpp"
+#include "fetch/archive.hpp"
 #include "fuzz_common.hpp"
 
 #include <cstddef>

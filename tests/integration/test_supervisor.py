@@ -4,6 +4,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -186,8 +187,12 @@ class TestSignals(unittest.TestCase):
         threading.Thread(target=serve, daemon=True).start()
         self.addCleanup(server.close)
         port = server.getsockname()[1]
+        # The script leaves a mark if it runs; it must not, the job being stopped.
+        marker_dir = tempfile.mkdtemp(prefix="smlaunch-test-")
+        self.addCleanup(shutil.rmtree, marker_dir, True)
+        marker = os.path.join(marker_dir, "script-ran")
         tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"},
-                    code={"train.py": "open('/tmp/smlaunch-should-not-run', 'w')\n",
+                    code={"train.py": "open(%r, 'w')\n" % marker,
                           "requirements.txt": "smlaunch-hang-marker-pkg\n"})
         env = clean_env(PIP_INDEX_URL="http://127.0.0.1:%d/simple" % port, PIP_TIMEOUT="60", PIP_RETRIES="0",
                         PIP_TARGET=os.path.join(tree.root, "site"))
@@ -201,6 +206,13 @@ class TestSignals(unittest.TestCase):
         time.sleep(0.2)
         leftovers = [p for p in os.listdir("/proc") if p.isdigit() and b"smlaunch-hang-marker" in cmdline(p)]
         self.assertEqual(leftovers, [], "pip is still running")
+        self.assertFalse(os.path.exists(marker), "the script ran after the job was stopped")
+        # A stop before the script has the one channel of every phase: 128+N and a failure
+        # file of class Stopped naming the phase.
+        with open(tree.path("output", "failure")) as f:
+            failure = f.read()
+        self.assertTrue(failure.startswith("Stopped: stopped by SIGTERM while installing with pip\n"), failure)
+        self.assertIn("ExitCode 143\n", failure)
 
 
 ORPHANS = r"""#!/bin/sh

@@ -188,8 +188,6 @@ TEST(DecodeHyperparameters, SplitKeepsInsertionOrder)
   EXPECT_EQ(hps.framework_params.keys(),
             (Strings{"sagemaker_mpi_enabled", "sagemaker_custom_thing", "sagemaker_",
                      "sagemaker_distribution_instance_groups"}));
-  // [k for k, v in raw.items() if hps[k] == v]  (the values json.loads refused)
-  EXPECT_EQ(hps.kept_raw, (Strings{"lr", "SAGEMAKER_PROGRAM", "sagemaker_submit_directory"}));
   // repr(user), repr({k: sm[k] for k in fw})
   EXPECT_EQ(env::py_repr(hps.user),
             "{'epochs': 10, 'sagemaker': 1, 'Sagemaker_x': 2, 'lr': 'x y', '_tuning_objective_metric_x': 4, "
@@ -210,7 +208,6 @@ TEST(DecodeHyperparameters, EmptyObject)
   EXPECT_TRUE(hps.sagemaker.is_object());
   EXPECT_TRUE(hps.framework_params.is_object());
   EXPECT_EQ(hps.user.size(), 0u);
-  EXPECT_TRUE(hps.kept_raw.empty());
   EXPECT_TRUE(env::to_cmd_args(hps.user).empty());
 }
 

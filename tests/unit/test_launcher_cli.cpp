@@ -1,7 +1,7 @@
 // The command line: SMLAUNCH_* twins, precedence with origins, `train` dispatch, errors.
 #include "launcher/cli.hpp"
 
-#include "launcher/errors.hpp"
+#include "base/errors.hpp"
 
 #include <gtest/gtest.h>
 
@@ -174,6 +174,16 @@ TEST(LauncherCli, TypedValues)
     EXPECT_EQ(parse({"smlaunch", "train", "--grace-period", s.value}).grace_period.count(), s.ms) << s.value;
     EXPECT_EQ(parse({"smlaunch", "train"}, {{"SMLAUNCH_DNS_TIMEOUT", s.value}}).dns_timeout.count(), s.ms) << s.value;
   }
+}
+
+// --ssh-command is split as a shell would when parsed: a value that cannot be split (or
+// holds no word) is a usage error at once, not an error in the middle of a job.
+TEST(LauncherCli, SshCommandIsValidatedWhenParsed)
+{
+  EXPECT_EQ(parse({"smlaunch", "train", "--ssh-command", "ssh -p 2222"}).ssh_command, "ssh -p 2222");
+  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "ssh -o 'unbalanced"}), launcher::UsageError);
+  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "  "}), launcher::UsageError);
+  EXPECT_THROW(parse({"smlaunch", "plan"}, {{"SMLAUNCH_SSH_COMMAND", "ssh \"x"}}), launcher::UsageError);
 }
 
 TEST(LauncherCli, CommandDispatch)

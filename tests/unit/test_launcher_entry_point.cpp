@@ -67,6 +67,17 @@ TEST_F(CodeDir, CommandLines)
             (std::vector<std::string>{"/c/run.sh", "--x", "$(y)"}));
 }
 
+TEST_F(CodeDir, RankCommandLinesGoThroughMpi4py)
+{
+  using launcher::PythonLaunch;
+  EXPECT_EQ(launcher::script_argv(EntryPointType::python_program, "train.py", "/py", "/c", {"--lr", "1"}, PythonLaunch::mpi4py),
+            (std::vector<std::string>{"/py", "-m", "mpi4py", "train.py", "--lr", "1"}));
+  EXPECT_EQ(launcher::script_argv(EntryPointType::python_package, "pkg/train.py", "/py", "/c", {}, PythonLaunch::mpi4py),
+            (std::vector<std::string>{"/py", "-m", "mpi4py", "-m", "pkg.train"}));
+  EXPECT_EQ(launcher::script_argv(EntryPointType::command, "run.sh", "/py", "/c", {}, PythonLaunch::mpi4py),
+            (std::vector<std::string>{"/c/run.sh"}));
+}
+
 TEST_F(CodeDir, InstallCommands)
 {
   EXPECT_FALSE(launcher::install_command(EntryPointType::python_program, view(), "/py"));

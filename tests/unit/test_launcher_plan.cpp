@@ -2,11 +2,11 @@
 // temporary base directory and read with env::read_config_files, as `smlaunch plan` does.
 #include "launcher/plan.hpp"
 
+#include "base/errors.hpp"
 #include "env/config_error.hpp"
 #include "env/config_files.hpp"
+#include "fetch/code_source.hpp"
 #include "launcher/cli.hpp"
-#include "launcher/code_source.hpp"
-#include "launcher/errors.hpp"
 
 #include <gtest/gtest.h>
 
@@ -480,7 +480,8 @@ TEST_F(LauncherPlan, JsonSecretHyperparameterBug)
 {
   // A hyperparameter named like a secret: SM_HP_API_KEY is redacted by name, but its value
   // is also inside SM_HPS, SM_USER_ARGS, SM_TRAINING_ENV and the script's argv. The -v log
-  // (train.cpp, log_environment) redacts those with env::redact_secrets; the plan does not.
+  // (train.cpp, log_environment) redacts those with env::redact_secrets, and so must the
+  // plan: its value may appear nowhere in plan_to_json's output.
   hp("api_key", json_string("sk-live-0123456789abcdef").c_str());
   const PlanInputs in = inputs();
   const TrainPlan p = launcher::make_train_plan(in);

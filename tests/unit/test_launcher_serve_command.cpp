@@ -1,4 +1,4 @@
-#include "launcher/errors.hpp"
+#include "base/errors.hpp"
 #include "launcher/serve_command.hpp"
 
 #include <filesystem>

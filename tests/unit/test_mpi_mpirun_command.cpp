@@ -19,6 +19,7 @@ two_hosts(int slots)
   in.network_interface = "eth0";
   in.instance_type = "ml.c5.xlarge";
   in.present = {"PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"};
+  in.rank_wrapper = "/usr/bin/smlaunch";
   in.program = {"/usr/bin/python3", "-m", "mpi4py", "train.py", "--lr", "0.1"};
   return in;
 }
@@ -36,6 +37,7 @@ TEST(MpirunCommand, GoldenTwoHostsTwoSlots)
     "orte_abort_on_non_zero_status", "1", "-mca", "btl_vader_single_copy_mechanism", "none",
     "-x", "NCCL_MIN_NRINGS=4", "-x", "NCCL_SOCKET_IFNAME=eth0", "-x", "NCCL_DEBUG=INFO", "-x", "PATH",
     "-x", "AWS_ACCESS_KEY_ID", "-x", "AWS_SECRET_ACCESS_KEY",
+    "/usr/bin/smlaunch", "rank", "--keep", "NCCL_MIN_NRINGS,NCCL_SOCKET_IFNAME,NCCL_DEBUG,PATH,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY", "--",
     "/usr/bin/python3", "-m", "mpi4py", "train.py", "--lr", "0.1"};
   EXPECT_EQ(c.argv, expected);
   EXPECT_EQ(c.exported, (Strings{"NCCL_MIN_NRINGS", "NCCL_SOCKET_IFNAME", "NCCL_DEBUG", "PATH", "AWS_ACCESS_KEY_ID",

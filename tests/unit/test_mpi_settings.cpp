@@ -101,7 +101,6 @@ TEST(MpiSettings, HostsAndMasterFollowDistributionHosts)
   EXPECT_TRUE(s.enabled);
   EXPECT_EQ(s.hosts, (Strings{"algo-2", "algo-1"}));
   EXPECT_EQ(s.master, "algo-2");
-  EXPECT_TRUE(s.is_master);
   EXPECT_EQ(s.processes_per_host, 1);
   EXPECT_EQ(s.num_processes, 2);
 }
@@ -114,7 +113,6 @@ TEST(MpiSettings, WorkerIsNotMaster)
   EXPECT_TRUE(s.enabled);
   EXPECT_EQ(s.hosts, (Strings{"algo-2", "algo-1"}));
   EXPECT_EQ(s.master, "algo-2");
-  EXPECT_FALSE(s.is_master);
 }
 
 // ---------------------------------------------------------------------------------------

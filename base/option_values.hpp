@@ -1,0 +1,23 @@
+// Values of options shared by every command's option table (train, serve, local): one
+// parser each, with one message. `label` names the option and where its value came from
+// ("--grace-period (environment SMLAUNCH_GRACE_PERIOD)"). Both throw UsageError.
+#pragma once
+
+#include "base/logging.hpp"
+
+#include <string>
+
+namespace launcher {
+
+// A number of seconds from `min` (0 or 0.001) to a week.
+double parse_seconds(const std::string& label, const std::string& value, double min = 0);
+
+// Whether a Python logging level number (SAGEMAKER_CONTAINER_LOG_LEVEL: 10, 20, 30) is
+// accepted besides the names.
+enum class LogLevelNumbers { rejected, accepted };
+
+// warning (warn, error), info or debug.
+Verbosity parse_log_level(const std::string& label, const std::string& value,
+                          LogLevelNumbers numbers = LogLevelNumbers::rejected);
+
+} // namespace launcher

@@ -1,0 +1,18 @@
+// Commands as text: quoting one word for a POSIX shell, and joining an argv for messages.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace launcher {
+
+// `word` as one word for a POSIX shell (the remote side of `ssh host command`, a command
+// line in a config file): unchanged when it holds only characters no shell treats
+// specially, else in single quotes (a quote inside becomes '\''). Note that no quoting
+// helps Open MPI's plm_rsh_agent, which it splits on spaces and colons, ignoring quotes.
+std::string shell_quote(const std::string& word);
+
+// argv joined by single spaces, as the reference shows commands (no quoting).
+std::string join_command(const std::vector<std::string>& argv);
+
+} // namespace launcher

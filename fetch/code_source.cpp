@@ -1,0 +1,379 @@
+#include "fetch/code_source.hpp"
+
+#include "base/errors.hpp"
+#include "base/logging.hpp"
+#include "env/config_files.hpp"
+#include "env/py_format.hpp"
+
+#include <cstdio>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <unistd.h>
+#include <vector>
+#include <system_error>
+
+namespace launcher {
+
+namespace fs = std::filesystem;
+
+const char*
+to_string(SourceKind kind)
+{
+  switch (kind) {
+  case SourceKind::code_dir:
+    return "code_dir";
+  case SourceKind::directory:
+    return "directory";
+  case SourceKind::file:
+    return "file";
+  case SourceKind::archive:
+    return "archive";
+  case SourceKind::s3:
+    return "s3";
+  }
+  return "?";
+}
+
+const char*
+to_string(StagingAction action)
+{
+  switch (action) {
+  case StagingAction::none:
+    return "none";
+  case StagingAction::keep_existing:
+    return "keep_existing";
+  case StagingAction::copy_directory:
+    return "copy_directory";
+  case StagingAction::copy_file:
+    return "copy_file";
+  case StagingAction::extract_archive:
+    return "extract_archive";
+  case StagingAction::download_s3:
+    return "download_s3";
+  }
+  return "?";
+}
+
+namespace {
+
+bool
+is_archive_name(const std::string& path)
+{
+  for (const char* ext : {".tar.gz", ".tgz", ".tar"}) {
+    if (path.ends_with(ext)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// RFC 8089: a file:// URI carries its path percent-encoded ("my%20src"). A malformed
+// escape stays as it is.
+std::string
+percent_decode(const std::string& text)
+{
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) != 0 &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2])) != 0) {
+      out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+std::string
+strip_trailing_slashes(std::string p)
+{
+  while (p.size() > 1 && p.back() == '/') {
+    p.pop_back();
+  }
+  return p;
+}
+
+} // namespace
+
+CodeSource
+classify_code_source(const std::string& module_dir, const std::string& code_dir)
+{
+  CodeSource source;
+  source.uri = module_dir;
+  if (module_dir.rfind("s3://", 0) == 0) {
+    source.kind = SourceKind::s3;
+    return source;
+  }
+  std::string path = module_dir;
+  if (path.rfind("file://", 0) == 0) {
+    path = path.substr(7);
+    if (path.rfind("localhost/", 0) == 0) {
+      path = path.substr(9);
+    }
+    path = percent_decode(path);
+  }
+  path = strip_trailing_slashes(path);
+  source.local_path = path;
+  std::error_code ec;
+  // The SDK's local mode writes "/opt/ml/code" (where it mounts the code); with another
+  // base directory that means this tree's code/, and /opt/ml itself is never read.
+  const bool platform_code_dir = path == "/opt/ml/code";
+  if (platform_code_dir || fs::equivalent(path, code_dir, ec) || path == strip_trailing_slashes(code_dir)) {
+    source.kind = SourceKind::code_dir;
+    if (platform_code_dir) {
+      source.local_path = strip_trailing_slashes(code_dir);
+    }
+    return source;
+  }
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    throw StagingError("sagemaker_submit_directory \"" + module_dir + "\": " + path +
+                       " does not exist; expected a folder, a file:// URI, a .tar.gz or an s3:// URI");
+  }
+  if (fs::is_directory(status)) {
+    source.kind = SourceKind::directory;
+  } else if (is_archive_name(path)) {
+    source.kind = SourceKind::archive;
+  } else {
+    source.kind = SourceKind::file;
+  }
+  return source;
+}
+
+bool
+directory_has_files(const std::string& dir)
+{
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  return !ec && it != fs::directory_iterator();
+}
+
+StagingAction
+decide_staging(const CodeSource& source, bool code_dir_has_files, bool staged_by_smlaunch)
+{
+  if (source.kind == SourceKind::code_dir) {
+    return StagingAction::none;
+  }
+  if (code_dir_has_files && !staged_by_smlaunch) {
+    return StagingAction::keep_existing;
+  }
+  switch (source.kind) {
+  case SourceKind::directory:
+    return StagingAction::copy_directory;
+  case SourceKind::file:
+    return StagingAction::copy_file;
+  case SourceKind::archive:
+    return StagingAction::extract_archive;
+  case SourceKind::s3:
+    return StagingAction::download_s3;
+  case SourceKind::code_dir:
+    break;
+  }
+  return StagingAction::none;
+}
+
+std::string
+code_view_root(const CodeSource& source, StagingAction action, const std::string& code_dir)
+{
+  switch (action) {
+  case StagingAction::none:
+  case StagingAction::keep_existing:
+    return code_dir;
+  case StagingAction::copy_directory:
+    return source.local_path;
+  default:
+    return ""; // known once fetched or unpacked
+  }
+}
+
+std::string
+staging_marker_path(const std::string& base_dir)
+{
+  return base_dir + "/.smlaunch/staged-code.json";
+}
+
+std::string
+file_checksum(const std::string& path)
+{
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t hash = 14695981039346656037ULL;
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < n; ++i) {
+      hash ^= static_cast<unsigned char>(buffer[i]);
+      hash *= 1099511628211ULL;
+    }
+  }
+  char out[32];
+  // 25 bytes with the NUL: it always fits.
+  (void)std::snprintf(out, sizeof(out), "fnv1a64:%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+
+namespace {
+
+struct Marker
+{
+  std::string uri;
+  std::string identity;
+};
+
+std::optional<Marker>
+read_marker(const std::string& base_dir)
+{
+  try {
+    const env::Value doc = env::read_json_file(staging_marker_path(base_dir));
+    const env::Value* uri = doc.find("uri");
+    const env::Value* identity = doc.find("identity");
+    if (uri != nullptr && identity != nullptr && uri->is_string() && identity->is_string()) {
+      return Marker{uri->text(), identity->text()};
+    }
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+void
+write_marker(const std::string& base_dir, const Marker& marker)
+{
+  std::error_code ec;
+  fs::create_directories(fs::path(staging_marker_path(base_dir)).parent_path(), ec);
+  std::ofstream out(staging_marker_path(base_dir), std::ios::trunc);
+  out << "{\"uri\": " << env::py_json_quote(marker.uri) << ", \"identity\": " << env::py_json_quote(marker.identity)
+      << "}\n";
+}
+
+// Unpack or copy into a fresh folder next to code/, then swap it in, so a failure
+// leaves no half-staged code/ behind.
+void
+replace_code_dir(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
+{
+  const std::string staging = ctx.base_dir + "/.smlaunch/staging-" + std::to_string(getpid());
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  if (ec) {
+    throw StagingError("cannot create " + staging + ": " + ec.message());
+  }
+  try {
+    fill(staging);
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  fs::remove_all(ctx.code_dir, ec);
+  fs::rename(staging, ctx.code_dir, ec);
+  if (ec) {
+    throw StagingError("cannot move the staged code into " + ctx.code_dir + ": " + ec.message());
+  }
+}
+
+void
+copy_tree(const std::string& from, const std::string& to)
+{
+  std::error_code ec;
+  // The source itself may be a link to a folder (followed); links inside it are copied as
+  // links: a link must not pull files from outside into code/.
+  const fs::path source = fs::is_symlink(from, ec) ? fs::canonical(from, ec) : fs::path(from);
+  fs::copy(source, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+  if (ec) {
+    throw StagingError("cannot copy " + from + " into " + to + ": " + ec.message());
+  }
+}
+
+Fetcher&
+fetcher_of(const StagingContext& ctx)
+{
+  if (ctx.fetcher == nullptr) {
+    throw StagingError("internal: no fetcher for archives and s3:// sources");
+  }
+  return *ctx.fetcher;
+}
+
+void
+unpack_or_copy(const StagingContext& ctx, const std::string& file, const std::string& name, const std::string& into)
+{
+  if (is_archive_name(name)) {
+    fetcher_of(ctx).extract(file, into);
+    return;
+  }
+  std::error_code ec;
+  fs::copy_file(file, fs::path(into) / fs::path(name).filename(), ec);
+  if (ec) {
+    throw StagingError("cannot copy " + file + " into " + into + ": " + ec.message());
+  }
+}
+
+} // namespace
+
+void
+stage_code(const CodeSource& source, StagingAction action, const StagingContext& ctx)
+{
+  std::error_code ec;
+  fs::create_directories(ctx.code_dir, ec);
+  if (ec) {
+    throw StagingError("cannot create the code directory " + ctx.code_dir + ": " + ec.message());
+  }
+  const auto marker = read_marker(ctx.base_dir);
+  const bool has_files = directory_has_files(ctx.code_dir);
+  const auto already = [&](const std::string& identity) {
+    return has_files && marker && marker->uri == source.uri && marker->identity == identity;
+  };
+  switch (action) {
+  case StagingAction::none:
+  case StagingAction::keep_existing:
+    return;
+  case StagingAction::copy_directory:
+    replace_code_dir(ctx, [&](const std::string& into) { copy_tree(source.local_path, into); });
+    write_marker(ctx.base_dir, {source.uri, "directory"});
+    return;
+  case StagingAction::copy_file:
+    replace_code_dir(ctx,
+                     [&](const std::string& into) { unpack_or_copy(ctx, source.local_path, source.local_path, into); });
+    write_marker(ctx.base_dir, {source.uri, file_checksum(source.local_path)});
+    return;
+  case StagingAction::extract_archive: {
+    const std::string identity = file_checksum(source.local_path);
+    if (already(identity)) {
+      spdlog::info("{} already holds {} ({}): not unpacking it again", ctx.code_dir, source.uri, identity);
+      return;
+    }
+    spdlog::info("unpacking {} into {}", source.local_path, ctx.code_dir);
+    replace_code_dir(ctx, [&](const std::string& into) { fetcher_of(ctx).extract(source.local_path, into); });
+    write_marker(ctx.base_dir, {source.uri, identity});
+    return;
+  }
+  case StagingAction::download_s3: {
+    const auto slash = source.uri.find('/', 5);
+    if (source.uri.rfind("s3://", 0) != 0 || slash == std::string::npos || slash == 5 || slash + 1 >= source.uri.size()) {
+      throw StagingError("sagemaker_submit_directory \"" + source.uri + "\" is not an s3://bucket/key URI");
+    }
+    const std::string key = source.uri.substr(slash + 1);
+    const std::string etag = fetcher_of(ctx).s3_etag(source.uri);
+    const std::string identity = "etag:" + etag;
+    if (!etag.empty() && already(identity)) {
+      spdlog::info("{} already holds {} (ETag {}): not downloading it again", ctx.code_dir, source.uri, etag);
+      return;
+    }
+    const std::string download = ctx.base_dir + "/.smlaunch/download-" + std::to_string(getpid());
+    fs::create_directories(fs::path(download).parent_path(), ec);
+    try {
+      fetcher_of(ctx).s3_get(source.uri, download);
+      replace_code_dir(ctx, [&](const std::string& into) { unpack_or_copy(ctx, download, key, into); });
+    } catch (...) {
+      fs::remove(download, ec);
+      throw;
+    }
+    fs::remove(download, ec);
+    write_marker(ctx.base_dir, {source.uri, identity});
+    return;
+  }
+  }
+}
+
+} // namespace launcher

@@ -1,0 +1,36 @@
+#include "process/executables.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace launcher {
+
+std::optional<std::string>
+find_executable(const std::string& name, const std::string& path)
+{
+  if (name.empty()) {
+    return std::nullopt;
+  }
+  if (name.find('/') != std::string::npos) {
+    return name;
+  }
+  std::size_t start = 0;
+  while (true) {
+    const auto end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (dir.empty()) {
+      dir = ".";
+    }
+    const std::string candidate = dir + "/" + name;
+    struct stat st{};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (end == std::string::npos) {
+      return std::nullopt;
+    }
+    start = end + 1;
+  }
+}
+
+} // namespace launcher

@@ -1,0 +1,479 @@
+#include "process/failure_report.hpp"
+
+#include "base/logging.hpp"
+#include "env/json_value.hpp"
+#include "env/py_format.hpp"
+
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace launcher {
+
+namespace {
+
+constexpr std::size_t k_message_bytes = 2048;
+
+std::vector<std::string>
+split_lines(const std::string& text)
+{
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    lines.push_back(std::move(line));
+    start = end + 1;
+  }
+  return lines;
+}
+
+// The tail of a ring buffer may start inside a line (or a UTF-8 sequence): drop it.
+std::string
+from_first_whole_line(const std::string& output, bool truncated)
+{
+  if (!truncated) {
+    return output;
+  }
+  const auto nl = output.find('\n');
+  return nl == std::string::npos ? output : output.substr(nl + 1);
+}
+
+} // namespace
+
+std::string
+format_failure(const std::string& error_class, int exit_code, const std::string& message, const std::string& command)
+{
+  // The reference's classes keep its exact first line; smlaunch's own (ConfigError,
+  // StagingError, ...) also say on it what is wrong: the file, the key, the problem.
+  std::string first_line = error_class + ":";
+  if (!is_reference_error_class(error_class) && !message.empty()) {
+    first_line += " " + message.substr(0, std::min(message.find('\n'), std::size_t{300}));
+  }
+  return first_line + "\nExitCode " + std::to_string(exit_code) + "\nErrorMessage \"" + message + "\"\nCommand \"" +
+         command + "\"\n";
+}
+
+bool
+is_reference_error_class(const std::string& error_class)
+{
+  return error_class == "ExecuteUserScriptError" || error_class == "InstallRequirementsError" ||
+         error_class == "InstallModuleError";
+}
+
+std::string
+last_lines(const std::string& output, std::size_t max_bytes)
+{
+  auto lines = split_lines(output);
+  while (!lines.empty() && lines.back().find_first_not_of(" \t") == std::string::npos) {
+    lines.pop_back();
+  }
+  std::string out;
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (out.size() + it->size() + 1 > max_bytes) {
+      if (out.empty()) {
+        out = it->substr(it->size() - std::min(it->size(), max_bytes)); // one huge line: its end
+      }
+      break;
+    }
+    out = out.empty() ? *it : *it + "\n" + out;
+  }
+  return out;
+}
+
+namespace {
+
+bool
+is_indented(const std::string& line)
+{
+  return !line.empty() && (line[0] == ' ' || line[0] == '\t');
+}
+
+// Lines that start another part of a chained traceback.
+bool
+starts_new_section(const std::string& line)
+{
+  return line.rfind("Traceback (most recent call last):", 0) == 0 ||
+         line.rfind("During handling of the above exception", 0) == 0 ||
+         line.rfind("The above exception was the direct cause", 0) == 0;
+}
+
+} // namespace
+
+std::string
+python_error_summary(const std::string& output, std::size_t max_bytes)
+{
+  const auto lines = split_lines(output);
+  // The last traceback wins (chained exceptions print the final one last).
+  std::size_t header = lines.size();
+  for (std::size_t i = lines.size(); i-- > 0;) {
+    if (lines[i].rfind("Traceback (most recent call last):", 0) == 0) {
+      header = i;
+      break;
+    }
+  }
+  std::size_t first_frame = header;
+  std::size_t exception_at = lines.size();
+  if (header < lines.size()) {
+    // Frames and their source lines are indented; the exception is the first line after
+    // them that is not.
+    for (std::size_t i = header + 1; i < lines.size(); ++i) {
+      if (!is_indented(lines[i])) {
+        exception_at = i;
+        break;
+      }
+    }
+  } else {
+    // A SyntaxError in the script itself has no "Traceback" header: '  File ...' lines,
+    // then the error.
+    for (std::size_t i = lines.size(); i-- > 0;) {
+      const std::string& l = lines[i];
+      if (l.rfind("SyntaxError", 0) == 0 || l.rfind("IndentationError", 0) == 0 || l.rfind("TabError", 0) == 0) {
+        exception_at = i;
+        break;
+      }
+    }
+    if (exception_at == lines.size()) {
+      return "";
+    }
+    first_frame = exception_at;
+    while (first_frame > 0 && is_indented(lines[first_frame - 1])) {
+      --first_frame;
+    }
+  }
+  if (exception_at >= lines.size() || lines[exception_at].empty()) {
+    return "";
+  }
+  std::string exception;
+  for (std::size_t i = exception_at; i < lines.size() && !starts_new_section(lines[i]); ++i) {
+    exception += (exception.empty() ? "" : "\n") + lines[i];
+  }
+  while (!exception.empty() && (exception.back() == '\n' || exception.back() == ' ')) {
+    exception.pop_back();
+  }
+  if (exception.size() >= max_bytes) {
+    return exception.substr(0, max_bytes);
+  }
+  std::string traceback;
+  for (std::size_t i = first_frame; i < exception_at; ++i) {
+    traceback += lines[i] + "\n";
+  }
+  traceback += exception;
+  // The exception first: it is what the first 1024 bytes must show.
+  return exception + "\n" + last_lines(traceback, max_bytes - exception.size() - 1);
+}
+
+namespace {
+
+// "[1,3]<stderr>:" at `pos` (mpirun --tag-output): its length, or 0.
+std::size_t
+mpi_tag_length(const std::string& line, std::size_t pos)
+{
+  if (pos >= line.size() || line[pos] != '[') {
+    return 0;
+  }
+  std::size_t i = pos + 1;
+  bool comma = false;
+  while (i < line.size() && (std::isdigit(static_cast<unsigned char>(line[i])) != 0 || (line[i] == ',' && !comma))) {
+    comma = comma || line[i] == ',';
+    ++i;
+  }
+  for (const char* stream : {"]<stdout>:", "]<stderr>:", "]<stddiag>:"}) {
+    if (comma && line.compare(i, std::strlen(stream), stream) == 0) {
+      return i + std::strlen(stream) - pos;
+    }
+  }
+  return 0;
+}
+
+} // namespace
+
+std::string
+untag_mpi_output(const std::string& output)
+{
+  struct Tagged
+  {
+    std::string tag;
+    std::string text;
+  };
+  std::vector<Tagged> tagged;
+  bool any = false;
+  for (const auto& line : split_lines(output)) {
+    const std::size_t n = mpi_tag_length(line, 0);
+    Tagged t{line.substr(0, n), ""};
+    any = any || n > 0;
+    // A rank's unbuffered writes are tagged one by one, also inside a line.
+    for (std::size_t i = n; i < line.size();) {
+      if (n > 0 && line.compare(i, n, t.tag) == 0) {
+        i += n;
+        continue;
+      }
+      t.text += line[i++];
+    }
+    tagged.push_back(std::move(t));
+  }
+  if (!any) {
+    return output;
+  }
+  // The rank whose traceback came last: its stderr alone, so ranks do not interleave.
+  std::string rank_tag;
+  for (std::size_t i = tagged.size(); i-- > 0;) {
+    if (tagged[i].text.rfind("Traceback (most recent call last):", 0) == 0 && !tagged[i].tag.empty()) {
+      rank_tag = tagged[i].tag;
+      break;
+    }
+  }
+  std::string out;
+  for (const auto& t : tagged) {
+    if (rank_tag.empty() ? !t.tag.empty() : t.tag == rank_tag) {
+      out += t.text + "\n";
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// ENOENT from execve also means "the #! interpreter does not exist": name it, and the
+// usual cause, a script saved with Windows line endings ("/bin/sh\r").
+std::string
+missing_file_cause(const std::string& program)
+{
+  std::string first_line;
+  if (const int fd = ::open(program.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); fd >= 0) {
+    struct stat st{};
+    std::array<char, 256> buffer{};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      first_line.assign(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    ::close(fd);
+  }
+  if (!first_line.starts_with("#!")) {
+    return "not found";
+  }
+  first_line = first_line.substr(2, first_line.find('\n') == std::string::npos ? std::string::npos : first_line.find('\n') - 2);
+  const auto start = first_line.find_first_not_of(" \t");
+  if (start == std::string::npos) {
+    return "not found";
+  }
+  const std::string interpreter = first_line.substr(start, first_line.find_first_of(" \t", start) - start);
+  std::string cause = "its interpreter " + env::py_repr(env::Value::string(interpreter)) + " (from the #! line) was not found";
+  if (interpreter.ends_with('\r')) {
+    cause += "; the line ends with a carriage return: the file has Windows (CRLF) line endings";
+  }
+  return cause;
+}
+
+} // namespace
+
+std::string
+describe_script_failure(const ChildResult& r, const std::string& program, double grace_seconds)
+{
+  std::string cause;
+  if (r.exec_errno != 0) {
+    cause = program + ": " +
+            (r.exec_errno == ENOENT     ? missing_file_cause(program)
+             : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
+                                       : std::system_category().message(r.exec_errno));
+  } else if (r.term_signal != 0) {
+    cause = "killed by " + signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
+    if (r.killed_after_grace) {
+      cause += fmt::format(" after it did not exit within the {:g} s grace period that followed {}", grace_seconds,
+                           signal_name(r.stop_signal));
+    } else if (r.term_signal == SIGKILL) {
+      cause += ": the likely cause is running out of memory (the kernel's OOM killer); check the instance's "
+               "memory or reduce the batch size";
+    }
+  } else if (r.stop_signal != 0) {
+    cause = "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " + signal_name(r.stop_signal);
+  }
+  const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
+  // Under mpirun, the failing rank's traceback, without the tags that split its lines.
+  std::string details = python_error_summary(untag_mpi_output(output), k_message_bytes);
+  if (!details.empty() && details.size() + 1 < k_message_bytes && output != untag_mpi_output(output)) {
+    details += "\n" + last_lines(output, k_message_bytes - details.size() - 1);
+  }
+  if (details.empty()) {
+    details = last_lines(output, k_message_bytes);
+  }
+  if (cause.empty()) {
+    return details.empty() ? "exited with code " + std::to_string(r.exit_code) + " and wrote nothing to stderr" : details;
+  }
+  return details.empty() ? cause : cause + "\n" + details;
+}
+
+std::string
+describe_install_failure(const ChildResult& r, const std::string& python)
+{
+  const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
+  std::string errors;
+  for (const auto& line : split_lines(output)) {
+    if (line.rfind("ERROR:", 0) == 0 && errors.size() + line.size() < k_message_bytes / 2) {
+      errors += line + "\n";
+    }
+  }
+  std::string message = "pip exited with code " + std::to_string(r.exit_code);
+  if (r.exec_errno != 0) {
+    // The usual cause is a wrong --python / SMLAUNCH_PYTHON: name the path.
+    message = "cannot run pip: " + (python.empty() ? std::string() : python + ": ") +
+              std::system_category().message(r.exec_errno) +
+              (python.empty() ? "" : " (the Python set by --python / SMLAUNCH_PYTHON)");
+  }
+  if (!errors.empty()) {
+    message += "\n" + errors.substr(0, errors.size() - 1);
+  }
+  const std::string tail = last_lines(output, k_message_bytes - std::min(message.size(), k_message_bytes / 2));
+  if (!tail.empty() && errors.empty()) {
+    message += "\n" + tail;
+  }
+  return message;
+}
+
+namespace {
+
+// What smlaunch wrote last in this tree ("success\n", or "failure\n" + the failure
+// file's text), so that a later run can tell its own stale outcome from the user's.
+std::string
+outcome_marker(const env::Paths& paths)
+{
+  return paths.base + "/.smlaunch/outcome";
+}
+
+// Space kept in output/ (which may be a volume of its own) so that the failure file
+// still fits when the script filled the disk.
+std::string
+reserve_path(const env::Paths& paths)
+{
+  return paths.output + "/.smlaunch-failure-reserve";
+}
+
+constexpr off_t k_reserve_bytes = 64 * 1024;
+
+bool
+read_whole(const std::string& path, std::string& out, std::size_t limit)
+{
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return false;
+  }
+  struct stat st{};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) <= limit;
+  if (ok) {
+    out.resize(static_cast<std::size_t>(st.st_size));
+    ok = ::read(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size());
+  }
+  ::close(fd);
+  return ok;
+}
+
+void
+write_outcome_marker(const env::Paths& paths, const std::string& text)
+{
+  std::error_code ec;
+  std::filesystem::create_directories(paths.base + "/.smlaunch", ec);
+  const int fd = ::open(outcome_marker(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    (void)write_all(fd, text.data(), text.size());
+    ::close(fd);
+  }
+}
+
+} // namespace
+
+void
+prepare_outcome(const env::Paths& paths)
+{
+  std::string recorded;
+  if (read_whole(outcome_marker(paths), recorded, 1024 * 1024)) {
+    std::string current;
+    if (recorded == "success\n") {
+      ::unlink(paths.success_file.c_str());
+    } else if (recorded.starts_with("failure\n") && read_whole(paths.failure_file, current, 1024 * 1024) &&
+               current == recorded.substr(8)) {
+      spdlog::info("removing the failure file of an earlier run: {}", paths.failure_file);
+      ::unlink(paths.failure_file.c_str());
+    }
+    ::unlink(outcome_marker(paths).c_str());
+  }
+  struct stat st{};
+  if (::stat(paths.output.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return;
+  }
+  const int fd = ::open(reserve_path(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    const int err = ::posix_fallocate(fd, 0, k_reserve_bytes);
+    ::close(fd);
+    if (err != 0) {
+      ::unlink(reserve_path(paths).c_str());
+    }
+  }
+}
+
+bool
+record_failure(const env::Paths& paths, const std::string& text)
+{
+  ::unlink(reserve_path(paths).c_str()); // its space is now the failure file's
+  const bool written = write_failure_file(paths.failure_file, text);
+  if (written) {
+    write_outcome_marker(paths, "failure\n" + text);
+  }
+  return written;
+}
+
+int
+record_outcome(const env::Paths& paths, int code, const std::string& error_class, const std::string& message,
+               const std::string& command, const env::EnvMap& secrets)
+{
+  std::error_code ec;
+  std::filesystem::create_directories(paths.output, ec);
+  if (code == 0) {
+    ::unlink(reserve_path(paths).c_str());
+    const int fd = ::open(paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::close(fd);
+      write_outcome_marker(paths, "success\n");
+    }
+    return 0;
+  }
+  const std::string text = env::redact_secrets(format_failure(error_class, code, message, command), secrets);
+  spdlog::error("training failed: {}", text);
+  record_failure(paths, text);
+  return code;
+}
+
+bool
+write_failure_file(const std::string& path, const std::string& text)
+{
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      spdlog::info("keeping the failure file the script wrote: {}", path);
+    } else {
+      spdlog::error("cannot write {}: {}", path, std::system_category().message(errno));
+    }
+    return false;
+  }
+  bool ok = write_all(fd, text.data(), text.size());
+  const int write_error = ok ? 0 : errno;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {
+    // The reason is in the log line above it; say that the file lacks it.
+    spdlog::error("cannot write {}: {}", path, std::system_category().message(write_error != 0 ? write_error : errno));
+  }
+  return ok;
+}
+
+} // namespace launcher

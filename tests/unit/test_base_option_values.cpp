@@ -1,0 +1,56 @@
+// The one seconds parser and the one log-level parser of every option table.
+#include "base/errors.hpp"
+#include "base/option_values.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+namespace {
+
+using launcher::LogLevelNumbers;
+using launcher::Verbosity;
+
+std::string
+usage_message(const std::function<void()>& call)
+{
+  try {
+    call();
+  } catch (const launcher::UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(BaseOptionValues, Seconds)
+{
+  EXPECT_DOUBLE_EQ(launcher::parse_seconds("--grace-period", "2.5"), 2.5);
+  EXPECT_DOUBLE_EQ(launcher::parse_seconds("--grace-period", "0"), 0);
+  EXPECT_DOUBLE_EQ(launcher::parse_seconds("--grace-period", "604800"), 604800);
+  for (const char* bad : {"", "-1", "1s", "nan", "inf", "604801"}) {
+    EXPECT_THROW(launcher::parse_seconds("--grace-period", bad), launcher::UsageError) << bad;
+  }
+  EXPECT_EQ(usage_message([] { launcher::parse_seconds("--grace-period (command line)", "x"); }),
+            "--grace-period (command line) is \"x\"; expected a number of seconds from 0 to 604800");
+  EXPECT_EQ(usage_message([] { launcher::parse_seconds("--timeout (default)", "0", 0.001); }),
+            "--timeout (default) is \"0\"; expected a number of seconds from 0.001 to 604800");
+}
+
+TEST(BaseOptionValues, LogLevel)
+{
+  EXPECT_EQ(launcher::parse_log_level("--log-level", "debug"), Verbosity::verbose);
+  EXPECT_EQ(launcher::parse_log_level("--log-level", "info"), Verbosity::normal);
+  for (const char* quiet : {"warning", "warn", "error"}) {
+    EXPECT_EQ(launcher::parse_log_level("--log-level", quiet), Verbosity::quiet) << quiet;
+  }
+  EXPECT_EQ(usage_message([] { launcher::parse_log_level("--log-level", "20"); }),
+            "--log-level is \"20\"; expected warning, info or debug");
+  EXPECT_EQ(launcher::parse_log_level("--log-level", "10", LogLevelNumbers::accepted), Verbosity::verbose);
+  EXPECT_EQ(launcher::parse_log_level("--log-level", "20", LogLevelNumbers::accepted), Verbosity::normal);
+  EXPECT_EQ(launcher::parse_log_level("--log-level", "30", LogLevelNumbers::accepted), Verbosity::quiet);
+  EXPECT_EQ(usage_message([] { launcher::parse_log_level("--log-level (default)", "loud", LogLevelNumbers::accepted); }),
+            "--log-level (default) is \"loud\"; expected warning, info, debug or a number");
+}
+
+} // namespace

@@ -1,0 +1,308 @@
+// sagemaker_submit_directory: classifying the source, deciding what staging does, and
+// copying a folder into code/ (links as links, modes kept).
+#include "fetch/code_source.hpp"
+
+#include "base/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace fs = std::filesystem;
+using launcher::SourceKind;
+using launcher::StagingAction;
+
+namespace {
+
+class LauncherCodeSource : public ::testing::Test
+{
+protected:
+  void
+  SetUp() override
+  {
+    m_base = fs::temp_directory_path() / ("smlaunch-cs-" + std::to_string(getpid()));
+    fs::remove_all(m_base);
+    fs::create_directories(m_base / "code");
+    fs::create_directories(m_base / "src" / "sub");
+    fs::create_directories(m_base / "src" / "empty");
+    write(m_base / "src" / "train.py", "import sub.util\n");
+    write(m_base / "src" / "sub" / "util.py", "X = 1\n");
+    write(m_base / "src" / ".hidden", "dotfile\n");
+    write(m_base / "src" / "run.sh", "#!/bin/sh\necho hi\n");
+    fs::permissions(m_base / "src" / "run.sh", fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                                 fs::perms::others_read | fs::perms::others_exec);
+    fs::permissions(m_base / "src" / "train.py", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    fs::create_symlink("train.py", m_base / "src" / "link.py");              // relative, inside
+    fs::create_symlink("sub", m_base / "src" / "sublink");                   // to a folder
+    fs::create_symlink(m_base / "outside.txt", m_base / "src" / "outside");  // absolute, outside the tree
+    fs::create_symlink("does-not-exist", m_base / "src" / "dangling");
+    write(m_base / "outside.txt", "secret outside the code\n");
+    write(m_base / "single.py", "print(1)\n");
+    write(m_base / "bundle.tar.gz", "not really gzip");
+    write(m_base / "bundle.tgz", "x");
+    write(m_base / "bundle.tar", "x");
+    fs::create_directory_symlink(m_base / "code", m_base / "code-link");
+  }
+  void TearDown() override { fs::remove_all(m_base); }
+
+  static void
+  write(const fs::path& p, const std::string& text)
+  {
+    std::ofstream(p) << text;
+  }
+  static std::string
+  read(const fs::path& p)
+  {
+    std::ifstream in(p);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  std::string path(const std::string& relative) const { return (m_base / relative).string(); }
+  std::string code() const { return path("code"); }
+
+  fs::path m_base;
+};
+
+TEST_F(LauncherCodeSource, Classify)
+{
+  struct Case
+  {
+    std::string module_dir;
+    SourceKind kind;
+    std::string local_path;
+  };
+  const std::string src = path("src");
+  const Case cases[] = {
+    {src, SourceKind::directory, src},
+    {src + "/", SourceKind::directory, src},
+    {src + "///", SourceKind::directory, src},
+    {"file://" + src, SourceKind::directory, src},
+    {"file://" + src + "/", SourceKind::directory, src},
+    {"file://localhost" + src, SourceKind::directory, src},
+    {"file://localhost" + src + "/", SourceKind::directory, src},
+    {code(), SourceKind::code_dir, code()},
+    {code() + "/", SourceKind::code_dir, code()},
+    {"file://" + code(), SourceKind::code_dir, code()},
+    {path("src/../code"), SourceKind::code_dir, path("src/../code")}, // another spelling
+    {path("./code"), SourceKind::code_dir, path("./code")},
+    {path("code-link"), SourceKind::code_dir, path("code-link")},     // a link to it
+    {path("single.py"), SourceKind::file, path("single.py")},
+    {"file://" + path("single.py"), SourceKind::file, path("single.py")},
+    {path("bundle.tar.gz"), SourceKind::archive, path("bundle.tar.gz")},
+    {path("bundle.tgz"), SourceKind::archive, path("bundle.tgz")},
+    {path("bundle.tar"), SourceKind::archive, path("bundle.tar")},
+    {"s3://bucket/job/source/sourcedir.tar.gz", SourceKind::s3, ""},
+    {"s3://bucket/prefix/", SourceKind::s3, ""},
+  };
+  for (const auto& c : cases) {
+    const auto s = launcher::classify_code_source(c.module_dir, code());
+    EXPECT_EQ(launcher::to_string(s.kind), std::string(launcher::to_string(c.kind))) << c.module_dir;
+    EXPECT_EQ(s.uri, c.module_dir);
+    EXPECT_EQ(s.local_path, c.local_path) << c.module_dir;
+  }
+}
+
+TEST_F(LauncherCodeSource, CodeDirThatDoesNotExistYet)
+{
+  fs::remove_all(m_base / "code");
+  const auto s = launcher::classify_code_source(code(), code());
+  EXPECT_EQ(s.kind, SourceKind::code_dir);
+}
+
+TEST_F(LauncherCodeSource, PlatformCodeDirMeansThisTreesCodeDir)
+{
+  // The SDK's local mode writes "/opt/ml/code"; with another base it is that base's code/.
+  for (const std::string module_dir : {"/opt/ml/code", "/opt/ml/code/", "file:///opt/ml/code"}) {
+    const auto s = launcher::classify_code_source(module_dir, code());
+    EXPECT_EQ(s.kind, SourceKind::code_dir) << module_dir;
+    EXPECT_EQ(s.local_path, code()) << module_dir;
+  }
+}
+
+TEST_F(LauncherCodeSource, MissingPathIsAStagingError)
+{
+  struct Case
+  {
+    std::string module_dir;
+    std::string named; // the path the message must name
+  };
+  const Case cases[] = {
+    {path("nope"), path("nope")},
+    {path("nope") + "/", path("nope")},
+    {"file://" + path("nope"), path("nope")},
+    {"file://localhost" + path("nope"), path("nope")},
+    {path("sourcedir.tar.gz"), path("sourcedir.tar.gz")},
+  };
+  for (const auto& c : cases) {
+    try {
+      launcher::classify_code_source(c.module_dir, code());
+      ADD_FAILURE() << "no StagingError for " << c.module_dir;
+    } catch (const launcher::StagingError& e) {
+      EXPECT_EQ(e.exit_code(), 66);
+      EXPECT_EQ(e.error_class(), "StagingError");
+      EXPECT_NE(std::string(e.what()).find(c.named), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(LauncherCodeSourceDecide, Table)
+{
+  struct Case
+  {
+    SourceKind kind;
+    bool has_files;
+    bool staged_by_smlaunch; // code/ holds what an earlier run staged (the marker exists)
+    StagingAction expected;
+  };
+  const Case cases[] = {
+    {SourceKind::code_dir, false, false, StagingAction::none},
+    {SourceKind::code_dir, true, false, StagingAction::none},
+    {SourceKind::code_dir, true, true, StagingAction::none},
+    {SourceKind::directory, false, false, StagingAction::copy_directory},
+    {SourceKind::directory, true, false, StagingAction::keep_existing},
+    {SourceKind::directory, true, true, StagingAction::copy_directory},
+    {SourceKind::directory, false, true, StagingAction::copy_directory},
+    {SourceKind::file, false, false, StagingAction::copy_file},
+    {SourceKind::file, true, false, StagingAction::keep_existing},
+    {SourceKind::file, true, true, StagingAction::copy_file},
+    {SourceKind::archive, false, false, StagingAction::extract_archive},
+    {SourceKind::archive, true, false, StagingAction::keep_existing},
+    {SourceKind::archive, true, true, StagingAction::extract_archive},
+    {SourceKind::s3, false, false, StagingAction::download_s3},
+    {SourceKind::s3, true, false, StagingAction::keep_existing},
+    {SourceKind::s3, true, true, StagingAction::download_s3},
+  };
+  for (const auto& c : cases) {
+    launcher::CodeSource s;
+    s.kind = c.kind;
+    EXPECT_EQ(launcher::to_string(launcher::decide_staging(s, c.has_files, c.staged_by_smlaunch)),
+              std::string(launcher::to_string(c.expected)))
+      << launcher::to_string(c.kind) << " has_files=" << c.has_files << " staged=" << c.staged_by_smlaunch;
+  }
+}
+
+TEST(LauncherCodeSourceDecide, CodeViewRoot)
+{
+  launcher::CodeSource s;
+  s.kind = SourceKind::directory;
+  s.local_path = "/src";
+  EXPECT_EQ(launcher::code_view_root(s, StagingAction::none, "/ml/code"), "/ml/code");
+  EXPECT_EQ(launcher::code_view_root(s, StagingAction::keep_existing, "/ml/code"), "/ml/code");
+  EXPECT_EQ(launcher::code_view_root(s, StagingAction::copy_directory, "/ml/code"), "/src");
+  EXPECT_EQ(launcher::code_view_root(s, StagingAction::copy_file, "/ml/code"), "");
+  EXPECT_EQ(launcher::code_view_root(s, StagingAction::extract_archive, "/ml/code"), "");
+  EXPECT_EQ(launcher::code_view_root(s, StagingAction::download_s3, "/ml/code"), "");
+}
+
+TEST_F(LauncherCodeSource, DirectoryHasFiles)
+{
+  EXPECT_FALSE(launcher::directory_has_files(code()));
+  EXPECT_FALSE(launcher::directory_has_files(path("missing")));
+  EXPECT_FALSE(launcher::directory_has_files(path("single.py")));
+  write(m_base / "code" / ".keep", "");
+  EXPECT_TRUE(launcher::directory_has_files(code()));
+  EXPECT_TRUE(launcher::directory_has_files(path("src")));
+}
+
+launcher::StagingContext
+context(const std::string& base_dir, const std::string& code_dir)
+{
+  launcher::StagingContext c;
+  c.base_dir = base_dir;
+  c.code_dir = code_dir;
+  return c;
+}
+
+TEST_F(LauncherCodeSource, StageCopiesAFolder)
+{
+  const std::string base = path("opt/ml");
+  const std::string target = base + "/code"; // created, with its parents
+  const auto s = launcher::classify_code_source("file://" + path("src") + "/", target);
+  ASSERT_EQ(launcher::decide_staging(s, launcher::directory_has_files(target), false), StagingAction::copy_directory);
+  launcher::stage_code(s, StagingAction::copy_directory, context(base, target));
+  const fs::path t = target;
+
+  EXPECT_EQ(read(t / "train.py"), "import sub.util\n");
+  EXPECT_EQ(read(t / "sub" / "util.py"), "X = 1\n");
+  EXPECT_EQ(read(t / ".hidden"), "dotfile\n");
+  EXPECT_TRUE(fs::is_directory(t / "empty"));
+
+  // Modes are kept: the executable stays executable, the other does not become so.
+  const auto run_perms = fs::status(t / "run.sh").permissions();
+  EXPECT_NE(run_perms & fs::perms::owner_exec, fs::perms::none);
+  EXPECT_NE(run_perms & fs::perms::others_exec, fs::perms::none);
+  const auto py_perms = fs::status(t / "train.py").permissions();
+  EXPECT_EQ(py_perms & (fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec), fs::perms::none);
+
+  // Links are copied as links, never as their targets.
+  struct Link
+  {
+    const char* name;
+    fs::path target;
+  };
+  const Link links[] = {
+    {"link.py", "train.py"}, {"sublink", "sub"}, {"outside", m_base / "outside.txt"}, {"dangling", "does-not-exist"}};
+  for (const auto& l : links) {
+    ASSERT_TRUE(fs::is_symlink(fs::symlink_status(t / l.name))) << l.name;
+    EXPECT_EQ(fs::read_symlink(t / l.name), l.target) << l.name;
+  }
+  EXPECT_FALSE(fs::is_directory(fs::symlink_status(t / "sublink"))); // not a copied folder
+
+  // Exactly the source's entries, and the source is untouched.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(t)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{".hidden", "dangling", "empty", "link.py", "outside", "run.sh", "sub",
+                                             "sublink", "train.py"}));
+  EXPECT_TRUE(fs::exists(m_base / "src" / "train.py"));
+  // Nothing is left behind next to code/ but the marker.
+  EXPECT_TRUE(fs::exists(launcher::staging_marker_path(base)));
+}
+
+TEST_F(LauncherCodeSource, StageCopiesOneFile)
+{
+  const auto s = launcher::classify_code_source(path("single.py"), code());
+  ASSERT_EQ(launcher::decide_staging(s, false, false), StagingAction::copy_file);
+  launcher::stage_code(s, StagingAction::copy_file, context(m_base.string(), code()));
+  EXPECT_EQ(read(m_base / "code" / "single.py"), "print(1)\n");
+}
+
+TEST_F(LauncherCodeSource, StageNoneAndKeepExisting)
+{
+  write(m_base / "code" / "mine.py", "kept\n");
+  const auto dir = launcher::classify_code_source(path("src"), code());
+  ASSERT_EQ(launcher::decide_staging(dir, launcher::directory_has_files(code()), false), StagingAction::keep_existing);
+  launcher::stage_code(dir, StagingAction::keep_existing, context(m_base.string(), code()));
+  EXPECT_EQ(read(m_base / "code" / "mine.py"), "kept\n");
+  EXPECT_FALSE(fs::exists(m_base / "code" / "train.py"));
+
+  const std::string fresh = path("fresh/code");
+  launcher::stage_code(launcher::classify_code_source(fresh, fresh), StagingAction::none, context(path("fresh"), fresh));
+  EXPECT_TRUE(fs::is_directory(fresh));
+}
+
+TEST_F(LauncherCodeSource, StageErrors)
+{
+  // A .tar.gz that is not one.
+  const auto archive = launcher::classify_code_source(path("bundle.tar.gz"), code());
+  EXPECT_THROW(launcher::stage_code(archive, StagingAction::extract_archive, context(m_base.string(), code())),
+               launcher::StagingError);
+  EXPECT_TRUE(fs::is_directory(code())); // a failure leaves code/ in place
+
+  // code/ cannot be created: a file is in the way.
+  write(m_base / "not-a-dir", "x");
+  const auto s = launcher::classify_code_source(path("src"), path("not-a-dir"));
+  EXPECT_THROW(launcher::stage_code(s, StagingAction::copy_directory, context(m_base.string(), path("not-a-dir"))),
+               launcher::StagingError);
+}
+
+} // namespace

@@ -1,0 +1,145 @@
+// Supervisor: exit statuses decoded once, and stop signals never lost, including those that
+// arrive while a finished child's process group is being cleaned up.
+#include "process/supervisor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+
+#include <chrono>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(ProcessSupervisorDecode, ExitCodesAndSignals)
+{
+  for (int code : {0, 1, 2, 64, 126, 127, 255}) {
+    const auto s = launcher::decode_wait_status(W_EXITCODE(code, 0));
+    EXPECT_EQ(s.code, code);
+    EXPECT_EQ(s.term_signal, 0);
+  }
+  const auto killed = launcher::decode_wait_status(W_EXITCODE(0, SIGKILL));
+  EXPECT_EQ(killed.code, 128 + SIGKILL);
+  EXPECT_EQ(killed.term_signal, SIGKILL);
+}
+
+// The child exits at once, leaving in its group a process that ignores SIGTERM, so the
+// supervisor spends 2 s ending that group. A SIGTERM sent to the launcher meanwhile must
+// stop the job (before: it was collected by the clean-up's wait and dropped, and the next
+// phase started anyway).
+TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
+{
+  const std::string ready = ::testing::TempDir() + "smlaunch-cleanup-ready-" + std::to_string(::getpid());
+  std::remove(ready.c_str());
+  launcher::Supervisor supervisor(launcher::Supervisor::Options{});
+  launcher::ChildSpec spec;
+  // (The child waits until the leftover ignores SIGTERM: the clean-up starts with one.)
+  spec.argv = {"/bin/sh", "-c", "(trap '' TERM; : >\"$1\"; exec sleep 4) & while [ ! -e \"$1\" ]; do sleep 0.01; done",
+               "sh", ready};
+  spec.envp = {"PATH=/usr/bin:/bin"};
+  spec.output = launcher::OutputMode::capture;
+  // Created after the supervisor: the thread inherits its blocked signal mask, so the
+  // signal stays pending for the supervisor's sigtimedwait. It is sent once the leftover
+  // process ignores SIGTERM, and its parent has had time to exit (on a loaded machine too).
+  std::thread sender([&ready] {
+    for (int i = 0; i < 500 && ::access(ready.c_str(), F_OK) != 0; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(300ms);
+    ::kill(::getpid(), SIGTERM);
+  });
+  const launcher::ChildResult result = supervisor.run(spec);
+  sender.join();
+  std::remove(ready.c_str());
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.stop_signal, SIGTERM);
+  EXPECT_EQ(supervisor.poll_stop_signal(), SIGTERM);
+}
+
+// `smlaunch rank`'s line relay is a mode of the one runner: the same exec rules as every
+// child (ENOTDIR -> 127, a script without a shebang runs with /bin/sh), and the output
+// reaches ours whole.
+TEST(ProcessSupervisorLines, SameExecRulesAndWholeOutput)
+{
+  const std::string dir = ::testing::TempDir() + "smlaunch-lines-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string script = dir + "/noshebang";
+  {
+    std::ofstream out(script);
+    out << "printf 'partial '; sleep 0.1; printf 'line\\n'; printf 'err\\n' >&2; exit 3\n";
+  }
+  ::chmod(script.c_str(), 0755);
+  const std::string captured = dir + "/stdout";
+  const int saved_stdout = ::dup(STDOUT_FILENO);
+  const int file = ::open(captured.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(file, 0);
+  ::dup2(file, STDOUT_FILENO);
+  ::close(file);
+  launcher::ChildResult script_result;
+  launcher::ChildResult missing_result;
+  {
+    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
+    launcher::ChildSpec spec;
+    spec.envp = {"PATH=/usr/bin:/bin"};
+    spec.output = launcher::OutputMode::lines;
+    spec.die_with_parent = true;
+    spec.argv = {script};
+    script_result = supervisor.run(spec);
+    spec.argv = {script + "/not-a-directory"};
+    missing_result = supervisor.run(spec);
+  }
+  ::dup2(saved_stdout, STDOUT_FILENO);
+  ::close(saved_stdout);
+  EXPECT_EQ(script_result.exit_code, 3);
+  EXPECT_EQ(script_result.exec_errno, 0);
+  EXPECT_EQ(missing_result.exit_code, 127);
+  EXPECT_EQ(missing_result.exec_errno, ENOTDIR);
+  std::ifstream in(captured);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "partial line\n");
+  std::remove(captured.c_str());
+  std::remove(script.c_str());
+  ::rmdir(dir.c_str());
+}
+
+// One end of life: a daemon the job started in its own session (out of the child's
+// process group, so the group clean-up misses it), ignoring SIGTERM, ends with the
+// supervisor.
+TEST(ProcessSupervisorEndOfLife, ASetsidDaemonThatIgnoresSigtermEndsWithTheSupervisor)
+{
+  const std::string pid_file = ::testing::TempDir() + "smlaunch-daemon-" + std::to_string(::getpid());
+  std::remove(pid_file.c_str());
+  pid_t daemon = 0;
+  {
+    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
+    launcher::ChildSpec spec;
+    spec.argv = {"/bin/sh", "-c",
+                 "setsid sh -c 'trap \"\" TERM; echo $$ >\"$1\"; exec sleep 30' sh \"$1\" >/dev/null 2>&1 </dev/null &"
+                 " while [ ! -s \"$1\" ]; do sleep 0.01; done",
+                 "sh", pid_file};
+    spec.envp = {"PATH=/usr/bin:/bin"};
+    spec.output = launcher::OutputMode::capture;
+    EXPECT_EQ(supervisor.run(spec).exit_code, 0);
+    std::ifstream in(pid_file);
+    in >> daemon;
+    ASSERT_GT(daemon, 0);
+    EXPECT_EQ(::kill(daemon, 0), 0) << "the daemon should outlive the child's process group";
+  }
+  EXPECT_EQ(::kill(daemon, 0), -1) << "the daemon outlived the supervisor";
+  EXPECT_EQ(errno, ESRCH);
+  std::remove(pid_file.c_str());
+}
+
+} // namespace
