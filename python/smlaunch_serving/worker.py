@@ -119,8 +119,12 @@ class Handlers:
             result, content_type = result
         if isinstance(result, str):
             result = result.encode("utf-8")
+        content_type = str(content_type)
+        if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in content_type):
+            # A CR LF would put a header of its own on the wire.
+            raise ValueError("output_fn returned the content type %r, with control characters" % content_type)
         if isinstance(result, (bytes, bytearray, memoryview)):
-            return 200, str(content_type), result
+            return 200, content_type, result
         raise TypeError("output_fn returned %s; expected bytes, str or (body, content_type)" % type(result).__name__)
 
 
