@@ -265,6 +265,13 @@ WorkerPool::pump()
     m_idle.pop_back();
     Job job = std::move(m_queue.front());
     m_queue.pop_front();
+    if (job.gone && job.gone()) {
+      // Its client closed the connection: nobody would read the answer.
+      spdlog::debug("request {} dropped: its client has gone", job.id);
+      m_idle.push_back(slot);
+      finish(job, Reply{503, "application/json", error_body("ServiceUnavailable", "the client has gone")});
+      continue;
+    }
     send(*slot, std::move(job));
   }
 }
@@ -293,6 +300,7 @@ WorkerPool::send(Slot& slot, Job job)
     // The body is not needed any more: free it while the worker computes.
     if (slot.job) {
       std::string().swap(slot.job->body);
+      slot.job->hold.reset();
     }
   });
   slot.timer.expires_after(m_config.timeout);

@@ -35,6 +35,10 @@ struct Job
   std::string accept;
   std::string body;
   std::function<void(Reply&&)> done; // called exactly once
+  // Whether the client has gone (its request is then dropped before it reaches a worker).
+  std::function<bool()> gone;
+  // Keeps the body counted in the front's buffered bytes until it is written to a worker.
+  std::shared_ptr<void> hold;
   std::chrono::steady_clock::time_point arrived;
 };
 

@@ -1,0 +1,305 @@
+"""`smlaunch serve` against hostile clients and hostile user code (issue 16): raw sockets
+over loopback to the real binary. Every wait and loop is bounded in time and count."""
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+from test_serve import NUMPY_MODULE, STEERED_MODULE, Server, require_numpy
+
+# predict_fn logs every value it sees (to tell which requests reached a worker) and is
+# steered by the first value: -3 sleeps 2 s, -4 answers 48 MiB, -5 dies with os._exit.
+LOGGING_MODULE = NUMPY_MODULE + r'''
+def predict_fn(data, model):
+    first = float(np.asarray(data).ravel()[0]) if np.asarray(data).size else 0.0
+    with open(os.path.join(os.environ["SERVE_TEST_LOG"], "predict.log"), "a") as f:
+        f.write("%g\n" % first)
+    if first == -3:
+        time.sleep(2)
+    if first == -4:
+        return np.zeros(12 * 1024 * 1024, dtype=np.float32)
+    if first == -5:
+        os._exit(1)
+    return model(data)
+
+def output_fn(prediction, accept):
+    if np.asarray(prediction).size > 1000:
+        return np.asarray(prediction).tobytes(), "application/octet-stream"
+    if np.asarray(prediction).ravel()[0] == -14:  # input -7 with scale 2
+        return "x", "text/plain\r\nX-Injected: yes"
+    from smlaunch_serving import defaults
+    return defaults.output_fn(prediction, accept)
+'''
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def raw_exchange(port, data, timeout=10, until_close=True):
+    """Send `data` on a fresh connection and read what comes back until the server closes
+    it (or `timeout`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if not until_close:
+                break
+        return b"".join(chunks)
+
+
+def status_of(response):
+    line = response.split(b"\r\n", 1)[0]
+    parts = line.split()
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def request_bytes(method, target, body=b"", headers=(), version="HTTP/1.1", host=True):
+    lines = ["%s %s %s" % (method, target, version)]
+    if host:
+        lines.append("Host: 127.0.0.1")
+    lines += list(headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def post(body, extra=()):
+    body = body.encode() if isinstance(body, str) else body
+    return request_bytes("POST", "/invocations", body,
+                         ["Content-Type: application/json", "Content-Length: %d" % len(body), *extra])
+
+
+class HostileClientTest(unittest.TestCase):
+    """One server (2 workers) for the checks that leave it healthy."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_numpy(cls)
+        cls._holder = unittest.TestCase()
+        cls.server = Server(cls._holder, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                            args=["--timeout", "5"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._holder.doCleanups()
+
+    def assert_healthy(self):
+        status, _, body = self.server.invoke("[1]", "application/json", "application/json")
+        self.assertEqual((status, body), (200, b"[2.0]"))
+
+    # Defect 1: memory follows the bytes received, not the Content-Length promised.
+    def test_declared_gigabyte_allocates_nothing(self):
+        pid = self.server.proc.pid
+        before = vm_rss_kib(pid)
+        sockets = []
+        try:
+            for _ in range(3):
+                s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+                s.sendall(request_bytes("POST", "/invocations", b"[" + b"1," * 49,
+                                        ["Content-Type: application/json", "Content-Length: 1073741824"]))
+                sockets.append(s)
+            time.sleep(1.5)
+            grown = vm_rss_kib(pid) - before
+            self.assertLess(grown, 64 * 1024, "the front grew by %d KiB for 300 bytes received" % grown)
+        finally:
+            for s in sockets:
+                s.close()
+        self.assert_healthy()
+
+    # Defect 4: request smuggling.
+    def test_transfer_encoding_not_ending_in_chunked_is_400_and_closes(self):
+        smuggled = post("[5]")
+        for coding in ("gzip", "chunked, gzip", "identity", "xchunked", "chunked\r\nTransfer-Encoding: gzip"):
+            with self.subTest(coding=coding):
+                body = b"0\r\n\r\n" + smuggled
+                data = request_bytes("POST", "/invocations", body,
+                                     ["Content-Type: application/json", "Transfer-Encoding: " + coding])
+                response = raw_exchange(self.server.port, data)
+                self.assertEqual(status_of(response), 400, response[:300])
+                self.assertEqual(response.count(b"HTTP/1.1 "), 1, response[:600])  # nothing ran after it
+
+    def test_host_missing_or_repeated_is_400(self):
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", host=False))
+        self.assertEqual(status_of(response), 400, response[:300])
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", headers=["Host: other"]))
+        self.assertEqual(status_of(response), 400, response[:300])
+        # HTTP/1.0 needs none.
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", version="HTTP/1.0", host=False))
+        self.assertEqual(status_of(response), 200, response[:300])
+
+    def test_absolute_form_target(self):
+        body = b"[3]"
+        data = request_bytes("POST", "http://127.0.0.1:%d/invocations" % self.server.port, body,
+                             ["Content-Type: application/json", "Content-Length: 3", "Connection: close"])
+        response = raw_exchange(self.server.port, data)
+        self.assertEqual(status_of(response), 200, response[:300])
+        self.assertTrue(response.endswith(b"[6.0]"), response[-100:])
+
+    # Defect 7: no header from user code.
+    def test_control_characters_in_a_content_type_from_output_fn(self):
+        response = raw_exchange(self.server.port, post("[-7]", ["Connection: close"]))
+        self.assertEqual(status_of(response), 500, response[:300])
+        head = response.split(b"\r\n\r\n", 1)[0]
+        self.assertNotIn(b"\r\nX-Injected", head)
+        body = json.loads(response.split(b"\r\n\r\n", 1)[1])
+        self.assertEqual(body.get("function"), "output_fn", body)
+
+    # Defect 8: HEAD then a bad request on one connection.
+    def test_head_does_not_leak_into_the_next_answer(self):
+        data = request_bytes("HEAD", "/ping") + b"GARBAGE\r\n\r\n"
+        response = raw_exchange(self.server.port, data)
+        head, _, rest = response.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), response[:300])
+        self.assertEqual(status_of(rest), 400, rest[:300])
+        head400, _, body400 = rest.partition(b"\r\n\r\n")
+        length = [int(line.split(b":")[1]) for line in head400.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+        self.assertEqual(length, [len(body400)], rest)
+        self.assertGreater(len(body400), 0)
+
+    # Defect 9, smaller ones.
+    def test_deeply_nested_json_is_400(self):
+        status, _, body = self.server.invoke("[" * 100000 + "]" * 100000, "application/json")
+        self.assertEqual(status, 400, body[:300])
+
+    def test_bad_chunk_sizes_are_400(self):
+        for size in (b"-5", b"0x5", b"zz"):
+            with self.subTest(size=size):
+                data = request_bytes("POST", "/invocations", size + b"\r\n[1,2]\r\n0\r\n\r\n",
+                                     ["Content-Type: application/json", "Transfer-Encoding: chunked"])
+                response = raw_exchange(self.server.port, data)
+                self.assertEqual(status_of(response), 400, response[:300])
+
+    def test_http10_keep_alive_answer_says_so(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(request_bytes("GET", "/ping", version="HTTP/1.0", headers=["Connection: keep-alive"]))
+            head = b""
+            deadline = time.monotonic() + 10
+            while b"\r\n\r\n" not in head and time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            self.assertIn(b"connection: keep-alive", head.lower(), head)
+            s.sendall(request_bytes("GET", "/ping", version="HTTP/1.0", headers=["Connection: keep-alive"]))
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1."))
+
+    def predicted(self):
+        path = os.path.join(self.server.log_dir, "predict.log")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [line.strip() for line in f]
+
+
+class QueueTest(unittest.TestCase):
+    def test_requests_of_clients_gone_never_reach_a_worker(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "20"])
+        busy = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        busy.sendall(post("[-3]"))  # the one worker sleeps 2 s
+        time.sleep(0.5)
+        for value in range(101, 106):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+                s.sendall(post("[%d]" % value))
+        self.assertEqual(status_of(busy.recv(4096)), 200)
+        busy.close()
+        status, _, body = server.invoke("[7]", "application/json")
+        self.assertEqual((status, body), (200, b"[14.0]"))
+        with open(os.path.join(server.log_dir, "predict.log")) as f:
+            seen = [line.strip() for line in f]
+        self.assertEqual(seen, ["-3", "7"])
+
+
+class WriteTimeoutTest(unittest.TestCase):
+    # Defect 5: a client that never reads its answer.
+    def test_answer_to_a_client_that_never_reads_is_bounded(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "2"])
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(post("[-4]"))  # 48 MiB answer, never read
+        time.sleep(6)
+        # The front gave up writing: what is left is what the kernel buffered, then the end.
+        received = 0
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                received += len(chunk)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+        self.assertLess(received, 48 * 1024 * 1024)
+        started = time.monotonic()
+        self.assertEqual(server.stop(timeout=30), 0)
+        self.assertLess(time.monotonic() - started, 6)
+
+
+def serve_with_limits(testcase, soft, hard, **kwargs):
+    """A Server whose process starts with RLIMIT_NOFILE (soft, hard)."""
+    original = subprocess.Popen
+
+    def popen(*args, **kw):
+        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        return original(*args, **kw)
+
+    subprocess.Popen = popen
+    try:
+        return Server(testcase, **kwargs)
+    finally:
+        subprocess.Popen = original
+
+
+class DescriptorLimitTest(unittest.TestCase):
+    def test_emfile_does_not_spin_and_the_soft_limit_is_raised(self):
+        require_numpy(self)
+        server = serve_with_limits(self, 64, 200, code={"inference.py": NUMPY_MODULE}, model_files={"scale.txt": "2"},
+                                   env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1})
+        with open("/proc/%d/limits" % server.proc.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        self.assertEqual(line.split()[3:5], ["200", "200"], line)
+        held = []
+        try:
+            for _ in range(260):
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", server.port), timeout=2))
+                except OSError:
+                    break
+            lines_before = server.output().count("accept")
+            time.sleep(3)
+            lines_after = server.output().count("accept")
+            self.assertLess(lines_after - lines_before, 5, server.output()[-2000:])
+            self.assertLess(lines_after, 10, server.output()[-2000:])
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.5)
+        status, _, body = server.invoke("[1]", "application/json")
+        self.assertEqual((status, body), (200, b"[2.0]"))
+
+
+if __name__ == "__main__":
+    unittest.main()
