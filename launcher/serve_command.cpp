@@ -288,6 +288,7 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     config.model_load_timeout = options.model_load_timeout;
     config.default_accept = options.default_accept;
     config.max_body_size = options.max_body_size;
+    config.max_buffered_bytes = options.max_buffered_bytes;
     spdlog::info("serving {} from {} with the model in {}", plan.module, plan.code_dir, plan.model_dir);
     SupervisedWorkers workers(supervisor, plan);
     serve::run_server(config, workers);

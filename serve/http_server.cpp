@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <fcntl.h>
 #include <optional>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -246,6 +247,7 @@ public:
   void busy(int delta) { m_busy_sessions += delta; }
   const std::shared_ptr<BufferBudget>& budget() const { return m_budget; }
   bool room_to_buffer() const { return m_budget->used < m_config.max_buffered_bytes; }
+  std::uint64_t room_left() const { return room_to_buffer() ? m_config.max_buffered_bytes - m_budget->used : 0; }
 
 private:
   void
@@ -432,7 +434,8 @@ Session::when_room(void (Session::*then)())
     (this->*then)();
     return;
   }
-  if (Clock::now() >= m_body_deadline) {
+  if (Clock::now() >= m_body_deadline || gone()) {
+    m_hold.reset(); // its bytes no longer count
     m_front.busy(-1);
     close();
     return;
@@ -521,7 +524,8 @@ Session::read_direct_more()
     return;
   }
   // Grow geometrically (at most about twice what was received), in one read each.
-  const std::uint64_t step = std::min<std::uint64_t>(m_expected - have, std::clamp<std::uint64_t>(have, 256 << 10, 64 << 20));
+  std::uint64_t step = std::min<std::uint64_t>(m_expected - have, std::clamp<std::uint64_t>(have, 256 << 10, 64 << 20));
+  step = std::min<std::uint64_t>(step, std::max<std::uint64_t>(m_front.room_left(), 64 << 10));
   try {
     m_body.resize(have + step);
   } catch (const std::bad_alloc&) {
@@ -549,9 +553,9 @@ Session::read_direct_more()
 bool
 Session::gone()
 {
-  char c = 0;
-  const ssize_t n = ::recv(m_stream.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  // POLLRDHUP: the client closed its side, even with bytes of it still unread here.
+  pollfd p{m_stream.socket().native_handle(), POLLRDHUP, 0};
+  return p.fd < 0 || (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0);
 }
 
 void

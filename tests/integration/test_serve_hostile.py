@@ -210,6 +210,56 @@ class HostileClientTest(unittest.TestCase):
             return [line.strip() for line in f]
 
 
+class BufferCeilingTest(unittest.TestCase):
+    # Defect 1: the bytes buffered across all connections have a ceiling.
+    def test_uploads_stop_being_read_at_max_buffered_bytes(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1},
+                        args=["--timeout", "30", "--max-buffered-bytes", str(4 << 20)])
+        pid = server.proc.pid
+        before = vm_rss_kib(pid)
+        sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(8)]
+        piece = b"1," * (1 << 19)  # 1 MiB
+
+        def upload(s):
+            s.settimeout(4)
+            try:
+                s.sendall(request_bytes("POST", "/invocations", b"[",
+                                        ["Content-Type: application/json", "Content-Length: %d" % (64 << 20)]))
+                for _ in range(16):
+                    s.sendall(piece)
+            except OSError:
+                pass  # the front stopped reading: the kernel's buffers are full
+
+        threads = [threading.Thread(target=upload, args=(s,)) for s in sockets]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=20)
+            grown = vm_rss_kib(pid) - before
+            # 8 x 16 MiB were sent; the front holds about its 4 MiB (twice, for growth).
+            self.assertLess(grown, 40 * 1024, "the front grew by %d KiB" % grown)
+            status, _, _ = server.request("GET", "/ping", timeout=10)
+            self.assertEqual(status, 200)
+        finally:
+            for s in sockets:
+                s.close()
+        # Their bytes are released with their connections.
+        deadline = time.monotonic() + 10
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status, _, body = server.invoke("[1]", "application/json", timeout=5)
+            except OSError:
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.2)
+        self.assertEqual(status, 200)
+
+
 class QueueTest(unittest.TestCase):
     def test_requests_of_clients_gone_never_reach_a_worker(self):
         require_numpy(self)
