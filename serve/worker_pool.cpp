@@ -262,6 +262,10 @@ WorkerPool::pump()
 {
   while (!m_queue.empty() && !m_idle.empty()) {
     Slot* slot = m_idle.back(); // the most recently used worker: warm caches
+    if (!m_processes.running(slot->pid)) {
+      lost(*slot, "it exited"); // its channel may live on in a child it forked
+      continue;
+    }
     m_idle.pop_back();
     Job job = std::move(m_queue.front());
     m_queue.pop_front();
@@ -387,6 +391,15 @@ void
 WorkerPool::expire_queue()
 {
   m_processes.reap();
+  // A worker's death is learnt from the process (the supervisor reaps it), not only from
+  // its channel: a child forked by user code keeps the channel open after the worker died.
+  for (auto& slot : m_slots) {
+    const bool alive_state = slot->state == State::starting || slot->state == State::idle || slot->state == State::busy;
+    boost::system::error_code ec;
+    if (alive_state && slot->pid > 0 && slot->socket.available(ec) == 0 && !m_processes.running(slot->pid)) {
+      lost(*slot, "it exited");
+    }
+  }
   const auto now = Clock::now();
   while (!m_queue.empty() && now - m_queue.front().arrived >= m_config.timeout) {
     Job job = std::move(m_queue.front());

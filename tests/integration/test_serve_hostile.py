@@ -351,5 +351,116 @@ class DescriptorLimitTest(unittest.TestCase):
         self.assertEqual((status, body), (200, b"[2.0]"))
 
 
+# model_fn forks a child with libc's fork (no Python at-fork hooks run, as in a C
+# extension): it keeps every descriptor of the worker, the channel included, and sleeps.
+FORKING_MODULE = LOGGING_MODULE + r'''
+import ctypes
+_model_fn = model_fn
+
+def model_fn(model_dir):
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = libc.fork()
+    if pid == 0:
+        libc.sleep(60)
+        libc._exit(0)
+    with open(os.path.join(os.environ["SERVE_TEST_LOG"], "forked.pids"), "a") as f:
+        f.write("%d %d\n" % (os.getpid(), pid))
+    return _model_fn(model_dir)
+'''
+
+# model_fn starts a process in a session of its own (out of the worker's group).
+DETACHING_MODULE = NUMPY_MODULE.replace("def model_fn(model_dir):", r'''import subprocess
+def model_fn(model_dir):
+    child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    with open(os.path.join(os.environ["SERVE_TEST_LOG"], "detached.pids"), "a") as f:
+        f.write("%d\n" % child.pid)''')
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class WorkerDeathTest(unittest.TestCase):
+    # Defect 3: a worker whose child holds its channel still dies visibly.
+    def setUp(self):
+        require_numpy(self)
+        self.server = Server(self, {"inference.py": FORKING_MODULE}, model_files={"scale.txt": "2"},
+                             env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "30"])
+
+    def forked(self):
+        with open(os.path.join(self.server.log_dir, "forked.pids")) as f:
+            return [tuple(map(int, line.split())) for line in f if line.strip()]
+
+    def test_worker_exiting_mid_request_is_500_not_504(self):
+        started = time.monotonic()
+        status, _, body = self.server.invoke("[-5]", "application/json", timeout=40)
+        self.assertEqual(status, 500, body)
+        self.assertEqual(json.loads(body)["error"], "WorkerDied")
+        self.assertLess(time.monotonic() - started, 15)
+        worker, child = self.forked()[0]
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(alive(child), "the forked child of the dead worker is still running")
+
+    def test_idle_worker_killed_is_replaced_at_once(self):
+        worker, _ = self.forked()[0]
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        status, _, body = self.server.invoke("[1]", "application/json", timeout=40)
+        self.assertEqual((status, body), (200, b"[2.0]"))
+        self.assertLess(time.monotonic() - started, 15)
+
+
+class SweepTest(unittest.TestCase):
+    # Defect 6: what user code started does not outlive the server.
+    def test_processes_left_by_user_code_are_stopped_with_the_server(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": DETACHING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 2})
+        server.wait_model_fn_calls(2)
+        with open(os.path.join(server.log_dir, "detached.pids")) as f:
+            pids = [int(line) for line in f if line.strip()]
+        self.assertEqual(len(pids), 2)
+        self.assertTrue(all(alive(p) for p in pids))
+        self.assertEqual(server.stop(timeout=30), 0)
+        survivors = [p for p in pids if alive(p)]
+        for p in survivors:
+            os.kill(p, signal.SIGKILL)
+        self.assertEqual(survivors, [])
+
+    def test_second_signal_does_not_wait_for_a_busy_worker(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": STEERED_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "60"])
+        busy = threading.Thread(target=lambda: self._ignore(server.invoke, "[-2]", "application/json", timeout=60))
+        busy.start()
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(server.log_dir, "busy.pid")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        self.assertIsNone(server.proc.poll())  # draining: the request is still running
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.stop(timeout=30)
+        self.assertLess(time.monotonic() - started, 3.5)
+        busy.join(timeout=30)
+
+    @staticmethod
+    def _ignore(function, *args, **kwargs):
+        try:
+            function(*args, **kwargs)
+        except OSError:
+            pass
+
+
 if __name__ == "__main__":
     unittest.main()
