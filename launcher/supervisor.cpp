@@ -11,14 +11,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <termios.h>
+#include <thread>
 #include <unistd.h>
 
 namespace launcher {
@@ -763,6 +767,81 @@ Supervisor::poll_stop_signal()
     }
   }
   return m_pending_stop;
+}
+
+namespace {
+
+// The live (not zombie) descendants of `root`, from /proc/<pid>/stat's parent links.
+std::vector<pid_t>
+live_descendants(pid_t root)
+{
+  std::vector<std::pair<pid_t, pid_t>> links; // (pid, parent)
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::ifstream in(entry.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos) {
+      continue;
+    }
+    std::istringstream rest(stat.substr(paren + 1));
+    char state = 0;
+    long parent = 0;
+    if (rest >> state >> parent && state != 'Z') {
+      links.emplace_back(static_cast<pid_t>(std::stol(name)), static_cast<pid_t>(parent));
+    }
+  }
+  std::vector<pid_t> found{root};
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    for (const auto& [pid, parent] : links) {
+      if (parent == found[i] && std::find(found.begin(), found.end(), pid) == found.end()) {
+        found.push_back(pid);
+      }
+    }
+  }
+  found.erase(found.begin());
+  return found;
+}
+
+} // namespace
+
+int
+Supervisor::end_descendants(std::chrono::milliseconds grace)
+{
+  std::vector<pid_t> signalled;
+  bool dummy_exited = false;
+  int dummy_status = 0;
+  int orphans = 0;
+  int signo = SIGTERM;
+  auto deadline = Clock::now() + grace;
+  const auto give_up = deadline + std::chrono::seconds(2);
+  while (Clock::now() < give_up) {
+    reap(-1, dummy_exited, dummy_status, orphans);
+    const auto left = live_descendants(::getpid());
+    if (left.empty()) {
+      break;
+    }
+    if (signo == SIGTERM && (Clock::now() >= deadline || poll_stop_signal() != 0)) {
+      signo = SIGKILL;
+      deadline = Clock::now();
+      signalled.clear();
+    }
+    for (const pid_t pid : left) {
+      if (std::find(signalled.begin(), signalled.end(), pid) == signalled.end()) {
+        spdlog::debug("process {} outlives the server: sending {}", pid, signal_name(signo));
+        ::kill(pid, signo);
+        signalled.push_back(pid);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  reap(-1, dummy_exited, dummy_status, orphans);
+  return static_cast<int>(signalled.size());
 }
 
 } // namespace launcher

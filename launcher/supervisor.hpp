@@ -90,6 +90,12 @@ public:
   // Whether orphans are reaped here (PID 1 or a subreaper).
   bool reaps_orphans() const { return m_reaps_orphans; }
 
+  // The end-of-life sweep: every process still alive below this one (parent links in
+  // /proc; orphans re-parent here as PID 1 or a subreaper), process group or not, gets
+  // SIGTERM, then SIGKILL after `grace` or at a stop signal; all are reaped. Returns how
+  // many were signalled.
+  int end_descendants(std::chrono::milliseconds grace);
+
 private:
   int wait_signal(std::chrono::milliseconds timeout);
   void reap(pid_t main_child, bool& main_exited, int& status, int& orphans);

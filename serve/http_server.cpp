@@ -695,6 +695,7 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
     }
   };
   signalfd_siginfo info{};
+  bool at_once = false; // a second stop signal: busy workers are not waited for
   std::function<void()> wait_signal;
   wait_signal = [&] {
     signals.async_read_some(asio::buffer(&info, sizeof(info)), [&](beast::error_code ec, std::size_t n) {
@@ -706,6 +707,7 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
         spdlog::info("SIGHUP ignored");
       } else if (front.draining()) {
         spdlog::warn("second stop signal ({}): stopping now", sig);
+        at_once = true;
         io.stop();
         return;
       } else {
@@ -742,8 +744,9 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
   pool.start();
   io.run();
   outcome.requests = front.requests();
+  outcome.stopped_at_once = at_once;
   outcome.worker_restarts = pool.restarts();
-  pool.stop_workers(5s);
+  pool.stop_workers(at_once ? 0s : 5s);
   if (fatal) {
     throw ServeError(ServeFailure::model_load, *fatal);
   }

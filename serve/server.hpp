@@ -66,6 +66,7 @@ private:
 struct ServeOutcome
 {
   int stop_signal = 0; // the signal that stopped the server (after draining)
+  bool stopped_at_once = false; // a second stop signal: nothing more was waited for
   std::uint64_t requests = 0;
   std::uint64_t worker_restarts = 0;
 };
