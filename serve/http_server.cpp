@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdint>
 #include <fcntl.h>
+#include <malloc.h>
 #include <optional>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -640,7 +641,11 @@ void
 Session::on_written(beast::error_code ec, bool keep_alive)
 {
   m_stream.expires_never();
+  const bool large = m_response && m_response->body().size() >= (std::size_t{1} << 20);
   m_response.reset();
+  if (large) {
+    ::malloc_trim(0); // the heap's top would otherwise keep the largest answer's pages
+  }
   m_front.busy(-1);
   if (ec || !keep_alive) {
     close();

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <system_error>
@@ -303,8 +304,12 @@ WorkerPool::send(Slot& slot, Job job)
     }
     // The body is not needed any more: free it while the worker computes.
     if (slot.job) {
+      const bool large = slot.job->body.size() >= (std::size_t{1} << 20);
       std::string().swap(slot.job->body);
       slot.job->hold.reset();
+      if (large) {
+        ::malloc_trim(0); // give the pages back: memory follows the bodies held
+      }
     }
   });
   slot.timer.expires_after(m_config.timeout);
