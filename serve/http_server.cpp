@@ -248,6 +248,29 @@ public:
   void busy(int delta) { m_busy_sessions += delta; }
   const std::shared_ptr<BufferBudget>& budget() const { return m_budget; }
   bool room_to_buffer() const { return m_budget->used < m_config.max_buffered_bytes; }
+  // Whether the body of `hold` may be read now: while under the ceiling, or as the one
+  // body allowed beyond it (the first to wait), so a body larger than the ceiling, or
+  // bodies that filled it together, still complete one at a time.
+  bool
+  may_buffer(const std::shared_ptr<BufferHold>& hold)
+  {
+    if (room_to_buffer()) {
+      return true;
+    }
+    const auto current = m_overdraft.lock();
+    if (!current) {
+      m_overdraft = hold;
+      return true;
+    }
+    return current == hold;
+  }
+  void
+  end_overdraft(const std::shared_ptr<BufferHold>& hold)
+  {
+    if (hold && m_overdraft.lock() == hold) {
+      m_overdraft.reset();
+    }
+  }
   std::uint64_t room_left() const { return room_to_buffer() ? m_config.max_buffered_bytes - m_budget->used : 0; }
 
 private:
@@ -317,6 +340,7 @@ private:
   std::uint64_t m_shed = 0;
   Clock::time_point m_last_refusal_log{};
   std::shared_ptr<BufferBudget> m_budget = std::make_shared<BufferBudget>();
+  std::weak_ptr<BufferHold> m_overdraft;
   std::vector<std::weak_ptr<Session>> m_sessions;
   int m_busy_sessions = 0;
   bool m_draining = false;
@@ -431,7 +455,7 @@ Session::read_body()
 void
 Session::when_room(void (Session::*then)())
 {
-  if (m_front.room_to_buffer()) {
+  if (m_front.may_buffer(m_hold)) {
     (this->*then)();
     return;
   }
@@ -520,7 +544,7 @@ Session::read_direct_more()
     dispatch(m_parser->get().base(), m_parser->keep_alive(), std::move(m_body));
     return;
   }
-  if (!m_front.room_to_buffer()) {
+  if (!m_front.may_buffer(m_hold)) {
     when_room(&Session::read_direct_more);
     return;
   }
@@ -566,6 +590,7 @@ Session::dispatch(const http::request_header<>& req, bool keep_alive, std::strin
   m_keep_alive = keep_alive;
   m_head = req.method() == http::verb::head;
   auto hold = std::move(m_hold);
+  m_front.end_overdraft(hold);
   const std::string_view method(req.method_string().data(), req.method_string().size());
   const std::string_view target(req.target().data(), req.target().size());
   switch (route_for(method, target)) {

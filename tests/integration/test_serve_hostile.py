@@ -260,6 +260,17 @@ class BufferCeilingTest(unittest.TestCase):
         self.assertEqual(status, 200)
 
 
+class LargeBodyTest(unittest.TestCase):
+    def test_a_body_larger_than_max_buffered_bytes_still_completes(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": NUMPY_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--max-buffered-bytes", str(1 << 20)])
+        values = list(range(1, 400001))  # about 3 MiB of JSON
+        status, _, body = server.invoke(json.dumps(values), "application/json", timeout=60)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(len(json.loads(body)), len(values))
+
+
 class QueueTest(unittest.TestCase):
     def test_requests_of_clients_gone_never_reach_a_worker(self):
         require_numpy(self)
