@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <system_error>
 #include <thread>
 #include <unistd.h>
@@ -146,6 +147,7 @@ WorkerPool::spawn(Slot& slot)
   slot.state = State::starting;
   slot.loaded_this_life = false;
   slot.fatal_message.clear();
+  watch_exit(slot);
   spdlog::debug("worker {} started (pid {})", slot.index, slot.pid);
   read_header(slot);
   // Loading is bounded too, at start (the server stops) and for a replacement (replaced
@@ -338,6 +340,7 @@ WorkerPool::lost(Slot& slot, const std::string& why)
   ++slot.generation;
   boost::system::error_code ignored;
   slot.socket.close(ignored);
+  slot.exit_watch.close(ignored);
   slot.timer.cancel();
   std::erase(m_idle, &slot);
   slot.state = State::restarting;
@@ -392,6 +395,43 @@ WorkerPool::await_exit(Slot& slot, Clock::time_point give_up)
   });
 }
 
+// The process's exit, as the supervisor reaps it. A frame it wrote before exiting (fatal)
+// is read first: the channel's reader then reports it.
+void
+WorkerPool::check_alive(Slot& slot)
+{
+  const bool alive_state = slot.state == State::starting || slot.state == State::idle || slot.state == State::busy;
+  boost::system::error_code ec;
+  if (alive_state && slot.pid > 0 && slot.socket.available(ec) == 0 && !m_processes.running(slot.pid)) {
+    lost(slot, "it exited");
+  }
+}
+
+// A pidfd only wakes the loop at the worker's exit (the supervisor reaps it); where
+// pidfd_open is missing (Linux < 5.3), expire_queue's look every 250 ms at most does.
+void
+WorkerPool::watch_exit(Slot& slot)
+{
+  boost::system::error_code ec;
+  slot.exit_watch.close(ec);
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, slot.pid, 0));
+  if (fd < 0) {
+    return;
+  }
+  slot.exit_watch.assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  const auto generation = slot.generation;
+  slot.exit_watch.async_wait(asio::posix::stream_descriptor::wait_read,
+                             [this, &slot, generation](const boost::system::error_code& error) {
+                               if (!error && generation == slot.generation) {
+                                 check_alive(slot);
+                               }
+                             });
+}
+
 void
 WorkerPool::expire_queue()
 {
@@ -399,11 +439,7 @@ WorkerPool::expire_queue()
   // A worker's death is learnt from the process (the supervisor reaps it), not only from
   // its channel: a child forked by user code keeps the channel open after the worker died.
   for (auto& slot : m_slots) {
-    const bool alive_state = slot->state == State::starting || slot->state == State::idle || slot->state == State::busy;
-    boost::system::error_code ec;
-    if (alive_state && slot->pid > 0 && slot->socket.available(ec) == 0 && !m_processes.running(slot->pid)) {
-      lost(*slot, "it exited");
-    }
+    check_alive(*slot);
   }
   const auto now = Clock::now();
   while (!m_queue.empty() && now - m_queue.front().arrived >= m_config.timeout) {
@@ -429,6 +465,7 @@ WorkerPool::stop_workers(std::chrono::milliseconds grace)
     ++slot->generation;
     boost::system::error_code ignored;
     slot->socket.close(ignored); // EOF: the worker leaves its loop and exits
+    slot->exit_watch.close(ignored);
     slot->timer.cancel();
     slot->state = State::stopped;
   }

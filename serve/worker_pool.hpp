@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
@@ -68,7 +69,7 @@ private:
   enum class State { starting, idle, busy, restarting, stopped };
   struct Slot
   {
-    explicit Slot(boost::asio::io_context& io) : socket(io), timer(io) {}
+    explicit Slot(boost::asio::io_context& io) : socket(io), timer(io), exit_watch(io) {}
     int index = 0;
     int pid = -1;
     State state = State::stopped;
@@ -78,6 +79,7 @@ private:
     std::uint64_t generation = 0; // bumped when the worker is replaced: stale handlers stop
     boost::asio::local::stream_protocol::socket socket;
     boost::asio::steady_timer timer;
+    boost::asio::posix::stream_descriptor exit_watch; // a pidfd: wakes the loop when it exits
     std::array<char, k_frame_header_size> rx_header{};
     FrameHeader frame;
     std::string rx_meta;
@@ -95,6 +97,8 @@ private:
   void on_frame(Slot& slot);
   void send(Slot& slot, Job job);
   void lost(Slot& slot, const std::string& why);
+  void watch_exit(Slot& slot);
+  void check_alive(Slot& slot);
   void await_exit(Slot& slot, std::chrono::steady_clock::time_point give_up);
   void pump();
   void expire_queue();
