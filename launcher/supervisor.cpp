@@ -375,6 +375,7 @@ Supervisor::start_background(const ChildSpec& spec)
   }
   const pid_t pid = spawn(spec, STDOUT_FILENO, STDERR_FILENO, exec_error_pipe[1], true);
   ::close(exec_error_pipe[1]);
+  std::erase(m_background_exited, pid); // a reused pid is a new, running child
   m_background.push_back(pid);
   if (const int exec_errno = read_exec_errno(exec_error_pipe[0]); exec_errno != 0) {
     throw SystemError("execve", spec.argv[0], exec_errno);
