@@ -283,13 +283,20 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     config.model_load_timeout = options.model_load_timeout;
     config.default_accept = options.default_accept;
     config.max_body_size = options.max_body_size;
+    config.max_buffered_bytes = options.max_buffered_bytes;
     spdlog::info("serving {} from {} with the model in {}", plan.module, plan.code_dir, plan.model_dir);
     for (const auto& t : plan.thread_budget.settings) {
       spdlog::info("thread budget: {}={} ({})", t.name, t.value,
                    t.origin == env::ThreadOrigin::user ? "user" : plan.thread_budget.why);
     }
     SupervisedWorkers workers(supervisor, plan);
-    serve::run_server(config, workers);
+    const serve::ServeOutcome outcome = serve::run_server(config, workers);
+    // What user code started (and left running, in its group or not) ends with the server.
+    if (const int swept = supervisor.end_descendants(outcome.stopped_at_once ? std::chrono::milliseconds(0)
+                                                                             : std::chrono::milliseconds(5000));
+        swept > 0) {
+      spdlog::info("stopped {} process(es) left by the workers", swept);
+    }
     // Stopped: a stop signal from now on must not kill the exiting process when the
     // supervisor restores the signal mask (ignoring also drops one already pending).
     struct sigaction ignore{};

@@ -36,6 +36,8 @@ constexpr OptionSpec k_serve_options[] = {
   {"model-load-timeout", "SMLAUNCH_MODEL_LOAD_TIMEOUT", nullptr, "600", "SECONDS",
    "how long the workers may take to import the module and run model_fn at start"},
   {"max-body-size", "SMLAUNCH_MAX_BODY_SIZE", nullptr, "1073741824", "BYTES", "larger request bodies get 413"},
+  {"max-buffered-bytes", "SMLAUNCH_MAX_BUFFERED_BYTES", nullptr, "536870912", "BYTES",
+   "request body bytes held across all connections; beyond it bodies are read only as others drain"},
 };
 
 double
@@ -170,6 +172,8 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
       options.model_data = s.value;
     } else if (s.name == "max-body-size") {
       options.max_body_size = whole_number(s, 1, 1ULL << 40, "a number of bytes from 1 to 1099511627776");
+    } else if (s.name == "max-buffered-bytes") {
+      options.max_buffered_bytes = whole_number(s, 1, 1ULL << 40, "a number of bytes from 1 to 1099511627776");
     }
   }
   if (vm.count("verbose") != 0) {

@@ -31,6 +31,7 @@ struct ServeOptions
   std::string submit_directory; // "": <base>/code
   std::string model_data;       // "": <base>/model as it is
   std::uint64_t max_body_size = 1ULL << 30;
+  std::uint64_t max_buffered_bytes = 512ULL << 20;
   std::vector<Setting> settings;
 };
 

@@ -17,12 +17,14 @@
 #include <memory>
 #include <optional>
 #include <sched.h>
+#include <sstream>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <termios.h>
+#include <thread>
 #include <unistd.h>
 
 namespace launcher {
@@ -380,12 +382,13 @@ live_descendants_of(pid_t root)
 
 } // namespace
 
-void
+int
 Supervisor::end_descendants(std::chrono::milliseconds grace)
 {
   std::vector<pid_t> alive = live_descendants_of(getpid());
+  const int signalled = static_cast<int>(alive.size());
   if (alive.empty()) {
-    return;
+    return 0;
   }
   spdlog::debug("{} process(es) of the job still alive at its end: sending SIGTERM", alive.size());
   for (const pid_t pid : alive) {
@@ -394,9 +397,13 @@ Supervisor::end_descendants(std::chrono::milliseconds grace)
   int orphans = 0;
   const auto deadline = Clock::now() + grace;
   while (!alive.empty() && Clock::now() < deadline) {
-    keep_signal(wait_signal(std::chrono::milliseconds(20)), -1);
+    const int sig = wait_signal(std::chrono::milliseconds(20));
+    keep_signal(sig, -1);
     reap({}, orphans);
     alive = live_descendants_of(getpid());
+    if (is_stop_signal(sig)) {
+      break; // a further stop signal: no more waiting
+    }
   }
   if (!alive.empty()) {
     spdlog::debug("{} process(es) of the job ignored SIGTERM: sending SIGKILL", alive.size());
@@ -411,6 +418,7 @@ Supervisor::end_descendants(std::chrono::milliseconds grace)
     }
   }
   reap({}, orphans);
+  return signalled;
 }
 
 Supervisor::~Supervisor()
@@ -576,6 +584,7 @@ Supervisor::start_background(const ChildSpec& spec)
   }
   const pid_t pid = spawn(spec, STDOUT_FILENO, STDERR_FILENO, exec_error_pipe[1], true);
   ::close(exec_error_pipe[1]);
+  std::erase(m_background_exited, pid); // a reused pid is a new, running child
   m_background.push_back(pid);
   if (const int exec_errno = read_exec_errno(exec_error_pipe[0]); exec_errno != 0) {
     throw SystemError("execve", spec.argv[0], exec_errno);

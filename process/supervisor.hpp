@@ -98,8 +98,9 @@ public:
 
   // The end-of-life sweep (also run by the destructor once any child was started): every
   // live descendant, in a child's process group or not (setsid daemons included), gets
-  // SIGTERM, then SIGKILL after `grace`; all are reaped.
-  void end_descendants(std::chrono::milliseconds grace);
+  // SIGTERM, then SIGKILL after `grace` or at a further stop signal; all are reaped.
+  // Returns how many were signalled.
+  int end_descendants(std::chrono::milliseconds grace);
 
 private:
   int wait_signal(std::chrono::milliseconds timeout);

@@ -8,11 +8,20 @@
 #include <boost/asio/read.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <fcntl.h>
+#include <malloc.h>
 #include <optional>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <unordered_set>
 
 namespace serve {
@@ -59,10 +68,80 @@ declared_length(const http::request_header<>& req)
   return text.empty() ? std::nullopt : std::optional<std::uint64_t>(value);
 }
 
+// The request body bytes the front holds, across all connections (--max-buffered-bytes).
+// Shared: a hold may outlive the front (a job in a destroyed pool).
+struct BufferBudget
+{
+  std::uint64_t used = 0;
+};
+
+// Bytes of one body counted in the budget until the hold is released.
+class BufferHold
+{
+public:
+  explicit BufferHold(std::shared_ptr<BufferBudget> budget) : m_budget(std::move(budget)) {}
+  ~BufferHold() { m_budget->used -= m_bytes; }
+  BufferHold(const BufferHold&) = delete;
+  BufferHold& operator=(const BufferHold&) = delete;
+  void add(std::uint64_t n)
+  {
+    m_bytes += n;
+    m_budget->used += n;
+  }
+  std::uint64_t bytes() const { return m_bytes; }
+
+private:
+  std::shared_ptr<BufferBudget> m_budget;
+  std::uint64_t m_bytes = 0;
+};
+
+// What RFC 9112 section 6.3 allows of Transfer-Encoding: exactly "chunked" (all fields
+// together). 0 when acceptable or absent; else the status to answer (and close).
+unsigned
+transfer_encoding_refusal(const http::request_header<>& req)
+{
+  std::vector<std::string> codings;
+  for (auto range = req.equal_range(http::field::transfer_encoding); range.first != range.second; ++range.first) {
+    const beast::string_view value = range.first->value();
+    std::string current;
+    for (const char c : value) {
+      if (c == ',') {
+        codings.push_back(current);
+        current.clear();
+      } else if (c != ' ' && c != '\t') {
+        current += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+    }
+    codings.push_back(current);
+  }
+  std::erase_if(codings, [](const std::string& c) { return c.empty(); });
+  if (req.count(http::field::transfer_encoding) == 0) {
+    return 0;
+  }
+  if (codings.empty() || codings.back() != "chunked") {
+    return 400; // the body's end cannot be known: its bytes would run as the next request
+  }
+  if (codings.size() == 1) {
+    return 0;
+  }
+  const bool chunked_twice = std::count(codings.begin(), codings.end(), "chunked") > 1;
+  return chunked_twice ? 400U : 501U; // gzip, chunked: a coding this server does not decode
+}
+
+// A content type from user code goes on the wire only without control characters.
+bool
+is_clean_field_value(std::string_view value)
+{
+  return std::none_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+  });
+}
+
 class Session : public std::enable_shared_from_this<Session>
 {
 public:
-  Session(tcp::socket socket, Front& front) : m_stream(std::move(socket)), m_front(front) {}
+  Session(tcp::socket socket, Front& front) : m_stream(std::move(socket)), m_front(front), m_wait(m_stream.get_executor()) {}
   void start() { read_header(); }
   // Between requests (waiting for the next one): may be closed when draining.
   bool idle() const { return m_idle; }
@@ -78,7 +157,11 @@ private:
   void on_header(beast::error_code ec);
   void read_body();
   void read_body_direct(std::uint64_t size);
-  void on_request(beast::error_code ec);
+  void read_direct_more();
+  void read_chunked_more();
+  void when_room(void (Session::*then)());
+  void on_body_error(beast::error_code ec);
+  bool gone();
   void dispatch(const http::request_header<>& req, bool keep_alive, std::string body);
   void respond(Reply&& reply, std::string_view allow = {});
   void on_written(beast::error_code ec, bool keep_alive);
@@ -89,18 +172,32 @@ private:
   std::optional<http::request_parser<http::string_body>> m_parser;
   std::optional<http::response<http::string_body>> m_response;
   std::string m_body;
+  std::uint64_t m_expected = 0;           // a body of known length: its size
+  std::shared_ptr<BufferHold> m_hold;     // this request's body bytes in the budget
+  Clock::time_point m_body_deadline{};    // an upload, pauses included, is bounded by --timeout
+  asio::steady_timer m_wait;              // paused for room in the budget
   bool m_idle = true;
   bool m_keep_alive = true;
   bool m_head = false;
+  unsigned m_version = 11;
 };
 
 class Front
 {
 public:
   Front(asio::io_context& io, const ServerConfig& config, WorkerPool& pool)
-    : m_io(io), m_config(config), m_pool(pool), m_acceptor(io)
+    : m_io(io), m_config(config), m_pool(pool), m_acceptor(io), m_accept_pause(io)
   {
+    m_spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
+  ~Front()
+  {
+    if (m_spare_fd >= 0) {
+      ::close(m_spare_fd);
+    }
+  }
+  Front(const Front&) = delete;
+  Front& operator=(const Front&) = delete;
 
   std::uint16_t
   listen()
@@ -123,6 +220,7 @@ public:
     if (m_acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
       throw ServeError(ServeFailure::bind, "cannot listen on " + where + ": " + ec.message());
     }
+    m_acceptor.native_non_blocking(true, ec);
     accept();
     return m_acceptor.local_endpoint().port();
   }
@@ -133,6 +231,7 @@ public:
     m_draining = true;
     beast::error_code ignored;
     m_acceptor.close(ignored);
+    m_accept_pause.cancel();
     for (const auto& weak : m_sessions) {
       if (auto s = weak.lock(); s && s->idle()) {
         s->close();
@@ -147,6 +246,32 @@ public:
   std::uint64_t next_id() { return ++m_requests; }
   std::uint64_t requests() const { return m_requests; }
   void busy(int delta) { m_busy_sessions += delta; }
+  const std::shared_ptr<BufferBudget>& budget() const { return m_budget; }
+  bool room_to_buffer() const { return m_budget->used < m_config.max_buffered_bytes; }
+  // Whether the body of `hold` may be read now: while under the ceiling, or as the one
+  // body allowed beyond it (the first to wait), so a body larger than the ceiling, or
+  // bodies that filled it together, still complete one at a time.
+  bool
+  may_buffer(const std::shared_ptr<BufferHold>& hold)
+  {
+    if (room_to_buffer()) {
+      return true;
+    }
+    const auto current = m_overdraft.lock();
+    if (!current) {
+      m_overdraft = hold;
+      return true;
+    }
+    return current == hold;
+  }
+  void
+  end_overdraft(const std::shared_ptr<BufferHold>& hold)
+  {
+    if (hold && m_overdraft.lock() == hold) {
+      m_overdraft.reset();
+    }
+  }
+  std::uint64_t room_left() const { return room_to_buffer() ? m_config.max_buffered_bytes - m_budget->used : 0; }
 
 private:
   void
@@ -165,9 +290,43 @@ private:
         m_sessions.push_back(session);
         session->start();
       } else {
-        spdlog::warn("accept: {}", ec.message()); // EMFILE and the like: keep serving
+        refused(ec);
+        return;
       }
       accept();
+    });
+  }
+
+  // EMFILE and the like: the connection stays queued, so accepting again at once would
+  // spin. Shed one connection with the spare descriptor (it learns at once, rather than
+  // waiting), log once per interval, try again a little later.
+  void
+  refused(const beast::error_code& ec)
+  {
+    const bool out_of_descriptors = ec == asio::error::no_descriptors || ec.value() == ENFILE;
+    if (out_of_descriptors && m_spare_fd >= 0) {
+      ::close(m_spare_fd);
+      const int shed = ::accept4(m_acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (shed >= 0) {
+        ::close(shed);
+        ++m_shed;
+      }
+      m_spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    ++m_refusals;
+    const auto now = Clock::now();
+    if (now - m_last_refusal_log >= 10s) {
+      m_last_refusal_log = now;
+      spdlog::warn("accept failed {} time(s) ({}){}; backing off (RLIMIT_NOFILE, --workers)", m_refusals, ec.message(),
+                   m_shed > 0 ? ", " + std::to_string(m_shed) + " connection(s) closed unanswered" : std::string());
+      m_refusals = 0;
+      m_shed = 0;
+    }
+    m_accept_pause.expires_after(50ms);
+    m_accept_pause.async_wait([this](beast::error_code e) {
+      if (!e && m_acceptor.is_open()) {
+        accept();
+      }
     });
   }
 
@@ -175,6 +334,13 @@ private:
   const ServerConfig& m_config;
   WorkerPool& m_pool;
   tcp::acceptor m_acceptor;
+  asio::steady_timer m_accept_pause;
+  int m_spare_fd = -1;
+  std::uint64_t m_refusals = 0;
+  std::uint64_t m_shed = 0;
+  Clock::time_point m_last_refusal_log{};
+  std::shared_ptr<BufferBudget> m_budget = std::make_shared<BufferBudget>();
+  std::weak_ptr<BufferHold> m_overdraft;
   std::vector<std::weak_ptr<Session>> m_sessions;
   int m_busy_sessions = 0;
   bool m_draining = false;
@@ -185,6 +351,8 @@ void
 Session::read_header()
 {
   m_idle = true;
+  m_head = false;
+  m_hold.reset();
   m_parser.emplace();
   m_parser->header_limit(64 * 1024);
   m_parser->body_limit(m_front.config().max_body_size);
@@ -221,6 +389,22 @@ Session::on_header(beast::error_code ec)
   m_idle = false;
   m_front.busy(1);
   const auto& req = m_parser->get();
+  m_version = req.version();
+  if (const unsigned refusal = transfer_encoding_refusal(req); refusal != 0) {
+    m_keep_alive = false;
+    respond(Reply{refusal, "application/json",
+                  error_body(refusal == 501 ? "NotImplemented" : "BadRequest",
+                             "Transfer-Encoding must be exactly \"chunked\" (RFC 9112 section 6.3); it is \"" +
+                               std::string(header(req, "Transfer-Encoding").value_or("")) + "\"")});
+    return;
+  }
+  if (req.version() >= 11 && req.count(http::field::host) != 1) {
+    m_keep_alive = false;
+    respond(Reply{400, "application/json",
+                  error_body("BadRequest", req.count(http::field::host) == 0 ? "an HTTP/1.1 request needs a Host header"
+                                                                             : "the request has more than one Host header")});
+    return;
+  }
   // A body we will refuse is not waited for.
   if (const auto length = declared_length(req); length && *length > m_front.config().max_body_size) {
     m_keep_alive = false;
@@ -234,6 +418,7 @@ Session::on_header(beast::error_code ec)
   const auto expect = header(req, "Expect");
   if (expect && beast::iequals(beast::string_view(expect->data(), expect->size()), "100-continue")) {
     auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
+    m_stream.expires_after(m_front.config().timeout);
     http::async_write(m_stream, *interim, [self = shared_from_this(), interim](beast::error_code e, std::size_t /*n*/) {
       if (e) {
         self->m_front.busy(-1);
@@ -247,14 +432,6 @@ Session::on_header(beast::error_code ec)
   read_body();
 }
 
-// Large transfers in one system call where the kernel allows (Asio's composed
-// operations otherwise split them into 64 KiB pieces).
-std::size_t
-transfer_all_at_once(const boost::system::error_code& ec, std::size_t /*transferred*/)
-{
-  return ec ? 0 : std::size_t{64} << 20;
-}
-
 void
 Session::read_body()
 {
@@ -266,66 +443,144 @@ Session::read_body()
     read_body_direct(*length);
     return;
   }
-  // Chunked: Beast's parser decodes it. A slow upload is bounded like a slow model.
-  m_stream.expires_after(m_front.config().timeout);
-  http::async_read(m_stream, m_buffer, *m_parser,
-                   [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) { self->on_request(ec); });
+  // Chunked: Beast's parser decodes it, a read at a time, so the budget is looked at
+  // between reads. A slow upload is bounded like a slow model.
+  m_hold = std::make_shared<BufferHold>(m_front.budget());
+  m_body_deadline = Clock::now() + m_front.config().timeout;
+  when_room(&Session::read_chunked_more);
 }
 
-// A body of known length goes straight into the string sent to the worker: what the
-// header read already buffered, then the rest from the socket in as few reads as the
-// kernel allows.
+// Reading a body resumes when the buffered bytes of all connections are under
+// --max-buffered-bytes (never allocate for what has not been received).
 void
-Session::read_body_direct(std::uint64_t size)
+Session::when_room(void (Session::*then)())
 {
-  try {
-    m_body = std::string();
-    m_body.resize(size);
-  } catch (const std::bad_alloc&) {
-    m_keep_alive = false;
-    respond(Reply{413, "application/json",
-                  error_body("PayloadTooLarge", "a body of " + std::to_string(size) + " bytes does not fit in memory")});
+  if (m_front.may_buffer(m_hold)) {
+    (this->*then)();
     return;
   }
-  const std::size_t buffered = std::min<std::size_t>(m_buffer.size(), size);
-  asio::buffer_copy(asio::buffer(m_body.data(), buffered), m_buffer.data());
-  m_buffer.consume(buffered);
-  if (buffered == size) {
-    dispatch(m_parser->get().base(), m_parser->keep_alive(), std::move(m_body));
+  if (Clock::now() >= m_body_deadline || gone()) {
+    m_hold.reset(); // its bytes no longer count
+    m_front.busy(-1);
+    close();
     return;
   }
-  m_stream.expires_after(m_front.config().timeout);
-  asio::async_read(m_stream, asio::buffer(m_body.data() + buffered, size - buffered), transfer_all_at_once,
-                   [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) {
-                     if (ec) {
-                       self->m_front.busy(-1);
-                       self->close();
-                       return;
-                     }
-                     self->m_stream.expires_never();
-                     self->dispatch(self->m_parser->get().base(), self->m_parser->keep_alive(), std::move(self->m_body));
-                   });
+  m_wait.expires_after(10ms);
+  m_wait.async_wait([self = shared_from_this(), then](beast::error_code ec) {
+    if (!ec) {
+      self->when_room(then);
+    }
+  });
 }
 
 void
-Session::on_request(beast::error_code ec)
+Session::read_chunked_more()
 {
+  const auto left = m_body_deadline - Clock::now();
+  m_stream.expires_after(left > 0s ? std::chrono::duration_cast<Clock::duration>(left) : Clock::duration(1ms));
+  http::async_read_some(m_stream, m_buffer, *m_parser, [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) {
+    if (ec) {
+      self->on_body_error(ec);
+      return;
+    }
+    const std::uint64_t size = self->m_parser->get().body().size();
+    if (size > self->m_hold->bytes()) {
+      self->m_hold->add(size - self->m_hold->bytes());
+    }
+    if (!self->m_parser->is_done()) {
+      self->when_room(&Session::read_chunked_more);
+      return;
+    }
+    self->m_stream.expires_never();
+    const bool keep_alive = self->m_parser->keep_alive();
+    http::request<http::string_body> req = self->m_parser->release();
+    self->dispatch(req.base(), keep_alive, std::move(req.body()));
+  });
+}
+
+// A body that could not be read: too large (413), malformed (400), or the client went.
+void
+Session::on_body_error(beast::error_code ec)
+{
+  m_keep_alive = false;
   if (ec == http::error::body_limit) {
-    m_keep_alive = false;
     respond(Reply{413, "application/json",
                   error_body("PayloadTooLarge", "the body is larger than " + std::to_string(m_front.config().max_body_size) +
                                                   " bytes (SMLAUNCH_MAX_BODY_SIZE)")});
     return;
   }
-  if (ec) {
-    m_front.busy(-1);
-    close();
+  if (ec.category() == http::make_error_code(http::error::bad_chunk).category() && ec != http::error::end_of_stream &&
+      ec != http::error::partial_message) {
+    respond(Reply{400, "application/json", error_body("BadRequest", "the body could not be parsed: " + ec.message())});
     return;
   }
-  m_stream.expires_never();
-  const bool keep_alive = m_parser->keep_alive();
-  http::request<http::string_body> req = m_parser->release();
-  dispatch(req.base(), keep_alive, std::move(req.body()));
+  m_front.busy(-1);
+  close();
+}
+
+// A body of known length goes into the string sent to the worker as it arrives: memory
+// follows the bytes received, never the Content-Length promised.
+void
+Session::read_body_direct(std::uint64_t size)
+{
+  m_expected = size;
+  m_body = std::string();
+  m_hold = std::make_shared<BufferHold>(m_front.budget());
+  const std::size_t buffered = std::min<std::size_t>(m_buffer.size(), size);
+  m_body.resize(buffered);
+  asio::buffer_copy(asio::buffer(m_body.data(), buffered), m_buffer.data());
+  m_buffer.consume(buffered);
+  m_hold->add(buffered);
+  m_body_deadline = Clock::now() + m_front.config().timeout;
+  read_direct_more();
+}
+
+void
+Session::read_direct_more()
+{
+  const std::uint64_t have = m_body.size();
+  if (have == m_expected) {
+    m_stream.expires_never();
+    dispatch(m_parser->get().base(), m_parser->keep_alive(), std::move(m_body));
+    return;
+  }
+  if (!m_front.may_buffer(m_hold)) {
+    when_room(&Session::read_direct_more);
+    return;
+  }
+  // Grow geometrically (at most about twice what was received), in one read each.
+  std::uint64_t step = std::min<std::uint64_t>(m_expected - have, std::clamp<std::uint64_t>(have, 256 << 10, 64 << 20));
+  step = std::min<std::uint64_t>(step, std::max<std::uint64_t>(m_front.room_left(), 64 << 10));
+  try {
+    m_body.resize(have + step);
+  } catch (const std::bad_alloc&) {
+    m_keep_alive = false;
+    respond(Reply{413, "application/json",
+                  error_body("PayloadTooLarge", "a body of " + std::to_string(m_expected) + " bytes does not fit in memory")});
+    return;
+  }
+  const auto left = m_body_deadline - Clock::now();
+  m_stream.expires_after(left > 0s ? std::chrono::duration_cast<Clock::duration>(left) : Clock::duration(1ms));
+  m_stream.async_read_some(asio::buffer(m_body.data() + have, step),
+                           [self = shared_from_this(), have](beast::error_code ec, std::size_t n) {
+                             self->m_body.resize(have + n);
+                             self->m_hold->add(n);
+                             if (ec) {
+                               self->m_front.busy(-1);
+                               self->close();
+                               return;
+                             }
+                             self->read_direct_more();
+                           });
+}
+
+// Whether the client closed its connection (a request queued for it is then dropped).
+bool
+Session::gone()
+{
+  // POLLRDHUP: the client closed its side, even with bytes of it still unread here.
+  pollfd p{m_stream.socket().native_handle(), POLLRDHUP, 0};
+  return p.fd < 0 || (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0);
 }
 
 void
@@ -334,6 +589,8 @@ Session::dispatch(const http::request_header<>& req, bool keep_alive, std::strin
   m_stream.expires_never();
   m_keep_alive = keep_alive;
   m_head = req.method() == http::verb::head;
+  auto hold = std::move(m_hold);
+  m_front.end_overdraft(hold);
   const std::string_view method(req.method_string().data(), req.method_string().size());
   const std::string_view target(req.target().data(), req.target().size());
   switch (route_for(method, target)) {
@@ -362,8 +619,13 @@ Session::dispatch(const http::request_header<>& req, bool keep_alive, std::strin
   job.content_type = resolve_content_type(header(req, "ContentType"), header(req, "Content-Type"));
   job.accept = resolve_accept(header(req, "Accept"), m_front.config().default_accept);
   job.body = std::move(body);
+  job.hold = std::move(hold);
   job.arrived = Clock::now();
   job.done = [self = shared_from_this()](Reply&& reply) { self->respond(std::move(reply)); };
+  job.gone = [weak = weak_from_this()] {
+    const auto self = weak.lock();
+    return !self || self->gone();
+  };
   m_front.pool().submit(std::move(job));
 }
 
@@ -371,6 +633,11 @@ void
 Session::respond(Reply&& reply, std::string_view allow)
 {
   const bool keep_alive = m_keep_alive && !m_front.draining();
+  if (!is_clean_field_value(reply.content_type)) {
+    // User code's content type: a CR LF in it would put its own headers on the wire.
+    reply = Reply{500, "application/json",
+                  error_body("InvalidContentType", "output_fn returned a content type with control characters")};
+  }
   m_response.emplace(static_cast<http::status>(reply.status), 11);
   m_response->set(http::field::server, "smlaunch");
   if (!reply.content_type.empty()) {
@@ -380,11 +647,16 @@ Session::respond(Reply&& reply, std::string_view allow)
     m_response->set(http::field::allow, beast::string_view(allow.data(), allow.size()));
   }
   m_response->keep_alive(keep_alive);
+  if (keep_alive && m_version < 11) {
+    m_response->set(http::field::connection, "keep-alive"); // HTTP/1.0 keeps only when told
+  }
   m_response->body() = std::move(reply.body);
   m_response->prepare_payload();
   if (m_head) {
     m_response->body().clear(); // HEAD: Content-Length as for GET, no body
   }
+  // A client that does not read its answer does not keep it (and the connection) for ever.
+  m_stream.expires_after(m_front.config().timeout);
   http::async_write(m_stream, *m_response, [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t /*n*/) {
     self->on_written(ec, keep_alive);
   });
@@ -393,7 +665,12 @@ Session::respond(Reply&& reply, std::string_view allow)
 void
 Session::on_written(beast::error_code ec, bool keep_alive)
 {
+  m_stream.expires_never();
+  const bool large = m_response && m_response->body().size() >= (std::size_t{1} << 20);
   m_response.reset();
+  if (large) {
+    ::malloc_trim(0); // the heap's top would otherwise keep the largest answer's pages
+  }
   m_front.busy(-1);
   if (ec || !keep_alive) {
     close();
@@ -419,6 +696,12 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
     throw ServeError(ServeFailure::system, "signalfd: " + std::system_category().message(errno));
   }
 
+  // A connection is a descriptor: as many as the hard limit allows (Docker's soft limit
+  // is 1024).
+  if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
   asio::io_context io(1);
   asio::posix::stream_descriptor signals(io, sfd);
   std::optional<std::string> fatal;
@@ -442,6 +725,7 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
     }
   };
   signalfd_siginfo info{};
+  bool at_once = false; // a second stop signal: busy workers are not waited for
   std::function<void()> wait_signal;
   wait_signal = [&] {
     signals.async_read_some(asio::buffer(&info, sizeof(info)), [&](beast::error_code ec, std::size_t n) {
@@ -453,6 +737,7 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
         spdlog::info("SIGHUP ignored");
       } else if (front.draining()) {
         spdlog::warn("second stop signal ({}): stopping now", sig);
+        at_once = true;
         io.stop();
         return;
       } else {
@@ -489,8 +774,9 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
   pool.start();
   io.run();
   outcome.requests = front.requests();
+  outcome.stopped_at_once = at_once;
   outcome.worker_restarts = pool.restarts();
-  pool.stop_workers(5s);
+  pool.stop_workers(at_once ? 0s : 5s);
   if (fatal) {
     throw ServeError(ServeFailure::model_load, *fatal);
   }

@@ -1,5 +1,7 @@
 #include "serve/routing.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 namespace serve {
@@ -9,6 +11,17 @@ namespace {
 std::string_view
 path_of(std::string_view target)
 {
+  // Absolute form (RFC 9112 section 3.2.2: POST http://host/invocations): the path.
+  for (const std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() >= scheme.size() &&
+        std::equal(scheme.begin(), scheme.end(), target.begin(), [](char a, char b) {
+          return a == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      const auto slash = target.find('/', scheme.size());
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      break;
+    }
+  }
   const auto query = target.find('?');
   return query == std::string_view::npos ? target : target.substr(0, query);
 }

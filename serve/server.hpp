@@ -41,6 +41,9 @@ struct ServerConfig
   std::string default_accept = "application/json";
   std::uint64_t max_body_size = 1ULL << 30;     // request bodies (413 beyond)
   std::uint64_t max_response_size = 4ULL << 30; // what a worker may answer
+  // Request body bytes held across all connections (received, not yet handed to a
+  // worker): beyond it the front stops reading bodies until some drain (back-pressure).
+  std::uint64_t max_buffered_bytes = 512ULL << 20;
   std::function<void(std::uint16_t port)> on_listening;
 };
 
@@ -63,6 +66,7 @@ private:
 struct ServeOutcome
 {
   int stop_signal = 0; // the signal that stopped the server (after draining)
+  bool stopped_at_once = false; // a second stop signal: nothing more was waited for
   std::uint64_t requests = 0;
   std::uint64_t worker_restarts = 0;
 };

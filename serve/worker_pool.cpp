@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <system_error>
 #include <thread>
 #include <unistd.h>
@@ -145,6 +147,7 @@ WorkerPool::spawn(Slot& slot)
   slot.state = State::starting;
   slot.loaded_this_life = false;
   slot.fatal_message.clear();
+  watch_exit(slot);
   spdlog::debug("worker {} started (pid {})", slot.index, slot.pid);
   read_header(slot);
   // Loading is bounded too, at start (the server stops) and for a replacement (replaced
@@ -262,9 +265,20 @@ WorkerPool::pump()
 {
   while (!m_queue.empty() && !m_idle.empty()) {
     Slot* slot = m_idle.back(); // the most recently used worker: warm caches
+    if (!m_processes.running(slot->pid)) {
+      lost(*slot, "it exited"); // its channel may live on in a child it forked
+      continue;
+    }
     m_idle.pop_back();
     Job job = std::move(m_queue.front());
     m_queue.pop_front();
+    if (job.gone && job.gone()) {
+      // Its client closed the connection: nobody would read the answer.
+      spdlog::debug("request {} dropped: its client has gone", job.id);
+      m_idle.push_back(slot);
+      finish(job, Reply{503, "application/json", error_body("ServiceUnavailable", "the client has gone")});
+      continue;
+    }
     send(*slot, std::move(job));
   }
 }
@@ -292,7 +306,12 @@ WorkerPool::send(Slot& slot, Job job)
     }
     // The body is not needed any more: free it while the worker computes.
     if (slot.job) {
+      const bool large = slot.job->body.size() >= (std::size_t{1} << 20);
       std::string().swap(slot.job->body);
+      slot.job->hold.reset();
+      if (large) {
+        ::malloc_trim(0); // give the pages back: memory follows the bodies held
+      }
     }
   });
   slot.timer.expires_after(m_config.timeout);
@@ -321,6 +340,7 @@ WorkerPool::lost(Slot& slot, const std::string& why)
   ++slot.generation;
   boost::system::error_code ignored;
   slot.socket.close(ignored);
+  slot.exit_watch.close(ignored);
   slot.timer.cancel();
   std::erase(m_idle, &slot);
   slot.state = State::restarting;
@@ -375,10 +395,52 @@ WorkerPool::await_exit(Slot& slot, Clock::time_point give_up)
   });
 }
 
+// The process's exit, as the supervisor reaps it. A frame it wrote before exiting (fatal)
+// is read first: the channel's reader then reports it.
+void
+WorkerPool::check_alive(Slot& slot)
+{
+  const bool alive_state = slot.state == State::starting || slot.state == State::idle || slot.state == State::busy;
+  boost::system::error_code ec;
+  if (alive_state && slot.pid > 0 && slot.socket.available(ec) == 0 && !m_processes.running(slot.pid)) {
+    lost(slot, "it exited");
+  }
+}
+
+// A pidfd only wakes the loop at the worker's exit (the supervisor reaps it); where
+// pidfd_open is missing (Linux < 5.3), expire_queue's look every 250 ms at most does.
+void
+WorkerPool::watch_exit(Slot& slot)
+{
+  boost::system::error_code ec;
+  slot.exit_watch.close(ec);
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, slot.pid, 0));
+  if (fd < 0) {
+    return;
+  }
+  slot.exit_watch.assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  const auto generation = slot.generation;
+  slot.exit_watch.async_wait(asio::posix::stream_descriptor::wait_read,
+                             [this, &slot, generation](const boost::system::error_code& error) {
+                               if (!error && generation == slot.generation) {
+                                 check_alive(slot);
+                               }
+                             });
+}
+
 void
 WorkerPool::expire_queue()
 {
   m_processes.reap();
+  // A worker's death is learnt from the process (the supervisor reaps it), not only from
+  // its channel: a child forked by user code keeps the channel open after the worker died.
+  for (auto& slot : m_slots) {
+    check_alive(*slot);
+  }
   const auto now = Clock::now();
   while (!m_queue.empty() && now - m_queue.front().arrived >= m_config.timeout) {
     Job job = std::move(m_queue.front());
@@ -403,6 +465,7 @@ WorkerPool::stop_workers(std::chrono::milliseconds grace)
     ++slot->generation;
     boost::system::error_code ignored;
     slot->socket.close(ignored); // EOF: the worker leaves its loop and exits
+    slot->exit_watch.close(ignored);
     slot->timer.cancel();
     slot->state = State::stopped;
   }

@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
@@ -35,6 +36,10 @@ struct Job
   std::string accept;
   std::string body;
   std::function<void(Reply&&)> done; // called exactly once
+  // Whether the client has gone (its request is then dropped before it reaches a worker).
+  std::function<bool()> gone;
+  // Keeps the body counted in the front's buffered bytes until it is written to a worker.
+  std::shared_ptr<void> hold;
   std::chrono::steady_clock::time_point arrived;
 };
 
@@ -64,7 +69,7 @@ private:
   enum class State { starting, idle, busy, restarting, stopped };
   struct Slot
   {
-    explicit Slot(boost::asio::io_context& io) : socket(io), timer(io) {}
+    explicit Slot(boost::asio::io_context& io) : socket(io), timer(io), exit_watch(io) {}
     int index = 0;
     int pid = -1;
     State state = State::stopped;
@@ -74,6 +79,7 @@ private:
     std::uint64_t generation = 0; // bumped when the worker is replaced: stale handlers stop
     boost::asio::local::stream_protocol::socket socket;
     boost::asio::steady_timer timer;
+    boost::asio::posix::stream_descriptor exit_watch; // a pidfd: wakes the loop when it exits
     std::array<char, k_frame_header_size> rx_header{};
     FrameHeader frame;
     std::string rx_meta;
@@ -91,6 +97,8 @@ private:
   void on_frame(Slot& slot);
   void send(Slot& slot, Job job);
   void lost(Slot& slot, const std::string& why);
+  void watch_exit(Slot& slot);
+  void check_alive(Slot& slot);
   void await_exit(Slot& slot, std::chrono::steady_clock::time_point give_up);
   void pump();
   void expire_queue();

@@ -43,8 +43,12 @@ def decode(body, content_type):
             value = json.loads(_text(body))
         except ValueError as e:
             raise BadRequest("the body is not valid JSON: %s" % e)
+        except RecursionError:
+            raise BadRequest("the JSON body is nested too deeply")
         try:
             return np.array(value).astype(np.float32)
+        except RecursionError:
+            raise BadRequest("the JSON body is nested too deeply")
         except (TypeError, ValueError) as e:
             raise BadRequest("the JSON body is not an array of numbers: %s" % e)
     if kind == CSV:

@@ -31,6 +31,16 @@ class Channel:
         os.set_inheritable(fd, False)  # user code's subprocesses must not hold it open
         self.sock = socket.socket(fileno=fd)
         self.header = bytearray(HEADER.size)
+        # Nor its forked children (multiprocessing pools, data loaders): fork() keeps
+        # every descriptor, close-on-exec or not. (The front learns of the worker's death
+        # from the process anyway; this keeps the channel the worker's alone.)
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
     def _read_exactly(self, buffer):
         view = memoryview(buffer)
@@ -119,8 +129,12 @@ class Handlers:
             result, content_type = result
         if isinstance(result, str):
             result = result.encode("utf-8")
+        content_type = str(content_type)
+        if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in content_type):
+            # A CR LF would put a header of its own on the wire.
+            raise ValueError("output_fn returned the content type %r, with control characters" % content_type)
         if isinstance(result, (bytes, bytearray, memoryview)):
-            return 200, str(content_type), result
+            return 200, content_type, result
         raise TypeError("output_fn returned %s; expected bytes, str or (body, content_type)" % type(result).__name__)
 
 
@@ -138,7 +152,7 @@ def configure_logging():
 def main():
     configure_logging()
     try:
-        fd = int(os.environ["SMLAUNCH_SERVE_FD"])
+        fd = int(os.environ.pop("SMLAUNCH_SERVE_FD"))  # not passed on to user code's children
     except (KeyError, ValueError):
         print("smlaunch_serving: run by `smlaunch serve`, which sets SMLAUNCH_SERVE_FD", file=sys.stderr)
         return 2

@@ -57,6 +57,9 @@ TEST(LauncherServeOptions, Defaults)
   EXPECT_EQ(o.submit_directory, "");
   EXPECT_EQ(o.base_dir, "/opt/ml");
   EXPECT_EQ(o.verbosity, launcher::Verbosity::normal);
+  EXPECT_EQ(o.max_buffered_bytes, 512ULL << 20);
+  EXPECT_EQ(parse({"serve", "--max-buffered-bytes", "1048576"}, {{"SAGEMAKER_PROGRAM", "a.py"}}).max_buffered_bytes, 1ULL << 20);
+  EXPECT_EQ(parse({"serve"}, {{"SAGEMAKER_PROGRAM", "a.py"}, {"SMLAUNCH_MAX_BUFFERED_BYTES", "4096"}}).max_buffered_bytes, 4096U);
 }
 
 TEST(LauncherServeOptions, ReferenceVariablesThenTwinsThenCommandLine)
@@ -135,6 +138,7 @@ TEST(LauncherServeOptions, BadValuesNameTheSettingItsOriginAndTheValue)
     {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "json", "expected a media type"},
     {"SAGEMAKER_CONTAINER_LOG_LEVEL", "loud", "--log-level (environment SAGEMAKER_CONTAINER_LOG_LEVEL)"},
     {"SMLAUNCH_MAX_BODY_SIZE", "1G", "--max-body-size (environment SMLAUNCH_MAX_BODY_SIZE) is \"1G\""},
+    {"SMLAUNCH_MAX_BUFFERED_BYTES", "0", "--max-buffered-bytes (environment SMLAUNCH_MAX_BUFFERED_BYTES) is \"0\""},
   };
   for (const auto& c : cases) {
     const std::string message = usage_error({"serve"}, {program, {c.variable, c.value}});

@@ -28,6 +28,12 @@ TEST(ServeRouting, Routes)
     {"GET", "/pingx", Route::not_found},
     {"POST", "/invocations/", Route::not_found},
     {"GET", "/execution-parameters", Route::not_found},
+    // Absolute form (RFC 9112 section 3.2.2).
+    {"POST", "http://h/invocations", Route::invocations},
+    {"POST", "HTTP://h:8080/invocations?x=1", Route::invocations},
+    {"GET", "https://h/ping", Route::ping},
+    {"GET", "http://h", Route::not_found},
+    {"GET", "http://h/pingx", Route::not_found},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(serve::route_for(c.method, c.target), c.route) << c.method << " " << c.target;

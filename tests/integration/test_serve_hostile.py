@@ -1,0 +1,477 @@
+"""`smlaunch serve` against hostile clients and hostile user code (issue 16): raw sockets
+over loopback to the real binary. Every wait and loop is bounded in time and count."""
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+from test_serve import NUMPY_MODULE, STEERED_MODULE, Server, require_numpy
+
+# predict_fn logs every value it sees (to tell which requests reached a worker) and is
+# steered by the first value: -3 sleeps 2 s, -4 answers 48 MiB, -5 dies with os._exit.
+LOGGING_MODULE = NUMPY_MODULE + r'''
+def predict_fn(data, model):
+    first = float(np.asarray(data).ravel()[0]) if np.asarray(data).size else 0.0
+    with open(os.path.join(os.environ["SERVE_TEST_LOG"], "predict.log"), "a") as f:
+        f.write("%g\n" % first)
+    if first == -3:
+        time.sleep(2)
+    if first == -4:
+        return np.zeros(12 * 1024 * 1024, dtype=np.float32)
+    if first == -5:
+        os._exit(1)
+    return model(data)
+
+def output_fn(prediction, accept):
+    if np.asarray(prediction).size > 1000:
+        return np.asarray(prediction).tobytes(), "application/octet-stream"
+    if np.asarray(prediction).ravel()[0] == -14:  # input -7 with scale 2
+        return "x", "text/plain\r\nX-Injected: yes"
+    from smlaunch_serving import defaults
+    return defaults.output_fn(prediction, accept)
+'''
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def raw_exchange(port, data, timeout=10, until_close=True):
+    """Send `data` on a fresh connection and read what comes back until the server closes
+    it (or `timeout`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if not until_close:
+                break
+        return b"".join(chunks)
+
+
+def status_of(response):
+    line = response.split(b"\r\n", 1)[0]
+    parts = line.split()
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def request_bytes(method, target, body=b"", headers=(), version="HTTP/1.1", host=True):
+    lines = ["%s %s %s" % (method, target, version)]
+    if host:
+        lines.append("Host: 127.0.0.1")
+    lines += list(headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def post(body, extra=()):
+    body = body.encode() if isinstance(body, str) else body
+    return request_bytes("POST", "/invocations", body,
+                         ["Content-Type: application/json", "Content-Length: %d" % len(body), *extra])
+
+
+class HostileClientTest(unittest.TestCase):
+    """One server (2 workers) for the checks that leave it healthy."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_numpy(cls)
+        cls._holder = unittest.TestCase()
+        cls.server = Server(cls._holder, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                            args=["--timeout", "5"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._holder.doCleanups()
+
+    def assert_healthy(self):
+        status, _, body = self.server.invoke("[1]", "application/json", "application/json")
+        self.assertEqual((status, body), (200, b"[2.0]"))
+
+    # Defect 1: memory follows the bytes received, not the Content-Length promised.
+    def test_declared_gigabyte_allocates_nothing(self):
+        pid = self.server.proc.pid
+        before = vm_rss_kib(pid)
+        sockets = []
+        try:
+            for _ in range(3):
+                s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+                s.sendall(request_bytes("POST", "/invocations", b"[" + b"1," * 49,
+                                        ["Content-Type: application/json", "Content-Length: 1073741824"]))
+                sockets.append(s)
+            time.sleep(1.5)
+            grown = vm_rss_kib(pid) - before
+            self.assertLess(grown, 64 * 1024, "the front grew by %d KiB for 300 bytes received" % grown)
+        finally:
+            for s in sockets:
+                s.close()
+        self.assert_healthy()
+
+    # Defect 4: request smuggling.
+    def test_transfer_encoding_not_ending_in_chunked_is_400_and_closes(self):
+        smuggled = post("[5]")
+        for coding in ("gzip", "chunked, gzip", "identity", "xchunked", "chunked\r\nTransfer-Encoding: gzip"):
+            with self.subTest(coding=coding):
+                body = b"0\r\n\r\n" + smuggled
+                data = request_bytes("POST", "/invocations", body,
+                                     ["Content-Type: application/json", "Transfer-Encoding: " + coding])
+                response = raw_exchange(self.server.port, data)
+                self.assertEqual(status_of(response), 400, response[:300])
+                self.assertEqual(response.count(b"HTTP/1.1 "), 1, response[:600])  # nothing ran after it
+
+    def test_host_missing_or_repeated_is_400(self):
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", host=False))
+        self.assertEqual(status_of(response), 400, response[:300])
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", headers=["Host: other"]))
+        self.assertEqual(status_of(response), 400, response[:300])
+        # HTTP/1.0 needs none.
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", version="HTTP/1.0", host=False))
+        self.assertEqual(status_of(response), 200, response[:300])
+
+    def test_absolute_form_target(self):
+        body = b"[3]"
+        data = request_bytes("POST", "http://127.0.0.1:%d/invocations" % self.server.port, body,
+                             ["Content-Type: application/json", "Content-Length: 3", "Connection: close"])
+        response = raw_exchange(self.server.port, data)
+        self.assertEqual(status_of(response), 200, response[:300])
+        self.assertTrue(response.endswith(b"[6.0]"), response[-100:])
+
+    # Defect 7: no header from user code.
+    def test_control_characters_in_a_content_type_from_output_fn(self):
+        response = raw_exchange(self.server.port, post("[-7]", ["Connection: close"]))
+        self.assertEqual(status_of(response), 500, response[:300])
+        head = response.split(b"\r\n\r\n", 1)[0]
+        self.assertNotIn(b"\r\nX-Injected", head)
+        body = json.loads(response.split(b"\r\n\r\n", 1)[1])
+        self.assertEqual(body.get("function"), "output_fn", body)
+
+    # Defect 8: HEAD then a bad request on one connection.
+    def test_head_does_not_leak_into_the_next_answer(self):
+        data = request_bytes("HEAD", "/ping") + b"GARBAGE\r\n\r\n"
+        response = raw_exchange(self.server.port, data)
+        head, _, rest = response.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), response[:300])
+        self.assertEqual(status_of(rest), 400, rest[:300])
+        head400, _, body400 = rest.partition(b"\r\n\r\n")
+        length = [int(line.split(b":")[1]) for line in head400.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+        self.assertEqual(length, [len(body400)], rest)
+        self.assertGreater(len(body400), 0)
+
+    # Defect 9, smaller ones.
+    def test_deeply_nested_json_is_400(self):
+        status, _, body = self.server.invoke("[" * 100000 + "]" * 100000, "application/json")
+        self.assertEqual(status, 400, body[:300])
+
+    def test_bad_chunk_sizes_are_400(self):
+        for size in (b"-5", b"0x5", b"zz"):
+            with self.subTest(size=size):
+                data = request_bytes("POST", "/invocations", size + b"\r\n[1,2]\r\n0\r\n\r\n",
+                                     ["Content-Type: application/json", "Transfer-Encoding: chunked"])
+                response = raw_exchange(self.server.port, data)
+                self.assertEqual(status_of(response), 400, response[:300])
+
+    def test_http10_keep_alive_answer_says_so(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(request_bytes("GET", "/ping", version="HTTP/1.0", headers=["Connection: keep-alive"]))
+            head = b""
+            deadline = time.monotonic() + 10
+            while b"\r\n\r\n" not in head and time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            self.assertIn(b"connection: keep-alive", head.lower(), head)
+            s.sendall(request_bytes("GET", "/ping", version="HTTP/1.0", headers=["Connection: keep-alive"]))
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1."))
+
+    def predicted(self):
+        path = os.path.join(self.server.log_dir, "predict.log")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [line.strip() for line in f]
+
+
+class BufferCeilingTest(unittest.TestCase):
+    # Defect 1: the bytes buffered across all connections have a ceiling.
+    def test_uploads_stop_being_read_at_max_buffered_bytes(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1},
+                        args=["--timeout", "30", "--max-buffered-bytes", str(4 << 20)])
+        pid = server.proc.pid
+        before = vm_rss_kib(pid)
+        sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(8)]
+        piece = b"1," * (1 << 19)  # 1 MiB
+
+        def upload(s):
+            s.settimeout(4)
+            try:
+                s.sendall(request_bytes("POST", "/invocations", b"[",
+                                        ["Content-Type: application/json", "Content-Length: %d" % (64 << 20)]))
+                for _ in range(16):
+                    s.sendall(piece)
+            except OSError:
+                pass  # the front stopped reading: the kernel's buffers are full
+
+        threads = [threading.Thread(target=upload, args=(s,)) for s in sockets]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=20)
+            grown = vm_rss_kib(pid) - before
+            # 8 x 16 MiB were sent; the front holds about its 4 MiB (twice, for growth).
+            self.assertLess(grown, 40 * 1024, "the front grew by %d KiB" % grown)
+            status, _, _ = server.request("GET", "/ping", timeout=10)
+            self.assertEqual(status, 200)
+        finally:
+            for s in sockets:
+                s.close()
+        # Their bytes are released with their connections.
+        deadline = time.monotonic() + 10
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status, _, body = server.invoke("[1]", "application/json", timeout=5)
+            except OSError:
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.2)
+        self.assertEqual(status, 200)
+
+
+class LargeBodyTest(unittest.TestCase):
+    def test_a_body_larger_than_max_buffered_bytes_still_completes(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": NUMPY_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--max-buffered-bytes", str(1 << 20)])
+        values = list(range(1, 400001))  # about 3 MiB of JSON
+        status, _, body = server.invoke(json.dumps(values), "application/json", timeout=60)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(len(json.loads(body)), len(values))
+
+
+class QueueTest(unittest.TestCase):
+    def test_requests_of_clients_gone_never_reach_a_worker(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "20"])
+        busy = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        busy.sendall(post("[-3]"))  # the one worker sleeps 2 s
+        time.sleep(0.5)
+        for value in range(101, 106):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+                s.sendall(post("[%d]" % value))
+        self.assertEqual(status_of(busy.recv(4096)), 200)
+        busy.close()
+        status, _, body = server.invoke("[7]", "application/json")
+        self.assertEqual((status, body), (200, b"[14.0]"))
+        with open(os.path.join(server.log_dir, "predict.log")) as f:
+            seen = [line.strip() for line in f]
+        self.assertEqual(seen, ["-3", "7"])
+
+
+class WriteTimeoutTest(unittest.TestCase):
+    # Defect 5: a client that never reads its answer.
+    def test_answer_to_a_client_that_never_reads_is_bounded(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "2"])
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(post("[-4]"))  # 48 MiB answer, never read
+        time.sleep(6)
+        # The front gave up writing: what is left is what the kernel buffered, then the end.
+        received = 0
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                received += len(chunk)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+        self.assertLess(received, 48 * 1024 * 1024)
+        started = time.monotonic()
+        self.assertEqual(server.stop(timeout=30), 0)
+        self.assertLess(time.monotonic() - started, 6)
+
+
+def serve_with_limits(testcase, soft, hard, **kwargs):
+    """A Server whose process starts with RLIMIT_NOFILE (soft, hard)."""
+    original = subprocess.Popen
+
+    def popen(*args, **kw):
+        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        return original(*args, **kw)
+
+    subprocess.Popen = popen
+    try:
+        return Server(testcase, **kwargs)
+    finally:
+        subprocess.Popen = original
+
+
+class DescriptorLimitTest(unittest.TestCase):
+    def test_emfile_does_not_spin_and_the_soft_limit_is_raised(self):
+        require_numpy(self)
+        server = serve_with_limits(self, 64, 200, code={"inference.py": NUMPY_MODULE}, model_files={"scale.txt": "2"},
+                                   env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1})
+        with open("/proc/%d/limits" % server.proc.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        self.assertEqual(line.split()[3:5], ["200", "200"], line)
+        held = []
+        try:
+            for _ in range(260):
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", server.port), timeout=2))
+                except OSError:
+                    break
+            lines_before = server.output().count("accept")
+            time.sleep(3)
+            lines_after = server.output().count("accept")
+            self.assertLess(lines_after - lines_before, 5, server.output()[-2000:])
+            self.assertLess(lines_after, 10, server.output()[-2000:])
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.5)
+        status, _, body = server.invoke("[1]", "application/json")
+        self.assertEqual((status, body), (200, b"[2.0]"))
+
+
+# model_fn forks a child with libc's fork (no Python at-fork hooks run, as in a C
+# extension): it keeps every descriptor of the worker, the channel included, and sleeps.
+FORKING_MODULE = LOGGING_MODULE + r'''
+import ctypes
+_model_fn = model_fn
+
+def model_fn(model_dir):
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = libc.fork()
+    if pid == 0:
+        libc.sleep(60)
+        libc._exit(0)
+    with open(os.path.join(os.environ["SERVE_TEST_LOG"], "forked.pids"), "a") as f:
+        f.write("%d %d\n" % (os.getpid(), pid))
+    return _model_fn(model_dir)
+'''
+
+# model_fn starts a process in a session of its own (out of the worker's group).
+DETACHING_MODULE = NUMPY_MODULE.replace("def model_fn(model_dir):", r'''import subprocess
+def model_fn(model_dir):
+    child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    with open(os.path.join(os.environ["SERVE_TEST_LOG"], "detached.pids"), "a") as f:
+        f.write("%d\n" % child.pid)''')
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class WorkerDeathTest(unittest.TestCase):
+    # Defect 3: a worker whose child holds its channel still dies visibly.
+    def setUp(self):
+        require_numpy(self)
+        self.server = Server(self, {"inference.py": FORKING_MODULE}, model_files={"scale.txt": "2"},
+                             env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "30"])
+
+    def forked(self):
+        with open(os.path.join(self.server.log_dir, "forked.pids")) as f:
+            return [tuple(map(int, line.split())) for line in f if line.strip()]
+
+    def test_worker_exiting_mid_request_is_500_not_504(self):
+        started = time.monotonic()
+        status, _, body = self.server.invoke("[-5]", "application/json", timeout=40)
+        self.assertEqual(status, 500, body)
+        self.assertEqual(json.loads(body)["error"], "WorkerDied")
+        self.assertLess(time.monotonic() - started, 15)
+        worker, child = self.forked()[0]
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(alive(child), "the forked child of the dead worker is still running")
+
+    def test_idle_worker_killed_is_replaced_at_once(self):
+        worker, _ = self.forked()[0]
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        status, _, body = self.server.invoke("[1]", "application/json", timeout=40)
+        self.assertEqual((status, body), (200, b"[2.0]"))
+        self.assertLess(time.monotonic() - started, 15)
+
+
+class SweepTest(unittest.TestCase):
+    # Defect 6: what user code started does not outlive the server.
+    def test_processes_left_by_user_code_are_stopped_with_the_server(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": DETACHING_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 2})
+        server.wait_model_fn_calls(2)
+        with open(os.path.join(server.log_dir, "detached.pids")) as f:
+            pids = [int(line) for line in f if line.strip()]
+        self.assertEqual(len(pids), 2)
+        self.assertTrue(all(alive(p) for p in pids))
+        self.assertEqual(server.stop(timeout=30), 0)
+        survivors = [p for p in pids if alive(p)]
+        for p in survivors:
+            os.kill(p, signal.SIGKILL)
+        self.assertEqual(survivors, [])
+
+    def test_second_signal_does_not_wait_for_a_busy_worker(self):
+        require_numpy(self)
+        server = Server(self, {"inference.py": STEERED_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "60"])
+        busy = threading.Thread(target=lambda: self._ignore(server.invoke, "[-2]", "application/json", timeout=60))
+        busy.start()
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(server.log_dir, "busy.pid")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        self.assertIsNone(server.proc.poll())  # draining: the request is still running
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.stop(timeout=30)
+        self.assertLess(time.monotonic() - started, 3.5)
+        busy.join(timeout=30)
+
+    @staticmethod
+    def _ignore(function, *args, **kwargs):
+        try:
+            function(*args, **kwargs)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    unittest.main()
