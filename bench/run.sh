@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
+scripts/install-packages.sh bench
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSMLAUNCH_BUILD_TESTS=OFF >/dev/null
 cmake --build build-release >/dev/null
 echo "== launcher: start-up, memory, output throughput (baseline: the script run directly)"

@@ -6,6 +6,7 @@
 #   scripts/install-packages.sh tidy      clang-tidy (scripts/tidy.sh)
 #   scripts/install-packages.sh fuzz      clang 14 with libFuzzer and the sanitizers (scripts/fuzz.sh)
 #   scripts/install-packages.sh docker    Debian's Docker engine, compose 1.29, mmdebstrap (docker/engine.sh)
+#   scripts/install-packages.sh bench     the reference BLAS for bench/bench_blas.py's baseline
 # scripts/setup.sh installs the first three, scripts/test.sh all of them. Needs root (or sudo).
 set -euo pipefail
 SUDO=""
@@ -34,7 +35,10 @@ for group in "$@"; do
       packages+=(clang libclang-rt-14-dev) ;;
     docker)
       packages+=(docker.io docker-compose mmdebstrap) ;;
-    *) echo "install-packages.sh: unknown group '$group' (build, run, test, tidy, fuzz or docker)" >&2; exit 2 ;;
+    bench)
+      # The reference BLAS, the baseline of bench_blas.py (OpenBLAS stays the default).
+      packages+=(libblas3 liblapack3) ;;
+    *) echo "install-packages.sh: unknown group '$group' (build, run, test, tidy, fuzz, docker or bench)" >&2; exit 2 ;;
   esac
 done
 
