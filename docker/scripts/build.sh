@@ -13,6 +13,8 @@ if [ -r /etc/os-release ] && . /etc/os-release && [ "${ID:-}" = ubuntu ]; then
 fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
-build/bin/unit_tests --gtest_brief=1
+for unit_tests in build/bin/unit_*; do   # one GoogleTest binary per library
+  "$unit_tests" --gtest_brief=1
+done
 cmake --install build --prefix "$staging/usr/local" --strip
 ls -l "$staging/usr/local/bin/smlaunch"
