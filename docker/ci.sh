@@ -81,8 +81,8 @@ for h in algo-1 algo-2; do
     --epochs 1 --samples 2000 --code-in-tree >/dev/null
 done
 mkdir -p "$work/compose/model"
-export SMLAUNCH_JOBS="$work/compose" SMLAUNCH_IMAGE="$image" PIP_NO_INDEX=1
-timeout 600 docker-compose -p "$project" -f docker/docker-compose.yml up --no-build \
+export SMLAUNCH_JOBS="$work/compose" SMLAUNCH_IMAGE="$image"
+PIP_NO_INDEX=1 timeout 600 docker-compose -p "$project" -f docker/docker-compose.yml up --no-build \
   --abort-on-container-exit > "$work/compose.log" 2>&1 || true
 for h in algo-1 algo-2; do
   status=$("$docker" inspect -f '{{.State.ExitCode}}' "${project}_${h}_1" 2>/dev/null || echo missing)
@@ -170,7 +170,7 @@ if ! .cache/sdk/bin/python -c "import sagemaker, sys; sys.exit(sagemaker.__versi
   echo "docker/ci.sh: installing sagemaker==$sdk_version into .cache/sdk (test-only venv)"
   rm -rf .cache/sdk
   /usr/bin/python3 -m venv .cache/sdk
-  PIP_CACHE_DIR="$repo/.cache/pip" .cache/sdk/bin/python -m pip install --quiet --disable-pip-version-check \
+  env -u PIP_NO_INDEX PIP_CACHE_DIR="$repo/.cache/pip" .cache/sdk/bin/python -m pip install --quiet --disable-pip-version-check \
     "sagemaker==$sdk_version"
 fi
 mkdir -p "$work/bin"
