@@ -168,10 +168,11 @@ echo "== docker/ci.sh: 6. the SageMaker Python SDK's local mode as the client"
 sdk_version=2.257.6
 if ! .cache/sdk/bin/python -c "import sagemaker, sys; sys.exit(sagemaker.__version__ != '$sdk_version')" 2>/dev/null; then
   echo "docker/ci.sh: installing sagemaker==$sdk_version into .cache/sdk (test-only venv)"
-  rm -rf .cache/sdk
-  /usr/bin/python3 -m venv .cache/sdk
-  env -u PIP_NO_INDEX PIP_CACHE_DIR="$repo/.cache/pip" .cache/sdk/bin/python -m pip install --quiet --disable-pip-version-check \
+  rm -rf .cache/sdk .cache/sdk.new   # made aside, then moved: an interrupted install leaves no half venv
+  /usr/bin/python3 -m venv .cache/sdk.new
+  env -u PIP_NO_INDEX PIP_CACHE_DIR="$repo/.cache/pip" .cache/sdk.new/bin/python -m pip install --quiet --disable-pip-version-check \
     "sagemaker==$sdk_version"
+  mv .cache/sdk.new .cache/sdk
 fi
 mkdir -p "$work/bin"
 ln -s "$docker" "$work/bin/docker"   # the engine's own client first on PATH, as for the SDK's calls

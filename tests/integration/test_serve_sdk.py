@@ -47,6 +47,9 @@ class SdkClientTest(unittest.TestCase):
         if not os.access(SDK_PYTHON, os.X_OK):
             self.skipTest("no SageMaker SDK venv at %s (docker/ci.sh makes it; or set SMLAUNCH_TEST_SDK_PYTHON)"
                           % SDK_PYTHON)
+        if subprocess.run([SDK_PYTHON, "-c", "import numpy, sagemaker"], capture_output=True, timeout=120).returncode:
+            self.skipTest("the SageMaker SDK venv at %s lacks sagemaker or numpy (an interrupted install; "
+                          "docker/ci.sh makes it again)" % SDK_PYTHON)
         server = Server(self, {"inference.py": NUMPY_MODULE}, model_files={"scale.txt": "2"})
         out = subprocess.run([SDK_PYTHON, "-c", CLIENT, str(server.port)], capture_output=True, text=True,
                              timeout=120)
