@@ -394,7 +394,7 @@ Session::on_header(beast::error_code ec)
     m_keep_alive = false;
     respond(Reply{refusal, "application/json",
                   error_body(refusal == 501 ? "NotImplemented" : "BadRequest",
-                             "Transfer-Encoding must be exactly \"chunked\" (RFC 9112 section 6.3); it is \"" +
+                             R"(Transfer-Encoding must be exactly "chunked" (RFC 9112 section 6.3); it is ")" +
                                std::string(header(req, "Transfer-Encoding").value_or("")) + "\"")});
     return;
   }
