@@ -38,6 +38,15 @@ def output_fn(prediction, accept):
 '''
 
 
+def under_asan(pid):
+    """Whether the process runs with AddressSanitizer (the ASan pass of scripts/test.sh)."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 def vm_rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -240,7 +249,10 @@ class BufferCeilingTest(unittest.TestCase):
                 t.join(timeout=20)
             grown = vm_rss_kib(pid) - before
             # 8 x 16 MiB were sent; the front holds about its 4 MiB (twice, for growth).
-            self.assertLess(grown, 40 * 1024, "the front grew by %d KiB" % grown)
+            # AddressSanitizer's shadow memory and quarantine of freed blocks add to that
+            # (57 MiB seen): still far below the 128 MiB held without back-pressure.
+            limit = 100 * 1024 if under_asan(pid) else 40 * 1024
+            self.assertLess(grown, limit, "the front grew by %d KiB" % grown)
             status, _, _ = server.request("GET", "/ping", timeout=10)
             self.assertEqual(status, 200)
         finally:
