@@ -125,6 +125,15 @@ def build_wheel(directory, name, version="1.0", module_text="VALUE = 42\n"):
     return path
 
 
+def alive(pid):
+    """True while pid is a process that is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def require_binary(testcase):
     if not SMLAUNCH or not os.access(SMLAUNCH, os.X_OK):
         raise unittest.SkipTest("SMLAUNCH_BIN is not set to the smlaunch binary")

@@ -399,12 +399,7 @@ def model_fn(model_dir):
         f.write("%d\n" % child.pid)''')
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+alive = harness.alive
 
 
 class WorkerDeathTest(unittest.TestCase):
