@@ -19,6 +19,12 @@ namespace {
 std::optional<int>
 nvml_device_count()
 {
+  // Without the kernel driver (no /proc/driver/nvidia, no /dev/nvidiactl; GPU containers
+  // get both) NVML cannot find a GPU: skip dlopen's search of ~45 library paths.
+  std::error_code ec;
+  if (!std::filesystem::exists("/proc/driver/nvidia", ec) && !std::filesystem::exists("/dev/nvidiactl", ec)) {
+    return std::nullopt;
+  }
   void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
     return std::nullopt;
