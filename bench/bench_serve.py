@@ -264,6 +264,9 @@ def main():
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--models", default=",".join(name for name, _ in MODELS),
+                        help="comma-separated subset of: " + ", ".join(name for name, _ in MODELS))
+    parser.add_argument("--payloads", default="1KiB,1MiB", help="comma-separated subset of: 1KiB, 1MiB")
     args = parser.parse_args()
     python = os.path.abspath(args.python)
     ensure_packages(python)
@@ -307,7 +310,7 @@ for name, rows in (("1KiB", 1), ("1MiB", 1024)):
         with open(os.path.join(root, "app.py"), "w") as f:
             f.write(BASELINE_APP)
         ours, theirs = {}, {}
-        for model_name, module in MODELS:
+        for model_name, module in [(n, m) for n, m in MODELS if n in args.models.split(",")]:
             # Both stacks run at once, idle while the other is measured; each figure is
             # measured in turns, `--rounds` times, and the median round is kept, so a
             # change in the machine's load hits both alike.
@@ -317,7 +320,7 @@ for name, rows in (("1KiB", 1), ("1MiB", 1024)):
                 running += procs
                 port_theirs, procs = start_baseline(args, python, nginx, root, model, module, env)
                 running += procs
-                for payload, script in scripts.items():
+                for payload, script in [(p, s) for p, s in scripts.items() if p in args.payloads.split(",")]:
                     for connections in (1, 32):
                         key = (model_name, payload, connections)
                         samples = {"smlaunch": [], "baseline": []}

@@ -172,6 +172,7 @@ private:
   std::optional<http::request_parser<http::string_body>> m_parser;
   std::optional<http::response<http::string_body>> m_response;
   std::string m_body;
+  std::uint64_t m_body_filled = 0;        // bytes of m_body received (its size is what was allocated)
   std::uint64_t m_expected = 0;           // a body of known length: its size
   std::shared_ptr<BufferHold> m_hold;     // this request's body bytes in the budget
   Clock::time_point m_body_deadline{};    // an upload, pauses included, is bounded by --timeout
@@ -528,6 +529,7 @@ Session::read_body_direct(std::uint64_t size)
   m_hold = std::make_shared<BufferHold>(m_front.budget());
   const std::size_t buffered = std::min<std::size_t>(m_buffer.size(), size);
   m_body.resize(buffered);
+  m_body_filled = buffered;
   asio::buffer_copy(asio::buffer(m_body.data(), buffered), m_buffer.data());
   m_buffer.consume(buffered);
   m_hold->add(buffered);
@@ -538,8 +540,9 @@ Session::read_body_direct(std::uint64_t size)
 void
 Session::read_direct_more()
 {
-  const std::uint64_t have = m_body.size();
+  const std::uint64_t have = m_body_filled;
   if (have == m_expected) {
+    m_body.resize(have);
     m_stream.expires_never();
     dispatch(m_parser->get().base(), m_parser->keep_alive(), std::move(m_body));
     return;
@@ -552,7 +555,11 @@ Session::read_direct_more()
   std::uint64_t step = std::min<std::uint64_t>(m_expected - have, std::clamp<std::uint64_t>(have, 256 << 10, 64 << 20));
   step = std::min<std::uint64_t>(step, std::max<std::uint64_t>(m_front.room_left(), 64 << 10));
   try {
-    m_body.resize(have + step);
+    // Growing a string zero-fills the new part: grow only past what is allocated, so that
+    // a body is filled with zeros once, not once per read.
+    if (m_body.size() < have + step) {
+      m_body.resize(have + step);
+    }
   } catch (const std::bad_alloc&) {
     m_keep_alive = false;
     respond(Reply{413, "application/json",
@@ -563,7 +570,7 @@ Session::read_direct_more()
   m_stream.expires_after(left > 0s ? std::chrono::duration_cast<Clock::duration>(left) : Clock::duration(1ms));
   m_stream.async_read_some(asio::buffer(m_body.data() + have, step),
                            [self = shared_from_this(), have](beast::error_code ec, std::size_t n) {
-                             self->m_body.resize(have + n);
+                             self->m_body_filled = have + n;
                              self->m_hold->add(n);
                              if (ec) {
                                self->m_front.busy(-1);
@@ -669,7 +676,7 @@ Session::on_written(beast::error_code ec, bool keep_alive)
   const bool large = m_response && m_response->body().size() >= (std::size_t{1} << 20);
   m_response.reset();
   if (large) {
-    ::malloc_trim(0); // the heap's top would otherwise keep the largest answer's pages
+    ::malloc_trim(k_heap_kept); // the heap's top would otherwise keep the largest answer's pages
   }
   m_front.busy(-1);
   if (ec || !keep_alive) {

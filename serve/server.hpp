@@ -5,12 +5,18 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
 
 namespace serve {
+
+// Free heap kept after a large body is released (malloc_trim's pad): the next request of
+// a few MiB reuses those pages instead of faulting in fresh zeroed ones (a 1 MiB request
+// cost the front ~256 page faults each), while memory still falls back after a burst.
+inline constexpr std::size_t k_heap_kept = 8U << 20U;
 
 // How worker processes are started, watched and stopped (the launcher's supervisor).
 class WorkerProcesses

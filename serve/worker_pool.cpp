@@ -310,7 +310,7 @@ WorkerPool::send(Slot& slot, Job job)
       std::string().swap(slot.job->body);
       slot.job->hold.reset();
       if (large) {
-        ::malloc_trim(0); // give the pages back: memory follows the bodies held
+        ::malloc_trim(k_heap_kept); // give the pages back: memory follows the bodies held
       }
     }
   });
