@@ -86,7 +86,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    blas = subprocess.run([args.python, "-c", "import json, threadpoolctl; print(json.dumps([(i['internal_api'], "
+    blas = subprocess.run([args.python, "-c", "import json, numpy, threadpoolctl; print(json.dumps([(i['internal_api'], "
                            "i.get('version'), i['num_threads']) for i in threadpoolctl.threadpool_info()]))"],
                           capture_output=True, text=True)
     print("cpus: %d, ranks on the host: %d, numpy's BLAS (threadpoolctl): %s" % (

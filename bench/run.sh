@@ -18,6 +18,9 @@ echo
 echo "== BLAS and thread budget: the Chainer example, optimized against reference BLAS (baseline: the reference BLAS; no budget)"
 .venv/bin/python bench/bench_blas.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
 echo
+echo "== thread budget: N ranks of numpy on one host (baseline: no budget, every rank free to use every core)"
+.venv/bin/python bench/bench_thread_budget.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
+echo
 echo "== serving: requests/s and latency (baseline: nginx + gunicorn (gevent) + Flask, same handlers)"
 .venv/bin/python bench/bench_serve.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
 
