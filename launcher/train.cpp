@@ -105,7 +105,7 @@ stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
     spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
   }
   HelperFetcher fetcher(supervisor, in.inherited, plan.environment.region_hyperparameter, in.paths.base + "/.smlaunch");
-  StagingContext context{in.paths.base, in.paths.code, &fetcher};
+  StagingContext context{in.paths.base, in.paths.code, &fetcher, [&] { return supervisor.poll_stop_signal(); }};
   stage_code(plan.source, plan.staging, context);
   if (const int sig = supervisor.poll_stop_signal()) {
     throw StoppedError(sig, "staging");

@@ -4,6 +4,7 @@
 #include "base/logging.hpp"
 #include "base/shell.hpp"
 #include "fetch/fetch_helper.hpp"
+#include "fetch/tree_copy.hpp"
 #include "local/local_network.hpp"
 #include "local/local_plan.hpp"
 #include "process/executables.hpp"
@@ -76,36 +77,14 @@ create_job_directory(const LocalJobPlan& plan)
   }
 }
 
-// The code as it is now, without `exclude` (the job directory, when it lies inside);
-// links are copied as links.
+// The code as it is now, without the job directory when the source holds it (by any
+// path, links included); the same rules as train's staging (fetch/tree_copy.hpp).
 void
-copy_source(const std::string& source, const std::string& destination, const std::string& exclude)
+copy_source(const std::string& source, const std::string& destination, const std::string& job_dir)
 {
-  std::error_code ec;
-  fs::create_directories(destination, ec);
-  for (auto it = fs::recursive_directory_iterator(source, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const fs::path& from = it->path();
-    if (from == exclude) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    const fs::path to = fs::path(destination) / from.lexically_relative(source);
-    std::error_code copy_ec;
-    if (it->is_symlink(copy_ec)) {
-      fs::copy_symlink(from, to, copy_ec);
-    } else if (it->is_directory(copy_ec)) {
-      fs::create_directory(to, copy_ec);
-    } else if (it->is_regular_file(copy_ec)) {
-      fs::copy_file(from, to, copy_ec);
-    }
-    if (copy_ec) {
-      throw StagingError("cannot copy " + from.string() + " into " + to.string() + ": " + copy_ec.message());
-    }
-  }
-  if (ec) {
-    throw StagingError("cannot read the source directory " + source + ": " + ec.message());
-  }
+  TreeCopyOptions options;
+  options.leave_out.emplace_back(job_dir, "it is the job directory " + job_dir);
+  copy_source_tree(source, destination, options);
 }
 
 // SSH between the simulated hosts: a key pair and a host key made for this job only,

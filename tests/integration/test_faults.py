@@ -3,8 +3,12 @@ import io
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import tarfile
+import tempfile
 import time
 import unittest
 
@@ -250,6 +254,204 @@ class TestFaults(unittest.TestCase):
         result = tree.run()
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("from my src", result.stdout + result.stderr)
+
+    # --- helpers for the tests below
+    def set_submit_directory(self, base, value):
+        path = os.path.join(base, "input", "config", "hyperparameters.json")
+        hps = json.loads(read(path))
+        hps["sagemaker_submit_directory"] = json.dumps(value)
+        with open(path, "w") as f:
+            json.dump(hps, f)
+
+    @staticmethod
+    def train(base, timeout=120, **kwargs):
+        return subprocess.run([harness.SMLAUNCH, "train", "--base-dir", base, "--python", harness.PYTHON],
+                              env=clean_env(), capture_output=True, text=True, errors="replace", timeout=timeout,
+                              **kwargs)
+
+    def local_job(self, source, entry_point, *extra, job_dir=None, timeout=240):
+        root = tempfile.mkdtemp(prefix="smlaunch-local-faults-")
+        self.addCleanup(shutil.rmtree, root, ignore_errors=True)
+        job_dir = job_dir or os.path.join(root, "job")
+        argv = [harness.SMLAUNCH, "local", "--entry-point", entry_point, "--python", harness.PYTHON,
+                "--source-dir", source, "--job-dir", job_dir, "--job-name", "faults-job", *extra]
+        return job_dir, argv
+
+    def wait_gone(self, pids, seconds=10):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
+            time.sleep(0.05)
+        return [p for p in pids if alive(p)]
+
+    @staticmethod
+    def wait_for_file(path, seconds=60):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if os.path.exists(path) and os.path.getsize(path) > 0:
+                with open(path) as f:
+                    text = f.read()
+                if text.endswith("\n"):
+                    return text
+            time.sleep(0.05)
+        raise AssertionError("%s never appeared" % path)
+
+    # --- #1: a full disk while copying a folder
+    def test_a_full_disk_while_copying_a_folder_fails_the_staging_and_keeps_the_previous_code(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.sh"})
+        tree.add_code("train.sh", "#!/bin/sh\necho v1\n", mode=0o755)
+        base = self.small_volume(tree)
+        first = self.train(base)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        marker = read(os.path.join(base, ".smlaunch", "staged-code.json"))
+        with open(os.path.join(tree.src, "big.bin"), "wb") as f:
+            f.write(os.urandom(4 * 1024 * 1024))     # on a 2 MiB volume
+        tree.add_code("train.sh", "#!/bin/sh\necho v2\n", mode=0o755)
+        second = self.train(base)
+        self.assertEqual(second.returncode, 66, second.stderr)
+        failure = read(os.path.join(base, "output", "failure"))
+        self.assertTrue(failure.startswith("StagingError"), failure)
+        self.assertIn("big.bin", failure)
+        self.assertIn("No space left on device", failure)
+        self.assertEqual(read(os.path.join(base, "code", "train.sh")), "#!/bin/sh\necho v1\n")
+        self.assertEqual(read(os.path.join(base, ".smlaunch", "staged-code.json")), marker)
+        self.assertEqual([n for n in os.listdir(os.path.join(base, ".smlaunch")) if n.startswith("staging")], [])
+
+    # --- #10: FIFOs and devices as the code source
+    def test_a_fifo_or_a_device_as_submit_directory_is_refused_without_reading_it(self):
+        for kind in ("fifo", "device"):
+            with self.subTest(kind=kind):
+                tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+                if kind == "fifo":
+                    path = os.path.join(tree.root, "code.tar.gz")
+                    os.mkfifo(path)
+                else:
+                    path = "/dev/zero"
+                self.set_submit_directory(tree.base, path)
+                p = subprocess.Popen([harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON],
+                                     env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    out, err = p.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.send_signal(signal.SIGTERM)       # before the fix: ignored as well
+                    try:
+                        out, err = p.communicate(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.communicate()
+                        self.fail("staging hung on the %s and ignored SIGTERM" % kind)
+                self.assertEqual(p.returncode, 66, err)
+                failure = tree.read("output", "failure")
+                self.assertTrue(failure.startswith("StagingError"), failure)
+                self.assertIn(path, failure)
+                self.assertIn("a FIFO" if kind == "fifo" else "a device", failure)
+
+    def test_sigterm_while_copying_a_folder_stops_the_job(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "print('ran')\n")
+        for i in range(80):
+            with open(os.path.join(tree.src, "data%02d.bin" % i), "wb") as f:
+                f.truncate(64 * 1024 * 1024)             # sparse: 5 GiB to read and write
+        p = subprocess.Popen([harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON],
+                             env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in p.stderr:
+            if "copying the code" in line:
+                break
+        started = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        p.stderr.read()
+        status = p.wait(timeout=120)
+        took = time.monotonic() - started
+        self.assertEqual(status, 128 + signal.SIGTERM)
+        self.assertLess(took, 5, "the copy went on %.1f s after SIGTERM" % took)
+        self.assertIn("Stopped: stopped by SIGTERM while staging", tree.read("output", "failure"))
+        self.assertEqual([n for n in os.listdir(tree.path(".smlaunch")) if n.startswith("staging")], [])
+
+    # --- #8: code/ is a mount point
+    def test_a_code_dir_that_is_a_mount_point_is_replaced_in_place(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a tmpfs on code/ needs root")
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "print('v1')\n")
+        tree.add_code("old.txt", "old\n")
+        code = tree.path("code")
+        os.makedirs(code)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "smlaunch-test", code],
+                                 capture_output=True, text=True, timeout=30)
+        if mounted.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: " + mounted.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", code], timeout=30)
+        first = tree.run()
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertIn("v1", first.stdout + first.stderr)
+        self.assertEqual(sorted(os.listdir(code)), ["old.txt", "train.py"])
+        os.unlink(os.path.join(tree.src, "old.txt"))
+        tree.add_code("train.py", "print('v2')\n")
+        second = tree.run()
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertIn("v2", second.stdout + second.stderr)
+        self.assertTrue(os.path.ismount(code))
+        self.assertEqual(sorted(os.listdir(code)), ["train.py"])
+        self.assertEqual([n for n in os.listdir(tree.path(".smlaunch")) if n.startswith("staging")], [])
+
+    # --- #11: a source folder that holds the tree
+    def test_a_source_folder_that_contains_the_base_dir_leaves_it_out(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "src/train.py"})
+        tree.add_code("train.py", "print('ran from above')\n")
+        self.set_submit_directory(tree.base, tree.root)          # root/opt/ml is the base dir
+        result = tree.run(timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("ran from above", result.stdout + result.stderr)
+        self.assertIn("leaving %s out of the copy" % tree.base, result.stderr)
+        self.assertFalse(os.path.exists(tree.path("code", "opt", "ml")))
+
+    def test_a_source_folder_that_is_the_base_dir_is_refused(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        self.set_submit_directory(tree.base, tree.base)
+        result = tree.run(timeout=60)
+        self.assertEqual(result.returncode, 66, result.stderr)
+        failure = tree.read("output", "failure")
+        self.assertIn("it is the base directory", failure)
+
+    def test_local_with_the_job_dir_reached_through_a_link_in_the_source(self):
+        src = tempfile.mkdtemp(prefix="smlaunch-src-")
+        self.addCleanup(shutil.rmtree, src, ignore_errors=True)
+        with open(os.path.join(src, "job.py"), "w") as f:
+            f.write("print('ran')\n")
+        os.symlink(".", os.path.join(src, "here"))
+        job_dir, argv = self.local_job(src, "job.py", job_dir=os.path.join(src, "here", "job"))
+        result = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("leaving", result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(src, "job", ".smlaunch-local", "source", "job")))
+
+    # --- #12: FIFOs and sockets inside a source folder
+    def special_files(self, folder):
+        os.mkfifo(os.path.join(folder, "a.fifo"))
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.bind(os.path.join(folder, "a.sock"))
+
+    def test_fifos_and_sockets_in_a_source_folder_are_skipped_with_a_warning(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "print('ran')\n")
+        self.special_files(tree.src)
+        result = tree.run(timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for name, kind in (("a.fifo", "a FIFO"), ("a.sock", "a socket")):
+            self.assertIn("skipping %s: %s is not code" % (os.path.join(tree.src, name), kind), result.stderr)
+            self.assertFalse(os.path.lexists(tree.path("code", name)))
+
+    def test_fifos_and_sockets_in_a_local_source_are_skipped_with_a_warning(self):
+        src = tempfile.mkdtemp(prefix="smlaunch-src-")
+        self.addCleanup(shutil.rmtree, src, ignore_errors=True)
+        with open(os.path.join(src, "job.py"), "w") as f:
+            f.write("print('ran')\n")
+        self.special_files(src)
+        job_dir, argv = self.local_job(src, "job.py")
+        result = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for name, kind in (("a.fifo", "a FIFO"), ("a.sock", "a socket")):
+            self.assertIn("skipping %s: %s is not code" % (os.path.join(src, name), kind), result.stderr)
 
 
 if __name__ == "__main__":
