@@ -366,6 +366,49 @@ class TestFaults(unittest.TestCase):
         self.assertIn("Stopped: stopped by SIGTERM while staging", tree.read("output", "failure"))
         self.assertEqual([n for n in os.listdir(tree.path(".smlaunch")) if n.startswith("staging")], [])
 
+    # --- #9: symbolic link chains in archives
+    def test_a_chain_of_links_that_climbs_out_of_code_is_refused(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.sh"})
+        archive = os.path.join(tree.root, "code.tar.gz")
+        with tarfile.open(archive, "w:gz") as t:
+            for name, target in (("a", "."), ("b", "a/.."), ("c", "b/..")):
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                t.addfile(info)
+            data = b"#!/bin/sh\necho ran\n"
+            info = tarfile.TarInfo("train.sh")
+            info.size, info.mode = len(data), 0o755
+            t.addfile(info, io.BytesIO(data))
+        self.set_submit_directory(tree.base, archive)
+        result = tree.run()
+        self.assertEqual(result.returncode, 66, result.stderr)
+        failure = tree.read("output", "failure")
+        self.assertTrue(failure.startswith("StagingError"), failure)
+        self.assertIn('member "b"', failure)
+        self.assertIn("outside the code directory", failure)
+        self.assertFalse(os.path.lexists(tree.path("code", "b")))
+
+    def test_links_that_stay_inside_code_are_kept(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.sh"})
+        archive = os.path.join(tree.root, "code.tar.gz")
+        with tarfile.open(archive, "w:gz") as t:
+            for name, target in (("lib", "pkg"), ("a", "."), ("b", "a/pkg/.."), ("loop", "loop")):
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                t.addfile(info)
+            info = tarfile.TarInfo("pkg")
+            info.type = tarfile.DIRTYPE
+            t.addfile(info)
+            data = b"#!/bin/sh\ncat lib/x\n"
+            for name in ("train.sh", "pkg/x"):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o755
+                t.addfile(info, io.BytesIO(data))
+        self.set_submit_directory(tree.base, archive)
+        result = tree.run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(os.readlink(tree.path("code", "b")), "a/pkg/..")
+
     # --- #8: code/ is a mount point
     def test_a_code_dir_that_is_a_mount_point_is_replaced_in_place(self):
         if os.geteuid() != 0:
