@@ -6,6 +6,7 @@
 #include "fetch/fetch_helper.hpp"
 #include "launcher/install_step.hpp"
 #include "launcher/mpi_job.hpp"
+#include "process/exec_limits.hpp"
 #include "process/failure_report.hpp"
 
 #include <algorithm>
@@ -145,8 +146,14 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
   }
 
   log_environment(plan);
+  const ChildSpec script = spec_for(plan.script);
+  if (const std::string problem = exec_limits_problem(plan.script.argv, script.envp); !problem.empty()) {
+    LauncherError error("ConfigError", ExitCode::config, "cannot run the script: " + problem);
+    error.with_command(command);
+    throw error;
+  }
   spdlog::info("invoking the user script: {}", env::redact_secrets(command, plan.script.env));
-  const ChildResult r = supervisor.run(spec_for(plan.script));
+  const ChildResult r = supervisor.run(script);
   if (r.exit_code == 0) {
     spdlog::info("training succeeded in {:.1f} s", r.seconds);
     return record_outcome(in.paths, 0, "", "", command, plan.script.env);

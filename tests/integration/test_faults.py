@@ -409,6 +409,89 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(os.readlink(tree.path("code", "b")), "a/pkg/..")
 
+    # --- #13: the kernel's limits on argv and environment
+    def test_one_huge_hyperparameter_is_a_config_error_naming_it(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py", "small": 1,
+                                           "corpus": "x" * (50 * 1024 * 1024)})
+        tree.add_code("train.py", "print('ran')\n")
+        result = tree.run(timeout=300)
+        self.assertEqual(result.returncode, 65, result.stderr[-2000:])
+        failure = tree.read("output", "failure")
+        self.assertTrue(failure.startswith("ConfigError"), failure[:500])
+        self.assertIn('hyperparameter "corpus"', failure)
+        self.assertIn("131072", failure)
+        self.assertIn("MAX_ARG_STRLEN", failure)
+        self.assertLess(len(failure), 8192)
+
+    def test_a_million_hyperparameters_are_a_config_error_with_a_small_failure_file(self):
+        tree = Tree(self, raw_hyperparameters=dict({"hp%07d" % i: "1" for i in range(1000000)},
+                                                   sagemaker_program=json.dumps("train.py")))
+        tree.add_code("train.py", "print('ran')\n")
+        result = subprocess.run(["/usr/bin/time", "-f", "maxrss_kib=%M", harness.SMLAUNCH, "train", "--base-dir",
+                                 tree.base, "--python", harness.PYTHON], env=clean_env(), capture_output=True,
+                                text=True, timeout=600)
+        self.assertEqual(result.returncode, 65, result.stderr[-2000:])
+        print("\n" + result.stderr.strip().splitlines()[-1], file=sys.stderr)   # RSS, for the record
+        failure = tree.read("output", "failure")
+        self.assertTrue(failure.startswith("ConfigError"), failure[:500])
+        self.assertRegex(failure, r"(ARG_MAX|MAX_ARG_STRLEN)")
+        self.assertLess(len(failure), 8192)
+        self.assertIn("bytes in all)", failure)              # the Command line shortened
+
+    def test_a_training_env_over_128_kib_is_named(self):
+        hosts = ["algo-%d" % i for i in range(1, 8001)]
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_mpi_enabled": False},
+                    hosts=hosts)
+        tree.add_code("train.py", "print('ran')\n")
+        result = tree.run(timeout=300)
+        self.assertEqual(result.returncode, 65, result.stderr[-2000:])
+        failure = tree.read("output", "failure")
+        self.assertTrue(failure.startswith("ConfigError"), failure[:500])
+        self.assertRegex(failure, r"environment variable SM_\w+ is \d+ bytes")
+        self.assertIn("MAX_ARG_STRLEN", failure)
+
+    # --- #15: what the failure file carries
+    def test_the_failure_message_is_cut_between_characters(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "fail.py"})
+        # One line of 6001 bytes: its last 2048 bytes start inside a character.
+        tree.add_code("fail.py", "import sys\n"
+                                 "sys.stderr.buffer.write(('\\u00e9' * 3000 + 'x\\n').encode())\n"
+                                 "sys.exit(3)\n")
+        self.assertEqual(tree.run().returncode, 3)
+        with open(tree.path("output", "failure"), "rb") as f:
+            raw = f.read()
+        text = raw.decode("utf-8")                            # raises when not UTF-8
+        for c in ("\x00", "\x1b"):
+            self.assertNotIn(c, text)
+        fields = harness.failure_fields(text)
+        self.assertLessEqual(len(fields["message"].encode()), 2048)
+        self.assertIn("\u00e9", fields["message"])
+
+    def test_control_characters_and_bad_utf8_are_escaped(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "fail.py"})
+        tree.add_code("fail.py", "import sys\n"
+                                 "sys.stderr.buffer.write(b'bad \\x00 nul \\x1b[31m esc \\xff latin\\n')\n"
+                                 "sys.exit(3)\n")
+        self.assertEqual(tree.run().returncode, 3)
+        text = read(tree.path("output", "failure"))
+        self.assertIn("bad \\x00 nul \\x1b[31m esc \\xff latin", text)
+
+    def test_sigterm_during_the_wait_for_host_names_writes_the_failure_file(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_mpi_enabled": False},
+                    hosts=("algo-1", "smlaunch-unresolvable-host.invalid"))
+        tree.add_code("train.py", "print('ran')\n")
+        env = clean_env(SMLAUNCH_DNS_TIMEOUT="60")
+        p = subprocess.Popen([harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in p.stderr:
+            if "to resolve" in line:
+                break
+        p.send_signal(signal.SIGTERM)
+        p.stderr.read()
+        self.assertEqual(p.wait(timeout=30), 128 + signal.SIGTERM)
+        self.assertIn("Stopped: stopped by SIGTERM while waiting for the hosts' names to resolve",
+                      tree.read("output", "failure"))
+
     # --- #8: code/ is a mount point
     def test_a_code_dir_that_is_a_mount_point_is_replaced_in_place(self):
         if os.geteuid() != 0:
