@@ -331,7 +331,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
   archive_write_add_filter_gzip(out.get());
   archive_write_set_format_pax_restricted(out.get());
   if (archive_write_open_filename(out.get(), archive_path.c_str()) != ARCHIVE_OK) {
-    throw ArchiveError(std::string("archive_write_open: ") + archive_path + ": " + archive_error_string(out.get()));
+    throw ArchiveError(std::string("archive_write_open: ") + archive_path + ": " + write_error(out.get()));
   }
   std::vector<char> buffer(256 * 1024);
   for (const auto& [name, path] : members) {
@@ -365,7 +365,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       if (fd >= 0) {
         ::close(fd);
       }
-      throw ArchiveError(std::string("archive_write_header: ") + name + ": " + archive_error_string(out.get()));
+      throw ArchiveError(std::string("archive_write_header: ") + name + ": " + write_error(out.get()));
     }
     while (fd >= 0) {
       const ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -374,7 +374,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       }
       if (archive_write_data(out.get(), buffer.data(), static_cast<std::size_t>(n)) < 0) {
         ::close(fd);
-        throw ArchiveError(std::string("archive_write_data: ") + name + ": " + archive_error_string(out.get()));
+        throw ArchiveError(std::string("archive_write_data: ") + name + ": " + write_error(out.get()));
       }
     }
     if (fd >= 0) {
@@ -382,7 +382,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
     }
   }
   if (archive_write_close(out.get()) != ARCHIVE_OK) {
-    throw ArchiveError(std::string("archive_write_close: ") + archive_path + ": " + archive_error_string(out.get()));
+    throw ArchiveError(std::string("archive_write_close: ") + archive_path + ": " + write_error(out.get()));
   }
 }
 

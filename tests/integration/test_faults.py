@@ -316,6 +316,35 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(read(os.path.join(base, ".smlaunch", "staged-code.json")), marker)
         self.assertEqual([n for n in os.listdir(os.path.join(base, ".smlaunch")) if n.startswith("staging")], [])
 
+    # --- #3: `smlaunch local` on a full disk
+    def test_local_on_a_full_disk_names_the_artifact_prints_the_summary_and_keeps_the_trees(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs needs root")
+        src = tempfile.mkdtemp(prefix="smlaunch-src-")
+        self.addCleanup(shutil.rmtree, src, ignore_errors=True)
+        with open(os.path.join(src, "job.py"), "w") as f:
+            # 1.5 MiB of random bytes in the model on a 3 MiB volume: the archive cannot fit.
+            f.write("import os\nwith open(os.path.join(os.environ['SM_MODEL_DIR'], 'weights'), 'wb') as f:\n"
+                    "    f.write(os.urandom(1536 * 1024))\n")
+        tree = Tree(self)
+        mount_point = os.path.join(tree.root, "small")
+        os.makedirs(mount_point)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "smlaunch-test", mount_point],
+                                 capture_output=True, text=True, timeout=30)
+        if mounted.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: " + mounted.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", mount_point], timeout=30)
+        job_dir, argv = self.local_job(src, "job.py", job_dir=os.path.join(mount_point, "job"))
+        result = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=240)
+        self.assertNotEqual(result.returncode, 0, result.stderr)
+        self.assertIn("job faults-job", result.stderr)                        # the summary
+        self.assertIn("algo-1", result.stderr)
+        self.assertRegex(result.stderr, r"could not write model\.tar\.gz: .*No space left on device")
+        self.assertFalse(os.path.exists(os.path.join(job_dir, "model.tar.gz")), "a truncated model.tar.gz")
+        self.assertEqual([n for n in os.listdir(job_dir) if ".partial" in n], [])
+        self.assertTrue(os.path.isdir(os.path.join(job_dir, "algo-1")), "the per-host tree was removed")
+        self.assertTrue(os.path.exists(os.path.join(job_dir, "model", "weights")))
+
     # --- #10: FIFOs and devices as the code source
     def test_a_fifo_or_a_device_as_submit_directory_is_refused_without_reading_it(self):
         for kind in ("fifo", "device"):
