@@ -521,6 +521,85 @@ class TestFaults(unittest.TestCase):
         self.assertIn("Stopped: stopped by SIGTERM while waiting for the hosts' names to resolve",
                       tree.read("output", "failure"))
 
+    # --- #4: a SIGKILLed `smlaunch local`
+    def kill_local_and_check(self, *extra):
+        src = tempfile.mkdtemp(prefix="smlaunch-src-")
+        self.addCleanup(shutil.rmtree, src, ignore_errors=True)
+        pids_file = os.path.join(src, "..", os.path.basename(src) + "-pids")
+        self.addCleanup(lambda: os.path.exists(pids_file) and os.unlink(pids_file))
+        with open(os.path.join(src, "job.py"), "w") as f:
+            # Every process from the script up to init: its host's launcher, mpirun, ...
+            f.write("import os, time\npids, pid = [], os.getpid()\n"
+                    "while pid > 1:\n"
+                    "    pids.append(pid)\n"
+                    "    pid = int(open('/proc/' + str(pid) + '/stat').read().rsplit(')', 1)[1].split()[1])\n"
+                    "with open(PIDS_FILE, 'a') as f:\n"
+                    "    f.write(' '.join(map(str, pids)) + '\\n')\n"
+                    "time.sleep(120)\n".replace("PIDS_FILE", repr(os.path.abspath(pids_file))))
+        job_dir, argv = self.local_job(src, "job.py", *extra)
+        p = subprocess.Popen(argv, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            text = self.wait_for_file(pids_file)
+        finally:
+            p.kill()
+            p.wait(timeout=30)
+        pids = [int(x) for x in text.split()]
+        self.assertIn(p.pid, pids, text)
+        ancestors = pids[:pids.index(p.pid)]
+        self.assertGreaterEqual(len(ancestors), 2, text)     # the script and its host's launcher at least
+        left = self.wait_gone(ancestors)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        self.assertEqual(left, [], "left running after kill -9 of smlaunch local")
+
+    def test_a_sigkilled_local_leaves_no_script_or_launcher(self):
+        self.kill_local_and_check()
+
+    def test_a_sigkilled_local_leaves_no_mpirun_or_rank(self):
+        if shutil.which("mpirun") is None:
+            self.skipTest("no mpirun")
+        self.kill_local_and_check("--use-mpi")
+
+    # --- #5: daemons outlive the job
+    DAEMON = (
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        with open(%r, 'w') as f:\n"
+        "            f.write('%%d\\n' %% os.getpid())\n"
+        "        while True:\n"
+        "            print('daemon', flush=True)\n"
+        "            time.sleep(0.2)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        "deadline = time.time() + 30\n"
+        "while not os.path.exists(%r) and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('script done', flush=True)\n")
+
+    def test_a_setsid_daemon_is_ended_with_the_job(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        pid_file = os.path.join(tree.root, "daemon.pid")
+        tree.add_code("train.py", self.DAEMON % (pid_file, pid_file))
+        result = tree.run(timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        daemon = int(read(pid_file))
+        self.assertEqual(self.wait_gone([daemon], seconds=1), [], "the daemon outlived smlaunch train")
+
+    def test_a_setsid_daemon_is_ended_with_a_local_host(self):
+        src = tempfile.mkdtemp(prefix="smlaunch-src-")
+        self.addCleanup(shutil.rmtree, src, ignore_errors=True)
+        pid_file = src + "-daemon.pid"
+        self.addCleanup(lambda: os.path.exists(pid_file) and os.unlink(pid_file))
+        with open(os.path.join(src, "job.py"), "w") as f:
+            f.write(self.DAEMON % (pid_file, pid_file))
+        job_dir, argv = self.local_job(src, "job.py")
+        result = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        daemon = int(read(pid_file))
+        self.assertEqual(self.wait_gone([daemon], seconds=1), [], "the daemon outlived smlaunch local")
+
     # --- #8: code/ is a mount point
     def test_a_code_dir_that_is_a_mount_point_is_replaced_in_place(self):
         if os.geteuid() != 0:
