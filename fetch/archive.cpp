@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <filesystem>
-#include <system_error>
 #include <map>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <memory>
+#include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
 #include <vector>
 
 namespace launcher {
@@ -35,6 +35,22 @@ normalized_parts(const std::string& path)
     } else if (!part.empty() && part != ".") {
       parts.push_back(part);
     }
+    if (end == std::string::npos) {
+      break;
+    }
+    start = end + 1;
+  }
+  return parts;
+}
+
+std::vector<std::string>
+split_parts(const std::string& path)
+{
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto end = path.find('/', start);
+    parts.push_back(path.substr(start, end == std::string::npos ? std::string::npos : end - start));
     if (end == std::string::npos) {
       break;
     }
@@ -141,6 +157,67 @@ write_error(archive* a)
 
 } // namespace
 
+namespace {
+
+// Whether `link_target`, read from a link at `member` (relative to `root`), lands inside
+// `root` once the links already extracted are followed: `a -> .` then `b -> a/..` is
+// lexically inside but really the parent of `root`. Parts not extracted yet count as
+// plain names (a later member cannot turn an existing folder into a link).
+bool
+resolves_inside(const std::string& root, const std::string& member, const std::string& link_target)
+{
+  const auto member_parts = normalized_parts(member);
+  if (!member_parts || member_parts->empty()) {
+    return false;
+  }
+  std::vector<std::string> pending(member_parts->begin(), member_parts->end() - 1);
+  for (const auto& part : split_parts(link_target)) {
+    pending.push_back(part);
+  }
+  std::vector<std::string> resolved;
+  int links_followed = 0;
+  std::size_t next = 0;
+  while (next < pending.size()) {
+    const std::string part = pending[next++];
+    if (part.empty() || part == ".") {
+      continue;
+    }
+    if (part == "..") {
+      if (resolved.empty()) {
+        return false;
+      }
+      resolved.pop_back();
+      continue;
+    }
+    resolved.push_back(part);
+    std::string path = root;
+    for (const auto& p : resolved) {
+      path += "/" + p;
+    }
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
+      continue;
+    }
+    if (++links_followed > 40) {
+      return true; // a loop: the kernel stops there too (ELOOP), it reaches nothing
+    }
+    std::string target(4096, '\0');
+    const ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
+    if (n < 0 || (n > 0 && target[0] == '/')) {
+      return false;
+    }
+    target.resize(static_cast<std::size_t>(n));
+    resolved.pop_back();
+    std::vector<std::string> rest = split_parts(target);
+    rest.insert(rest.end(), pending.begin() + static_cast<std::ptrdiff_t>(next), pending.end());
+    pending = std::move(rest);
+    next = 0;
+  }
+  return true;
+}
+
+} // namespace
+
 void
 extract_archive(const std::string& archive_path, const std::string& destination_dir)
 {
@@ -192,6 +269,11 @@ extract_archive(const std::string& archive_path, const std::string& destination_
     const std::string target = hardlink != nullptr ? hardlink : (symlink != nullptr ? symlink : "");
     if (const auto reason = unsafe_member_reason(name, type, target)) {
       throw StagingError("refusing the code archive " + archive_path + ": member \"" + name + "\" " + *reason);
+    }
+    if (type == MemberType::symlink && !resolves_inside(destination, name, target)) {
+      throw StagingError("refusing the code archive " + archive_path + ": member \"" + name +
+                         "\" is a symbolic link to \"" + target +
+                         "\", which lands outside the code directory through the links before it");
     }
     archive_entry_set_pathname(entry, (destination + "/" + name).c_str());
     if (hardlink != nullptr) {
@@ -249,7 +331,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
   archive_write_add_filter_gzip(out.get());
   archive_write_set_format_pax_restricted(out.get());
   if (archive_write_open_filename(out.get(), archive_path.c_str()) != ARCHIVE_OK) {
-    throw ArchiveError(std::string("archive_write_open: ") + archive_path + ": " + archive_error_string(out.get()));
+    throw ArchiveError(std::string("archive_write_open: ") + archive_path + ": " + write_error(out.get()));
   }
   std::vector<char> buffer(256 * 1024);
   for (const auto& [name, path] : members) {
@@ -283,7 +365,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       if (fd >= 0) {
         ::close(fd);
       }
-      throw ArchiveError(std::string("archive_write_header: ") + name + ": " + archive_error_string(out.get()));
+      throw ArchiveError(std::string("archive_write_header: ") + name + ": " + write_error(out.get()));
     }
     while (fd >= 0) {
       const ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -292,7 +374,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       }
       if (archive_write_data(out.get(), buffer.data(), static_cast<std::size_t>(n)) < 0) {
         ::close(fd);
-        throw ArchiveError(std::string("archive_write_data: ") + name + ": " + archive_error_string(out.get()));
+        throw ArchiveError(std::string("archive_write_data: ") + name + ": " + write_error(out.get()));
       }
     }
     if (fd >= 0) {
@@ -300,7 +382,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
     }
   }
   if (archive_write_close(out.get()) != ARCHIVE_OK) {
-    throw ArchiveError(std::string("archive_write_close: ") + archive_path + ": " + archive_error_string(out.get()));
+    throw ArchiveError(std::string("archive_write_close: ") + archive_path + ": " + write_error(out.get()));
   }
 }
 

@@ -4,15 +4,17 @@
 #include "base/logging.hpp"
 #include "env/config_files.hpp"
 #include "env/py_format.hpp"
+#include "fetch/tree_copy.hpp"
 
-#include <cstdio>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sys/stat.h>
+#include <system_error>
 #include <unistd.h>
 #include <vector>
-#include <system_error>
 
 namespace launcher {
 
@@ -135,6 +137,13 @@ classify_code_source(const std::string& module_dir, const std::string& code_dir)
   }
   if (fs::is_directory(status)) {
     source.kind = SourceKind::directory;
+  } else if (!fs::is_regular_file(status)) {
+    // Reading a FIFO blocks and a device never ends (/dev/zero): refused before any read.
+    throw StagingError("sagemaker_submit_directory \"" + module_dir + "\": " + path + " is " +
+                       (fs::is_fifo(status)     ? "a FIFO"
+                        : fs::is_socket(status) ? "a socket"
+                                                : "a device") +
+                       ", not a regular file; expected a folder, a file:// URI, a .tar.gz or an s3:// URI");
   } else if (is_archive_name(path)) {
     source.kind = SourceKind::archive;
   } else {
@@ -248,11 +257,69 @@ write_marker(const std::string& base_dir, const Marker& marker)
       << "}\n";
 }
 
+bool
+is_mount_point(const std::string& dir)
+{
+  struct statx stx{};
+  if (::statx(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) == 0 &&
+      (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0) {
+    return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+  }
+  struct stat self{};
+  struct stat parent{};
+  return ::stat(dir.c_str(), &self) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
+}
+
+// code/ is a volume (Docker's `-v ...:/opt/ml/code`): it cannot be renamed over, so the
+// code is staged in a folder inside it, then the old entries are removed and the new ones
+// renamed up one level (same volume, so each move is a rename).
+void
+replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
+{
+  const std::string name = ".smlaunch-staging-" + std::to_string(getpid());
+  const std::string staging = ctx.code_dir + "/" + name;
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directory(staging, ec);
+  if (ec) {
+    throw StagingError("cannot create " + staging + ": " + ec.message());
+  }
+  try {
+    fill(staging);
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  for (const auto& entry : fs::directory_iterator(ctx.code_dir, ec)) {
+    if (entry.path().filename() != name) {
+      fs::remove_all(entry.path(), ec);
+      if (ec) {
+        throw StagingError("cannot remove " + entry.path().string() + " from " + ctx.code_dir + ": " + ec.message());
+      }
+    }
+  }
+  for (const auto& entry : fs::directory_iterator(staging, ec)) {
+    fs::rename(entry.path(), fs::path(ctx.code_dir) / entry.path().filename(), ec);
+    if (ec) {
+      throw StagingError("cannot move " + entry.path().string() + " into " + ctx.code_dir + ": " + ec.message());
+    }
+  }
+  fs::remove(staging, ec);
+  if (ec) {
+    throw StagingError("cannot remove " + staging + ": " + ec.message());
+  }
+}
+
 // Unpack or copy into a fresh folder next to code/, then swap it in, so a failure
 // leaves no half-staged code/ behind.
 void
 replace_code_dir(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
 {
+  if (is_mount_point(ctx.code_dir)) {
+    spdlog::info("{} is a mount point: replacing its contents in place", ctx.code_dir);
+    replace_code_dir_in_place(ctx, fill);
+    return;
+  }
   const std::string staging = ctx.base_dir + "/.smlaunch/staging-" + std::to_string(getpid());
   std::error_code ec;
   fs::remove_all(staging, ec);
@@ -269,21 +336,19 @@ replace_code_dir(const StagingContext& ctx, const std::function<void(const std::
   fs::remove_all(ctx.code_dir, ec);
   fs::rename(staging, ctx.code_dir, ec);
   if (ec) {
+    fs::remove_all(staging, ec);
     throw StagingError("cannot move the staged code into " + ctx.code_dir + ": " + ec.message());
   }
 }
 
 void
-copy_tree(const std::string& from, const std::string& to)
+copy_tree(const StagingContext& ctx, const std::string& from, const std::string& to)
 {
-  std::error_code ec;
-  // The source itself may be a link to a folder (followed); links inside it are copied as
-  // links: a link must not pull files from outside into code/.
-  const fs::path source = fs::is_symlink(from, ec) ? fs::canonical(from, ec) : fs::path(from);
-  fs::copy(source, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
-  if (ec) {
-    throw StagingError("cannot copy " + from + " into " + to + ": " + ec.message());
-  }
+  // The base dir is never copied into its own code/ (a source folder that contains it).
+  TreeCopyOptions options;
+  options.leave_out.emplace_back(ctx.base_dir, "it is the base directory " + ctx.base_dir + ", which holds code/");
+  options.stop_signal = ctx.stop_signal;
+  copy_source_tree(from, to, options);
 }
 
 Fetcher&
@@ -329,7 +394,7 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
   case StagingAction::keep_existing:
     return;
   case StagingAction::copy_directory:
-    replace_code_dir(ctx, [&](const std::string& into) { copy_tree(source.local_path, into); });
+    replace_code_dir(ctx, [&](const std::string& into) { copy_tree(ctx, source.local_path, into); });
     write_marker(ctx.base_dir, {source.uri, "directory"});
     return;
   case StagingAction::copy_file:

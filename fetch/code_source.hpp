@@ -2,6 +2,7 @@
 // <base>/code.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace launcher {
@@ -66,6 +67,8 @@ struct StagingContext
   std::string base_dir;
   std::string code_dir;
   Fetcher* fetcher = nullptr; // needed for archives and s3://
+  // Polled while copying a folder: a non-zero signal number stops the staging.
+  std::function<int()> stop_signal;
 };
 
 // Carry out `action`. Throws StagingError; nothing is written outside the base directory.

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <sys/prctl.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -69,6 +70,13 @@ hostname_shim_path()
 int
 run_rank(const Options& options, const env::EnvMap& process_environment)
 {
+  // mpirun (or its daemon) starts this step and never reaps it when it is SIGKILLed itself
+  // (`smlaunch local` killed): die with it, checked against its death before the prctl.
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) {
+    return 137;
+  }
   try {
     char cwd[4096] = "/";
     [[maybe_unused]] const char* ignored = getcwd(cwd, sizeof(cwd));

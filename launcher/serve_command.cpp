@@ -268,7 +268,8 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     } else if (plan.staging != StagingAction::none) {
       spdlog::info("staging the code from {} into {}", plan.source.uri, plan.code_dir);
     }
-    stage_code(plan.source, plan.staging, StagingContext{plan.base_dir, plan.code_dir, &fetcher});
+    stage_code(plan.source, plan.staging,
+               StagingContext{plan.base_dir, plan.code_dir, &fetcher, [&] { return supervisor.poll_stop_signal(); }});
     if (const int sig = supervisor.poll_stop_signal()) {
       spdlog::warn("stopped by {} before the server started", signal_name(sig));
       return 128 + sig;

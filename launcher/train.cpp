@@ -6,6 +6,7 @@
 #include "fetch/fetch_helper.hpp"
 #include "launcher/install_step.hpp"
 #include "launcher/mpi_job.hpp"
+#include "process/exec_limits.hpp"
 #include "process/failure_report.hpp"
 
 #include <algorithm>
@@ -105,7 +106,7 @@ stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
     spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
   }
   HelperFetcher fetcher(supervisor, in.inherited, plan.environment.region_hyperparameter, in.paths.base + "/.smlaunch");
-  StagingContext context{in.paths.base, in.paths.code, &fetcher};
+  StagingContext context{in.paths.base, in.paths.code, &fetcher, [&] { return supervisor.poll_stop_signal(); }};
   stage_code(plan.source, plan.staging, context);
   if (const int sig = supervisor.poll_stop_signal()) {
     throw StoppedError(sig, "staging");
@@ -145,8 +146,14 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
   }
 
   log_environment(plan);
+  const ChildSpec script = spec_for(plan.script);
+  if (const std::string problem = exec_limits_problem(plan.script.argv, script.envp); !problem.empty()) {
+    LauncherError error("ConfigError", ExitCode::config, "cannot run the script: " + problem);
+    error.with_command(command);
+    throw error;
+  }
   spdlog::info("invoking the user script: {}", env::redact_secrets(command, plan.script.env));
-  const ChildResult r = supervisor.run(spec_for(plan.script));
+  const ChildResult r = supervisor.run(script);
   if (r.exit_code == 0) {
     spdlog::info("training succeeded in {:.1f} s", r.seconds);
     return record_outcome(in.paths, 0, "", "", command, plan.script.env);

@@ -4,6 +4,8 @@
 #include "base/logging.hpp"
 #include "base/shell.hpp"
 #include "fetch/fetch_helper.hpp"
+#include "fetch/tree_copy.hpp"
+#include "local/artifacts.hpp"
 #include "local/local_network.hpp"
 #include "local/local_plan.hpp"
 #include "process/executables.hpp"
@@ -76,36 +78,14 @@ create_job_directory(const LocalJobPlan& plan)
   }
 }
 
-// The code as it is now, without `exclude` (the job directory, when it lies inside);
-// links are copied as links.
+// The code as it is now, without the job directory when the source holds it (by any
+// path, links included); the same rules as train's staging (fetch/tree_copy.hpp).
 void
-copy_source(const std::string& source, const std::string& destination, const std::string& exclude)
+copy_source(const std::string& source, const std::string& destination, const std::string& job_dir)
 {
-  std::error_code ec;
-  fs::create_directories(destination, ec);
-  for (auto it = fs::recursive_directory_iterator(source, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const fs::path& from = it->path();
-    if (from == exclude) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    const fs::path to = fs::path(destination) / from.lexically_relative(source);
-    std::error_code copy_ec;
-    if (it->is_symlink(copy_ec)) {
-      fs::copy_symlink(from, to, copy_ec);
-    } else if (it->is_directory(copy_ec)) {
-      fs::create_directory(to, copy_ec);
-    } else if (it->is_regular_file(copy_ec)) {
-      fs::copy_file(from, to, copy_ec);
-    }
-    if (copy_ec) {
-      throw StagingError("cannot copy " + from.string() + " into " + to.string() + ": " + copy_ec.message());
-    }
-  }
-  if (ec) {
-    throw StagingError("cannot read the source directory " + source + ": " + ec.message());
-  }
+  TreeCopyOptions options;
+  options.leave_out.emplace_back(job_dir, "it is the job directory " + job_dir);
+  copy_source_tree(source, destination, options);
 }
 
 // SSH between the simulated hosts: a key pair and a host key made for this job only,
@@ -334,26 +314,9 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
 
   // Artifacts, as the SDK collects them: the shared model directory, and every host's
   // output/ merged (a later host's file replaces an earlier one's).
-  std::vector<std::string> outputs;
-  for (const auto& h : plan.hosts) {
-    outputs.push_back(h.base + "/output");
-  }
-  const std::string model_archive = plan.job_dir + "/model.tar.gz";
-  const std::string output_archive = plan.job_dir + "/output.tar.gz";
-  std::string artifacts_error;
-  for (const auto& [archive, sources] :
-       {std::pair{model_archive, std::vector<std::string>{plan.model_dir}}, std::pair{output_archive, outputs}}) {
-    ChildSpec pack;
-    pack.argv = {fetch_helper_path(), "pack", archive};
-    pack.argv.insert(pack.argv.end(), sources.begin(), sources.end());
-    pack.envp = environment.to_envp();
-    pack.output = OutputMode::capture;
-    pack.timeout = 600s;
-    if (supervisor.run(pack).exit_code != 0) {
-      artifacts_error = "could not write " + archive;
-      spdlog::error("{}", artifacts_error);
-    }
-  }
+  const std::string model_archive = model_archive_path(plan);
+  const std::string output_archive = output_archive_path(plan);
+  const std::string artifacts_error = write_artifacts(supervisor, environment, plan);
 
   // What happened on each host.
   std::vector<HostOutcome> outcomes;
@@ -404,8 +367,15 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
                                 {"reason", o.reason}});
   }
   table += "  model:  " + model_archive + "\n  output: " + output_archive + "\n";
-  write_file(plan.job_dir + "/summary.json", summary.dump(2) + "\n");
-  if (!options.keep) {
+  try {
+    write_file(plan.job_dir + "/summary.json", summary.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what()); // the printed summary still says what happened
+  }
+  if (!artifacts_error.empty()) {
+    table += "  " + artifacts_error + "\n";
+  }
+  if (!options.keep && artifacts_error.empty()) {
     for (const auto& h : plan.hosts) {
       fs::remove_all(h.base, ec); // links (model, channels) are removed, never followed
     }

@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -19,6 +20,7 @@ namespace launcher {
 namespace {
 
 constexpr std::size_t k_message_bytes = 2048;
+constexpr std::size_t k_command_bytes = 1024;
 
 std::vector<std::string>
 split_lines(const std::string& text)
@@ -51,6 +53,79 @@ from_first_whole_line(const std::string& output, bool truncated)
   return nl == std::string::npos ? output : output.substr(nl + 1);
 }
 
+// Length of the UTF-8 sequence starting at text[i] (a valid, shortest form), or 0.
+std::size_t
+utf8_length(const std::string& text, std::size_t i)
+{
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  std::size_t n = 0;
+  unsigned min = 0;
+  unsigned code = 0;
+  if (c < 0x80) {
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2, code = c & 0x1Fu, min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3, code = c & 0x0Fu, min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4, code = c & 0x07u, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size()) {
+    return 0;
+  }
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0u) != 0x80) {
+      return 0;
+    }
+    code = (code << 6) | (byte(i + k) & 0x3Fu);
+  }
+  const bool surrogate = code >= 0xD800 && code <= 0xDFFF;
+  return code >= min && code <= 0x10FFFF && !surrogate ? n : 0;
+}
+
+// SageMaker's FailureReason is UTF-8 text: bytes that are not UTF-8, and control characters
+// other than newline and tab (NUL, ESC, CR), become \xNN; at most `max_bytes`, cut between
+// characters (an escape is never split either).
+std::string
+printable_utf8(const std::string& text, std::size_t max_bytes)
+{
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = utf8_length(text, i);
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::string piece;
+    if (n == 0 || (n == 1 && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F))) {
+      char escaped[5];
+      (void)std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
+      piece = escaped;
+      i += 1;
+    } else {
+      piece = text.substr(i, n);
+      i += n;
+    }
+    if (out.size() + piece.size() > max_bytes) {
+      break;
+    }
+    out += piece;
+  }
+  return out;
+}
+
+// A command line over `max_bytes` (a million hyperparameters) keeps its start and says so.
+std::string
+shortened_command(const std::string& command, std::size_t max_bytes)
+{
+  const std::string text = printable_utf8(command, max_bytes);
+  if (text.size() >= command.size()) {
+    return text;
+  }
+  return text + " ... (" + std::to_string(command.size()) + " bytes in all)";
+}
+
 } // namespace
 
 std::string
@@ -58,12 +133,13 @@ format_failure(const std::string& error_class, int exit_code, const std::string&
 {
   // The reference's classes keep its exact first line; smlaunch's own (ConfigError,
   // StagingError, ...) also say on it what is wrong: the file, the key, the problem.
+  const std::string text = printable_utf8(message, k_message_bytes);
   std::string first_line = error_class + ":";
-  if (!is_reference_error_class(error_class) && !message.empty()) {
-    first_line += " " + message.substr(0, std::min(message.find('\n'), std::size_t{300}));
+  if (!is_reference_error_class(error_class) && !text.empty()) {
+    first_line += " " + printable_utf8(text.substr(0, text.find('\n')), 300);
   }
-  return first_line + "\nExitCode " + std::to_string(exit_code) + "\nErrorMessage \"" + message + "\"\nCommand \"" +
-         command + "\"\n";
+  return first_line + "\nExitCode " + std::to_string(exit_code) + "\nErrorMessage \"" + text + "\"\nCommand \"" +
+         shortened_command(command, k_command_bytes) + "\"\n";
 }
 
 bool
@@ -84,7 +160,12 @@ last_lines(const std::string& output, std::size_t max_bytes)
   for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
     if (out.size() + it->size() + 1 > max_bytes) {
       if (out.empty()) {
-        out = it->substr(it->size() - std::min(it->size(), max_bytes)); // one huge line: its end
+        // One huge line: its end, from a character's first byte.
+        std::size_t start = it->size() - std::min(it->size(), max_bytes);
+        while (start < it->size() && (static_cast<unsigned char>((*it)[start]) & 0xC0u) == 0x80) {
+          ++start;
+        }
+        out = it->substr(start);
       }
       break;
     }

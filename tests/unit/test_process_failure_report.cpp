@@ -751,3 +751,38 @@ TEST(LauncherFailureSummary, MpiTaggedTracebackOfTheFailingRank)
   EXPECT_EQ(message.substr(0, message.find('\n')), "RuntimeError: algo-2 ran out of data");
   EXPECT_EQ(launcher::untag_mpi_output("no tags\nhere\n"), "no tags\nhere\n");
 }
+
+// The failure file is UTF-8 text (SageMaker's FailureReason): escapes and cuts.
+TEST(LauncherFailureFormat, ControlCharactersAndInvalidUtf8AreEscaped)
+{
+  const std::string text =
+    launcher::format_failure("ExecuteUserScriptError", 1, std::string("a\0b\x1b[0m\xff\xc3(\n\té", 16), "x");
+  EXPECT_NE(text.find("a\\x00b\\x1b[0m\\xff\\xc3(\n\té"), std::string::npos) << text;
+}
+
+TEST(LauncherFailureFormat, CutAt2048BytesBetweenCharacters)
+{
+  std::string message;
+  for (int i = 0; i < 1500; ++i) {
+    message += "é"; // two bytes each
+  }
+  const std::string text = launcher::format_failure("ExecuteUserScriptError", 1, "x" + message, "cmd");
+  const auto start = text.find("ErrorMessage \"") + 14;
+  const auto end = text.find("\"\nCommand");
+  EXPECT_EQ(end - start, 2047U); // "x" and 1023 two-byte characters
+}
+
+TEST(LauncherFailureFormat, ALongCommandIsShortened)
+{
+  const std::string text = launcher::format_failure("ConfigError", 65, "m", std::string(5000, 'c'));
+  EXPECT_NE(text.find(std::string(1024, 'c') + " ... (5000 bytes in all)\"\n"), std::string::npos);
+}
+
+TEST(LauncherFailureLastLines, OneHugeLineIsCutBetweenCharacters)
+{
+  std::string line;
+  for (int i = 0; i < 100; ++i) {
+    line += "é";
+  }
+  EXPECT_EQ(launcher::last_lines(line, 9), "éééé");
+}
