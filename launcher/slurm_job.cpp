@@ -9,6 +9,9 @@
 #include "launcher/train.hpp"
 #include "process/failure_report.hpp"
 
+#include <fstream>
+#include <string>
+
 namespace launcher {
 
 namespace {
@@ -56,10 +59,20 @@ run_slurm_master(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
   spdlog::info("staging every node: {}", setup_command);
   const ChildResult setup = supervisor.run(spec_for(*plan.slurm_setup));
   if (setup.exit_code != 0) {
-    const std::string message =
+    // The step's task on this node wrote this tree's output/failure (its own failure, or
+    // being stopped when another node failed): the job's report replaces it, quoting it.
+    std::string this_node;
+    if (std::ifstream file(in.paths.failure_file); file) {
+      std::getline(file, this_node, '\0');
+    }
+    prepare_outcome(in.paths);
+    std::string message =
         "the setup step (staging, requirements) failed on a node; each node's output/failure says why. " +
         describe_script_failure(setup, plan.slurm_setup->argv[0],
                                 std::chrono::duration<double>(in.options.grace_period).count());
+    if (!this_node.empty()) {
+      message += "\nOn " + plan.environment.current_host + ": " + last_lines(this_node, 1024);
+    }
     return record_outcome(in.paths, setup.exit_code, plan.slurm_setup->error_class, message, setup_command,
                           plan.script.env);
   }

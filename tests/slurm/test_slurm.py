@@ -278,6 +278,24 @@ class TestSlurm(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.tree("algo-1"), "output", "success")))
         self.assert_nothing_left()
 
+    def test_a_node_whose_setup_fails_fails_the_job_before_mpirun(self):
+        self.dump_trees()
+        with open(os.path.join(self.root, "code", "requirements.txt"), "w") as f:
+            f.write("./no-such-package.whl\n")
+        script = os.path.join(self.root, "job.sh")
+        job = self.submit()
+        fields = self.wait(job, 120)
+        out = self.job_output()
+        self.assertEqual(fields.get("JobState"), "FAILED", out)
+        self.assertNotIn("invoking mpirun", out)
+        master = self.read(self.tree("algo-1"), "output", "failure")
+        self.assertIn("the setup step (staging, requirements) failed on a node", master[:1024])
+        self.assertIn("no-such-package.whl", master)
+        # Whichever node failed first says why in its own tree; the other was stopped.
+        nodes = [self.read(self.tree(h), "output", "failure") for h in HOSTS[1:]] + [master]
+        self.assertTrue(any("InstallRequirementsError" in text for text in nodes), nodes)
+        self.assert_nothing_left()
+
     def test_hostlist_expansion_matches_scontrol(self):
         self.dump_trees()
         for pattern in ["algo-[1-3,7]", "n[01-10]", "a[1-2]b[3-4]", "x,y[1-2],z", "n[8-10]", "n[001-3]",
