@@ -278,6 +278,8 @@ class SlurmCluster:
             "SlurmdParameters=config_overrides",
             "ReturnToService=2",
             "SchedulerType=sched/builtin",
+            # Schedule a batch job when it arrives (the default may wait up to 3 s).
+            "SchedulerParameters=batch_sched_delay=0",
             "KillWait=%d" % self.kill_wait,
             "MinJobAge=300",
             "InactiveLimit=0",
