@@ -41,6 +41,7 @@ stage_only(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
     run_install_step(spec_for(*after.install), after.install->error_class, supervisor);
   }
   write_host_state(in.paths.base, HostState{in.inherited, after.environment.machine});
+  release_failure_reserve(in.paths); // this node's outcome is the master's to record
   spdlog::info("{}: code staged{}", after.environment.current_host, after.install ? " and requirements installed" : "");
   return 0;
 }

@@ -107,6 +107,7 @@ class TestSlurm(unittest.TestCase):
             write_json(os.path.join(base, "input", "config", "inputdataconfig.json"),
                        {"train": {"TrainingInputMode": "File"}})
             os.makedirs(os.path.join(base, "input", "data", "train"), exist_ok=True)
+            os.makedirs(os.path.join(base, "output"), exist_ok=True)  # as SageMaker makes it
         return hps
 
     def chainer_trees(self, *extra):
@@ -217,6 +218,8 @@ class TestSlurm(unittest.TestCase):
                 if name.startswith("env-"):
                     seen[name] = (h, load_json(os.path.join(data, name)))
         self.assertEqual(sorted(seen), ["env-0.json", "env-1.json", "env-2.json", "env-3.json"], out)
+        # A node's setup step leaves nothing of its own in output/ (SageMaker uploads it).
+        self.assertEqual(sorted(os.listdir(os.path.join(self.tree("algo-2"), "output"))), ["data"])
         for name, (h, record) in seen.items():
             host = "algo-1" if record["rank"] < 2 else "algo-2"
             self.assertEqual((h, record["hostname"], record["processor"]), (host, host, host), name)
