@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -86,8 +87,10 @@ class SlurmCluster:
     """Attributes after start(): hosts, ns, addr, tmpdir, conf (slurm.conf), env
     (SLURM_CONF for clients), iface."""
 
-    def __init__(self, n_nodes=2, cpus=4, kill_wait=30):
+    def __init__(self, n_nodes=2, cpus=4, kill_wait=30, gpus=0):
+        """gpus: fake GPUs per node (Gres=gpu:N; character devices in the temp dir)."""
         self.n = n_nodes
+        self.gpus = gpus
         self.cpus = cpus
         self.kill_wait = kill_wait
         self.prefix = "%s%d-%d" % (NS_PREFIX, os.getpid(), next(_counter))
@@ -250,6 +253,14 @@ class SlurmCluster:
             f.write(os.urandom(1024))
         os.chmod(self.munge_key, 0o400)
         self.munge_socket = os.path.join(td, "munge", "munge.socket")
+        gres = ""
+        if self.gpus:
+            # Slurm accepts only character devices as GPU files; these are /dev/null's.
+            os.makedirs(os.path.join(td, "dev"), exist_ok=True)
+            for i in range(self.gpus):
+                os.mknod(os.path.join(td, "dev", "gpu%d" % i), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            self._write("gres.conf", "Name=gpu File=%s/dev/gpu[0-%d]\n" % (td, self.gpus - 1))
+            gres = " Gres=gpu:%d" % self.gpus
         names = ",".join(self.hosts)
         addrs = ",".join(self.addr[h] for h in self.hosts)
         conf = "\n".join([
@@ -286,7 +297,8 @@ class SlurmCluster:
             "SlurmctldTimeout=30",
             "SlurmdTimeout=60",
             "MessageTimeout=10",
-            "NodeName=%s NodeAddr=%s CPUs=%d State=UNKNOWN" % (names, addrs, self.cpus),
+            "GresTypes=gpu",
+            "NodeName=%s NodeAddr=%s CPUs=%d%s State=UNKNOWN" % (names, addrs, self.cpus, gres),
             "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO",
             "",
         ])
@@ -424,8 +436,18 @@ class SlurmCluster:
 
 if __name__ == "__main__":
     import sys
-    with SlurmCluster(int(sys.argv[1]) if len(sys.argv) > 1 else 2) as c:
+    with SlurmCluster(int(sys.argv[1]) if len(sys.argv) > 1 else 2, gpus=2) as c:
         print("up in %.2f s" % c.timings["start_s"])
         print(c.run(["sinfo"]).stdout)
-        print(c.run(["srun", "-N2", "--ntasks-per-node=2", "sh", "-c",
-                     "echo $SLURMD_NODENAME $(hostname) $SLURM_JOB_NODELIST $SLURM_TASKS_PER_NODE"], timeout=60).stdout)
+        print(c.run(["srun", "-N2", "--ntasks-per-node=2", "--gpus-per-node=2", "sh", "-c",
+                     "echo $SLURMD_NODENAME $(hostname) $SLURM_JOB_NODELIST $SLURM_TASKS_PER_NODE "
+                     "gpus=$SLURM_GPUS_ON_NODE cuda=$CUDA_VISIBLE_DEVICES"], timeout=60).stdout)
+        script = os.path.join(c.tmpdir, "job.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\necho batch gpus=$SLURM_GPUS_ON_NODE\n"
+                    "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --overlap sh -c "
+                    "'echo step $SLURMD_NODENAME gpus=$SLURM_GPUS_ON_NODE cuda=$CUDA_VISIBLE_DEVICES'\n")
+        os.chmod(script, 0o755)
+        job = c.sbatch(script, ["-N2", "--ntasks-per-node=2", "--gpus-per-node=2", "-o", c.tmpdir + "/out"])
+        print(c.wait_job(job, 60).get("JobState"))
+        print(open(c.tmpdir + "/out").read())

@@ -73,7 +73,7 @@ class TestSlurm(unittest.TestCase):
             raise unittest.SkipTest(why)
         if not SMLAUNCH or not os.access(SMLAUNCH, os.X_OK):
             raise unittest.SkipTest("SMLAUNCH_BIN is not set to the built smlaunch (run through ctest)")
-        cls.cluster = SlurmCluster(2, cpus=4, kill_wait=30)
+        cls.cluster = SlurmCluster(2, cpus=4, kill_wait=30, gpus=2)
         cls.cluster.start()
 
     @classmethod
@@ -122,14 +122,15 @@ class TestSlurm(unittest.TestCase):
             hps["sagemaker_additional_mpi_options"] = json.dumps("-mca mpi_yield_when_idle 1")
             write_json(path, hps)
 
-    def submit(self, *train_args, grace=10):
+    def submit(self, *train_args, grace=10, sbatch_options=()):
         script = os.path.join(self.root, "job.sh")
         with open(script, "w") as f:
             f.write("#!/bin/sh\nexec %s train --base-dir %s/job/%%n --python %s --grace-period %d %s\n" % (
                 SMLAUNCH, self.root, PYTHON, grace, " ".join(train_args)))
         os.chmod(script, 0o755)
         self.output = os.path.join(self.root, "slurm.out")
-        return self.cluster.sbatch(script, ["-N2", "--ntasks-per-node=2", "-o", self.output], cwd=self.root)
+        return self.cluster.sbatch(script, ["-N2", "--ntasks-per-node=2", "-o", self.output, *sbatch_options],
+                                   cwd=self.root)
 
     def job_output(self):
         try:
@@ -193,8 +194,17 @@ class TestSlurm(unittest.TestCase):
         self.assert_nothing_left()
 
     def test_each_node_sees_the_sm_variables_of_the_sagemaker_tree(self):
+        self.check_sm_variables([], [])
+
+    def test_the_gpus_slurm_gives_a_node_are_its_sm_num_gpus(self):
+        # Gres=gpu:2 (fake devices); SageMaker's tree of the same job: 2 GPUs per host.
+        records = self.check_sm_variables(["--gpus-per-node=2"], ["--num-gpus", "2"])
+        self.assertEqual({r["SM_NUM_GPUS"] for r in records}, {"2"})
+
+    def check_sm_variables(self, sbatch_options, oracle_args):
+        """Every rank's SM_* against `smlaunch plan` on the SageMaker tree; returns them."""
         self.dump_trees()
-        job = self.submit()
+        job = self.submit(sbatch_options=sbatch_options)
         fields = self.wait(job, 200)
         out = self.job_output()
         self.assertEqual((fields.get("JobState"), fields.get("ExitCode")), ("COMPLETED", "0:0"), out)
@@ -205,7 +215,7 @@ class TestSlurm(unittest.TestCase):
             shutil.copytree(os.path.join(self.tree(h), "input"), os.path.join(oracle, "input"))
             write_json(os.path.join(oracle, "input", "config", "resourceconfig.json"), sagemaker_resource_config(h))
             shutil.copytree(os.path.join(self.tree(h), "code"), os.path.join(oracle, "code"))
-            plan = subprocess.run([SMLAUNCH, "plan", "--base-dir", oracle, "--python", PYTHON],
+            plan = subprocess.run([SMLAUNCH, "plan", "--base-dir", oracle, "--python", PYTHON, *oracle_args],
                                   capture_output=True, text=True, timeout=60,
                                   env={"PATH": os.environ["PATH"], "HOME": "/root"})
             self.assertEqual(plan.returncode, 0, plan.stderr)
@@ -227,6 +237,7 @@ class TestSlurm(unittest.TestCase):
             self.assertEqual(sorted(sm), sorted(expected[host]), name)
             for key in sorted(expected[host]):
                 self.assertEqual(sm[key], expected[host][key], "%s %s" % (name, key))
+        return [record for _, record in seen.values()]
 
     def cancel_mid_job(self, scancel_options, final_state):
         """Start ranks that sleep, cancel once all four run; returns output/failure's text."""
