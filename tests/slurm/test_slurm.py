@@ -268,7 +268,10 @@ class TestSlurm(unittest.TestCase):
         # Slurm sends SIGTERM to every process of the job (KillWait 30 s > the grace period).
         text = self.cancel_mid_job([], "CANCELLED")
         self.assertRegex(text.splitlines()[0], r"^\w+Error:$", text)
-        self.assertIn("after smlaunch forwarded SIGTERM", text)
+        # mpirun gets the signal too: it usually exits 1 ("after smlaunch forwarded SIGTERM"),
+        # but Open MPI 4.1's mpirun sometimes dies of SIGSEGV in PMIx_Finalize instead.
+        self.assertRegex(text, r"after smlaunch forwarded SIGTERM|killed by SIGSEGV")
+        self.assertNotIn("ExitCode 0\n", text)
 
     def test_scancel_batch_term_reaches_every_rank_through_smlaunch(self):
         # Only the batch step (smlaunch, exec'd by the script) gets SIGTERM; it stops mpirun,
