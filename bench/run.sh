@@ -26,6 +26,10 @@ echo "== serving: requests/s and latency (baseline: nginx + gunicorn (gevent) + 
 
 if [ "$(id -u)" = 0 ]; then
   echo
+  echo "== Slurm: a 2-node job's start and end latency (baseline: the same job over SSH with smlaunch local)"
+  scripts/install-packages.sh test >/dev/null
+  .venv/bin/python bench/bench_slurm.py build-release/bin/smlaunch "$PWD/.venv/bin/python"
+  echo
   echo "== the SageMaker SDK's local mode against smlaunch local / serve (Docker; baseline: the SDK)"
   bench/sdk_local.sh
 fi

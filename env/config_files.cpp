@@ -254,7 +254,7 @@ validate_config_files(const ConfigFiles& files, const Paths& paths)
 }
 
 ConfigFiles
-read_config_files(const Paths& paths)
+read_config_files(const Paths& paths, const Value* resource_config)
 {
   // Read all three before failing, so one run reports every broken file.
   std::vector<Problem> problems;
@@ -267,7 +267,11 @@ read_config_files(const Paths& paths)
     }
   };
   read(paths.hyperparameters_file, files.hyperparameters);
-  read(paths.resource_config_file, files.resource_config);
+  if (resource_config != nullptr) {
+    files.resource_config = *resource_config;
+  } else {
+    read(paths.resource_config_file, files.resource_config);
+  }
   read(paths.input_data_config_file, files.input_data_config);
   if (!problems.empty()) {
     throw ConfigError(std::move(problems));

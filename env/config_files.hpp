@@ -22,7 +22,9 @@ inline constexpr std::size_t k_max_config_file_bytes = 64u * 1024u * 1024u;
 Value read_json_file(const std::string& path);
 
 // Read and validate all three files; throws ConfigError listing every problem found.
-ConfigFiles read_config_files(const Paths& paths);
+// With `resource_config` (a cluster described by Slurm), that value stands for
+// resourceconfig.json, which is not read.
+ConfigFiles read_config_files(const Paths& paths, const Value* resource_config = nullptr);
 
 // Validation alone, for tests and for trees built in memory.
 void validate_config_files(const ConfigFiles& files, const Paths& paths);

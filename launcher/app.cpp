@@ -5,11 +5,13 @@
 #include "base/shell.hpp"
 #include "env/config_error.hpp"
 #include "env/config_files.hpp"
+#include "env/slurm.hpp"
 #include "launcher/cli.hpp"
 #include "launcher/machine.hpp"
 #include "launcher/plan.hpp"
 #include "launcher/rank.hpp"
 #include "launcher/serve_command.hpp"
+#include "launcher/slurm_job.hpp"
 #include "launcher/train.hpp"
 #include "local/local_command.hpp"
 #include "mpi/mpirun_command.hpp"
@@ -74,12 +76,26 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
     throw BaseDirectoryError("base directory " + in.paths.base +
                           " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
   }
-  in.config = env::read_config_files(in.paths);
+  in.cluster = choose_cluster(options, inherited, in.paths, current_directory());
+  std::optional<int> num_gpus = options.num_gpus;
+  if (in.cluster.slurm) {
+    const env::Value rc = env::slurm_resource_config(*in.cluster.slurm, options.instance_type,
+                                                     options.network_interface.empty() ? "eth0" : options.network_interface);
+    in.config = env::read_config_files(in.paths, &rc);
+    if (!num_gpus) {
+      num_gpus = in.cluster.slurm->gpus_on_node; // the GPUs Slurm gave this node
+    }
+  } else {
+    in.config = env::read_config_files(in.paths);
+  }
   const env::Value* type = in.config.resource_config.find("current_instance_type");
   const auto probe = probe_machine(supervisor, inherited, type != nullptr && type->is_string() ? type->text() : "local",
-                                   options.num_gpus);
+                                   num_gpus);
   in.machine = probe.facts;
   in.gpu_source = probe.gpu_source;
+  if (!options.num_gpus && num_gpus) {
+    in.gpu_source = "SLURM_GPUS_ON_NODE";
+  }
   in.probes_run = probe.processes_run;
   const std::string* path = inherited.get("PATH");
   in.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
@@ -172,6 +188,12 @@ run(int argc, const char* const* argv, char** envp)
     if (options.command == Command::plan) {
       std::cout << plan_to_json(plan, inputs).dump(2) << std::endl;
       return 0;
+    }
+    if (options.stage_only) {
+      return stage_only(plan, inputs, supervisor);
+    }
+    if (plan.slurm_setup) {
+      return run_slurm_master(plan, inputs, supervisor);
     }
     if (const int stopped = stage(plan, inputs, supervisor)) {
       return stopped;

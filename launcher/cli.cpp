@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/option_values.hpp"
+#include "env/slurm.hpp"
 #include "mpi/mpi_settings.hpp"
 
 #include <boost/program_options.hpp>
@@ -37,6 +38,13 @@ constexpr OptionSpec k_options[] = {
    "how long the master waits for every worker's SSH login, and a worker for the master"},
   {"lost-host-timeout", "SMLAUNCH_LOST_HOST_TIMEOUT", nullptr, "10", "SECONDS",
    "a host that stops answering for this long during the job fails it"},
+  {"cluster", "SMLAUNCH_CLUSTER", nullptr, "detect", "SOURCE",
+   "where the hosts come from: sagemaker (resourceconfig.json), slurm (the allocation), or detect "
+   "(slurm when SLURM_JOB_ID is set and the tree has no resourceconfig.json)"},
+  {"instance-type", "SMLAUNCH_INSTANCE_TYPE", nullptr, "local", "TYPE",
+   "under Slurm: the instance type SM_CURRENT_INSTANCE_TYPE reports (e.g. ml.p4d.24xlarge)"},
+  {"network-interface", "SMLAUNCH_NETWORK_INTERFACE", nullptr, "", "NAME",
+   "under Slurm: the interface MPI and NCCL use (default: Open MPI's choice; SM_* say eth0)"},
 };
 
 double
@@ -91,7 +99,9 @@ help_text()
   for (const auto& o : k_options) {
     out += option_help(o, o.default_value, 28);
   }
-  out += "  -v, --verbose             log the plan and the environment (secrets redacted)\n"
+  out += "      --stage-only          stage the code and install requirements on this host, then stop\n"
+         "                            (under Slurm, the step every node runs before mpirun)\n"
+         "  -v, --verbose             log the plan and the environment (secrets redacted)\n"
          "  -q, --quiet               log warnings and errors only\n"
          "  -h, --help                this text\n"
          "      --version             print the version\n";
@@ -138,6 +148,16 @@ parse_internal_command(int argc, const char* const* argv)
       }
     } else if (arg == "--base-dir" && has_value) {
       options.base_dir = argv[++i];
+    } else if (arg == "--cluster" && has_value) {
+      const std::string cluster = argv[++i];
+      if (cluster != "slurm") {
+        throw UsageError(command + ": --cluster expects slurm");
+      }
+      options.cluster = ClusterChoice::slurm;
+    } else if (arg == "--instance-type" && has_value) {
+      options.instance_type = argv[++i];
+    } else if (arg == "--network-interface" && has_value) {
+      options.network_interface = argv[++i];
     } else if (arg == "--exit-code" && has_value) {
       try {
         options.job_exit_code = std::stoi(argv[++i]);
@@ -161,6 +181,20 @@ parse_internal_command(int argc, const char* const* argv)
 
 } // namespace
 
+std::string
+expand_base_dir(const std::string& pattern, const env::EnvMap& environment)
+{
+  if (pattern.find("%n") == std::string::npos) {
+    return pattern;
+  }
+  const std::string* node = environment.get("SLURMD_NODENAME");
+  if (node == nullptr || node->empty()) {
+    throw UsageError("--base-dir \"" + pattern + "\" holds %n (the Slurm node name), but SLURMD_NODENAME is not set; " +
+                     "run inside a Slurm allocation, or give a path without %n");
+  }
+  return env::expand_node_pattern(pattern, *node);
+}
+
 Options
 parse_command_line(int argc, const char* const* argv, const env::EnvMap& environment)
 {
@@ -177,6 +211,8 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
         internal->base_dir = "/opt/ml";
       }
     }
+    internal->base_dir_pattern = internal->base_dir;
+    internal->base_dir = expand_base_dir(internal->base_dir, environment);
     internal->verbosity = Verbosity::quiet;
     return *internal;
   }
@@ -187,7 +223,7 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
     return local;
   }
   po::options_description desc;
-  desc.add_options()("help,h", "")("version", "")("verbose,v", "")("quiet,q", "");
+  desc.add_options()("help,h", "")("version", "")("verbose,v", "")("quiet,q", "")("stage-only", "");
   for (const auto& o : k_options) {
     desc.add_options()(o.name, po::value<std::string>(), o.help);
   }
@@ -290,10 +326,27 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
       options.ssh_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
     } else if (s.name == "lost-host-timeout") {
       options.lost_host_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    } else if (s.name == "cluster") {
+      if (s.value == "detect") {
+        options.cluster = ClusterChoice::detect;
+      } else if (s.value == "sagemaker") {
+        options.cluster = ClusterChoice::sagemaker;
+      } else if (s.value == "slurm") {
+        options.cluster = ClusterChoice::slurm;
+      } else {
+        throw UsageError("--cluster (" + s.origin + ") is \"" + s.value + "\"; expected detect, sagemaker or slurm");
+      }
+    } else if (s.name == "instance-type") {
+      options.instance_type = s.value;
+    } else if (s.name == "network-interface") {
+      options.network_interface = s.value;
     } else if (s.name == "log-level") {
       options.verbosity = parse_log_level("--log-level (" + s.origin + ")", s.value);
     }
   }
+  options.base_dir_pattern = options.base_dir;
+  options.base_dir = expand_base_dir(options.base_dir, environment);
+  options.stage_only = vm.count("stage-only") != 0;
   if (vm.count("verbose") != 0) {
     options.verbosity = Verbosity::verbose;
   } else if (vm.count("quiet") != 0) {

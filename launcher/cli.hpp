@@ -14,6 +14,11 @@ namespace launcher {
 
 enum class Command { train, plan, help, version, rank, job_ended, local };
 
+// Where the host list comes from: resourceconfig.json (SageMaker, `smlaunch local`) or a
+// Slurm allocation; `detect` picks Slurm when SLURM_JOB_ID is set and the tree has no
+// resourceconfig.json.
+enum class ClusterChoice { detect, sagemaker, slurm };
+
 // One resolved setting and where its value came from (shown by `smlaunch plan`).
 struct Setting
 {
@@ -25,7 +30,8 @@ struct Setting
 struct Options
 {
   Command command = Command::help;
-  std::string base_dir;
+  std::string base_dir;            // this host's tree (%n expanded)
+  std::string base_dir_pattern;    // as given: may hold %n (Slurm's node name)
   std::string python;              // as given; resolved against PATH when planning
   std::optional<int> num_gpus;     // unset: detect
   std::chrono::milliseconds grace_period{60000};
@@ -39,6 +45,10 @@ struct Options
   std::string ssh_command = "ssh";
   std::chrono::milliseconds ssh_timeout{300000};
   std::chrono::milliseconds lost_host_timeout{10000};
+  ClusterChoice cluster = ClusterChoice::detect;
+  std::string instance_type = "local"; // Slurm: SM_CURRENT_INSTANCE_TYPE
+  std::string network_interface;       // Slurm: "" is eth0 in SM_*, Open MPI's own choice
+  bool stage_only = false;             // stage and install on this host, then stop
   std::vector<Setting> settings;
 
   // Internal commands (run by smlaunch itself on other hosts).
@@ -48,6 +58,10 @@ struct Options
   std::string job_message;                // `job-ended --message TEXT`
   std::vector<std::string> local_args;    // `local ARGS...`: parsed by local_plan
 };
+
+// `pattern` with %n replaced by SLURMD_NODENAME; throws UsageError when it holds %n and
+// that variable is not set.
+std::string expand_base_dir(const std::string& pattern, const env::EnvMap& environment);
 
 // Parse argv (argv[0] "train" dispatches like "smlaunch train"); throws UsageError.
 Options parse_command_line(int argc, const char* const* argv, const env::EnvMap& environment);

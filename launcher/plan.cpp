@@ -1,9 +1,12 @@
 #include "launcher/plan.hpp"
 
 #include "env/config_error.hpp"
+#include "env/slurm.hpp"
 #include "env/py_format.hpp"
 #include "mpi/mpirun_command.hpp"
 #include "mpi/ssh.hpp"
+
+#include <unistd.h>
 
 namespace launcher {
 
@@ -47,6 +50,22 @@ thread_budget_to_json(const std::optional<env::ThreadBudget>& budget)
   }
   return {{"applies_to", "mpi_ranks"}, {"cpus", budget->cpus}, {"processes_on_host", budget->processes},
           {"threads", budget->threads}, {"why", budget->why}, {"variables", variables}};
+}
+
+nlohmann::ordered_json
+cluster_to_json(const ClusterSource& cluster)
+{
+  nlohmann::ordered_json out = {{"source", cluster.name}, {"why", cluster.why}};
+  if (cluster.slurm) {
+    const env::SlurmCluster& s = *cluster.slurm;
+    out["slurm"] = {{"hosts", s.hosts},
+                    {"current_host", s.current_host},
+                    {"tasks_per_node", s.tasks_per_node ? nlohmann::ordered_json(*s.tasks_per_node) : nullptr},
+                    {"tasks_per_node_from", s.tasks_source},
+                    {"gpus_on_node", s.gpus_on_node ? nlohmann::ordered_json(*s.gpus_on_node) : nullptr},
+                    {"base_dir_pattern", cluster.base_dir_pattern}};
+  }
+  return out;
 }
 
 } // namespace
@@ -99,6 +118,15 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
     mi.ssh_command += " " + word;
   }
   mi.single_host = single_host;
+  if (in.cluster.slurm && !single_host) {
+    mi.starter = mpi::Starter::slurm;
+    mi.network_interface = in.options.network_interface;
+    mi.rank_options = {"--cluster", "slurm", "--base-dir", in.cluster.base_dir_pattern, "--instance-type",
+                       in.options.instance_type};
+    if (!in.options.network_interface.empty()) {
+      mi.rank_options.insert(mi.rank_options.end(), {"--network-interface", in.options.network_interface});
+    }
+  }
   for (const auto& [name, value] : in.inherited.entries()) {
     mi.present.push_back(name);
   }
@@ -122,9 +150,60 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
   env::EnvMap mpirun_env = in.inherited;
   mpirun_env.set("SMLAUNCH_BASE_DIR", in.paths.base);
   plan.mpirun = Step{"mpirun", "ExecuteUserScriptError", command.argv, mpirun_env, in.paths.code};
+  if (mi.starter == mpi::Starter::slurm) {
+    plan.slurm_setup = Step{"slurm_setup", plan.install ? plan.install->error_class : "StagingError",
+                            slurm_setup_argv(in, plan.mpi.hosts.size()), in.inherited, in.paths.base};
+  }
 }
 
 } // namespace
+
+ClusterSource
+choose_cluster(const Options& options, const env::EnvMap& inherited, const env::Paths& paths, const std::string& cwd)
+{
+  ClusterSource cluster;
+  cluster.base_dir_pattern = env::normalize_base_dir(options.base_dir_pattern.empty() ? options.base_dir
+                                                                                     : options.base_dir_pattern,
+                                                     cwd);
+  const Setting* setting = nullptr;
+  for (const auto& s : options.settings) {
+    setting = s.name == "cluster" ? &s : setting;
+  }
+  const std::string origin = setting != nullptr ? setting->origin : "command line";
+  const std::string* job = inherited.get("SLURM_JOB_ID");
+  const bool has_file = ::access(paths.resource_config_file.c_str(), F_OK) == 0;
+  if (options.cluster == ClusterChoice::slurm) {
+    cluster.why = "--cluster slurm (" + origin + ")";
+  } else if (options.cluster == ClusterChoice::sagemaker) {
+    cluster.why = "--cluster sagemaker (" + origin + "): " + paths.resource_config_file;
+    return cluster;
+  } else if (job != nullptr && !job->empty() && !has_file) {
+    cluster.why = "SLURM_JOB_ID is set and " + paths.resource_config_file + " does not exist";
+  } else {
+    cluster.why = paths.resource_config_file;
+    return cluster;
+  }
+  cluster.name = "slurm";
+  cluster.slurm = env::read_slurm_cluster(inherited);
+  return cluster;
+}
+
+std::vector<std::string>
+slurm_setup_argv(const PlanInputs& in, std::size_t nodes)
+{
+  const std::string n = std::to_string(nodes);
+  std::vector<std::string> argv = {"srun",           "--nodes=" + n,           "--ntasks=" + n,
+                                   "--ntasks-per-node=1", "--overlap",          "--kill-on-bad-exit=1",
+                                   in.smlaunch_exe,  "train",                   "--stage-only",
+                                   "--cluster",      "slurm",                   "--base-dir",
+                                   in.cluster.base_dir_pattern};
+  for (const auto& s : in.options.settings) {
+    if (s.origin != "default" && s.name != "cluster" && s.name != "base-dir") {
+      argv.insert(argv.end(), {"--" + s.name, s.value});
+    }
+  }
+  return argv;
+}
 
 env::EnvMap
 script_variables(const env::TrainingEnvironment& e, const env::Paths& paths, const env::EnvMap& inherited,
@@ -153,7 +232,7 @@ make_train_plan(const PlanInputs& in)
   TrainPlan plan;
   plan.environment = env::build_training_environment(in.paths, in.config, in.machine, in.inherited);
   const env::TrainingEnvironment& e = plan.environment;
-  plan.mpi = mpi::resolve_mpi_settings(e);
+  plan.mpi = mpi::resolve_mpi_settings(e, in.cluster.slurm ? in.cluster.slurm->tasks_per_node : std::nullopt);
 
   plan.source = classify_code_source(e.module_dir, in.paths.code);
   plan.staging = in.code_staged ? StagingAction::none
@@ -228,7 +307,14 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
   if (plan.install) {
     steps.push_back(step_to_json(*plan.install, secrets));
   }
-  if (plan.mpirun && plan.role == Role::worker) {
+  if (plan.slurm_setup && plan.role == Role::worker) {
+    steps.push_back({{"name", "none"},
+                     {"why", "under Slurm the master " + plan.mpi.master +
+                               " stages every node (slurm_setup) and its mpirun starts this node's ranks through srun"}});
+  } else if (plan.slurm_setup) {
+    steps.push_back(step_to_json(*plan.slurm_setup, secrets));
+    steps.push_back(step_to_json(*plan.mpirun, secrets));
+  } else if (plan.mpirun && plan.role == Role::worker) {
     steps.push_back({{"name", "wait_for_master"}, {"master", plan.mpi.master}});
   } else if (plan.mpirun) {
     steps.push_back(step_to_json(*plan.mpirun, secrets));
@@ -245,6 +331,7 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
     {"machine",
      {{"num_cpus", in.machine.num_cpus}, {"num_gpus", in.machine.num_gpus}, {"gpu_source", in.gpu_source},
       {"num_neurons", in.machine.num_neurons}, {"probes_run", in.probes_run}}},
+    {"cluster", cluster_to_json(in.cluster)},
     {"host",
      {{"current_host", e.current_host}, {"hosts", e.hosts}, {"master", e.master_hostname}, {"is_master", e.is_master}}},
     {"mpi",

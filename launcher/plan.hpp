@@ -4,6 +4,7 @@
 
 #include "env/config_files.hpp"
 #include "env/env_map.hpp"
+#include "env/slurm.hpp"
 #include "env/thread_budget.hpp"
 #include "env/training_environment.hpp"
 #include "fetch/code_source.hpp"
@@ -27,6 +28,15 @@ struct Step
   std::string cwd;
 };
 
+// Where the host list came from (see ClusterChoice).
+struct ClusterSource
+{
+  std::string name = "resourceconfig"; // or "slurm"
+  std::string why;
+  std::optional<env::SlurmCluster> slurm;
+  std::string base_dir_pattern; // absolute; may hold %n (each node's own tree)
+};
+
 struct PlanInputs
 {
   Options options;
@@ -42,6 +52,7 @@ struct PlanInputs
   std::string smlaunch_exe;        // this binary (mpirun starts `smlaunch rank` on every host)
   int open_mpi_major = 4;
   std::vector<std::string> probes_run; // processes the machine probes ran (plan lists them)
+  ClusterSource cluster;
 };
 
 enum class Role { single, master, worker };
@@ -67,6 +78,9 @@ struct TrainPlan
   std::optional<Step> mpirun;
   std::vector<std::string> rank_program;
   std::vector<std::string> workers; // every host but the master
+  // MPI under Slurm: the step that stages and installs on every node (srun, one task per
+  // node) before mpirun starts the ranks through the allocation; no sshd, no ssh.
+  std::optional<Step> slurm_setup;
   // MPI: what each rank on this host gets (the rank step applies it; see rank.hpp).
   std::optional<env::ThreadBudget> thread_budget;
 };
@@ -83,6 +97,16 @@ env::EnvMap script_variables(const env::TrainingEnvironment& environment, const 
 // mpirun's (OpenSSH ControlMaster; the socket lives in <base>/.smlaunch/). Empty when the
 // socket path would be too long for a Unix socket.
 std::vector<std::string> ssh_connection_sharing(const env::Paths& paths);
+
+// Where this host's cluster comes from (ClusterChoice); for Slurm, the allocation read
+// from `environment`. Looks only at whether resourceconfig.json exists; throws
+// env::ConfigError when a Slurm variable is missing or malformed.
+ClusterSource choose_cluster(const Options& options, const env::EnvMap& environment, const env::Paths& paths,
+                             const std::string& cwd);
+
+// `srun` running `smlaunch train --stage-only` once on every node: the settings given
+// (base-dir as its %n pattern) passed on. Pure.
+std::vector<std::string> slurm_setup_argv(const PlanInputs& inputs, std::size_t nodes);
 
 // Build the plan; throws env::ConfigError or StagingError.
 TrainPlan make_train_plan(const PlanInputs& inputs);

@@ -3,6 +3,7 @@
 #include "base/logging.hpp"
 #include "env/config_files.hpp"
 #include "env/paths.hpp"
+#include "env/slurm.hpp"
 #include "env/training_environment.hpp"
 #include "launcher/host_state.hpp"
 #include "launcher/plan.hpp"
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sys/prctl.h>
 #include <system_error>
 #include <unistd.h>
@@ -81,7 +83,14 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     char cwd[4096] = "/";
     [[maybe_unused]] const char* ignored = getcwd(cwd, sizeof(cwd));
     const env::Paths paths = env::Paths::under(env::normalize_base_dir(options.base_dir, cwd));
-    const env::ConfigFiles files = env::read_config_files(paths);
+    // Under Slurm, the cluster is this node's view of the allocation, as on the master.
+    std::optional<env::Value> slurm_config;
+    if (options.cluster == ClusterChoice::slurm) {
+      slurm_config = env::slurm_resource_config(
+        env::read_slurm_cluster(process_environment), options.instance_type,
+        options.network_interface.empty() ? "eth0" : options.network_interface);
+    }
+    const env::ConfigFiles files = env::read_config_files(paths, slurm_config ? &*slurm_config : nullptr);
     const HostState host = read_host_state(paths.base);
     const env::TrainingEnvironment training =
       env::build_training_environment(paths, files, host.machine, host.environment);

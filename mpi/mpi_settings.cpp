@@ -104,7 +104,7 @@ positive_count(const env::Value& v, const std::string& key, const std::string& f
 } // namespace
 
 MpiSettings
-resolve_mpi_settings(const env::TrainingEnvironment& e)
+resolve_mpi_settings(const env::TrainingEnvironment& e, std::optional<int> cluster_slots)
 {
   const env::Value& sm = e.hyperparameters.sagemaker;
   const std::string& file = e.paths.hyperparameters_file;
@@ -135,6 +135,9 @@ resolve_mpi_settings(const env::TrainingEnvironment& e)
     }
   };
   s.processes_per_host = e.machine.num_gpus > 0 ? e.machine.num_gpus : 1;
+  if (cluster_slots && *cluster_slots > 0) {
+    s.processes_per_host = static_cast<int>(std::min<long long>(*cluster_slots, k_max_processes_per_host));
+  }
   if (const env::Value* slots = first_present(sm, {"sagemaker_process_slots_per_host", "sagemaker_mpi_num_of_processes_per_host"}, which)) {
     s.processes_per_host = static_cast<int>(count(*slots, k_max_processes_per_host, s.processes_per_host));
   }

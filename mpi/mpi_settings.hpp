@@ -4,6 +4,7 @@
 
 #include "env/training_environment.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,10 @@ struct MpiSettings
 inline constexpr long long k_max_processes_per_host = 1024;
 
 // Decide from the hyperparameters; throws env::ConfigError for bad counts or options.
-MpiSettings resolve_mpi_settings(const env::TrainingEnvironment& environment);
+// Slots per host: the hyperparameter, else `cluster_slots` (Slurm's tasks per node), else
+// the host's GPUs, else 1.
+MpiSettings resolve_mpi_settings(const env::TrainingEnvironment& environment,
+                                 std::optional<int> cluster_slots = std::nullopt);
 
 // Split `text` as a POSIX shell would (quotes, backslashes), without expanding anything.
 // Throws std::invalid_argument on an unbalanced quote or a trailing backslash.

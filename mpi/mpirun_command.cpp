@@ -102,7 +102,14 @@ build_mpirun_command(const MpirunInputs& in)
   }
   a = {in.mpirun, "--host", hosts, "-np", std::to_string(s.num_processes), "--allow-run-as-root", "--display-map",
        "--tag-output"};
-  if (!in.single_host) {
+  if (!in.single_host && in.starter == Starter::slurm) {
+    // No ssh: the daemons start through srun; a fallback to ssh would be an error.
+    a.insert(a.end(), {"-mca", "plm", "slurm"});
+    if (!in.network_interface.empty()) {
+      a.insert(a.end(), {"-mca", "btl_tcp_if_include", in.network_interface, "-mca", "oob_tcp_if_include",
+                         in.network_interface});
+    }
+  } else if (!in.single_host) {
     a.insert(a.end(), {"-mca", "btl_tcp_if_include", in.network_interface, "-mca", "oob_tcp_if_include",
                        in.network_interface, "-mca", "plm_rsh_no_tree_spawn", "1"});
     if (!in.ssh_command.empty() && in.ssh_command != "ssh") {
@@ -115,7 +122,9 @@ build_mpirun_command(const MpirunInputs& in)
   std::vector<std::string> options = s.custom_options;
   const std::string nccl_debug = take_nccl_debug(options);
   export_value("NCCL_MIN_NRINGS", "4");
-  export_value("NCCL_SOCKET_IFNAME", in.network_interface);
+  if (!in.network_interface.empty()) {
+    export_value("NCCL_SOCKET_IFNAME", in.network_interface);
+  }
   export_value("NCCL_DEBUG", nccl_debug);
   export_name("LD_LIBRARY_PATH");
   export_name("PATH");
@@ -147,7 +156,9 @@ build_mpirun_command(const MpirunInputs& in)
     for (const auto& name : c.exported) {
       keep += (keep.empty() ? "" : ",") + name;
     }
-    a.insert(a.end(), {in.rank_wrapper, "rank", "--keep", keep, "--"});
+    a.insert(a.end(), {in.rank_wrapper, "rank"});
+    a.insert(a.end(), in.rank_options.begin(), in.rank_options.end());
+    a.insert(a.end(), {"--keep", keep, "--"});
   }
   a.insert(a.end(), in.program.begin(), in.program.end());
   return c;

@@ -503,6 +503,12 @@ prepare_outcome(const env::Paths& paths)
   }
 }
 
+void
+release_failure_reserve(const env::Paths& paths)
+{
+  ::unlink(reserve_path(paths).c_str());
+}
+
 bool
 record_failure(const env::Paths& paths, const std::string& text)
 {

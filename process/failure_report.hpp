@@ -50,6 +50,9 @@ bool write_failure_file(const std::string& path, const std::string& text);
 // in an earlier run on this tree (a failure file the user's script wrote stays), and
 // reserves space in output/ for the failure file.
 void prepare_outcome(const env::Paths& paths);
+// Give back the space prepare_outcome reserved, for a run that ends without an outcome
+// (`train --stage-only`).
+void release_failure_reserve(const env::Paths& paths);
 // write_failure_file into the reserved space, remembered as smlaunch's own.
 bool record_failure(const env::Paths& paths, const std::string& text);
 

@@ -2,7 +2,7 @@
 # The Debian (or Ubuntu) packages smlaunch needs, by group; installs only what is missing.
 #   scripts/install-packages.sh build     compilers, CMake, the C++ libraries (the image's build stage)
 #   scripts/install-packages.sh run       what jobs need: Python, numpy on OpenBLAS, mpi4py, Open MPI, ssh
-#   scripts/install-packages.sh test      what the tests drive: curl, sshd, ip, unshare
+#   scripts/install-packages.sh test      what the tests drive: curl, sshd, ip, unshare, Slurm + munge
 #   scripts/install-packages.sh tidy      clang-tidy (scripts/tidy.sh)
 #   scripts/install-packages.sh fuzz      clang 14 with libFuzzer and the sanitizers (scripts/fuzz.sh)
 #   scripts/install-packages.sh docker    Debian's Docker engine, compose 1.29, mmdebstrap (docker/engine.sh)
@@ -28,7 +28,7 @@ for group in "$@"; do
                  python3-wheel python3-threadpoolctl libopenblas0-pthread
                  openmpi-bin libopenmpi-dev openssh-server openssh-client procps) ;;
     test)
-      packages+=(curl iproute2 util-linux procps time openssh-server openssh-client) ;;
+      packages+=(curl iproute2 util-linux procps time openssh-server openssh-client slurm-wlm munge) ;;
     tidy)
       packages+=(clang-tidy) ;;
     fuzz)

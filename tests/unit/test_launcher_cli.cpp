@@ -134,7 +134,7 @@ TEST(LauncherCli, SettingsAreListedInTableOrder)
   }
   EXPECT_EQ(names, (std::vector<std::string>{"base-dir", "python", "num-gpus", "grace-period", "dns-timeout", "log-level",
                                              "mpirun", "sshd", "sshd-config", "sshd-port", "ssh-command", "ssh-timeout",
-                                             "lost-host-timeout"}));
+                                             "lost-host-timeout", "cluster", "instance-type", "network-interface"}));
 }
 
 TEST(LauncherCli, TypedValues)

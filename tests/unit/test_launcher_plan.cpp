@@ -5,11 +5,13 @@
 #include "base/errors.hpp"
 #include "env/config_error.hpp"
 #include "env/config_files.hpp"
+#include "env/slurm.hpp"
 #include "fetch/code_source.hpp"
 #include "launcher/cli.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -556,3 +558,134 @@ TEST_F(LauncherPlan, ThreadBudget)
 }
 
 } // namespace
+
+namespace {
+
+const Vars k_slurm_step = {{"SLURM_JOB_ID", "42"},
+                           {"SLURM_JOB_NODELIST", "algo-[1-2]"},
+                           {"SLURMD_NODENAME", "algo-1"},
+                           {"SLURM_TASKS_PER_NODE", "2(x2)"}};
+
+} // namespace
+
+// Slurm is chosen when asked for, or when SLURM_JOB_ID is set and the tree has no
+// resourceconfig.json; a file SageMaker wrote wins over the detection.
+TEST_F(LauncherPlan, ClusterDetection)
+{
+  env::EnvMap environment;
+  for (const auto& [k, v] : k_slurm_step) {
+    environment.set(k, v);
+  }
+  const env::Paths paths = env::Paths::under(m_base.string());
+  const auto choose = [&](const std::vector<const char*>& args, const env::EnvMap& e) {
+    std::vector<const char*> argv = {"smlaunch", "plan"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const launcher::Options o = launcher::parse_command_line(static_cast<int>(argv.size()), argv.data(), e);
+    return launcher::choose_cluster(o, e, paths, "/");
+  };
+  // resourceconfig.json exists: it wins unless --cluster slurm.
+  EXPECT_EQ(choose({}, environment).name, "resourceconfig");
+  EXPECT_EQ(choose({"--cluster", "slurm"}, environment).name, "slurm");
+  env::EnvMap twin = environment;
+  twin.set("SMLAUNCH_CLUSTER", "slurm");
+  EXPECT_EQ(choose({}, twin).name, "slurm");
+  EXPECT_NE(choose({}, twin).why.find("environment SMLAUNCH_CLUSTER"), std::string::npos);
+
+  fs::remove(m_base / "input" / "config" / "resourceconfig.json");
+  const auto detected = choose({}, environment);
+  EXPECT_EQ(detected.name, "slurm");
+  EXPECT_NE(detected.why.find("SLURM_JOB_ID is set"), std::string::npos);
+  ASSERT_TRUE(detected.slurm.has_value());
+  EXPECT_EQ(detected.slurm->hosts, (Strings{"algo-1", "algo-2"}));
+  EXPECT_EQ(choose({"--cluster", "sagemaker"}, environment).name, "resourceconfig");
+  env::EnvMap no_job = environment;
+  no_job.erase("SLURM_JOB_ID");
+  EXPECT_EQ(choose({}, no_job).name, "resourceconfig");
+  env::EnvMap no_node = environment;
+  no_node.erase("SLURMD_NODENAME");
+  EXPECT_THROW(choose({}, no_node), env::ConfigError);
+
+  // %n in --base-dir is the node's name; without SLURMD_NODENAME it is an error.
+  const char* argv[] = {"smlaunch", "plan", "--base-dir", "/shared/job/%n/ml"};
+  EXPECT_EQ(launcher::parse_command_line(4, argv, environment).base_dir, "/shared/job/algo-1/ml");
+  EXPECT_EQ(launcher::parse_command_line(4, argv, environment).base_dir_pattern, "/shared/job/%n/ml");
+  EXPECT_THROW(launcher::parse_command_line(4, argv, no_node), launcher::UsageError);
+}
+
+// The Slurm mapping feeds the same path as resourceconfig.json: every SM_* variable is the
+// one SageMaker gives the same job; MPI starts through srun with Slurm's tasks per node.
+TEST_F(LauncherPlan, SlurmMapsToTheSageMakerTree)
+{
+  hp("sagemaker_use_mpi", "true");
+  // What SageMaker writes for two ml.c5.xlarge hosts, seen from algo-2.
+  write(m_base / "input" / "config" / "resourceconfig.json",
+        R"({"current_host": "algo-2", "current_instance_type": "ml.c5.xlarge", "current_group_name": )"
+        R"("homogeneousCluster", "hosts": ["algo-1", "algo-2"], "instance_groups": [{"instance_group_name": )"
+        R"("homogeneousCluster", "instance_type": "ml.c5.xlarge", "hosts": ["algo-1", "algo-2"]}], )"
+        R"("network_interface_name": "eth0"})");
+  const TrainPlan sagemaker = plan();
+
+  // --cluster slurm: the resourceconfig.json left in the tree is not read.
+  const auto slurm_inputs = [&](const Vars& step, const std::vector<const char*>& args) {
+    PlanInputs in = inputs(step);
+    std::vector<const char*> argv = {"smlaunch", "plan",          "--base-dir", m_base.c_str(), "--instance-type",
+                                     "ml.c5.xlarge", "--cluster", "slurm"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    in.options = launcher::parse_command_line(static_cast<int>(argv.size()), argv.data(), in.inherited);
+    in.cluster = launcher::choose_cluster(in.options, in.inherited, in.paths, "/");
+    const env::Value rc = env::slurm_resource_config(*in.cluster.slurm, "ml.c5.xlarge", "eth0");
+    in.config = env::read_config_files(in.paths, &rc);
+    in.smlaunch_exe = "/usr/bin/smlaunch";
+    return in;
+  };
+  Vars on_algo_2 = k_slurm_step;
+  on_algo_2[2].second = "algo-2";
+  PlanInputs in = slurm_inputs(on_algo_2, {});
+  const TrainPlan slurm = launcher::make_train_plan(in);
+  for (const auto& [name, value] : sagemaker.added.entries()) {
+    EXPECT_EQ(get(slurm.added, name), value) << name;
+  }
+  EXPECT_EQ(slurm.added.size(), sagemaker.added.size());
+  EXPECT_EQ(slurm.role, launcher::Role::worker);
+  const auto worker_json = launcher::plan_to_json(slurm, in);
+  EXPECT_EQ(worker_json["cluster"]["source"], "slurm");
+  EXPECT_EQ(worker_json["steps"][0]["name"], "none");
+
+  // The master (the batch host): one setup step per node, then mpirun through srun.
+  PlanInputs master_in = slurm_inputs(k_slurm_step, {"--grace-period", "30"});
+  const TrainPlan master = launcher::make_train_plan(master_in);
+  EXPECT_EQ(master.role, launcher::Role::master);
+  EXPECT_EQ(master.mpi.processes_per_host, 2); // SLURM_TASKS_PER_NODE=2(x2)
+  ASSERT_TRUE(master.slurm_setup.has_value());
+  EXPECT_EQ(master.slurm_setup->argv,
+            (Strings{"srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--overlap", "--kill-on-bad-exit=1",
+                     "/usr/bin/smlaunch", "train", "--stage-only", "--cluster", "slurm", "--base-dir", m_base.string(),
+                     "--grace-period", "30", "--instance-type", "ml.c5.xlarge"}));
+  ASSERT_TRUE(master.mpirun.has_value());
+  const Strings& argv = master.mpirun->argv;
+  EXPECT_EQ(argv[2], "algo-1:2,algo-2:2");
+  const Strings plm = {"-mca", "plm", "slurm"};
+  EXPECT_NE(std::search(argv.begin(), argv.end(), plm.begin(), plm.end()), argv.end());
+  for (const auto& word : argv) {
+    EXPECT_EQ(word.find("plm_rsh"), std::string::npos) << word;
+  }
+  const Strings rank = {"rank", "--cluster", "slurm", "--base-dir", m_base.string(), "--instance-type", "ml.c5.xlarge"};
+  EXPECT_NE(std::search(argv.begin(), argv.end(), rank.begin(), rank.end()), argv.end());
+  const auto master_json = launcher::plan_to_json(master, master_in);
+  ASSERT_EQ(master_json["steps"].size(), 2u);
+  EXPECT_EQ(master_json["steps"][0]["name"], "slurm_setup");
+  EXPECT_EQ(master_json["steps"][1]["name"], "mpirun");
+  EXPECT_EQ(master_json["cluster"]["slurm"]["tasks_per_node"], 2);
+  EXPECT_EQ(master_json["settings"]["instance-type"]["origin"], "command line");
+  EXPECT_NE(master_json["cluster"]["why"].get<std::string>().find("--cluster slurm (command line)"), std::string::npos);
+
+  // The hyperparameter wins over Slurm's tasks; --ntasks-per-node over the distribution.
+  hp("sagemaker_process_slots_per_host", "3");
+  EXPECT_EQ(launcher::make_train_plan(slurm_inputs(k_slurm_step, {})).mpi.processes_per_host, 3);
+  hp("sagemaker_process_slots_per_host", nullptr);
+  Vars ntasks = k_slurm_step;
+  ntasks.emplace_back("SLURM_NTASKS_PER_NODE", "4");
+  EXPECT_EQ(launcher::make_train_plan(slurm_inputs(ntasks, {})).mpi.processes_per_host, 4);
+  Vars no_tasks = {k_slurm_step[0], k_slurm_step[1], k_slurm_step[2]};
+  EXPECT_EQ(launcher::make_train_plan(slurm_inputs(no_tasks, {})).mpi.processes_per_host, 1);
+}

@@ -44,6 +44,37 @@ TEST(MpirunCommand, GoldenTwoHostsTwoSlots)
                                  "AWS_SECRET_ACCESS_KEY"}));
 }
 
+// Under Slurm: no ssh agent, no tree-spawn flag, plm slurm (daemons through srun), the
+// interface flags only when one is given, and the rank step told the cluster and its tree.
+TEST(MpirunCommand, GoldenSlurmTwoHostsTwoSlots)
+{
+  mpi::MpirunInputs in = two_hosts(2);
+  in.starter = mpi::Starter::slurm;
+  in.network_interface = "";
+  in.ssh_command = "ssh -F /etc/smlaunch/ssh_config";
+  in.rank_options = {"--cluster", "slurm", "--base-dir", "/shared/job/%n"};
+  const auto c = mpi::build_mpirun_command(in);
+  const Strings expected = {
+    "mpirun", "--host", "algo-1:2,algo-2:2", "-np", "4", "--allow-run-as-root", "--display-map", "--tag-output",
+    "-mca", "plm", "slurm",
+    "-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib,ofi,uct", "-mca",
+    "orte_abort_on_non_zero_status", "1", "-mca", "btl_vader_single_copy_mechanism", "none",
+    "-x", "NCCL_MIN_NRINGS=4", "-x", "NCCL_DEBUG=INFO", "-x", "PATH",
+    "-x", "AWS_ACCESS_KEY_ID", "-x", "AWS_SECRET_ACCESS_KEY",
+    "/usr/bin/smlaunch", "rank", "--cluster", "slurm", "--base-dir", "/shared/job/%n",
+    "--keep", "NCCL_MIN_NRINGS,NCCL_DEBUG,PATH,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY", "--",
+    "/usr/bin/python3", "-m", "mpi4py", "train.py", "--lr", "0.1"};
+  EXPECT_EQ(c.argv, expected);
+
+  in.network_interface = "veth0";
+  const auto with_interface = mpi::build_mpirun_command(in);
+  const Strings flags(with_interface.argv.begin() + 8, with_interface.argv.begin() + 19);
+  EXPECT_EQ(flags, (Strings{"-mca", "plm", "slurm", "-mca", "btl_tcp_if_include", "veth0", "-mca",
+                            "oob_tcp_if_include", "veth0", "-bind-to", "none"}));
+  EXPECT_NE(std::find(with_interface.argv.begin(), with_interface.argv.end(), "NCCL_SOCKET_IFNAME=veth0"),
+            with_interface.argv.end());
+}
+
 TEST(MpirunCommand, OneSlotPerHostListsBareNames)
 {
   const auto c = mpi::build_mpirun_command(two_hosts(1));
