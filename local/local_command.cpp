@@ -108,8 +108,40 @@ copy_source(const std::string& source, const std::string& destination, const std
   }
 }
 
+// A folder of the job's own under /tmp, removed with everything in it when the job ends.
+// The job directory may hold spaces and colons, and no quoting carries those through
+// sshd's config lines or Open MPI's plm_rsh_agent (split on both, quotes or not).
+class ShortDirectory
+{
+public:
+  ShortDirectory()
+  {
+    std::string name = "/tmp/smlaunch-ssh-XXXXXX";
+    if (::mkdtemp(name.data()) == nullptr) {
+      throw SystemError("mkdtemp", name, errno);
+    }
+    m_path = name;
+  }
+  ShortDirectory(const ShortDirectory&) = delete;
+  ShortDirectory& operator=(const ShortDirectory&) = delete;
+  ~ShortDirectory()
+  {
+    std::error_code ec;
+    fs::remove_all(m_path, ec);
+  }
+  [[nodiscard]] const std::string&
+  path() const
+  {
+    return m_path;
+  }
+
+private:
+  std::string m_path;
+};
+
 // SSH between the simulated hosts: a key pair and a host key made for this job only,
-// and the configurations every host's launcher passes to sshd and ssh.
+// and the configurations every host's launcher passes to sshd and ssh, in `dir` (a
+// ShortDirectory: every path here reaches sshd_config, ssh_config and plm_rsh_agent).
 struct SshFiles
 {
   std::string ssh_command;
@@ -119,8 +151,6 @@ struct SshFiles
 SshFiles
 create_ssh_files(Supervisor& supervisor, const env::EnvMap& environment, const std::string& dir)
 {
-  fs::create_directories(dir);
-  fs::permissions(dir, fs::perms::owner_all);
   const std::string path = (environment.get("PATH") != nullptr ? *environment.get("PATH") : k_default_path);
   const std::string keygen = find_executable("ssh-keygen", path).value_or("ssh-keygen");
   for (const char* key : {"id_ed25519", "ssh_host_ed25519_key"}) {
@@ -272,8 +302,10 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   copy_source(plan.source_dir, plan.code_copy, plan.job_dir);
 
   std::unique_ptr<SimulatedNetwork> network;
+  std::optional<ShortDirectory> ssh_dir;
   if (simulated) {
-    const SshFiles ssh = create_ssh_files(supervisor, environment, state_dir + "/ssh");
+    ssh_dir.emplace();
+    const SshFiles ssh = create_ssh_files(supervisor, environment, ssh_dir->path());
     host_env.set("SMLAUNCH_SSH_COMMAND", ssh.ssh_command);
     host_env.set("SMLAUNCH_SSHD_CONFIG", ssh.sshd_config);
     std::vector<std::string> names;
