@@ -42,36 +42,10 @@ constexpr OptionSpec k_options[] = {
 double
 parse_seconds(const Setting& s)
 {
-  return launcher::parse_seconds("--" + s.name + " (" + s.origin + ")", s.value);
+  return launcher::parse_seconds(setting_label(s), s.value);
 }
 
 } // namespace
-
-std::string
-option_help(const OptionSpec& option, const std::string& default_text, std::size_t column)
-{
-  std::string flag = std::string("  --") + option.name + " " + option.value_name;
-  flag.resize(std::max<std::size_t>(flag.size() + 2, column), ' ');
-  std::string out = flag + option.help + "\n" + std::string(column, ' ') + "env: " + option.env_twin;
-  if (option.fallback_env != nullptr) {
-    out += std::string(", then ") + option.fallback_env;
-  }
-  return out + "; default: " + default_text + "\n";
-}
-
-Setting
-resolve_setting(const OptionSpec& option, const std::string* command_line, const env::EnvMap& environment)
-{
-  if (command_line != nullptr) {
-    return {option.name, *command_line, "command line"};
-  }
-  for (const char* name : {option.env_twin, option.fallback_env}) {
-    if (const std::string* v = name != nullptr ? environment.get(name) : nullptr; v != nullptr && !v->empty()) {
-      return {option.name, *v, std::string("environment ") + name};
-    }
-  }
-  return {option.name, option.default_value, "default"};
-}
 
 std::string
 help_text()
@@ -291,7 +265,7 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
     } else if (s.name == "lost-host-timeout") {
       options.lost_host_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
     } else if (s.name == "log-level") {
-      options.verbosity = parse_log_level("--log-level (" + s.origin + ")", s.value);
+      options.verbosity = parse_log_level(setting_label(s), s.value);
     }
   }
   if (vm.count("verbose") != 0) {

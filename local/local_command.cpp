@@ -263,6 +263,9 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
     return 0;
   }
   setup_logging(options.verbosity);
+  for (const auto& s : options.settings) {
+    spdlog::debug("setting {} = {} ({})", s.name, s.value, s.origin);
+  }
   std::error_code ec;
   const std::string cwd = fs::current_path(ec).string();
   const env::Value user_hyperparameters = load_user_hyperparameters(options);

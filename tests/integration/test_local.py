@@ -207,7 +207,7 @@ class TestLocalOneHost(unittest.TestCase):
             (["--entry-point", "/nonexistent/x.py"], "--entry-point /nonexistent/x.py: no such file"),
             (["--entry-point", job.entry, "--channel", "train"], "expected NAME=PATH"),
             (["--entry-point", job.entry, "--channel", "train=/nonexistent"], "--channel train=/nonexistent: no such file"),
-            (["--entry-point", job.entry, "--instance-count", "0"], "--instance-count is \"0\""),
+            (["--entry-point", job.entry, "--instance-count", "0"], "--instance-count (command line) is \"0\""),
             (["--entry-point", job.entry, "--frobnicate"], "unknown option \"--frobnicate\""),
         ]
         for args, message in cases:
