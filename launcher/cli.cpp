@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/option_values.hpp"
+#include "base/shell.hpp"
 #include "mpi/mpi_settings.hpp"
 
 #include <boost/program_options.hpp>
@@ -252,7 +253,7 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
       // Checked here, not when the job first calls ssh (after staging, pip and the DNS wait).
       std::vector<std::string> ssh_words;
       try {
-        ssh_words = mpi::shell_split(s.value);
+        ssh_words = shell_split(s.value);
       } catch (const std::invalid_argument& e) {
         throw UsageError("--ssh-command (" + s.origin + ") \"" + s.value + "\": " + e.what());
       }
