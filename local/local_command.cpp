@@ -254,42 +254,25 @@ failure_reason(const std::string& failure_file_text)
   return reason;
 }
 
-int
-run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
+namespace {
+
+// Several hosts need network namespaces: say what is missing before anything is written.
+void
+require_namespaces(const LocalJobPlan& plan, const env::EnvMap& environment)
 {
-  const LocalOptions options = parse_local_options(args, environment);
-  if (options.help) {
-    std::cout << local_help_text();
-    return 0;
+  if (const std::string why = SimulatedNetwork::unavailable_reason(environment); !why.empty()) {
+    const bool privileges = why.rfind("it needs root", 0) == 0;
+    throw ClusterError(
+        "smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
+        " runs each host in its own network namespace, and " + why +
+        (privileges ? ". Run it as root (sudo), or with --instance-count 1." : "; or run with --instance-count 1."));
   }
-  setup_logging(options.verbosity);
-  for (const auto& s : options.settings) {
-    spdlog::debug("setting {} = {} ({})", s.name, s.value, s.origin);
-  }
-  std::error_code ec;
-  const std::string cwd = fs::current_path(ec).string();
-  const env::Value user_hyperparameters = load_user_hyperparameters(options);
-  const LocalJobPlan plan = plan_local_job(options, user_hyperparameters, cwd, environment, std::chrono::system_clock::now());
+}
 
-  const bool simulated = plan.hosts.size() > 1;
-  if (simulated) {
-    if (const std::string why = SimulatedNetwork::unavailable_reason(environment); !why.empty()) {
-      const bool privileges = why.rfind("it needs root", 0) == 0;
-      throw ClusterError("smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
-                            " runs each host in its own network namespace, and " + why +
-                            (privileges ? ". Run it as root (sudo), or with --instance-count 1."
-                                        : "; or run with --instance-count 1."));
-    }
-  }
-  create_job_directory(plan);
-  spdlog::info("job {}: {} host(s) under {}", plan.job_name, plan.hosts.size(), plan.job_dir);
-
-  Supervisor::Options supervision;
-  // Each host's launcher gives its script the grace period; this one only backs it up.
-  supervision.grace_period = options.grace_period + 10s;
-  Supervisor supervisor(supervision);
-
-  // What the SDK passes every container (reference E.4), and the hosts' launcher settings.
+// What the SDK passes every container (reference E.4), and the hosts' launcher settings.
+env::EnvMap
+host_environment(const LocalOptions& options, const LocalJobPlan& plan, const env::EnvMap& environment)
+{
   env::EnvMap host_env = environment;
   host_env.set("AWS_REGION", plan.region);
   host_env.set("TRAINING_JOB_NAME", plan.job_name);
@@ -298,32 +281,27 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   }
   host_env.set("SMLAUNCH_GRACE_PERIOD", std::to_string(static_cast<double>(options.grace_period.count()) / 1000.0));
   host_env.set("SMLAUNCH_LOG_LEVEL", options.verbosity == Verbosity::verbose ? "debug"
-                                       : options.verbosity == Verbosity::quiet ? "warning"
-                                                                               : "info");
-  const std::string state_dir = plan.job_dir + "/.smlaunch-local";
-  fs::create_directories(state_dir, ec);
-  copy_source(plan.source_dir, plan.code_copy, plan.job_dir);
+                                     : options.verbosity == Verbosity::quiet ? "warning"
+                                                                             : "info");
+  return host_env;
+}
 
-  std::unique_ptr<SimulatedNetwork> network;
-  std::optional<ShortDirectory> ssh_dir;
-  if (simulated) {
-    ssh_dir.emplace();
-    const SshFiles ssh = create_ssh_files(supervisor, environment, ssh_dir->path());
-    host_env.set("SMLAUNCH_SSH_COMMAND", ssh.ssh_command);
-    host_env.set("SMLAUNCH_SSHD_CONFIG", ssh.sshd_config);
-    std::vector<std::string> names;
-    for (const auto& h : plan.hosts) {
-      names.push_back(h.name);
-    }
-    write_file(state_dir + "/hosts", hosts_file_text(names));
-    network = std::make_unique<SimulatedNetwork>(supervisor, environment, names, state_dir + "/hosts", plan.job_dir);
-  }
-
-  // Every host's output on ours, each line after its host's name.
+std::size_t
+host_name_width(const LocalJobPlan& plan)
+{
   std::size_t width = 0;
   for (const auto& h : plan.hosts) {
     width = std::max(width, h.name.size());
   }
+  return width;
+}
+
+// Every host's own `smlaunch train` at once (in its namespaces when `network` is given),
+// every host's output on ours, each line after its host's name.
+std::vector<ChildResult>
+run_hosts(Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& host_env, SimulatedNetwork* network)
+{
+  const std::size_t width = host_name_width(plan);
   std::error_code exe_ec;
   const std::string self = fs::read_symlink("/proc/self/exe", exe_ec).string();
   std::vector<ChildSpec> specs;
@@ -335,7 +313,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
     }
     relays.push_back(std::make_unique<PrefixedOutput>(out_pipe[0], STDOUT_FILENO, pad(plan.hosts[i].name, width) + " | "));
     ChildSpec spec;
-    if (network) {
+    if (network != nullptr) {
       spec.argv = network->enter(i);
     }
     for (const std::string& word : {self, std::string("train"), std::string("--base-dir"), plan.hosts[i].base}) {
@@ -362,9 +340,126 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   for (auto& relay : relays) {
     relay->finish(2s); // a process that kept the pipe is killed just below
   }
-  if (network) {
+  if (network != nullptr) {
     network->close();
   }
+  return results;
+}
+
+// Each host's exit code, run time, and why it failed (its output/failure, else how it ended).
+std::vector<HostOutcome>
+host_outcomes(const LocalJobPlan& plan, const std::vector<ChildResult>& results)
+{
+  std::vector<HostOutcome> outcomes;
+  for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
+    HostOutcome outcome;
+    outcome.exit_code = results[i].exit_code;
+    outcome.seconds = results[i].seconds;
+    if (outcome.exit_code != 0) {
+      const std::string failure = read_file(plan.hosts[i].base + "/output/failure");
+      if (!failure.empty()) {
+        outcome.reason = failure_reason(failure);
+      } else if (results[i].term_signal != 0) {
+        outcome.reason = "killed by " + signal_name(results[i].term_signal) + " (no output/failure written)";
+      } else {
+        outcome.reason = "exit status " + std::to_string(outcome.exit_code) + " (no output/failure written)";
+      }
+    }
+    outcomes.push_back(outcome);
+  }
+  return outcomes;
+}
+
+struct Artifacts
+{
+  std::string model_archive;
+  std::string output_archive;
+};
+
+// <job>/summary.json, and the table printed at the end.
+std::string
+write_summary(const LocalJobPlan& plan, const std::vector<HostOutcome>& outcomes, int exit_code, int stop_signal,
+              const Artifacts& artifacts)
+{
+  const std::size_t width = host_name_width(plan);
+  nlohmann::ordered_json summary = {{"job_name", plan.job_name}, {"job_dir", plan.job_dir}, {"exit_code", exit_code}};
+  if (stop_signal != 0) {
+    summary["stopped_by"] = signal_name(stop_signal);
+  }
+  summary["hosts"] = nlohmann::ordered_json::array();
+  std::string table = "smlaunch local: job " + plan.job_name + " " +
+                      (exit_code == 0 ? std::string("completed")
+                                      : stop_signal != 0 ? "stopped by " + signal_name(stop_signal)
+                                                         : "failed (exit " + std::to_string(exit_code) + ")") +
+                      "\n  " + pad("host", width + 2) + pad("role", 8) + pad("exit", 6) + pad("time", 10) + "reason\n";
+  for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
+    const auto& o = outcomes[i];
+    table += "  " + pad(plan.hosts[i].name, width + 2) + pad(plan.hosts[i].role, 8) + pad(std::to_string(o.exit_code), 6) +
+             pad(seconds_text(o.seconds), 10) + o.reason + "\n";
+    summary["hosts"].push_back({{"host", plan.hosts[i].name},
+                                {"role", plan.hosts[i].role},
+                                {"exit_code", o.exit_code},
+                                {"seconds", o.seconds},
+                                {"reason", o.reason}});
+  }
+  table += "  model:  " + artifacts.model_archive + "\n  output: " + artifacts.output_archive + "\n";
+  write_file(plan.job_dir + "/summary.json", summary.dump(2) + "\n");
+  return table;
+}
+
+} // namespace
+
+int
+run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
+{
+  const LocalOptions options = parse_local_options(args, environment);
+  if (options.help) {
+    std::cout << local_help_text();
+    return 0;
+  }
+  setup_logging(options.verbosity);
+  for (const auto& s : options.settings) {
+    spdlog::debug("setting {} = {} ({})", s.name, s.value, s.origin);
+  }
+  std::error_code ec;
+  const std::string cwd = fs::current_path(ec).string();
+  const env::Value user_hyperparameters = load_user_hyperparameters(options);
+  const LocalJobPlan plan =
+      plan_local_job(options, user_hyperparameters, cwd, environment, std::chrono::system_clock::now());
+
+  const bool simulated = plan.hosts.size() > 1;
+  if (simulated) {
+    require_namespaces(plan, environment);
+  }
+  create_job_directory(plan);
+  spdlog::info("job {}: {} host(s) under {}", plan.job_name, plan.hosts.size(), plan.job_dir);
+
+  Supervisor::Options supervision;
+  // Each host's launcher gives its script the grace period; this one only backs it up.
+  supervision.grace_period = options.grace_period + 10s;
+  Supervisor supervisor(supervision);
+
+  env::EnvMap host_env = host_environment(options, plan, environment);
+  const std::string state_dir = plan.job_dir + "/.smlaunch-local";
+  fs::create_directories(state_dir, ec);
+  copy_source(plan.source_dir, plan.code_copy, plan.job_dir);
+
+  std::unique_ptr<SimulatedNetwork> network;
+  std::optional<ShortDirectory> ssh_dir;
+  if (simulated) {
+    ssh_dir.emplace();
+    const SshFiles ssh = create_ssh_files(supervisor, environment, ssh_dir->path());
+    host_env.set("SMLAUNCH_SSH_COMMAND", ssh.ssh_command);
+    host_env.set("SMLAUNCH_SSHD_CONFIG", ssh.sshd_config);
+    std::vector<std::string> names;
+    for (const auto& h : plan.hosts) {
+      names.push_back(h.name);
+    }
+    write_file(state_dir + "/hosts", hosts_file_text(names));
+    network = std::make_unique<SimulatedNetwork>(supervisor, environment, names, state_dir + "/hosts", plan.job_dir);
+  }
+
+  const std::vector<ChildResult> results = run_hosts(supervisor, plan, host_env, network.get());
   const int stop_signal = supervisor.poll_stop_signal();
 
   // Artifacts, as the SDK collects them: the shared model directory, and every host's
@@ -390,27 +485,14 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
     }
   }
 
-  // What happened on each host.
-  std::vector<HostOutcome> outcomes;
+  // What happened on each host: the job's code is the first failing host's.
+  const std::vector<HostOutcome> outcomes = host_outcomes(plan, results);
   int exit_code = 0;
-  for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
-    HostOutcome outcome;
-    outcome.exit_code = results[i].exit_code;
-    outcome.seconds = results[i].seconds;
+  for (const auto& outcome : outcomes) {
     if (outcome.exit_code != 0) {
-      const std::string failure = read_file(plan.hosts[i].base + "/output/failure");
-      if (!failure.empty()) {
-        outcome.reason = failure_reason(failure);
-      } else if (results[i].term_signal != 0) {
-        outcome.reason = "killed by " + signal_name(results[i].term_signal) + " (no output/failure written)";
-      } else {
-        outcome.reason = "exit status " + std::to_string(outcome.exit_code) + " (no output/failure written)";
-      }
-      if (exit_code == 0) {
-        exit_code = outcome.exit_code;
-      }
+      exit_code = outcome.exit_code;
+      break;
     }
-    outcomes.push_back(outcome);
   }
   if (stop_signal != 0) {
     exit_code = 128 + stop_signal;
@@ -418,28 +500,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
     exit_code = to_int(ExitCode::internal);
   }
 
-  nlohmann::ordered_json summary = {{"job_name", plan.job_name}, {"job_dir", plan.job_dir}, {"exit_code", exit_code}};
-  if (stop_signal != 0) {
-    summary["stopped_by"] = signal_name(stop_signal);
-  }
-  summary["hosts"] = nlohmann::ordered_json::array();
-  std::string table = "smlaunch local: job " + plan.job_name + " " +
-                      (exit_code == 0 ? std::string("completed")
-                                      : stop_signal != 0 ? "stopped by " + signal_name(stop_signal)
-                                                         : "failed (exit " + std::to_string(exit_code) + ")") +
-                      "\n  " + pad("host", width + 2) + pad("role", 8) + pad("exit", 6) + pad("time", 10) + "reason\n";
-  for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
-    const auto& o = outcomes[i];
-    table += "  " + pad(plan.hosts[i].name, width + 2) + pad(plan.hosts[i].role, 8) + pad(std::to_string(o.exit_code), 6) +
-             pad(seconds_text(o.seconds), 10) + o.reason + "\n";
-    summary["hosts"].push_back({{"host", plan.hosts[i].name},
-                                {"role", plan.hosts[i].role},
-                                {"exit_code", o.exit_code},
-                                {"seconds", o.seconds},
-                                {"reason", o.reason}});
-  }
-  table += "  model:  " + model_archive + "\n  output: " + output_archive + "\n";
-  write_file(plan.job_dir + "/summary.json", summary.dump(2) + "\n");
+  std::string table = write_summary(plan, outcomes, exit_code, stop_signal, {model_archive, output_archive});
   if (!options.keep) {
     for (const auto& h : plan.hosts) {
       fs::remove_all(h.base, ec); // links (model, channels) are removed, never followed
