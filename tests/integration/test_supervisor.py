@@ -192,6 +192,36 @@ class TestSignals(unittest.TestCase):
             "Stopped: stopped by SIGTERM while waiting for the hosts' names to resolve\n"), failure)
         self.assertIn("ExitCode 143\n", failure)
 
+    def test_a_signal_during_staging_stops_with_the_phase(self):
+        # An S3 endpoint that accepts connections and never answers keeps staging busy.
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        accepted = []
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(conn)
+
+        threading.Thread(target=serve, daemon=True).start()
+        self.addCleanup(server.close)
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py",
+                                           "sagemaker_submit_directory": "s3://bucket/code.tar.gz"})
+        env = clean_env(S3_ENDPOINT_URL="http://127.0.0.1:%d" % server.getsockname()[1], AWS_ACCESS_KEY_ID="AKIDTEST",
+                        AWS_SECRET_ACCESS_KEY="secret", AWS_REGION="us-east-1")
+        proc = start(tree, env=env)
+        wait_for(lambda: accepted, 60, "staging to contact the S3 endpoint")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 128 + signal.SIGTERM)
+        failure = tree.read("output", "failure")
+        self.assertTrue(failure.startswith("Stopped: stopped by SIGTERM while staging\n"), failure)
+        self.assertIn("ExitCode 143\n", failure)
+
     def test_usr1_is_forwarded_to_the_whole_process_group(self):
         # The script's child (same group) must get the signal too.
         code = ("#!/bin/sh\n"
