@@ -3,13 +3,13 @@
 #include "base/errors.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <system_error>
 #include <unistd.h>
 
 namespace launcher {
@@ -92,7 +92,7 @@ read_json_state(const std::string& path)
 {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+    throw std::runtime_error("cannot read " + path + ": " + std::generic_category().message(errno));
   }
   std::stringstream text;
   text << in.rdbuf();
@@ -128,7 +128,7 @@ bytes_from_json(const nlohmann::json& value)
   }
   const auto hex = value.is_object() ? value.find("hex") : value.end();
   if (hex == value.end() || !hex->is_string() || hex->get_ref<const std::string&>().size() % 2 != 0) {
-    throw std::runtime_error("expected a string or {\"hex\": \"<bytes>\"}, got " + value.dump());
+    throw std::runtime_error(R"(expected a string or {"hex": "<bytes>"}, got )" + value.dump());
   }
   const auto& digits = hex->get_ref<const std::string&>();
   std::string bytes;
