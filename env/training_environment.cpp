@@ -69,32 +69,15 @@ to_env_value(const Value& value)
   return py_json_dumps(value);
 }
 
-TrainingEnvironment
-build_training_environment(const Paths& paths,
-                           const ConfigFiles& files,
-                           const MachineFacts& machine,
-                           const EnvMap& inherited)
+namespace {
+
+// Instance groups (in the order the file lists them), the groups and hosts that take part
+// in distributed training.
+void
+resolve_instance_groups(TrainingEnvironment& e)
 {
-  TrainingEnvironment e;
-  e.paths = paths;
-  e.machine = machine;
-  e.resource_config = files.resource_config;
-  e.input_data_config = files.input_data_config;
-  e.hyperparameters = decode_hyperparameters(files.hyperparameters);
   const Value& rc = e.resource_config;
-  const Value& sm = e.hyperparameters.sagemaker;
   const Value& fw = e.hyperparameters.framework_params;
-
-  for (const auto& h : rc.find("hosts")->items()) {
-    e.hosts.push_back(h.text());
-  }
-  e.current_host = rc.find("current_host")->text();
-  e.current_instance_type = string_or(rc, "current_instance_type", "local");
-  e.current_instance_group = string_or(rc, "current_group_name", "homogeneousCluster");
-  e.network_interface_name = string_or(rc, "network_interface_name", "eth0");
-  const Value* topology = rc.find("topology");
-  e.topology = topology != nullptr ? *topology : Value::array();
-
   // Instance groups, in the order the file lists them.
   e.instance_groups = Value::array();
   e.instance_groups_dict = Value::object();
@@ -136,6 +119,34 @@ build_training_environment(const Paths& paths,
   } else {
     e.distribution_hosts = e.hosts; // local mode: no instance groups
   }
+}
+
+} // namespace
+
+TrainingEnvironment
+build_training_environment(const Paths& paths, const ConfigFiles& files, const MachineFacts& machine,
+                           const EnvMap& inherited)
+{
+  TrainingEnvironment e;
+  e.paths = paths;
+  e.machine = machine;
+  e.resource_config = files.resource_config;
+  e.input_data_config = files.input_data_config;
+  e.hyperparameters = decode_hyperparameters(files.hyperparameters);
+  const Value& rc = e.resource_config;
+  const Value& sm = e.hyperparameters.sagemaker;
+
+  for (const auto& h : rc.find("hosts")->items()) {
+    e.hosts.push_back(h.text());
+  }
+  e.current_host = rc.find("current_host")->text();
+  e.current_instance_type = string_or(rc, "current_instance_type", "local");
+  e.current_instance_group = string_or(rc, "current_group_name", "homogeneousCluster");
+  e.network_interface_name = string_or(rc, "network_interface_name", "eth0");
+  const Value* topology = rc.find("topology");
+  e.topology = topology != nullptr ? *topology : Value::array();
+
+  resolve_instance_groups(e);
   e.master_hostname = e.distribution_hosts.empty() ? e.hosts.front() : e.distribution_hosts.front();
   e.is_master = e.current_host == e.master_hostname;
   e.is_hetero = e.instance_groups.size() > 1;

@@ -2,6 +2,7 @@
 
 #include "base/errors.hpp"
 #include "base/option_values.hpp"
+#include "base/shell.hpp"
 #include "env/slurm.hpp"
 #include "mpi/mpi_settings.hpp"
 
@@ -50,36 +51,10 @@ constexpr OptionSpec k_options[] = {
 double
 parse_seconds(const Setting& s)
 {
-  return launcher::parse_seconds("--" + s.name + " (" + s.origin + ")", s.value);
+  return launcher::parse_seconds(setting_label(s), s.value);
 }
 
 } // namespace
-
-std::string
-option_help(const OptionSpec& option, const std::string& default_text, std::size_t column)
-{
-  std::string flag = std::string("  --") + option.name + " " + option.value_name;
-  flag.resize(std::max<std::size_t>(flag.size() + 2, column), ' ');
-  std::string out = flag + option.help + "\n" + std::string(column, ' ') + "env: " + option.env_twin;
-  if (option.fallback_env != nullptr) {
-    out += std::string(", then ") + option.fallback_env;
-  }
-  return out + "; default: " + default_text + "\n";
-}
-
-Setting
-resolve_setting(const OptionSpec& option, const std::string* command_line, const env::EnvMap& environment)
-{
-  if (command_line != nullptr) {
-    return {option.name, *command_line, "command line"};
-  }
-  for (const char* name : {option.env_twin, option.fallback_env}) {
-    if (const std::string* v = name != nullptr ? environment.get(name) : nullptr; v != nullptr && !v->empty()) {
-      return {option.name, *v, std::string("environment ") + name};
-    }
-  }
-  return {option.name, option.default_value, "default"};
-}
 
 std::string
 help_text()
@@ -179,6 +154,107 @@ parse_internal_command(int argc, const char* const* argv)
   return options;
 }
 
+// One resolved setting into the options, through its row's parser (which names the
+// setting and its origin).
+void
+apply_setting(Options& options, const Setting& s)
+{
+  if (s.name == "base-dir") {
+    options.base_dir = s.value;
+  } else if (s.name == "python") {
+    options.python = s.value;
+  } else if (s.name == "num-gpus") {
+    if (s.value != "detect") {
+      const bool digits =
+          !s.value.empty() && s.value.size() <= 4 && s.value.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits) {
+        throw UsageError("--num-gpus (" + s.origin + ") is \"" + s.value +
+                         "\"; expected a whole number from 0 to 9999, or `detect`");
+      }
+      options.num_gpus = std::stoi(s.value);
+    }
+  } else if (s.name == "grace-period") {
+    options.grace_period = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+  } else if (s.name == "dns-timeout") {
+    options.dns_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+  } else if (s.name == "mpirun") {
+    options.mpirun = s.value;
+  } else if (s.name == "sshd") {
+    options.sshd = s.value;
+  } else if (s.name == "sshd-config") {
+    options.sshd_config = s.value;
+  } else if (s.name == "sshd-port") {
+    const bool digits =
+        !s.value.empty() && s.value.size() <= 5 && s.value.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoi(s.value) < 1 || std::stoi(s.value) > 65535) {
+      throw UsageError("--sshd-port (" + s.origin + ") is \"" + s.value + "\"; expected a port from 1 to 65535");
+    }
+    options.sshd_port = std::stoi(s.value);
+  } else if (s.name == "ssh-command") {
+    // Checked here, not when the job first calls ssh (after staging, pip and the DNS wait).
+    std::vector<std::string> ssh_words;
+    try {
+      ssh_words = shell_split(s.value);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError("--ssh-command (" + s.origin + ") \"" + s.value + "\": " + e.what());
+    }
+    if (ssh_words.empty()) {
+      throw UsageError("--ssh-command (" + s.origin + ") is empty");
+    }
+    options.ssh_command = s.value;
+  } else if (s.name == "ssh-timeout") {
+    options.ssh_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+  } else if (s.name == "lost-host-timeout") {
+    options.lost_host_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+  } else if (s.name == "cluster") {
+    if (s.value == "detect") {
+      options.cluster = ClusterChoice::detect;
+    } else if (s.value == "sagemaker") {
+      options.cluster = ClusterChoice::sagemaker;
+    } else if (s.value == "slurm") {
+      options.cluster = ClusterChoice::slurm;
+    } else {
+      throw UsageError("--cluster (" + s.origin + ") is \"" + s.value + "\"; expected detect, sagemaker or slurm");
+    }
+  } else if (s.name == "instance-type") {
+    options.instance_type = s.value;
+  } else if (s.name == "network-interface") {
+    options.network_interface = s.value;
+  } else if (s.name == "log-level") {
+    options.verbosity = parse_log_level(setting_label(s), s.value);
+  }
+}
+
+// The command that the positional words name; installed as `train`, the program name is
+// the command (SageMaker runs `train`).
+Command
+command_of(std::vector<std::string> words, const std::string& program)
+{
+  if (program == "train") {
+    words.insert(words.begin(), "train");
+    if (words.size() > 1 && words[1] == "train") {
+      words.erase(words.begin() + 1); // `docker run IMAGE train` with ENTRYPOINT ["train"]
+    }
+  }
+  if (words.empty()) {
+    throw UsageError("no command given; expected `train` or `plan` (see smlaunch --help)");
+  }
+  Command command = Command::help;
+  if (words[0] == "train") {
+    command = Command::train;
+  } else if (words[0] == "plan") {
+    command = Command::plan;
+  } else if (words[0] == "help") {
+    return Command::help;
+  } else {
+    throw UsageError("unknown command \"" + words[0] + "\"; expected `train` or `plan` (see smlaunch --help)");
+  }
+  if (words.size() > 1) {
+    throw UsageError("unexpected argument \"" + words[1] + "\" after `" + words[0] + "`");
+  }
+  return command;
+}
+
 } // namespace
 
 std::string
@@ -243,14 +319,6 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
   }
 
   Options options;
-  std::vector<std::string> words = vm.count("command") != 0 ? vm["command"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  // Installed as `train`, the program name is the command (SageMaker runs `train`).
-  if (program == "train") {
-    words.insert(words.begin(), "train");
-    if (words.size() > 1 && words[1] == "train") {
-      words.erase(words.begin() + 1); // `docker run IMAGE train` with ENTRYPOINT ["train"]
-    }
-  }
   if (vm.count("help") != 0) {
     options.command = Command::help;
     return options;
@@ -259,21 +327,10 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
     options.command = Command::version;
     return options;
   }
-  if (words.empty()) {
-    throw UsageError("no command given; expected `train` or `plan` (see smlaunch --help)");
-  }
-  if (words[0] == "train") {
-    options.command = Command::train;
-  } else if (words[0] == "plan") {
-    options.command = Command::plan;
-  } else if (words[0] == "help") {
-    options.command = Command::help;
+  options.command = command_of(
+      vm.count("command") != 0 ? vm["command"].as<std::vector<std::string>>() : std::vector<std::string>{}, program);
+  if (options.command == Command::help) {
     return options;
-  } else {
-    throw UsageError("unknown command \"" + words[0] + "\"; expected `train` or `plan` (see smlaunch --help)");
-  }
-  if (words.size() > 1) {
-    throw UsageError("unexpected argument \"" + words[1] + "\" after `" + words[0] + "`");
   }
 
   for (const auto& o : k_options) {
@@ -282,67 +339,7 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
   }
 
   for (const auto& s : options.settings) {
-    if (s.name == "base-dir") {
-      options.base_dir = s.value;
-    } else if (s.name == "python") {
-      options.python = s.value;
-    } else if (s.name == "num-gpus") {
-      if (s.value != "detect") {
-        const bool digits = !s.value.empty() && s.value.size() <= 4 && s.value.find_first_not_of("0123456789") == std::string::npos;
-        if (!digits) {
-          throw UsageError("--num-gpus (" + s.origin + ") is \"" + s.value + "\"; expected a whole number from 0 to 9999, or `detect`");
-        }
-        options.num_gpus = std::stoi(s.value);
-      }
-    } else if (s.name == "grace-period") {
-      options.grace_period = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
-    } else if (s.name == "dns-timeout") {
-      options.dns_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
-    } else if (s.name == "mpirun") {
-      options.mpirun = s.value;
-    } else if (s.name == "sshd") {
-      options.sshd = s.value;
-    } else if (s.name == "sshd-config") {
-      options.sshd_config = s.value;
-    } else if (s.name == "sshd-port") {
-      const bool digits = !s.value.empty() && s.value.size() <= 5 && s.value.find_first_not_of("0123456789") == std::string::npos;
-      if (!digits || std::stoi(s.value) < 1 || std::stoi(s.value) > 65535) {
-        throw UsageError("--sshd-port (" + s.origin + ") is \"" + s.value + "\"; expected a port from 1 to 65535");
-      }
-      options.sshd_port = std::stoi(s.value);
-    } else if (s.name == "ssh-command") {
-      // Checked here, not when the job first calls ssh (after staging, pip and the DNS wait).
-      std::vector<std::string> ssh_words;
-      try {
-        ssh_words = mpi::shell_split(s.value);
-      } catch (const std::invalid_argument& e) {
-        throw UsageError("--ssh-command (" + s.origin + ") \"" + s.value + "\": " + e.what());
-      }
-      if (ssh_words.empty()) {
-        throw UsageError("--ssh-command (" + s.origin + ") is empty");
-      }
-      options.ssh_command = s.value;
-    } else if (s.name == "ssh-timeout") {
-      options.ssh_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
-    } else if (s.name == "lost-host-timeout") {
-      options.lost_host_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
-    } else if (s.name == "cluster") {
-      if (s.value == "detect") {
-        options.cluster = ClusterChoice::detect;
-      } else if (s.value == "sagemaker") {
-        options.cluster = ClusterChoice::sagemaker;
-      } else if (s.value == "slurm") {
-        options.cluster = ClusterChoice::slurm;
-      } else {
-        throw UsageError("--cluster (" + s.origin + ") is \"" + s.value + "\"; expected detect, sagemaker or slurm");
-      }
-    } else if (s.name == "instance-type") {
-      options.instance_type = s.value;
-    } else if (s.name == "network-interface") {
-      options.network_interface = s.value;
-    } else if (s.name == "log-level") {
-      options.verbosity = parse_log_level("--log-level (" + s.origin + ")", s.value);
-    }
+    apply_setting(options, s);
   }
   options.base_dir_pattern = options.base_dir;
   options.base_dir = expand_base_dir(options.base_dir, environment);

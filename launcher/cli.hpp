@@ -3,6 +3,7 @@
 #pragma once
 
 #include "base/logging.hpp"
+#include "base/option_table.hpp"
 #include "env/env_map.hpp"
 
 #include <chrono>
@@ -18,14 +19,6 @@ enum class Command { train, plan, help, version, rank, job_ended, local };
 // Slurm allocation; `detect` picks Slurm when SLURM_JOB_ID is set and the tree has no
 // resourceconfig.json.
 enum class ClusterChoice { detect, sagemaker, slurm };
-
-// One resolved setting and where its value came from (shown by `smlaunch plan`).
-struct Setting
-{
-  std::string name;
-  std::string value;
-  std::string origin; // "command line", "environment SMLAUNCH_X", "default", ...
-};
 
 struct Options
 {
@@ -67,24 +60,5 @@ std::string expand_base_dir(const std::string& pattern, const env::EnvMap& envir
 Options parse_command_line(int argc, const char* const* argv, const env::EnvMap& environment);
 
 std::string help_text();
-
-// One row of an option table (train's in cli.cpp, serve's in serve_options.cpp).
-struct OptionSpec
-{
-  const char* name;
-  const char* env_twin;
-  const char* fallback_env; // a variable of the reference's, used after the twin
-  const char* default_value;
-  const char* value_name;
-  const char* help;
-};
-
-// The option's value and where it came from: the command line (`command_line`, null when
-// absent), its twin, its fallback variable, else its default.
-Setting resolve_setting(const OptionSpec& option, const std::string* command_line, const env::EnvMap& environment);
-
-// One option of a help text: "  --NAME VALUE" padded to `column`, its help, then a line
-// with its environment twin (and the fallback variable) and `default_text`.
-std::string option_help(const OptionSpec& option, const std::string& default_text, std::size_t column);
 
 } // namespace launcher

@@ -1,5 +1,7 @@
 #include "launcher/entry_point.hpp"
 
+#include "base/text.hpp"
+
 #include <fstream>
 #include <sys/stat.h>
 
@@ -49,18 +51,11 @@ CodeView::read(const std::string& relative) const
 bool
 is_installable_pyproject(const std::string& text)
 {
-  std::size_t start = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) {
-      end = text.size();
-    }
-    std::string line = text.substr(start, end - start);
+  for (std::string line : split_lines(text)) {
     line.erase(0, line.find_first_not_of(" \t"));
     if (line.rfind("[build-system]", 0) == 0 || line.rfind("[project]", 0) == 0) {
       return true;
     }
-    start = end + 1;
   }
   return false;
 }

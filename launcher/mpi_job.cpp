@@ -37,7 +37,7 @@ std::vector<std::string>
 ssh_argv(const PlanInputs& in, const std::string& host, const std::vector<std::string>& remote)
 {
   // --ssh-command was checked when parsed (cli.cpp): it splits into at least one word.
-  return mpi::ssh_argv(mpi::shell_split(in.options.ssh_command), ssh_connection_sharing(in.paths), host, remote);
+  return mpi::ssh_argv(shell_split(in.options.ssh_command), ssh_connection_sharing(in.paths), host, remote);
 }
 
 pid_t

@@ -43,7 +43,7 @@ constexpr OptionSpec k_serve_options[] = {
 double
 seconds_value(const Setting& s, double min)
 {
-  return parse_seconds("--" + s.name + " (" + s.origin + ")", s.value, min);
+  return parse_seconds(setting_label(s), s.value, min);
 }
 
 std::uint64_t
@@ -63,7 +63,7 @@ Verbosity
 log_level(const Setting& s)
 {
   // SAGEMAKER_CONTAINER_LOG_LEVEL is a Python logging level: 10 debug, 20 info, 30 warning.
-  return parse_log_level("--log-level (" + s.origin + ")", s.value, LogLevelNumbers::accepted);
+  return parse_log_level(setting_label(s), s.value, LogLevelNumbers::accepted);
 }
 
 std::string

@@ -88,8 +88,40 @@ copy_source(const std::string& source, const std::string& destination, const std
   copy_source_tree(source, destination, options);
 }
 
+// A folder of the job's own under /tmp, removed with everything in it when the job ends.
+// The job directory may hold spaces and colons, and no quoting carries those through
+// sshd's config lines or Open MPI's plm_rsh_agent (split on both, quotes or not).
+class ShortDirectory
+{
+public:
+  ShortDirectory()
+  {
+    std::string name = "/tmp/smlaunch-ssh-XXXXXX";
+    if (::mkdtemp(name.data()) == nullptr) {
+      throw SystemError("mkdtemp", name, errno);
+    }
+    m_path = name;
+  }
+  ShortDirectory(const ShortDirectory&) = delete;
+  ShortDirectory& operator=(const ShortDirectory&) = delete;
+  ~ShortDirectory()
+  {
+    std::error_code ec;
+    fs::remove_all(m_path, ec);
+  }
+  [[nodiscard]] const std::string&
+  path() const
+  {
+    return m_path;
+  }
+
+private:
+  std::string m_path;
+};
+
 // SSH between the simulated hosts: a key pair and a host key made for this job only,
-// and the configurations every host's launcher passes to sshd and ssh.
+// and the configurations every host's launcher passes to sshd and ssh, in `dir` (a
+// ShortDirectory: every path here reaches sshd_config, ssh_config and plm_rsh_agent).
 struct SshFiles
 {
   std::string ssh_command;
@@ -99,8 +131,6 @@ struct SshFiles
 SshFiles
 create_ssh_files(Supervisor& supervisor, const env::EnvMap& environment, const std::string& dir)
 {
-  fs::create_directories(dir);
-  fs::permissions(dir, fs::perms::owner_all);
   const std::string path = (environment.get("PATH") != nullptr ? *environment.get("PATH") : k_default_path);
   const std::string keygen = find_executable("ssh-keygen", path).value_or("ssh-keygen");
   for (const char* key : {"id_ed25519", "ssh_host_ed25519_key"}) {
@@ -204,39 +234,25 @@ failure_reason(const std::string& failure_file_text)
   return reason;
 }
 
-int
-run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
+namespace {
+
+// Several hosts need network namespaces: say what is missing before anything is written.
+void
+require_namespaces(const LocalJobPlan& plan, const env::EnvMap& environment)
 {
-  const LocalOptions options = parse_local_options(args, environment);
-  if (options.help) {
-    std::cout << local_help_text();
-    return 0;
+  if (const std::string why = SimulatedNetwork::unavailable_reason(environment); !why.empty()) {
+    const bool privileges = why.rfind("it needs root", 0) == 0;
+    throw ClusterError(
+        "smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
+        " runs each host in its own network namespace, and " + why +
+        (privileges ? ". Run it as root (sudo), or with --instance-count 1." : "; or run with --instance-count 1."));
   }
-  setup_logging(options.verbosity);
-  std::error_code ec;
-  const std::string cwd = fs::current_path(ec).string();
-  const env::Value user_hyperparameters = load_user_hyperparameters(options);
-  const LocalJobPlan plan = plan_local_job(options, user_hyperparameters, cwd, environment, std::chrono::system_clock::now());
+}
 
-  const bool simulated = plan.hosts.size() > 1;
-  if (simulated) {
-    if (const std::string why = SimulatedNetwork::unavailable_reason(environment); !why.empty()) {
-      const bool privileges = why.rfind("it needs root", 0) == 0;
-      throw ClusterError("smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
-                            " runs each host in its own network namespace, and " + why +
-                            (privileges ? ". Run it as root (sudo), or with --instance-count 1."
-                                        : "; or run with --instance-count 1."));
-    }
-  }
-  create_job_directory(plan);
-  spdlog::info("job {}: {} host(s) under {}", plan.job_name, plan.hosts.size(), plan.job_dir);
-
-  Supervisor::Options supervision;
-  // Each host's launcher gives its script the grace period; this one only backs it up.
-  supervision.grace_period = options.grace_period + 10s;
-  Supervisor supervisor(supervision);
-
-  // What the SDK passes every container (reference E.4), and the hosts' launcher settings.
+// What the SDK passes every container (reference E.4), and the hosts' launcher settings.
+env::EnvMap
+host_environment(const LocalOptions& options, const LocalJobPlan& plan, const env::EnvMap& environment)
+{
   env::EnvMap host_env = environment;
   host_env.set("AWS_REGION", plan.region);
   host_env.set("TRAINING_JOB_NAME", plan.job_name);
@@ -245,30 +261,27 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   }
   host_env.set("SMLAUNCH_GRACE_PERIOD", std::to_string(static_cast<double>(options.grace_period.count()) / 1000.0));
   host_env.set("SMLAUNCH_LOG_LEVEL", options.verbosity == Verbosity::verbose ? "debug"
-                                       : options.verbosity == Verbosity::quiet ? "warning"
-                                                                               : "info");
-  const std::string state_dir = plan.job_dir + "/.smlaunch-local";
-  fs::create_directories(state_dir, ec);
-  copy_source(plan.source_dir, plan.code_copy, plan.job_dir);
+                                     : options.verbosity == Verbosity::quiet ? "warning"
+                                                                             : "info");
+  return host_env;
+}
 
-  std::unique_ptr<SimulatedNetwork> network;
-  if (simulated) {
-    const SshFiles ssh = create_ssh_files(supervisor, environment, state_dir + "/ssh");
-    host_env.set("SMLAUNCH_SSH_COMMAND", ssh.ssh_command);
-    host_env.set("SMLAUNCH_SSHD_CONFIG", ssh.sshd_config);
-    std::vector<std::string> names;
-    for (const auto& h : plan.hosts) {
-      names.push_back(h.name);
-    }
-    write_file(state_dir + "/hosts", hosts_file_text(names));
-    network = std::make_unique<SimulatedNetwork>(supervisor, environment, names, state_dir + "/hosts", plan.job_dir);
-  }
-
-  // Every host's output on ours, each line after its host's name.
+std::size_t
+host_name_width(const LocalJobPlan& plan)
+{
   std::size_t width = 0;
   for (const auto& h : plan.hosts) {
     width = std::max(width, h.name.size());
   }
+  return width;
+}
+
+// Every host's own `smlaunch train` at once (in its namespaces when `network` is given),
+// every host's output on ours, each line after its host's name.
+std::vector<ChildResult>
+run_hosts(Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& host_env, SimulatedNetwork* network)
+{
+  const std::size_t width = host_name_width(plan);
   std::error_code exe_ec;
   const std::string self = fs::read_symlink("/proc/self/exe", exe_ec).string();
   std::vector<ChildSpec> specs;
@@ -280,7 +293,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
     }
     relays.push_back(std::make_unique<PrefixedOutput>(out_pipe[0], STDOUT_FILENO, pad(plan.hosts[i].name, width) + " | "));
     ChildSpec spec;
-    if (network) {
+    if (network != nullptr) {
       spec.argv = network->enter(i);
     }
     for (const std::string& word : {self, std::string("train"), std::string("--base-dir"), plan.hosts[i].base}) {
@@ -307,20 +320,17 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   for (auto& relay : relays) {
     relay->finish(2s); // a process that kept the pipe is killed just below
   }
-  if (network) {
+  if (network != nullptr) {
     network->close();
   }
-  const int stop_signal = supervisor.poll_stop_signal();
+  return results;
+}
 
-  // Artifacts, as the SDK collects them: the shared model directory, and every host's
-  // output/ merged (a later host's file replaces an earlier one's).
-  const std::string model_archive = model_archive_path(plan);
-  const std::string output_archive = output_archive_path(plan);
-  const std::string artifacts_error = write_artifacts(supervisor, environment, plan);
-
-  // What happened on each host.
+// Each host's exit code, run time, and why it failed (its output/failure, else how it ended).
+std::vector<HostOutcome>
+host_outcomes(const LocalJobPlan& plan, const std::vector<ChildResult>& results)
+{
   std::vector<HostOutcome> outcomes;
-  int exit_code = 0;
   for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
     HostOutcome outcome;
     outcome.exit_code = results[i].exit_code;
@@ -334,18 +344,24 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
       } else {
         outcome.reason = "exit status " + std::to_string(outcome.exit_code) + " (no output/failure written)";
       }
-      if (exit_code == 0) {
-        exit_code = outcome.exit_code;
-      }
     }
     outcomes.push_back(outcome);
   }
-  if (stop_signal != 0) {
-    exit_code = 128 + stop_signal;
-  } else if (exit_code == 0 && !artifacts_error.empty()) {
-    exit_code = to_int(ExitCode::internal);
-  }
+  return outcomes;
+}
 
+struct Artifacts
+{
+  std::string model_archive;
+  std::string output_archive;
+};
+
+// <job>/summary.json, and the table printed at the end.
+std::string
+write_summary(const LocalJobPlan& plan, const std::vector<HostOutcome>& outcomes, int exit_code, int stop_signal,
+              const Artifacts& artifacts)
+{
+  const std::size_t width = host_name_width(plan);
   nlohmann::ordered_json summary = {{"job_name", plan.job_name}, {"job_dir", plan.job_dir}, {"exit_code", exit_code}};
   if (stop_signal != 0) {
     summary["stopped_by"] = signal_name(stop_signal);
@@ -366,16 +382,96 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
                                 {"seconds", o.seconds},
                                 {"reason", o.reason}});
   }
-  table += "  model:  " + model_archive + "\n  output: " + output_archive + "\n";
+  table += "  model:  " + artifacts.model_archive + "\n  output: " + artifacts.output_archive + "\n";
   try {
     write_file(plan.job_dir + "/summary.json", summary.dump(2) + "\n");
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what()); // the printed summary still says what happened
   }
+  return table;
+}
+
+} // namespace
+
+int
+run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
+{
+  const LocalOptions options = parse_local_options(args, environment);
+  if (options.help) {
+    std::cout << local_help_text();
+    return 0;
+  }
+  setup_logging(options.verbosity);
+  for (const auto& s : options.settings) {
+    spdlog::debug("setting {} = {} ({})", s.name, s.value, s.origin);
+  }
+  std::error_code ec;
+  const std::string cwd = fs::current_path(ec).string();
+  const env::Value user_hyperparameters = load_user_hyperparameters(options);
+  const LocalJobPlan plan =
+      plan_local_job(options, user_hyperparameters, cwd, environment, std::chrono::system_clock::now());
+
+  const bool simulated = plan.hosts.size() > 1;
+  if (simulated) {
+    require_namespaces(plan, environment);
+  }
+  create_job_directory(plan);
+  spdlog::info("job {}: {} host(s) under {}", plan.job_name, plan.hosts.size(), plan.job_dir);
+
+  Supervisor::Options supervision;
+  // Each host's launcher gives its script the grace period; this one only backs it up.
+  supervision.grace_period = options.grace_period + 10s;
+  Supervisor supervisor(supervision);
+
+  env::EnvMap host_env = host_environment(options, plan, environment);
+  const std::string state_dir = plan.job_dir + "/.smlaunch-local";
+  fs::create_directories(state_dir, ec);
+  copy_source(plan.source_dir, plan.code_copy, plan.job_dir);
+
+  std::unique_ptr<SimulatedNetwork> network;
+  std::optional<ShortDirectory> ssh_dir;
+  if (simulated) {
+    ssh_dir.emplace();
+    const SshFiles ssh = create_ssh_files(supervisor, environment, ssh_dir->path());
+    host_env.set("SMLAUNCH_SSH_COMMAND", ssh.ssh_command);
+    host_env.set("SMLAUNCH_SSHD_CONFIG", ssh.sshd_config);
+    std::vector<std::string> names;
+    for (const auto& h : plan.hosts) {
+      names.push_back(h.name);
+    }
+    write_file(state_dir + "/hosts", hosts_file_text(names));
+    network = std::make_unique<SimulatedNetwork>(supervisor, environment, names, state_dir + "/hosts", plan.job_dir);
+  }
+
+  const std::vector<ChildResult> results = run_hosts(supervisor, plan, host_env, network.get());
+  const int stop_signal = supervisor.poll_stop_signal();
+
+  // Artifacts, as the SDK collects them: the shared model directory, and every host's
+  // output/ merged (a later host's file replaces an earlier one's).
+  const std::string model_archive = model_archive_path(plan);
+  const std::string output_archive = output_archive_path(plan);
+  const std::string artifacts_error = write_artifacts(supervisor, environment, plan);
+
+  // What happened on each host: the job's code is the first failing host's.
+  const std::vector<HostOutcome> outcomes = host_outcomes(plan, results);
+  int exit_code = 0;
+  for (const auto& outcome : outcomes) {
+    if (outcome.exit_code != 0) {
+      exit_code = outcome.exit_code;
+      break;
+    }
+  }
+  if (stop_signal != 0) {
+    exit_code = 128 + stop_signal;
+  } else if (exit_code == 0 && !artifacts_error.empty()) {
+    exit_code = to_int(ExitCode::internal);
+  }
+
+  std::string table = write_summary(plan, outcomes, exit_code, stop_signal, {model_archive, output_archive});
   if (!artifacts_error.empty()) {
     table += "  " + artifacts_error + "\n";
   }
-  if (!options.keep && artifacts_error.empty()) {
+  if (!options.keep && artifacts_error.empty()) { // the trees are what is left of a job whose artifacts failed
     for (const auto& h : plan.hosts) {
       fs::remove_all(h.base, ec); // links (model, channels) are removed, never followed
     }

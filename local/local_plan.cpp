@@ -1,6 +1,7 @@
 #include "local/local_plan.hpp"
 
 #include "base/errors.hpp"
+#include "base/option_table.hpp"
 #include "base/option_values.hpp"
 #include "env/hyperparameters.hpp"
 #include "env/paths.hpp"
@@ -10,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -19,37 +21,46 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct LocalOptionSpec
-{
-  const char* name;
-  const char* env_twin; // nullptr: repeatable, command line only
-  const char* value_name;
-  const char* help;
+// The one table of `smlaunch local`'s options (help text and README are written from it),
+// in the form of train's and serve's: rows without a twin are repeatable and command line only.
+constexpr OptionSpec k_local_options[] = {
+    {"entry-point", "SMLAUNCH_ENTRY_POINT", nullptr, "", "FILE",
+     "the training script (relative to --source-dir when given); required"},
+    {"source-dir", "SMLAUNCH_SOURCE_DIR", nullptr, "", "DIR",
+     "the code to stage on every host (default: the entry point's directory)"},
+    {"hyperparameters", "SMLAUNCH_HYPERPARAMETERS", nullptr, "", "FILE",
+     "a JSON object of hyperparameters, as given to an estimator"},
+    {"hyperparameter", nullptr, nullptr, "", "KEY=VALUE",
+     "one hyperparameter (VALUE is JSON when it parses: 3, 0.1, true; else text); repeatable"},
+    {"channel", nullptr, nullptr, "", "NAME=PATH",
+     "an input channel: a directory (or a file: its directory) as input/data/NAME; repeatable"},
+    {"instance-count", "SMLAUNCH_INSTANCE_COUNT", nullptr, "1", "N",
+     "hosts to simulate, algo-1..algo-N (default 1; more than 1 needs root)"},
+    {"instance-type", "SMLAUNCH_INSTANCE_TYPE", nullptr, "local", "TYPE",
+     "written as current_instance_type (default: local)"},
+    {"use-mpi", "SMLAUNCH_USE_MPI", nullptr, "false", "",
+     "run the script under mpirun even on one host (several hosts use MPI anyway)"},
+    {"processes-per-host", "SMLAUNCH_PROCESSES_PER_HOST", nullptr, "", "N",
+     "MPI processes per host (default: GPUs, or 1)"},
+    {"num-processes", "SMLAUNCH_NUM_PROCESSES", nullptr, "", "N",
+     "MPI processes in all (default: hosts x processes per host)"},
+    {"additional-mpi-options", "SMLAUNCH_ADDITIONAL_MPI_OPTIONS", nullptr, "", "OPTIONS",
+     "more mpirun options, e.g. \"-x NCCL_DEBUG=WARN\""},
+    {"job-dir", "SMLAUNCH_JOB_DIR", nullptr, "", "DIR",
+     "where the job is written (default: ./<job name>); must be new or empty"},
+    {"job-name", "SMLAUNCH_JOB_NAME", nullptr, "", "NAME", "sagemaker_job_name (default: smlaunch-local-<UTC time>)"},
+    {"region", "SMLAUNCH_REGION", nullptr, "", "REGION",
+     "sagemaker_region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)"},
+    {"keep", "SMLAUNCH_KEEP", nullptr, "false", "",
+     "keep the per-host trees after collecting model.tar.gz and output.tar.gz"},
+    {"python", "SMLAUNCH_PYTHON", nullptr, "", "PATH",
+     "the Python every host runs pip and the script with (default: python3 on PATH)"},
+    {"grace-period", "SMLAUNCH_GRACE_PERIOD", nullptr, "60", "SECONDS",
+     "after Ctrl-C, how long scripts may run before SIGKILL (default 60)"},
+    {"log-level", "SMLAUNCH_LOG_LEVEL", nullptr, "info", "LEVEL", "warning, info or debug (also each host's launcher)"},
 };
 
-// The one table of `smlaunch local`'s options (help text and README are written from it).
-constexpr LocalOptionSpec k_local_options[] = {
-  {"entry-point", "SMLAUNCH_ENTRY_POINT", "FILE", "the training script (relative to --source-dir when given); required"},
-  {"source-dir", "SMLAUNCH_SOURCE_DIR", "DIR", "the code to stage on every host (default: the entry point's directory)"},
-  {"hyperparameters", "SMLAUNCH_HYPERPARAMETERS", "FILE", "a JSON object of hyperparameters, as given to an estimator"},
-  {"hyperparameter", nullptr, "KEY=VALUE", "one hyperparameter (VALUE is JSON when it parses: 3, 0.1, true; else text); repeatable"},
-  {"channel", nullptr, "NAME=PATH", "an input channel: a directory (or a file: its directory) as input/data/NAME; repeatable"},
-  {"instance-count", "SMLAUNCH_INSTANCE_COUNT", "N", "hosts to simulate, algo-1..algo-N (default 1; more than 1 needs root)"},
-  {"instance-type", "SMLAUNCH_INSTANCE_TYPE", "TYPE", "written as current_instance_type (default: local)"},
-  {"use-mpi", "SMLAUNCH_USE_MPI", "", "run the script under mpirun even on one host (several hosts use MPI anyway)"},
-  {"processes-per-host", "SMLAUNCH_PROCESSES_PER_HOST", "N", "MPI processes per host (default: GPUs, or 1)"},
-  {"num-processes", "SMLAUNCH_NUM_PROCESSES", "N", "MPI processes in all (default: hosts x processes per host)"},
-  {"additional-mpi-options", "SMLAUNCH_ADDITIONAL_MPI_OPTIONS", "OPTIONS", "more mpirun options, e.g. \"-x NCCL_DEBUG=WARN\""},
-  {"job-dir", "SMLAUNCH_JOB_DIR", "DIR", "where the job is written (default: ./<job name>); must be new or empty"},
-  {"job-name", "SMLAUNCH_JOB_NAME", "NAME", "sagemaker_job_name (default: smlaunch-local-<UTC time>)"},
-  {"region", "SMLAUNCH_REGION", "REGION", "sagemaker_region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)"},
-  {"keep", "SMLAUNCH_KEEP", "", "keep the per-host trees after collecting model.tar.gz and output.tar.gz"},
-  {"python", "SMLAUNCH_PYTHON", "PATH", "the Python every host runs pip and the script with (default: python3 on PATH)"},
-  {"grace-period", "SMLAUNCH_GRACE_PERIOD", "SECONDS", "after Ctrl-C, how long scripts may run before SIGKILL (default 60)"},
-  {"log-level", "SMLAUNCH_LOG_LEVEL", "LEVEL", "warning, info or debug (also each host's launcher)"},
-};
-
-const LocalOptionSpec*
+const OptionSpec*
 find_option(const std::string& name)
 {
   for (const auto& o : k_local_options) {
@@ -60,27 +71,35 @@ find_option(const std::string& name)
   return nullptr;
 }
 
-int
-parse_count(const std::string& option, const std::string& value, int low, int high)
+bool
+repeatable(const OptionSpec& option)
 {
+  return option.env_twin == nullptr;
+}
+
+int
+parse_count(const Setting& s, int low, int high)
+{
+  const std::string& value = s.value;
   const bool digits = !value.empty() && value.size() <= 6 && value.find_first_not_of("0123456789") == std::string::npos;
   if (!digits || std::stoi(value) < low || std::stoi(value) > high) {
-    throw UsageError("--" + option + " is \"" + value + "\"; expected a whole number from " + std::to_string(low) + " to " +
-                     std::to_string(high));
+    throw UsageError(setting_label(s) + " is \"" + value + "\"; expected a whole number from " + std::to_string(low) +
+                     " to " + std::to_string(high));
   }
   return std::stoi(value);
 }
 
 bool
-parse_flag(const std::string& option, const std::string& value)
+parse_flag(const Setting& s)
 {
+  const std::string& value = s.value;
   if (value == "1" || value == "true" || value == "yes") {
     return true;
   }
   if (value.empty() || value == "0" || value == "false" || value == "no") {
     return false;
   }
-  throw UsageError("SMLAUNCH twin of --" + option + " is \"" + value + "\"; expected 1/true/yes or 0/false/no");
+  throw UsageError(setting_label(s) + " is \"" + value + "\"; expected 1/true/yes or 0/false/no");
 }
 
 std::pair<std::string, std::string>
@@ -93,9 +112,12 @@ split_pair(const std::string& option, const std::string& value, const char* form
   return {value.substr(0, eq), value.substr(eq + 1)};
 }
 
+// One setting into the options; the row's own parser names the setting and its origin.
 void
-apply(LocalOptions& o, const std::string& name, const std::string& value)
+apply(LocalOptions& o, const Setting& s)
 {
+  const std::string& name = s.name;
+  const std::string& value = s.value;
   if (name == "entry-point") {
     o.entry_point = value;
   } else if (name == "source-dir") {
@@ -119,15 +141,15 @@ apply(LocalOptions& o, const std::string& name, const std::string& value)
     }
     o.channels.push_back(std::move(channel));
   } else if (name == "instance-count") {
-    o.instance_count = parse_count(name, value, 1, 64);
+    o.instance_count = parse_count(s, 1, 64);
   } else if (name == "instance-type") {
     o.instance_type = value;
   } else if (name == "use-mpi") {
-    o.use_mpi = parse_flag(name, value);
+    o.use_mpi = parse_flag(s);
   } else if (name == "processes-per-host") {
-    o.processes_per_host = parse_count(name, value, 1, 1024);
+    o.processes_per_host = parse_count(s, 1, 1024);
   } else if (name == "num-processes") {
-    o.num_processes = parse_count(name, value, 1, 65536);
+    o.num_processes = parse_count(s, 1, 65536);
   } else if (name == "additional-mpi-options") {
     o.additional_mpi_options = value;
   } else if (name == "job-dir") {
@@ -137,14 +159,14 @@ apply(LocalOptions& o, const std::string& name, const std::string& value)
   } else if (name == "region") {
     o.region = value;
   } else if (name == "keep") {
-    o.keep = parse_flag(name, value);
+    o.keep = parse_flag(s);
   } else if (name == "python") {
     o.python = value;
   } else if (name == "grace-period") {
-    const double seconds = parse_seconds("--grace-period", value);
+    const double seconds = parse_seconds(setting_label(s), value);
     o.grace_period = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
   } else if (name == "log-level") {
-    o.verbosity = parse_log_level("--log-level", value);
+    o.verbosity = parse_log_level(setting_label(s), value);
   }
 }
 
@@ -206,13 +228,9 @@ LocalOptions
 parse_local_options(const std::vector<std::string>& args, const env::EnvMap& environment)
 {
   LocalOptions o;
-  for (const auto& spec : k_local_options) {
-    if (spec.env_twin != nullptr) {
-      if (const std::string* v = environment.get(spec.env_twin); v != nullptr && !v->empty()) {
-        apply(o, spec.name, *v);
-      }
-    }
-  }
+  // The command line's values: the last of each option, every one of a repeatable option.
+  std::vector<std::pair<const OptionSpec*, std::string>> given;
+  std::optional<Verbosity> verbosity_flag;
   bool help = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -220,12 +238,8 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
       help = true;
       continue;
     }
-    if (arg == "-v" || arg == "--verbose") {
-      o.verbosity = Verbosity::verbose;
-      continue;
-    }
-    if (arg == "-q" || arg == "--quiet") {
-      o.verbosity = Verbosity::quiet;
+    if (arg == "-v" || arg == "--verbose" || arg == "-q" || arg == "--quiet") {
+      verbosity_flag = arg == "-v" || arg == "--verbose" ? Verbosity::verbose : Verbosity::quiet;
       continue;
     }
     if (arg.rfind("--", 0) != 0) {
@@ -238,12 +252,12 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
       arg = arg.substr(0, eq);
       inline_value = true;
     }
-    const LocalOptionSpec* spec = find_option(arg.substr(2));
+    const OptionSpec* spec = find_option(arg.substr(2));
     if (spec == nullptr) {
       throw UsageError("local: unknown option \"" + arg + "\" (see smlaunch local --help)");
     }
     if (spec->value_name[0] == '\0') {
-      apply(o, spec->name, inline_value ? value : "true");
+      given.emplace_back(spec, inline_value ? value : "true");
       continue;
     }
     if (!inline_value) {
@@ -252,7 +266,32 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
       }
       value = args[++i];
     }
-    apply(o, spec->name, value);
+    given.emplace_back(spec, value);
+  }
+  for (const auto& spec : k_local_options) {
+    if (repeatable(spec)) {
+      for (const auto& [option, value] : given) {
+        if (option == &spec) {
+          o.settings.push_back(resolve_setting(spec, &value, environment));
+          apply(o, o.settings.back());
+        }
+      }
+      continue;
+    }
+    const std::string* last = nullptr;
+    for (const auto& [option, value] : given) {
+      if (option == &spec) {
+        last = &value;
+      }
+    }
+    o.settings.push_back(resolve_setting(spec, last, environment));
+    if (!o.settings.back().value.empty()) {
+      apply(o, o.settings.back());
+    }
+  }
+  // -v and -q win over --log-level, as for train.
+  if (verbosity_flag) {
+    o.verbosity = *verbosity_flag;
   }
   if (help) {
     o.help = true;

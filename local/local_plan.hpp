@@ -4,6 +4,7 @@
 #pragma once
 
 #include "base/logging.hpp"
+#include "base/option_table.hpp"
 #include "env/env_map.hpp"
 #include "env/json_value.hpp"
 
@@ -35,6 +36,7 @@ struct LocalOptions
   std::chrono::milliseconds grace_period{60000};
   Verbosity verbosity = Verbosity::normal;
   bool help = false;
+  std::vector<Setting> settings; // each option's value and its origin (logged with -v)
 };
 
 // `smlaunch local ARGS...` (args after "local"). Options have SMLAUNCH_* twins except the

@@ -30,10 +30,6 @@ inline constexpr long long k_max_processes_per_host = 1024;
 MpiSettings resolve_mpi_settings(const env::TrainingEnvironment& environment,
                                  std::optional<int> cluster_slots = std::nullopt);
 
-// Split `text` as a POSIX shell would (quotes, backslashes), without expanding anything.
-// Throws std::invalid_argument on an unbalanced quote or a trailing backslash.
-std::vector<std::string> shell_split(const std::string& text);
-
 } // namespace mpi
 
 namespace mpi {

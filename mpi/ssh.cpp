@@ -41,8 +41,20 @@ sshd_argv(const SshdInputs& in)
     argv.insert(argv.end(), {"-p", std::to_string(in.port)});
   }
   // Every session on this host (mpirun's daemons and ranks, the master's job-ended call)
-  // learns where this host's tree is.
-  argv.insert(argv.end(), {"-o", "SetEnv=SMLAUNCH_BASE_DIR=" + in.base_dir});
+  // learns where this host's tree is. sshd splits the value on spaces unless it is in
+  // double quotes (in which it reads \" and \\ as escapes).
+  std::string set_env = "SMLAUNCH_BASE_DIR=" + in.base_dir;
+  if (set_env.find_first_of(" \t\"\\'") != std::string::npos) {
+    std::string quoted = "\"";
+    for (const char c : set_env) {
+      if (c == '"' || c == '\\') {
+        quoted += '\\';
+      }
+      quoted += c;
+    }
+    set_env = quoted + "\"";
+  }
+  argv.insert(argv.end(), {"-o", "SetEnv=" + set_env});
   // The liveness probes connect every second; at sshd's default level each would log.
   argv.insert(argv.end(), {"-o", "LogLevel=ERROR"});
   return argv;

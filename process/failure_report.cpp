@@ -1,6 +1,7 @@
 #include "process/failure_report.hpp"
 
 #include "base/logging.hpp"
+#include "base/text.hpp"
 #include "env/json_value.hpp"
 #include "env/py_format.hpp"
 
@@ -21,26 +22,6 @@ namespace {
 
 constexpr std::size_t k_message_bytes = 2048;
 constexpr std::size_t k_command_bytes = 1024;
-
-std::vector<std::string>
-split_lines(const std::string& text)
-{
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) {
-      end = text.size();
-    }
-    std::string line = text.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') {
-      line.pop_back();
-    }
-    lines.push_back(std::move(line));
-    start = end + 1;
-  }
-  return lines;
-}
 
 // The tail of a ring buffer may start inside a line (or a UTF-8 sequence): drop it.
 std::string

@@ -627,93 +627,112 @@ Supervisor::stop_background(pid_t pid, std::chrono::milliseconds grace)
   }
 }
 
-ChildResult
-Supervisor::run(const ChildSpec& spec)
-{
-  const auto start = Clock::now();
-  ChildResult result;
+namespace {
 
-  // Where the child's output goes: see README "Output". A terminal becomes a
-  // pseudo-terminal of the launcher's (open_relay_terminal), so progress bars still see a
-  // TTY and a failure still has its reason.
+// Where one run()'s child writes, and what relays it: see README "Output". A terminal
+// becomes a pseudo-terminal of the launcher's (open_relay_terminal), so progress bars still
+// see a TTY and a failure still has its reason.
+struct OutputPlumbing
+{
   int out_pipe[2] = {-1, -1};
+  int line_pipes[2][2] = {{-1, -1}, {-1, -1}};
   int child_stdout = STDOUT_FILENO;
   int child_stderr = STDERR_FILENO;
   int relay_to = STDERR_FILENO;
+  int dev_null = -1;
   bool relay = true;
   bool terminal = false;
-  int line_pipes[2][2] = {{-1, -1}, {-1, -1}};
-  if (spec.output == OutputMode::lines) {
-    make_pipe(line_pipes[0]);
-    make_pipe(line_pipes[1]);
-    child_stdout = line_pipes[0][1];
-    child_stderr = line_pipes[1][1];
-    relay = false;
-  } else if (spec.output == OutputMode::capture) {
-    make_pipe(out_pipe);
-    child_stdout = out_pipe[1];
-    child_stderr = -1; // /dev/null
-    relay_to = -1;
+};
+
+OutputPlumbing
+plan_output(OutputMode mode)
+{
+  OutputPlumbing p;
+  if (mode == OutputMode::lines) {
+    make_pipe(p.line_pipes[0]);
+    make_pipe(p.line_pipes[1]);
+    p.child_stdout = p.line_pipes[0][1];
+    p.child_stderr = p.line_pipes[1][1];
+    p.relay = false;
+  } else if (mode == OutputMode::capture) {
+    make_pipe(p.out_pipe);
+    p.child_stdout = p.out_pipe[1];
+    p.child_stderr = -1; // /dev/null
+    p.relay_to = -1;
   } else if (isatty(STDERR_FILENO) != 0) {
-    if (open_relay_terminal(STDERR_FILENO, out_pipe)) {
-      terminal = true;
-      child_stderr = out_pipe[1];
+    if (open_relay_terminal(STDERR_FILENO, p.out_pipe)) {
+      p.terminal = true;
+      p.child_stderr = p.out_pipe[1];
       if (same_open_file(STDOUT_FILENO, STDERR_FILENO)) {
-        child_stdout = out_pipe[1];
+        p.child_stdout = p.out_pipe[1];
       }
     } else {
-      relay = false;
+      p.relay = false;
     }
   } else {
-    make_pipe(out_pipe);
-    child_stderr = out_pipe[1];
+    make_pipe(p.out_pipe);
+    p.child_stderr = p.out_pipe[1];
     if (same_open_file(STDOUT_FILENO, STDERR_FILENO)) {
       // One destination: one pipe for both keeps their interleaving exact.
-      child_stdout = out_pipe[1];
-      relay_to = STDOUT_FILENO;
+      p.child_stdout = p.out_pipe[1];
+      p.relay_to = STDOUT_FILENO;
     }
   }
-  const int dev_null = child_stderr < 0 ? ::open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
-  if (child_stderr < 0) {
-    child_stderr = dev_null;
+  if (p.child_stderr < 0) {
+    p.dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    p.child_stderr = p.dev_null;
   }
+  return p;
+}
 
-  int exec_error_pipe[2];
-  if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
-    throw SystemError("pipe2", "exec status pipe", errno);
-  }
-  const pid_t pid = spawn(spec, child_stdout, child_stderr, exec_error_pipe[1], spec.die_with_parent);
-  if (spec.on_start) {
-    spec.on_start(pid);
-  }
+// The relays of a started child, reading the parent's ends of its pipes.
+struct Relays
+{
+  std::unique_ptr<LineRelay> lines;
+  std::unique_ptr<OutputRelay> output;
+};
 
-  ::close(exec_error_pipe[1]);
-  std::unique_ptr<LineRelay> line_relay;
-  if (spec.output == OutputMode::lines) {
-    ::close(line_pipes[0][1]);
-    ::close(line_pipes[1][1]);
-    line_relay = std::make_unique<LineRelay>(line_pipes[0][0], line_pipes[1][0]);
-    line_relay->start();
+Relays
+start_relays(OutputPlumbing& p, OutputMode mode, std::size_t tail_bytes)
+{
+  Relays relays;
+  if (mode == OutputMode::lines) {
+    ::close(p.line_pipes[0][1]);
+    ::close(p.line_pipes[1][1]);
+    relays.lines = std::make_unique<LineRelay>(p.line_pipes[0][0], p.line_pipes[1][0]);
+    relays.lines->start();
   }
-  std::unique_ptr<OutputRelay> relay_thread;
-  if (out_pipe[0] >= 0) {
-    ::close(out_pipe[1]);
-    if (relay || spec.output == OutputMode::capture) {
-      const std::size_t keep = spec.output == OutputMode::capture ? 4 * 1024 * 1024 : m_options.tail_bytes;
-      relay_thread = std::make_unique<OutputRelay>(out_pipe[0], relay_to, keep);
-      relay_thread->start();
+  if (p.out_pipe[0] >= 0) {
+    ::close(p.out_pipe[1]);
+    if (p.relay || mode == OutputMode::capture) {
+      const std::size_t keep = mode == OutputMode::capture ? 4 * 1024 * 1024 : tail_bytes;
+      relays.output = std::make_unique<OutputRelay>(p.out_pipe[0], p.relay_to, keep);
+      relays.output->start();
     }
   }
-  if (dev_null >= 0) {
-    ::close(dev_null);
+  if (p.dev_null >= 0) {
+    ::close(p.dev_null);
   }
-  result.exec_errno = read_exec_errno(exec_error_pipe[0]);
+  return relays;
+}
 
+// How far a child's shutdown has gone (torchrun's state machine): running until a stop
+// signal (TERM/INT) is forwarded, then a grace period until its deadline, then SIGKILL.
+// A second SIGINT goes straight to killed.
+enum class Shutdown { running, grace, killed };
+
+} // namespace
+
+int
+Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point start, int terminal_fd,
+                          ChildResult& result)
+{
   bool main_exited = false;
   int status = 0;
-  std::optional<Clock::time_point> kill_deadline;
-  const std::optional<Clock::time_point> timeout_deadline =
-    spec.timeout.count() > 0 ? std::optional(start + spec.timeout) : std::nullopt;
+  Shutdown shutdown = Shutdown::running;
+  Clock::time_point kill_deadline;
+  const bool has_timeout = spec.timeout.count() > 0; // probes: SIGKILL at start + timeout
+  const Clock::time_point timeout_deadline = start + spec.timeout;
   int sigint_count = 0;
   const auto claim_main = [&](pid_t exited, int st) {
     if (exited != pid) {
@@ -723,39 +742,47 @@ Supervisor::run(const ChildSpec& spec)
     status = st;
     return true;
   };
+  const auto kill_now = [&] {
+    kill(-pid, SIGKILL);
+    shutdown = Shutdown::killed;
+    result.killed_after_grace = true;
+  };
   while (true) {
     reap(claim_main, result.orphans_reaped);
     if (main_exited) {
-      break;
+      return status;
     }
     const auto now = Clock::now();
-    if (kill_deadline && now >= *kill_deadline) {
+    if (shutdown == Shutdown::grace && now >= kill_deadline) {
       spdlog::warn("the script did not exit within the {} s grace period after {}: sending SIGKILL",
                    std::chrono::duration_cast<std::chrono::seconds>(m_options.grace_period).count(),
                    signal_name(result.stop_signal));
-      kill(-pid, SIGKILL);
-      result.killed_after_grace = true;
-      kill_deadline.reset();
+      kill_now();
     }
-    if (timeout_deadline && now >= *timeout_deadline && !result.timed_out) {
+    if (has_timeout && now >= timeout_deadline && !result.timed_out) {
       kill(-pid, SIGKILL);
       result.timed_out = true;
     }
     auto wait = std::chrono::milliseconds(1000);
-    for (const auto& deadline : {kill_deadline, result.timed_out ? std::nullopt : timeout_deadline}) {
-      if (deadline) {
-        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now) + std::chrono::milliseconds(1));
-      }
+    const auto until = [&](Clock::time_point deadline) {
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) +
+                                std::chrono::milliseconds(1));
+    };
+    if (shutdown == Shutdown::grace) {
+      until(kill_deadline);
+    }
+    if (has_timeout && !result.timed_out) {
+      until(timeout_deadline);
     }
     const int sig = wait_signal(wait);
     if (sig == 0 || sig == SIGCHLD) {
       continue;
     }
-    if (sig == SIGWINCH && terminal) {
+    if (sig == SIGWINCH && terminal_fd >= 0) {
       // The real terminal was resized: the script's pseudo-terminal takes its new size.
       winsize size{};
       if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0) {
-        ::ioctl(out_pipe[0], TIOCSWINSZ, &size);
+        ::ioctl(terminal_fd, TIOCSWINSZ, &size);
       }
     }
     spdlog::info("forwarding {} to the child's process group", signal_name(sig));
@@ -765,31 +792,52 @@ Supervisor::run(const ChildSpec& spec)
     if (sig == SIGINT && ++sigint_count >= 2) {
       // A second Ctrl-C means "now".
       spdlog::warn("second SIGINT: sending SIGKILL without waiting");
-      kill(-pid, SIGKILL);
-      result.killed_after_grace = true;
-      kill_deadline.reset();
-    } else if ((sig == SIGTERM || sig == SIGINT) && !kill_deadline && !result.killed_after_grace) {
+      kill_now();
+    } else if ((sig == SIGTERM || sig == SIGINT) && shutdown == Shutdown::running) {
+      shutdown = Shutdown::grace;
       kill_deadline = Clock::now() + m_options.grace_period;
     }
     if (is_stop_signal(sig) && result.stop_signal == 0) {
       result.stop_signal = sig;
     }
   }
+}
+
+ChildResult
+Supervisor::run(const ChildSpec& spec)
+{
+  const auto start = Clock::now();
+  ChildResult result;
+  OutputPlumbing plumbing = plan_output(spec.output);
+
+  int exec_error_pipe[2];
+  if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
+    throw SystemError("pipe2", "exec status pipe", errno);
+  }
+  const pid_t pid = spawn(spec, plumbing.child_stdout, plumbing.child_stderr, exec_error_pipe[1], spec.die_with_parent);
+  if (spec.on_start) {
+    spec.on_start(pid);
+  }
+  ::close(exec_error_pipe[1]);
+  const Relays relays = start_relays(plumbing, spec.output, m_options.tail_bytes);
+  result.exec_errno = read_exec_errno(exec_error_pipe[0]);
+
+  const int status = wait_for_main(pid, spec, start, plumbing.terminal ? plumbing.out_pipe[0] : -1, result);
 
   if (const int late_stop = end_process_group(pid, result.orphans_reaped); late_stop != 0 && result.stop_signal == 0) {
     result.stop_signal = late_stop;
   }
-  if (relay_thread) {
-    relay_thread->finish(std::chrono::milliseconds(500));
+  if (relays.output) {
+    relays.output->finish(std::chrono::milliseconds(500));
     if (spec.output == OutputMode::capture) {
-      result.captured = relay_thread->tail();
+      result.captured = relays.output->tail();
     } else {
-      result.output_tail = relay_thread->tail();
+      result.output_tail = relays.output->tail();
     }
-    result.relayed_bytes = relay_thread->bytes();
+    result.relayed_bytes = relays.output->bytes();
   }
-  if (line_relay) {
-    line_relay->finish(std::chrono::milliseconds(1000));
+  if (relays.lines) {
+    relays.lines->finish(std::chrono::milliseconds(1000));
   }
 
   const ExitStatus decoded = decode_wait_status(status);
@@ -910,7 +958,8 @@ Supervisor::run_together(const std::vector<ChildSpec>& specs)
       spec.on_start(running[i].pid);
     }
   }
-  std::optional<Clock::time_point> kill_at;
+  Shutdown shutdown = Shutdown::running;
+  Clock::time_point kill_at;
   const auto claim = [&](pid_t pid, int st) {
     for (std::size_t i = 0; i < specs.size(); ++i) {
       if (running[i].pid == pid) {
@@ -931,13 +980,14 @@ Supervisor::run_together(const std::vector<ChildSpec>& specs)
     if (all) {
       break;
     }
-    if (kill_at && Clock::now() >= *kill_at) {
+    if (shutdown == Shutdown::grace && Clock::now() >= kill_at) {
       for (std::size_t i = 0; i < specs.size(); ++i) {
-        if (!running[i].exited && !results[i].killed_after_grace) {
+        if (!running[i].exited) {
           kill(-running[i].pid, SIGKILL);
           results[i].killed_after_grace = true;
         }
       }
+      shutdown = Shutdown::killed;
     }
     const int sig = wait_signal(std::chrono::milliseconds(50));
     if (sig == 0 || sig == SIGCHLD) {
@@ -946,7 +996,8 @@ Supervisor::run_together(const std::vector<ChildSpec>& specs)
     forward_to_running(sig, running, results);
     if (is_stop_signal(sig)) {
       m_pending_stop = sig;
-      if (!kill_at) {
+      if (shutdown == Shutdown::running) {
+        shutdown = Shutdown::grace;
         kill_at = Clock::now() + m_options.grace_period;
       }
     }

@@ -104,6 +104,11 @@ public:
 
 private:
   int wait_signal(std::chrono::milliseconds timeout);
+  // run()'s main loop: forwards signals to `pid`'s group and walks its shutdown (running,
+  // grace, killed) until it exits; returns its wait status. `terminal_fd`: the
+  // pseudo-terminal that takes SIGWINCH's new size, or -1.
+  int wait_for_main(pid_t pid, const ChildSpec& spec, std::chrono::steady_clock::time_point start, int terminal_fd,
+                    ChildResult& result);
   void reap(const std::function<bool(pid_t, int)>& claim, int& orphans);
   pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool background);
   std::vector<pid_t> m_background;

@@ -72,7 +72,7 @@ def processes_mentioning(text):
 class LocalJob:
     """A job directory's worth of inputs: the Chainer example's data, or a small script."""
 
-    def __init__(self, testcase, script=None):
+    def __init__(self, testcase, script=None, job_dir_name="job"):
         harness.require_binary(testcase)
         self.testcase = testcase
         self.root = tempfile.mkdtemp(prefix="smlaunch-local-")
@@ -89,7 +89,7 @@ class LocalJob:
             self.entry = os.path.join(self.source, "job.py")
             with open(self.entry, "w") as f:
                 f.write(script)
-        self.job_dir = os.path.join(self.root, "job")
+        self.job_dir = os.path.join(self.root, job_dir_name)
 
     def argv(self, *extra):
         return [harness.SMLAUNCH, "local", "--entry-point", self.entry, "--python", harness.PYTHON,
@@ -207,7 +207,7 @@ class TestLocalOneHost(unittest.TestCase):
             (["--entry-point", "/nonexistent/x.py"], "--entry-point /nonexistent/x.py: no such file"),
             (["--entry-point", job.entry, "--channel", "train"], "expected NAME=PATH"),
             (["--entry-point", job.entry, "--channel", "train=/nonexistent"], "--channel train=/nonexistent: no such file"),
-            (["--entry-point", job.entry, "--instance-count", "0"], "--instance-count is \"0\""),
+            (["--entry-point", job.entry, "--instance-count", "0"], "--instance-count (command line) is \"0\""),
             (["--entry-point", job.entry, "--frobnicate"], "unknown option \"--frobnicate\""),
         ]
         for args, message in cases:
@@ -285,6 +285,24 @@ class TestLocalTwoHosts(unittest.TestCase):
                           (3, "algo-2", "algo-2", 1)])
         self.assertIn("model.npz", job.members("model.tar.gz"))
         self.assertEqual(processes_mentioning(job.job_dir), [])
+
+    def test_two_mpi_hosts_under_a_job_dir_with_a_space_or_a_colon(self):
+        # sshd splits its -o SetEnv and config lines on spaces, Open MPI splits
+        # plm_rsh_agent on spaces and colons: the job's SSH files live in a short folder.
+        script = ("import socket\n"
+                  "from mpi4py import MPI\n"
+                  "print('rank %d of %d on %s' % (MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size(),"
+                  " socket.gethostname()))\n")
+        for name in ("a job", "a:job"):
+            with self.subTest(job_dir=name):
+                job = LocalJob(self, script=script, job_dir_name=name)
+                result = job.run("--instance-count", "2", "--processes-per-host", "1")
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                self.assertRegex(result.stdout, r"\]<stdout>:rank 0 of 2 on algo-1")
+                self.assertRegex(result.stdout, r"\]<stdout>:rank 1 of 2 on algo-2")
+                self.assertEqual([(h["host"], h["exit_code"]) for h in job.summary()["hosts"]],
+                                 [("algo-1", 0), ("algo-2", 0)])
+                self.assertEqual(processes_mentioning(job.job_dir), [])
 
     def test_one_failing_host_is_reported_in_the_summary(self):
         script = ("import os, sys\n"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -227,6 +228,27 @@ class TestMpi(unittest.TestCase):
         self.assertNotIn("algo-2 (", fields["message"])
         rc2, out2 = job.wait("algo-2", timeout=60)
         self.assertNotEqual(rc2, 0, "the master told the worker")
+
+    def test_a_signal_during_the_ssh_wait_stops_the_master_with_the_phase(self):
+        c = self.cluster(2)
+        job = MpiJob(self, c, {}, extra_env={"SMLAUNCH_SSH_TIMEOUT": "120"})
+        job.start("algo-1")  # algo-2 never starts its launcher: the master waits for its login
+        proc = job.procs["algo-1"]
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while not any(b"starting sshd" in line for line in list(lines)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(any(b"starting sshd" in line for line in list(lines)), b"".join(lines))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+        self.assertEqual(proc.returncode, 128 + signal.SIGTERM, b"".join(lines))
+        failure = job.failure("algo-1")
+        self.assertTrue(failure.startswith("Stopped: stopped by SIGTERM while waiting for the workers' SSH logins\n"),
+                        failure)
+        self.assertIn("ExitCode 143\n", failure)
 
     def test_killing_a_worker_mid_job_fails_the_job_within_seconds(self):
         c = self.cluster(2)

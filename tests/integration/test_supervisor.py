@@ -150,6 +150,78 @@ class TestSignals(unittest.TestCase):
         proc.communicate(timeout=10)
         self.assertEqual(proc.returncode, 128 + signal.SIGKILL)
 
+    def test_a_script_killed_by_a_forwarded_sigterm_exits_143_with_a_failure_file(self):
+        # CONTRACT: on failure output/failure; the exit status is the script's own, 128+N
+        # when killed by signal N. A script without a SIGTERM handler dies of it.
+        code = ("import os, time\n"
+                "open(os.path.join(os.environ['SM_MODEL_DIR'], 'ready'), 'w').close()\n"
+                "time.sleep(60)\n")
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"}, code={"train.py": code})
+        os.makedirs(tree.path("model"))
+        proc = start(tree)
+        wait_for(lambda: os.path.exists(tree.path("model", "ready")), 30, "the script to start")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 128 + signal.SIGTERM)
+        self.assertFalse(os.path.exists(tree.path("output", "success")))
+        fields = harness.failure_fields(tree.read("output", "failure"))
+        self.assertEqual(fields["class"], "ExecuteUserScriptError:")
+        self.assertEqual(fields["exit_code"], 143)
+        self.assertIn("SIGTERM", fields["message"])
+
+    def test_a_signal_while_waiting_for_host_names_stops_with_the_phase(self):
+        # Two hosts whose names never resolve: the launcher waits (--dns-timeout) before
+        # anything else of the MPI job; a stop there has the one channel of every phase.
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"}, hosts=("algo-1", "algo-2"),
+                    code={"train.py": "print('must not run')\n"})
+        log = os.path.join(tree.root, "stderr.log")
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON,
+                                     "--dns-timeout", "120"], env=clean_env(), stdout=subprocess.DEVNULL, stderr=err)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+
+        def waiting():
+            with open(log, "rb") as f:
+                return b"to resolve" in f.read()
+        wait_for(waiting, 60, "the launcher to wait for the host names")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        self.assertEqual(proc.returncode, 128 + signal.SIGTERM)
+        failure = tree.read("output", "failure")
+        self.assertTrue(failure.startswith(
+            "Stopped: stopped by SIGTERM while waiting for the hosts' names to resolve\n"), failure)
+        self.assertIn("ExitCode 143\n", failure)
+
+    def test_a_signal_during_staging_stops_with_the_phase(self):
+        # An S3 endpoint that accepts connections and never answers keeps staging busy.
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        accepted = []
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(conn)
+
+        threading.Thread(target=serve, daemon=True).start()
+        self.addCleanup(server.close)
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py",
+                                           "sagemaker_submit_directory": "s3://bucket/code.tar.gz"})
+        env = clean_env(S3_ENDPOINT_URL="http://127.0.0.1:%d" % server.getsockname()[1], AWS_ACCESS_KEY_ID="AKIDTEST",
+                        AWS_SECRET_ACCESS_KEY="secret", AWS_REGION="us-east-1")
+        proc = start(tree, env=env)
+        wait_for(lambda: accepted, 60, "staging to contact the S3 endpoint")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 128 + signal.SIGTERM)
+        failure = tree.read("output", "failure")
+        self.assertTrue(failure.startswith("Stopped: stopped by SIGTERM while staging\n"), failure)
+        self.assertIn("ExitCode 143\n", failure)
+
     def test_usr1_is_forwarded_to_the_whole_process_group(self):
         # The script's child (same group) must get the signal too.
         code = ("#!/bin/sh\n"

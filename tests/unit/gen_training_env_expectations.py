@@ -13,43 +13,21 @@ test_env_training_environment.cpp. The output carries the scenario inputs (the t
 JSON files, the base directory and the inherited variables) along with the expectations,
 so the C++ side always tests exactly what this script computed.
 """
-import itertools
 import json
 import os.path
+import sys
 
-# params.SAGEMAKER_HYPERPARAMETERS
-RESERVED = (
-    "sagemaker_program",
-    "sagemaker_submit_directory",
-    "sagemaker_enable_cloudwatch_metrics",
-    "sagemaker_region",
-    "sagemaker_container_log_level",
-    "sagemaker_job_name",
-    "default_user_module_name",
-    "_tuning_objective_metric",
-    "sagemaker_s3_output",
+# The primitives of the reference's contract (hyperparameter decoding, the reserved names,
+# to_cmd_args, the SM_* rendering) are written once, in the integration tests' oracle; this
+# generator adds the Environment class the C++ tables are computed from.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from reference_oracle import (  # noqa: E402
+    DISTRIBUTION_FLAGS,
+    RESERVED,
+    decode_hyperparameters as read_hyperparameters,
+    to_cmd_args,
+    to_env_vars as mapping_to_env_vars,
 )
-
-DISTRIBUTION_FLAGS = (
-    "sagemaker_mpi_enabled",
-    "sagemaker_parameter_server_enabled",
-    "sagemaker_distributed_dataparallel_enabled",
-    "sagemaker_pytorch_ddp_enabled",
-    "sagemaker_pytorch_xla_multi_worker_enabled",
-    "sagemaker_multi_worker_mirrored_strategy_enabled",
-    "sagemaker_torch_distributed_enabled",
-)
-
-
-def read_hyperparameters(raw):
-    out = {}
-    for k, v in raw.items():
-        try:
-            v = json.loads(v)
-        except (ValueError, TypeError):
-            pass
-        out[k] = v
-    return out
 
 
 def split_by_criteria(dictionary, keys, prefix):
@@ -57,45 +35,6 @@ def split_by_criteria(dictionary, keys, prefix):
     included = {k: dictionary[k] for k in dictionary if k in keys or k.startswith(prefix)}
     excluded = {k: dictionary[k] for k in dictionary if k not in included}
     return included, excluded
-
-
-def _decode(obj):
-    if obj is None:
-        return ""
-    return str(obj)
-
-
-def to_cmd_args(mapping):
-    sorted_keys = sorted(mapping.keys())
-
-    def arg_name(obj):
-        string = _decode(obj)
-        if string:
-            return "--%s" % string if len(string) > 1 else "-%s" % string
-        return ""
-
-    def arg_value(value):
-        if hasattr(value, "items"):
-            return ",".join("%s=%s" % (k, v) for k, v in sorted(value.items()))
-        return _decode(value)
-
-    names = [arg_name(k) for k in sorted_keys]
-    values = [arg_value(mapping[k]) for k in sorted_keys]
-    return list(itertools.chain.from_iterable(zip(names, values)))
-
-
-def mapping_to_env_vars(mapping):
-    def format_key(key):
-        return "SM_%s" % str(key).upper() if key else ""
-
-    def format_value(v):
-        if v is None:
-            return ""
-        if isinstance(v, str):
-            return str(v)
-        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-    return {format_key(k): format_value(v) for k, v in mapping.items()}
 
 
 class Environment:

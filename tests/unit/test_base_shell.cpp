@@ -1,9 +1,9 @@
-// shell_quote (one rule for every caller) and join_command.
+// shell_quote (one rule for every caller), shell_split and join_command.
 #include "base/shell.hpp"
 
-#include <gtest/gtest.h>
-
 #include <cstdio>
+#include <gtest/gtest.h>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -57,6 +57,93 @@ TEST(BaseShellJoin, SingleSpacesNoQuoting)
   EXPECT_EQ(launcher::join_command({}), "");
   EXPECT_EQ(launcher::join_command({"python3", "train.py", "--lr", "0.1"}), "python3 train.py --lr 0.1");
   EXPECT_EQ(launcher::join_command({"a b", "c"}), "a b c");
+}
+
+// shell_split: expected splits come from Python's shlex.split (POSIX mode), and from the
+// real /bin/sh where shlex and the shell disagree (see the comments on each table).
+
+struct SplitCase
+{
+  const char* text;
+  std::vector<std::string> words;
+};
+
+// python3 -c 'import shlex; print(shlex.split(T))'
+const SplitCase k_split_cases[] = {
+    {"", {}},
+    {"   ", {}},
+    {"a", {"a"}},
+    {"a b  c", {"a", "b", "c"}},
+    {" lead trail ", {"lead", "trail"}},
+    {"\ta\tb\n c", {"a", "b", "c"}},
+    {"-x A=B -x C='d e'", {"-x", "A=B", "-x", "C=d e"}},
+    {"'single quoted'", {"single quoted"}},
+    {"\"double quoted\"", {"double quoted"}},
+    {"a'b'c", {"abc"}},
+    {"a\"b\"c", {"abc"}},
+    {"''", {""}},
+    {"\"\"", {""}},
+    {"a '' b", {"a", "", "b"}},
+    {"x \"\" y", {"x", "", "y"}},
+    {"'a\"b'", {"a\"b"}},
+    {"\"a'b\"", {"a'b"}},
+    {"back\\ slash", {"back slash"}},
+    {"\\\"q\\\"", {"\"q\""}},
+    {"\\'", {"'"}},
+    {"\"a\\\"b\"", {"a\"b"}},
+    {"\"a\\\\b\"", {"a\\b"}},
+    {"\"keep\\x\"", {"keep\\x"}},
+    {"'no\\escape'", {"no\\escape"}},
+    {"--mca btl_tcp_if_include eth0 -x NCCL_DEBUG=INFO",
+     {"--mca", "btl_tcp_if_include", "eth0", "-x", "NCCL_DEBUG=INFO"}},
+    {"-x \"LD_PRELOAD=/a b/c.so\"", {"-x", "LD_PRELOAD=/a b/c.so"}},
+    {"a\\\\b", {"a\\b"}},
+    {"\\a\\b", {"ab"}},
+    {"\"$HOME\"", {"$HOME"}},
+    {"'$HOME'", {"$HOME"}},
+    {"\"a b\"'c d'e", {"a bc de"}},
+    {"--opt='x y' -v", {"--opt=x y", "-v"}},
+};
+
+// Inside double quotes a backslash also escapes $ and ` in the shell, which shlex does not
+// do (shlex.split('"\\$"') == ['\\$']); the header promises the shell's behaviour, so these
+// come from the real shell: sh -c 'eval "set -- $1"; printf "%s\0" "$@"' sh T
+const SplitCase k_split_shell_cases[] = {
+    {"\"\\$\"", {"$"}},
+    {"\"\\`\"", {"`"}},
+    {"\"a\\$b\" c", {"a$b", "c"}},
+};
+
+TEST(ShellSplit, MatchesShlex)
+{
+  for (const auto& c : k_split_cases) {
+    EXPECT_EQ(launcher::shell_split(c.text), c.words) << "text [" << c.text << "]";
+  }
+}
+
+TEST(ShellSplit, MatchesShellWhereShlexDiffers)
+{
+  for (const auto& c : k_split_shell_cases) {
+    EXPECT_EQ(launcher::shell_split(c.text), c.words) << "text [" << c.text << "]";
+  }
+}
+
+// shlex.split(T) raises ValueError ("No closing quotation" / "No escaped character")
+const char* const k_split_bad_cases[] = {
+    "'abc",     // No closing quotation
+    "\"abc",    // No closing quotation
+    "abc\\",    // No escaped character
+    "a 'b\"c",  // No closing quotation
+    "\"a'b",    // No closing quotation
+    "x 'y' 'z", // No closing quotation
+    "\"\\\"",   // No closing quotation
+};
+
+TEST(ShellSplit, UnbalancedQuotesThrow)
+{
+  for (const char* text : k_split_bad_cases) {
+    EXPECT_THROW((void)launcher::shell_split(text), std::invalid_argument) << "text [" << text << "]";
+  }
 }
 
 } // namespace

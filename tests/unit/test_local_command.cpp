@@ -8,6 +8,7 @@
 #include "local/local_plan.hpp"
 #include "process/rank_relay.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -77,9 +78,9 @@ TEST(LocalOptions, BadValuesNameTheOption)
 {
   EXPECT_EQ(usage_error({}), "local: --entry-point FILE is required (see smlaunch local --help)");
   EXPECT_EQ(usage_error({"--entry-point", "a.py", "--instance-count", "65"}),
-            "--instance-count is \"65\"; expected a whole number from 1 to 64");
+            "--instance-count (command line) is \"65\"; expected a whole number from 1 to 64");
   EXPECT_EQ(usage_error({"--entry-point", "a.py", "--processes-per-host", "x"}),
-            "--processes-per-host is \"x\"; expected a whole number from 1 to 1024");
+            "--processes-per-host (command line) is \"x\"; expected a whole number from 1 to 1024");
   EXPECT_EQ(usage_error({"--entry-point", "a.py", "--hyperparameter", "=3"}), "--hyperparameter \"=3\": expected KEY=VALUE");
   EXPECT_EQ(usage_error({"--entry-point", "a.py", "--channel", "a/b=x"}),
             "--channel \"a/b=x\": the channel name must not contain '/'");
@@ -88,7 +89,32 @@ TEST(LocalOptions, BadValuesNameTheOption)
             "local: unexpected argument \"extra\" (see smlaunch local --help)");
   EXPECT_EQ(usage_error({"--entry-point"}), "local: --entry-point expects FILE");
   EXPECT_EQ(usage_error({"--entry-point", "a.py", "--log-level", "loud"}),
-            "--log-level is \"loud\"; expected warning, info or debug");
+            "--log-level (command line) is \"loud\"; expected warning, info or debug");
+  env::EnvMap environment;
+  environment.set("SMLAUNCH_KEEP", "maybe");
+  EXPECT_EQ(usage_error({"--entry-point", "a.py"}, environment),
+            "--keep (environment SMLAUNCH_KEEP) is \"maybe\"; expected 1/true/yes or 0/false/no");
+  // The command line wins before the twin is read.
+  EXPECT_EQ(usage_error({"--entry-point", "a.py", "--keep"}, environment), "(no error)");
+}
+
+TEST(LocalOptions, EverySettingKnowsWhereItCameFrom)
+{
+  env::EnvMap environment;
+  environment.set("SMLAUNCH_JOB_NAME", "from-env");
+  const auto o =
+      parse({"--entry-point", "a.py", "--hyperparameter", "a=1", "--hyperparameter", "b=2", "-v"}, environment);
+  std::vector<std::string> seen;
+  for (const auto& s : o.settings) {
+    seen.push_back(s.name + "=" + s.value + " (" + s.origin + ")");
+  }
+  for (const char* expected : {"entry-point=a.py (command line)", "hyperparameter=a=1 (command line)",
+                               "hyperparameter=b=2 (command line)", "job-name=from-env (environment SMLAUNCH_JOB_NAME)",
+                               "instance-count=1 (default)", "grace-period=60 (default)", "log-level=info (default)"}) {
+    EXPECT_NE(std::find(seen.begin(), seen.end(), expected), seen.end()) << expected;
+  }
+  EXPECT_EQ(o.job_name, "from-env");
+  EXPECT_EQ(o.verbosity, launcher::Verbosity::verbose); // -v wins over --log-level, as for train
 }
 
 TEST(LocalOptions, HelpNeedsNoEntryPoint)

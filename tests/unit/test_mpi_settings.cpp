@@ -1,6 +1,4 @@
-// MPI settings: the on/off decision, slots and process counts, custom options, and
-// shell_split. Expected splits come from Python's shlex.split (POSIX mode), and from the
-// real /bin/sh where shlex and the shell disagree (see the comments on each table).
+// MPI settings: the on/off decision, slots and process counts, custom options.
 #include "mpi/mpi_settings.hpp"
 
 #include "env/config_error.hpp"
@@ -287,93 +285,6 @@ TEST(MpiSettings, UnbalancedCustomOptionsNameTheKey)
     ASSERT_EQ(err.problems().size(), 1u);
     EXPECT_EQ(err.problems()[0].file, "/opt/ml/input/config/hyperparameters.json");
     EXPECT_EQ(err.problems()[0].key, "/sagemaker_mpi_custom_mpi_options");
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// shell_split
-// ---------------------------------------------------------------------------------------
-
-struct SplitCase
-{
-  const char* text;
-  Strings words;
-};
-
-// python3 -c 'import shlex; print(shlex.split(T))'
-const SplitCase k_split_cases[] = {
-    {"", {}},
-    {"   ", {}},
-    {"a", {"a"}},
-    {"a b  c", {"a", "b", "c"}},
-    {" lead trail ", {"lead", "trail"}},
-    {"\ta\tb\n c", {"a", "b", "c"}},
-    {"-x A=B -x C='d e'", {"-x", "A=B", "-x", "C=d e"}},
-    {"'single quoted'", {"single quoted"}},
-    {"\"double quoted\"", {"double quoted"}},
-    {"a'b'c", {"abc"}},
-    {"a\"b\"c", {"abc"}},
-    {"''", {""}},
-    {"\"\"", {""}},
-    {"a '' b", {"a", "", "b"}},
-    {"x \"\" y", {"x", "", "y"}},
-    {"'a\"b'", {"a\"b"}},
-    {"\"a'b\"", {"a'b"}},
-    {"back\\ slash", {"back slash"}},
-    {"\\\"q\\\"", {"\"q\""}},
-    {"\\'", {"'"}},
-    {"\"a\\\"b\"", {"a\"b"}},
-    {"\"a\\\\b\"", {"a\\b"}},
-    {"\"keep\\x\"", {"keep\\x"}},
-    {"'no\\escape'", {"no\\escape"}},
-    {"--mca btl_tcp_if_include eth0 -x NCCL_DEBUG=INFO", {"--mca", "btl_tcp_if_include", "eth0", "-x", "NCCL_DEBUG=INFO"}},
-    {"-x \"LD_PRELOAD=/a b/c.so\"", {"-x", "LD_PRELOAD=/a b/c.so"}},
-    {"a\\\\b", {"a\\b"}},
-    {"\\a\\b", {"ab"}},
-    {"\"$HOME\"", {"$HOME"}},
-    {"'$HOME'", {"$HOME"}},
-    {"\"a b\"'c d'e", {"a bc de"}},
-    {"--opt='x y' -v", {"--opt=x y", "-v"}},
-};
-
-// Inside double quotes a backslash also escapes $ and ` in the shell, which shlex does not
-// do (shlex.split('"\\$"') == ['\\$']); the header promises the shell's behaviour, so these
-// come from the real shell: sh -c 'eval "set -- $1"; printf "%s\0" "$@"' sh T
-const SplitCase k_split_shell_cases[] = {
-    {"\"\\$\"", {"$"}},
-    {"\"\\`\"", {"`"}},
-    {"\"a\\$b\" c", {"a$b", "c"}},
-};
-
-TEST(ShellSplit, MatchesShlex)
-{
-  for (const auto& c : k_split_cases) {
-    EXPECT_EQ(mpi::shell_split(c.text), c.words) << "text [" << c.text << "]";
-  }
-}
-
-TEST(ShellSplit, MatchesShellWhereShlexDiffers)
-{
-  for (const auto& c : k_split_shell_cases) {
-    EXPECT_EQ(mpi::shell_split(c.text), c.words) << "text [" << c.text << "]";
-  }
-}
-
-// shlex.split(T) raises ValueError ("No closing quotation" / "No escaped character")
-const char* const k_split_bad_cases[] = {
-    "'abc", // No closing quotation
-    "\"abc", // No closing quotation
-    "abc\\", // No escaped character
-    "a 'b\"c", // No closing quotation
-    "\"a'b", // No closing quotation
-    "x 'y' 'z", // No closing quotation
-    "\"\\\"", // No closing quotation
-};
-
-TEST(ShellSplit, UnbalancedQuotesThrow)
-{
-  for (const char* text : k_split_bad_cases) {
-    EXPECT_THROW((void)mpi::shell_split(text), std::invalid_argument) << "text [" << text << "]";
   }
 }
 

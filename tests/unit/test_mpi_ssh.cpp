@@ -53,4 +53,16 @@ TEST(MpiSsh, GoldenSshdArgv)
                                          "-o", "SetEnv=SMLAUNCH_BASE_DIR=/opt/ml", "-o", "LogLevel=ERROR"}));
 }
 
+TEST(SshdArgv, ABaseDirWithASpaceOrAQuoteIsOneQuotedValueForSshd)
+{
+  // sshd reads `-o` like a config line: unquoted, "/a b" would be two values and refused.
+  mpi::SshdInputs in;
+  in.base_dir = "/tmp/a job/algo-1";
+  EXPECT_EQ(mpi::sshd_argv(in)[4], "SetEnv=\"SMLAUNCH_BASE_DIR=/tmp/a job/algo-1\"");
+  in.base_dir = "/tmp/a \"b\\c";
+  EXPECT_EQ(mpi::sshd_argv(in)[4], "SetEnv=\"SMLAUNCH_BASE_DIR=/tmp/a \\\"b\\\\c\"");
+  in.base_dir = "/tmp/a:job/algo-1"; // a colon means nothing to sshd
+  EXPECT_EQ(mpi::sshd_argv(in)[4], "SetEnv=SMLAUNCH_BASE_DIR=/tmp/a:job/algo-1");
+}
+
 } // namespace
