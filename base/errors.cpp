@@ -6,12 +6,12 @@
 namespace launcher {
 
 SystemError::SystemError(const std::string& call, const std::string& what, int err)
-  : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::system_category().message(err))
+    : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::system_category().message(err))
 {
 }
 
 StoppedError::StoppedError(int signo, const std::string& phase)
-  : LauncherError("Stopped", 128 + signo, "stopped by " + signal_name(signo) + " while " + phase), m_signal(signo)
+    : LauncherError("Stopped", 128 + signo, "stopped by " + signal_name(signo) + " while " + phase), m_signal(signo)
 {
 }
 

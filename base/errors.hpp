@@ -12,13 +12,13 @@ namespace launcher {
 // code, 128+N for a signal and 126/127 for exec failures pass through unchanged.
 enum class ExitCode : int {
   success = 0,
-  usage = 64,    // bad command line or SMLAUNCH_* variable
-  config = 65,   // bad files under input/config
-  staging = 66,  // the user's code could not be found, fetched or unpacked
-  install = 67,  // pip failed on requirements.txt or the package
-  cluster = 68,  // hosts never became reachable, MPI set-up failed
+  usage = 64,      // bad command line or SMLAUNCH_* variable
+  config = 65,     // bad files under input/config
+  staging = 66,    // the user's code could not be found, fetched or unpacked
+  install = 67,    // pip failed on requirements.txt or the package
+  cluster = 68,    // hosts never became reachable, MPI set-up failed
   model_load = 69, // serve: the user's module or model_fn failed in a worker at start
-  internal = 70, // a bug or an unexpected system error
+  internal = 70,   // a bug or an unexpected system error
   serve_bind = 71, // serve: the port could not be bound (in use, no permission)
   not_executable = 126,
   not_found = 127,
@@ -35,19 +35,31 @@ class LauncherError : public std::runtime_error
 public:
   // `error_class` is the first line of output/failure ("ConfigError").
   LauncherError(std::string error_class, ExitCode code, const std::string& message)
-    : std::runtime_error(message), m_error_class(std::move(error_class)), m_exit_code(to_int(code))
+      : std::runtime_error(message), m_error_class(std::move(error_class)), m_exit_code(to_int(code))
   {
   }
   LauncherError(std::string error_class, int exit_code, const std::string& message)
-    : std::runtime_error(message), m_error_class(std::move(error_class)), m_exit_code(exit_code)
+      : std::runtime_error(message), m_error_class(std::move(error_class)), m_exit_code(exit_code)
   {
   }
 
-  const std::string& error_class() const { return m_error_class; }
-  int exit_code() const { return m_exit_code; }
+  const std::string&
+  error_class() const
+  {
+    return m_error_class;
+  }
+  int
+  exit_code() const
+  {
+    return m_exit_code;
+  }
   // The command that failed (output/failure's Command line); the launcher's own argv
   // when empty.
-  const std::string& command() const { return m_command; }
+  const std::string&
+  command() const
+  {
+    return m_command;
+  }
   LauncherError&
   with_command(std::string command)
   {
@@ -88,7 +100,7 @@ struct BaseDirectoryError : LauncherError
 struct InstallError : LauncherError
 {
   InstallError(std::string error_class, const std::string& message)
-    : LauncherError(std::move(error_class), ExitCode::install, message)
+      : LauncherError(std::move(error_class), ExitCode::install, message)
   {
   }
 };
@@ -109,7 +121,7 @@ struct ClusterError : LauncherError
 struct HostResolutionError : LauncherError
 {
   explicit HostResolutionError(const std::string& message)
-    : LauncherError("HostResolutionError", ExitCode::cluster, message)
+      : LauncherError("HostResolutionError", ExitCode::cluster, message)
   {
   }
 };
@@ -118,7 +130,7 @@ struct HostResolutionError : LauncherError
 struct HostUnreachableError : LauncherError
 {
   explicit HostUnreachableError(const std::string& message)
-    : LauncherError("HostUnreachableError", ExitCode::cluster, message)
+      : LauncherError("HostUnreachableError", ExitCode::cluster, message)
   {
   }
 };
@@ -135,7 +147,11 @@ struct SshdError : LauncherError
 struct StoppedError : LauncherError
 {
   StoppedError(int signo, const std::string& phase);
-  int signal() const { return m_signal; }
+  int
+  signal() const
+  {
+    return m_signal;
+  }
 
 private:
   int m_signal;

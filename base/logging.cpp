@@ -43,7 +43,10 @@ protected:
     std::lock_guard<std::mutex> guard(output_lock());
     write_all(STDERR_FILENO, formatted.data(), formatted.size());
   }
-  void flush_() override {}
+  void
+  flush_() override
+  {
+  }
 };
 
 } // namespace

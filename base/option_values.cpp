@@ -36,7 +36,8 @@ parse_log_level(const std::string& label, const std::string& value, LogLevelNumb
   }
   if (numbers == LogLevelNumbers::accepted) {
     // A Python logging level: 10 debug, 20 info, 30 warning.
-    const bool digits = !value.empty() && value.size() <= 3 && value.find_first_not_of("0123456789") == std::string::npos;
+    const bool digits =
+        !value.empty() && value.size() <= 3 && value.find_first_not_of("0123456789") == std::string::npos;
     if (digits) {
       const int level = std::stoi(value);
       return level <= 10 ? Verbosity::verbose : level <= 20 ? Verbosity::normal : Verbosity::quiet;

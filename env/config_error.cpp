@@ -55,12 +55,12 @@ join_problems(const std::vector<Problem>& problems)
 } // namespace
 
 ConfigError::ConfigError(std::vector<Problem> problems)
-  : std::runtime_error(join_problems(problems)), m_problems(std::move(problems))
+    : std::runtime_error(join_problems(problems)), m_problems(std::move(problems))
 {
 }
 
 ConfigError::ConfigError(std::string file, std::string key, std::string message)
-  : ConfigError(std::vector<Problem>{Problem{std::move(file), std::move(key), std::move(message)}})
+    : ConfigError(std::vector<Problem>{Problem{std::move(file), std::move(key), std::move(message)}})
 {
 }
 

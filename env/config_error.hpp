@@ -22,7 +22,11 @@ public:
   explicit ConfigError(std::vector<Problem> problems);
   ConfigError(std::string file, std::string key, std::string message);
 
-  const std::vector<Problem>& problems() const { return m_problems; }
+  const std::vector<Problem>&
+  problems() const
+  {
+    return m_problems;
+  }
 
 private:
   std::vector<Problem> m_problems;

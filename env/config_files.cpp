@@ -5,17 +5,19 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <unistd.h>
 #include <set>
 #include <sys/stat.h>
 #include <system_error>
+#include <unistd.h>
 
 namespace env {
 
 Value
 read_json_file(const std::string& path)
 {
-  struct stat st{};
+  struct stat st
+  {
+  };
   if (stat(path.c_str(), &st) != 0) {
     throw ConfigError(path, "",
                       errno == ENOENT ? "file is missing" : "cannot read: " + std::system_category().message(errno));
@@ -24,8 +26,9 @@ read_json_file(const std::string& path)
     throw ConfigError(path, "", "is not a regular file");
   }
   if (static_cast<std::size_t>(st.st_size) > k_max_config_file_bytes) {
-    throw ConfigError(path, "", "is " + std::to_string(st.st_size) + " bytes, larger than the " +
-                                  std::to_string(k_max_config_file_bytes / (1024 * 1024)) + " MiB limit");
+    throw ConfigError(path, "",
+                      "is " + std::to_string(st.st_size) + " bytes, larger than the " +
+                          std::to_string(k_max_config_file_bytes / (1024 * 1024)) + " MiB limit");
   }
   std::string text;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -42,7 +45,8 @@ read_json_file(const std::string& path)
   }
   ::close(fd);
   if (text.size() > k_max_config_file_bytes) {
-    throw ConfigError(path, "", "is larger than the " + std::to_string(k_max_config_file_bytes / (1024 * 1024)) + " MiB limit");
+    throw ConfigError(path, "",
+                      "is larger than the " + std::to_string(k_max_config_file_bytes / (1024 * 1024)) + " MiB limit");
   }
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     throw ConfigError(path, "", "is empty; expected a JSON object");
@@ -64,8 +68,8 @@ is_valid_host_name(const std::string& name)
     return false;
   }
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.'
-                    || c == '-' || c == '_';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
     if (!ok) {
       return false;
     }

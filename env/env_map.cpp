@@ -94,7 +94,8 @@ secret_values(const EnvMap& env)
     }
   }
   // Longest first, so a secret that contains another is hidden whole.
-  std::sort(secrets.begin(), secrets.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::sort(secrets.begin(), secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return secrets;
 }
 

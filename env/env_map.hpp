@@ -21,10 +21,22 @@ public:
   void set(std::string name, std::string value);
   void erase(std::string_view name);
   const std::string* get(std::string_view name) const;
-  bool contains(std::string_view name) const { return get(name) != nullptr; }
+  bool
+  contains(std::string_view name) const
+  {
+    return get(name) != nullptr;
+  }
 
-  const std::vector<Entry>& entries() const { return m_entries; }
-  std::size_t size() const { return m_entries.size(); }
+  const std::vector<Entry>&
+  entries() const
+  {
+    return m_entries;
+  }
+  std::size_t
+  size() const
+  {
+    return m_entries.size();
+  }
 
   // "NAME=value" strings for execve().
   std::vector<std::string> to_envp() const;

@@ -10,15 +10,9 @@ namespace env {
 namespace {
 
 constexpr std::array<std::string_view, 9> k_reserved_keys = {
-  "sagemaker_program",
-  "sagemaker_submit_directory",
-  "sagemaker_enable_cloudwatch_metrics",
-  "sagemaker_region",
-  "sagemaker_container_log_level",
-  "sagemaker_job_name",
-  "default_user_module_name",
-  "_tuning_objective_metric",
-  "sagemaker_s3_output",
+    "sagemaker_program",        "sagemaker_submit_directory",    "sagemaker_enable_cloudwatch_metrics",
+    "sagemaker_region",         "sagemaker_container_log_level", "sagemaker_job_name",
+    "default_user_module_name", "_tuning_objective_metric",      "sagemaker_s3_output",
 };
 
 } // namespace
@@ -106,9 +100,8 @@ to_cmd_args(const Value& user_hyperparameters)
       for (std::size_t k = 0; k < korder.size(); ++k) {
         korder[k] = k;
       }
-      std::sort(korder.begin(), korder.end(), [&](std::size_t a, std::size_t b) {
-        return value.keys()[a] < value.keys()[b];
-      });
+      std::sort(korder.begin(), korder.end(),
+                [&](std::size_t a, std::size_t b) { return value.keys()[a] < value.keys()[b]; });
       std::string joined;
       for (std::size_t k : korder) {
         if (!joined.empty()) {

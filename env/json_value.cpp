@@ -235,18 +235,15 @@ private:
       }
     }
     throw JsonError(what + ": line " + std::to_string(line) + " column " + std::to_string(column) + " (char " +
-                      std::to_string(chars) + ")",
-                    chars,
-                    line,
-                    column);
+                        std::to_string(chars) + ")",
+                    chars, line, column);
   }
 
   void
   skip_whitespace()
   {
-    while (m_pos < m_text.size()
-           && (m_text[m_pos] == ' ' || m_text[m_pos] == '\t' || m_text[m_pos] == '\n'
-               || m_text[m_pos] == '\r')) {
+    while (m_pos < m_text.size() &&
+           (m_text[m_pos] == ' ' || m_text[m_pos] == '\t' || m_text[m_pos] == '\n' || m_text[m_pos] == '\r')) {
       ++m_pos;
     }
   }

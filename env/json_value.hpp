@@ -27,22 +27,70 @@ public:
   static Value array(std::vector<Value> items = {});
   static Value object();
 
-  Kind kind() const { return m_kind; }
-  bool is_null() const { return m_kind == Kind::null; }
-  bool is_string() const { return m_kind == Kind::string; }
-  bool is_array() const { return m_kind == Kind::array; }
-  bool is_object() const { return m_kind == Kind::object; }
+  Kind
+  kind() const
+  {
+    return m_kind;
+  }
+  bool
+  is_null() const
+  {
+    return m_kind == Kind::null;
+  }
+  bool
+  is_string() const
+  {
+    return m_kind == Kind::string;
+  }
+  bool
+  is_array() const
+  {
+    return m_kind == Kind::array;
+  }
+  bool
+  is_object() const
+  {
+    return m_kind == Kind::object;
+  }
 
-  bool as_bool() const { return m_bool; }
-  double as_double() const { return m_double; }
+  bool
+  as_bool() const
+  {
+    return m_bool;
+  }
+  double
+  as_double() const
+  {
+    return m_double;
+  }
   // The UTF-8 text of a string, or the digits of an integer.
-  const std::string& text() const { return m_text; }
+  const std::string&
+  text() const
+  {
+    return m_text;
+  }
 
   // Arrays: the items. Objects: the values, in insertion order (see keys()).
-  const std::vector<Value>& items() const { return m_items; }
-  std::vector<Value>& items() { return m_items; }
-  const std::vector<std::string>& keys() const { return m_keys; }
-  std::size_t size() const { return m_items.size(); }
+  const std::vector<Value>&
+  items() const
+  {
+    return m_items;
+  }
+  std::vector<Value>&
+  items()
+  {
+    return m_items;
+  }
+  const std::vector<std::string>&
+  keys() const
+  {
+    return m_keys;
+  }
+  std::size_t
+  size() const
+  {
+    return m_items.size();
+  }
 
   // Object access; find() returns nullptr when the key is absent.
   const Value* find(std::string_view key) const;
@@ -71,7 +119,7 @@ private:
 struct JsonError : std::runtime_error
 {
   JsonError(const std::string& message, std::size_t offset_, std::size_t line_, std::size_t column_)
-    : std::runtime_error(message), offset(offset_), line(line_), column(column_)
+      : std::runtime_error(message), offset(offset_), line(line_), column(column_)
   {
   }
   std::size_t offset;

@@ -24,7 +24,11 @@ struct Paths
 
   // `base` must be absolute and without a trailing slash (see normalize_base_dir).
   static Paths under(const std::string& base);
-  std::string channel(const std::string& name) const { return input_data + "/" + name; }
+  std::string
+  channel(const std::string& name) const
+  {
+    return input_data + "/" + name;
+  }
 };
 
 // Make `dir` absolute against `cwd` and drop trailing slashes ("/" stays "/").

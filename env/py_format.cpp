@@ -39,7 +39,6 @@ next_code_point(std::string_view s, std::size_t& i)
   return cp;
 }
 
-
 void
 append_hex(std::string& out, std::uint32_t value, int digits)
 {
@@ -248,9 +247,7 @@ dumps_into(std::string& out, const Value& v, bool compact_sorted)
       order[i] = i;
     }
     if (compact_sorted) {
-      std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return v.keys()[a] < v.keys()[b];
-      });
+      std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v.keys()[a] < v.keys()[b]; });
     }
     out += '{';
     bool first = true;

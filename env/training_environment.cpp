@@ -46,13 +46,13 @@ py_contains(const Value& container, const std::string& item)
 
 // The framework flags that put the current group into distribution_instance_groups.
 constexpr const char* k_distribution_flags[] = {
-  "sagemaker_mpi_enabled",
-  "sagemaker_parameter_server_enabled",
-  "sagemaker_distributed_dataparallel_enabled",
-  "sagemaker_pytorch_ddp_enabled",
-  "sagemaker_pytorch_xla_multi_worker_enabled",
-  "sagemaker_multi_worker_mirrored_strategy_enabled",
-  "sagemaker_torch_distributed_enabled",
+    "sagemaker_mpi_enabled",
+    "sagemaker_parameter_server_enabled",
+    "sagemaker_distributed_dataparallel_enabled",
+    "sagemaker_pytorch_ddp_enabled",
+    "sagemaker_pytorch_xla_multi_worker_enabled",
+    "sagemaker_multi_worker_mirrored_strategy_enabled",
+    "sagemaker_torch_distributed_enabled",
 };
 
 } // namespace
@@ -200,8 +200,7 @@ build_training_environment(const Paths& paths, const ConfigFiles& files, const M
   e.user_args = to_cmd_args(e.hyperparameters.user);
   for (std::size_t i = 0; i < e.hyperparameters.user.size(); ++i) {
     if (py_str(e.hyperparameters.user.items()[i]).find('\0') != std::string::npos) {
-      throw ConfigError(paths.hyperparameters_file,
-                        "/" + e.hyperparameters.user.keys()[i],
+      throw ConfigError(paths.hyperparameters_file, "/" + e.hyperparameters.user.keys()[i],
                         "value contains a NUL byte, which no argument or variable can carry");
     }
   }
@@ -285,9 +284,7 @@ TrainingEnvironment::sm_variables() const
   Value args = string_list(user_args);
 
   EnvMap vars;
-  auto put = [&](const std::string& key, const Value& value) {
-    vars.set("SM_" + py_upper(key), to_env_value(value));
-  };
+  auto put = [&](const std::string& key, const Value& value) { vars.set("SM_" + py_upper(key), to_env_value(value)); };
   put("hosts", string_list(hosts));
   put("network_interface_name", Value::string(network_interface_name));
   put("hps", hyperparameters.user);

@@ -49,14 +49,14 @@ struct TrainingEnvironment
 
   // SAGEMAKER_PROGRAM (when non-empty) or sagemaker_program; null when neither.
   Value user_entry_point;
-  std::string module_name;  // the entry point without ".py"; "None" when there is none
-  std::string module_dir;   // str(sagemaker_submit_directory) or the code directory
-  Value log_level;          // sagemaker_container_log_level, default 20
-  Value framework_module;   // SAGEMAKER_TRAINING_MODULE or null
-  Value job_name;           // TRAINING_JOB_NAME or null
+  std::string module_name; // the entry point without ".py"; "None" when there is none
+  std::string module_dir;  // str(sagemaker_submit_directory) or the code directory
+  Value log_level;         // sagemaker_container_log_level, default 20
+  Value framework_module;  // SAGEMAKER_TRAINING_MODULE or null
+  Value job_name;          // TRAINING_JOB_NAME or null
   Value is_modelparallel_enabled;
-  std::string sagemaker_job_name; // sagemaker_job_name hp, "" when absent
-  std::string region;             // sagemaker_region hp, else AWS_REGION / AWS_DEFAULT_REGION
+  std::string sagemaker_job_name;    // sagemaker_job_name hp, "" when absent
+  std::string region;                // sagemaker_region hp, else AWS_REGION / AWS_DEFAULT_REGION
   std::string region_hyperparameter; // sagemaker_region alone ("" when absent)
 
   std::vector<std::string> user_args;
@@ -70,10 +70,8 @@ struct TrainingEnvironment
 // Compute the environment. `inherited` is the launcher's own environment (for
 // SAGEMAKER_PROGRAM, TRAINING_JOB_NAME, ...). Throws ConfigError for values that no
 // environment variable or argument can carry (a NUL byte).
-TrainingEnvironment build_training_environment(const Paths& paths,
-                                               const ConfigFiles& files,
-                                               const MachineFacts& machine,
-                                               const EnvMap& inherited);
+TrainingEnvironment build_training_environment(const Paths& paths, const ConfigFiles& files,
+                                               const MachineFacts& machine, const EnvMap& inherited);
 
 // The value rule of mapping.to_env_vars: str as is, None as "", the rest as JSON.
 std::string to_env_value(const Value& value);

@@ -79,11 +79,19 @@ has_dot_dot(const std::string& path)
 
 struct ReadCloser
 {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void
+  operator()(archive* a) const
+  {
+    archive_read_free(a);
+  }
 };
 struct WriteCloser
 {
-  void operator()(archive* a) const { archive_write_free(a); }
+  void
+  operator()(archive* a) const
+  {
+    archive_write_free(a);
+  }
 };
 
 } // namespace
@@ -194,7 +202,9 @@ resolves_inside(const std::string& root, const std::string& member, const std::s
     for (const auto& p : resolved) {
       path += "/" + p;
     }
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
       continue;
     }
@@ -235,7 +245,7 @@ extract_archive(const std::string& archive_path, const std::string& destination_
   std::unique_ptr<archive, WriteCloser> out(archive_write_disk_new());
   // libarchive's own guards too, in case a check above missed a case.
   archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+                                                ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   archive_entry* entry = nullptr;
   while (true) {
     const int r = archive_read_next_header(in.get(), &entry);
@@ -296,7 +306,8 @@ extract_archive(const std::string& archive_path, const std::string& destination_
       }
     }
     if (rr < ARCHIVE_WARN) {
-      throw StagingError("cannot read member \"" + name + "\" of " + archive_path + ": " + archive_error_string(in.get()));
+      throw StagingError("cannot read member \"" + name + "\" of " + archive_path + ": " +
+                         archive_error_string(in.get()));
     }
     const int finished = archive_write_finish_entry(out.get());
     if (finished < ARCHIVE_WARN || (finished == ARCHIVE_WARN && is_write_errno(archive_errno(out.get())))) {
@@ -335,7 +346,9 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
   }
   std::vector<char> buffer(256 * 1024);
   for (const auto& [name, path] : members) {
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::lstat(path.c_str(), &st) != 0) {
       continue; // removed meanwhile
     }

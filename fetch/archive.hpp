@@ -12,7 +12,8 @@ enum class MemberType { file, directory, symlink, hardlink, other };
 
 // Why an archive member must be refused, or nullopt when it is safe. `link_target` is
 // the symlink's target or the hard link's member name.
-std::optional<std::string> unsafe_member_reason(const std::string& path, MemberType type, const std::string& link_target);
+std::optional<std::string> unsafe_member_reason(const std::string& path, MemberType type,
+                                                const std::string& link_target);
 
 // Extract `archive_path` into the existing empty directory `destination`. Keeps the
 // permission bits (without setuid/setgid), not the owners. Throws StagingError naming

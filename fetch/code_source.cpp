@@ -260,13 +260,19 @@ write_marker(const std::string& base_dir, const Marker& marker)
 bool
 is_mount_point(const std::string& dir)
 {
-  struct statx stx{};
+  struct statx stx
+  {
+  };
   if (::statx(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) == 0 &&
       (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0) {
     return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
   }
-  struct stat self{};
-  struct stat parent{};
+  struct stat self
+  {
+  };
+  struct stat parent
+  {
+  };
   return ::stat(dir.c_str(), &self) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
 }
 
@@ -415,7 +421,8 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
   }
   case StagingAction::download_s3: {
     const auto slash = source.uri.find('/', 5);
-    if (source.uri.rfind("s3://", 0) != 0 || slash == std::string::npos || slash == 5 || slash + 1 >= source.uri.size()) {
+    if (source.uri.rfind("s3://", 0) != 0 || slash == std::string::npos || slash == 5 ||
+        slash + 1 >= source.uri.size()) {
       throw StagingError("sagemaker_submit_directory \"" + source.uri + "\" is not an s3://bucket/key URI");
     }
     const std::string key = source.uri.substr(slash + 1);

@@ -3,8 +3,8 @@
 #include "base/errors.hpp"
 #include "process/failure_report.hpp"
 
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <system_error>
 #include <unistd.h>
@@ -20,8 +20,8 @@ fetch_helper_path()
 
 HelperFetcher::HelperFetcher(Supervisor& supervisor, env::EnvMap environment, std::string sagemaker_region,
                              std::string state_dir)
-  : m_supervisor(supervisor), m_environment(std::move(environment)), m_region(std::move(sagemaker_region)),
-    m_helper(fetch_helper_path()), m_etag_dir(std::move(state_dir))
+    : m_supervisor(supervisor), m_environment(std::move(environment)), m_region(std::move(sagemaker_region)),
+      m_helper(fetch_helper_path()), m_etag_dir(std::move(state_dir))
 {
   std::error_code ec;
   std::filesystem::create_directories(m_etag_dir, ec);

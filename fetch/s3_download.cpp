@@ -26,11 +26,19 @@ global_init()
 
 struct CurlDeleter
 {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  void
+  operator()(CURL* c) const
+  {
+    curl_easy_cleanup(c);
+  }
 };
 struct ListDeleter
 {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+  void
+  operator()(curl_slist* l) const
+  {
+    curl_slist_free_all(l);
+  }
 };
 
 std::string
@@ -362,7 +370,8 @@ resolve_aws_credentials(const env::EnvMap& e)
 }
 
 S3Object
-s3_head(const S3Settings& settings, const AwsCredentials& credentials, const S3Location& location, const StopCheck& stop)
+s3_head(const S3Settings& settings, const AwsCredentials& credentials, const S3Location& location,
+        const StopCheck& stop)
 {
   const std::string url = s3_object_url(settings, location);
   return with_retries(settings, location, stop,

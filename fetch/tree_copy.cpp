@@ -70,7 +70,9 @@ struct TreeCopy
       throw StagingError("cannot read " + from + ": " + error_text(errno));
     }
     const auto close_in = std::unique_ptr<const int, void (*)(const int*)>(&in, [](const int* fd) { ::close(*fd); });
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
       throw StagingError("cannot copy " + from + ": it is no longer a regular file");
     }
@@ -132,7 +134,9 @@ struct TreeCopy
       check_stop();
       const std::string source = from + "/" + name;
       const std::string target = to + "/" + name;
-      struct stat st{};
+      struct stat st
+      {
+      };
       if (::lstat(source.c_str(), &st) != 0) {
         if (errno == ENOENT) {
           continue; // removed meanwhile
@@ -175,12 +179,16 @@ copy_source_tree(const std::string& from, const std::string& to, const TreeCopyO
 {
   TreeCopy copy{options, {}};
   for (const auto& [path, why] : options.leave_out) {
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::stat(path.c_str(), &st) == 0) {
       copy.left_out.push_back({{st.st_dev, st.st_ino}, why});
     }
   }
-  struct stat source{};
+  struct stat source
+  {
+  };
   if (::stat(from.c_str(), &source) != 0 || !S_ISDIR(source.st_mode)) {
     throw StagingError("cannot copy " + from + ": not a folder");
   }
@@ -191,7 +199,9 @@ copy_source_tree(const std::string& from, const std::string& to, const TreeCopyO
     throw StagingError("cannot create " + to + ": " + error_text(errno));
   }
   // The copy itself never enters its own destination (a destination inside the source).
-  struct stat destination{};
+  struct stat destination
+  {
+  };
   if (::stat(to.c_str(), &destination) == 0) {
     copy.left_out.push_back({{destination.st_dev, destination.st_ino}, "it is the copy's own destination"});
   }

@@ -71,16 +71,19 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
   in.options = options;
   in.inherited = inherited;
   in.paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
-  struct stat st{};
+  struct stat st
+  {
+  };
   if (::stat(in.paths.base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     throw BaseDirectoryError("base directory " + in.paths.base +
-                          " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
+                             " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
   }
   in.cluster = choose_cluster(options, inherited, in.paths, current_directory());
   std::optional<int> num_gpus = options.num_gpus;
   if (in.cluster.slurm) {
-    const env::Value rc = env::slurm_resource_config(*in.cluster.slurm, options.instance_type,
-                                                     options.network_interface.empty() ? "eth0" : options.network_interface);
+    const env::Value rc =
+        env::slurm_resource_config(*in.cluster.slurm, options.instance_type,
+                                   options.network_interface.empty() ? "eth0" : options.network_interface);
     in.config = env::read_config_files(in.paths, &rc);
     if (!num_gpus) {
       num_gpus = in.cluster.slurm->gpus_on_node; // the GPUs Slurm gave this node
@@ -89,8 +92,8 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
     in.config = env::read_config_files(in.paths);
   }
   const env::Value* type = in.config.resource_config.find("current_instance_type");
-  const auto probe = probe_machine(supervisor, inherited, type != nullptr && type->is_string() ? type->text() : "local",
-                                   num_gpus);
+  const auto probe =
+      probe_machine(supervisor, inherited, type != nullptr && type->is_string() ? type->text() : "local", num_gpus);
   in.machine = probe.facts;
   in.gpu_source = probe.gpu_source;
   if (!options.num_gpus && num_gpus) {
@@ -118,7 +121,9 @@ report(const std::string& error_class, int code, const std::string& message, con
     return code;
   }
   const auto paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
-  struct stat st{};
+  struct stat st
+  {
+  };
   if (::stat(paths.base.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     std::error_code ec;
     std::filesystem::create_directories(paths.output, ec);

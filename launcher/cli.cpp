@@ -18,34 +18,34 @@ namespace {
 
 // The one table of settings: README's "Options" section is written from it.
 constexpr OptionSpec k_options[] = {
-  {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR",
-   "the SageMaker tree to read and write (input/, code/, model/, output/)"},
-  {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH",
-   "the Python that runs pip and Python entry points (default: the first python3 on PATH)"},
-  {"num-gpus", "SMLAUNCH_NUM_GPUS", nullptr, "detect", "N",
-   "GPUs on this host (default: detect with NVML, else nvidia-smi --list-gpus)"},
-  {"grace-period", "SMLAUNCH_GRACE_PERIOD", nullptr, "60", "SECONDS",
-   "after SIGTERM/SIGINT, how long the script may run to save a checkpoint before SIGKILL"},
-  {"dns-timeout", "SMLAUNCH_DNS_TIMEOUT", nullptr, "900", "SECONDS",
-   "with several hosts, how long to wait for every host name to resolve (0: do not wait)"},
-  {"log-level", "SMLAUNCH_LOG_LEVEL", nullptr, "info", "LEVEL", "the launcher's own logging: warning, info or debug"},
-  {"mpirun", "SMLAUNCH_MPIRUN", nullptr, "mpirun", "PATH", "Open MPI's mpirun (MPI jobs)"},
-  {"sshd", "SMLAUNCH_SSHD", nullptr, "/usr/sbin/sshd", "PATH", "the SSH server every host of an MPI job starts"},
-  {"sshd-config", "SMLAUNCH_SSHD_CONFIG", nullptr, "", "FILE", "sshd's configuration file (default: sshd's own)"},
-  {"sshd-port", "SMLAUNCH_SSHD_PORT", nullptr, "22", "PORT", "the port sshd listens on, and that hosts probe"},
-  {"ssh-command", "SMLAUNCH_SSH_COMMAND", nullptr, "ssh", "COMMAND",
-   "how to reach another host (also mpirun's plm_rsh_agent), e.g. \"ssh -F /etc/smlaunch/ssh_config\""},
-  {"ssh-timeout", "SMLAUNCH_SSH_TIMEOUT", nullptr, "300", "SECONDS",
-   "how long the master waits for every worker's SSH login, and a worker for the master"},
-  {"lost-host-timeout", "SMLAUNCH_LOST_HOST_TIMEOUT", nullptr, "10", "SECONDS",
-   "a host that stops answering for this long during the job fails it"},
-  {"cluster", "SMLAUNCH_CLUSTER", nullptr, "detect", "SOURCE",
-   "where the hosts come from: sagemaker (resourceconfig.json), slurm (the allocation), or detect "
-   "(slurm when SLURM_JOB_ID is set and the tree has no resourceconfig.json)"},
-  {"instance-type", "SMLAUNCH_INSTANCE_TYPE", nullptr, "local", "TYPE",
-   "under Slurm: the instance type SM_CURRENT_INSTANCE_TYPE reports (e.g. ml.p4d.24xlarge)"},
-  {"network-interface", "SMLAUNCH_NETWORK_INTERFACE", nullptr, "", "NAME",
-   "under Slurm: the interface MPI and NCCL use (default: Open MPI's choice; SM_* say eth0)"},
+    {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR",
+     "the SageMaker tree to read and write (input/, code/, model/, output/)"},
+    {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH",
+     "the Python that runs pip and Python entry points (default: the first python3 on PATH)"},
+    {"num-gpus", "SMLAUNCH_NUM_GPUS", nullptr, "detect", "N",
+     "GPUs on this host (default: detect with NVML, else nvidia-smi --list-gpus)"},
+    {"grace-period", "SMLAUNCH_GRACE_PERIOD", nullptr, "60", "SECONDS",
+     "after SIGTERM/SIGINT, how long the script may run to save a checkpoint before SIGKILL"},
+    {"dns-timeout", "SMLAUNCH_DNS_TIMEOUT", nullptr, "900", "SECONDS",
+     "with several hosts, how long to wait for every host name to resolve (0: do not wait)"},
+    {"log-level", "SMLAUNCH_LOG_LEVEL", nullptr, "info", "LEVEL", "the launcher's own logging: warning, info or debug"},
+    {"mpirun", "SMLAUNCH_MPIRUN", nullptr, "mpirun", "PATH", "Open MPI's mpirun (MPI jobs)"},
+    {"sshd", "SMLAUNCH_SSHD", nullptr, "/usr/sbin/sshd", "PATH", "the SSH server every host of an MPI job starts"},
+    {"sshd-config", "SMLAUNCH_SSHD_CONFIG", nullptr, "", "FILE", "sshd's configuration file (default: sshd's own)"},
+    {"sshd-port", "SMLAUNCH_SSHD_PORT", nullptr, "22", "PORT", "the port sshd listens on, and that hosts probe"},
+    {"ssh-command", "SMLAUNCH_SSH_COMMAND", nullptr, "ssh", "COMMAND",
+     "how to reach another host (also mpirun's plm_rsh_agent), e.g. \"ssh -F /etc/smlaunch/ssh_config\""},
+    {"ssh-timeout", "SMLAUNCH_SSH_TIMEOUT", nullptr, "300", "SECONDS",
+     "how long the master waits for every worker's SSH login, and a worker for the master"},
+    {"lost-host-timeout", "SMLAUNCH_LOST_HOST_TIMEOUT", nullptr, "10", "SECONDS",
+     "a host that stops answering for this long during the job fails it"},
+    {"cluster", "SMLAUNCH_CLUSTER", nullptr, "detect", "SOURCE",
+     "where the hosts come from: sagemaker (resourceconfig.json), slurm (the allocation), or detect "
+     "(slurm when SLURM_JOB_ID is set and the tree has no resourceconfig.json)"},
+    {"instance-type", "SMLAUNCH_INSTANCE_TYPE", nullptr, "local", "TYPE",
+     "under Slurm: the instance type SM_CURRENT_INSTANCE_TYPE reports (e.g. ml.p4d.24xlarge)"},
+    {"network-interface", "SMLAUNCH_NETWORK_INTERFACE", nullptr, "", "NAME",
+     "under Slurm: the interface MPI and NCCL use (default: Open MPI's choice; SM_* say eth0)"},
 };
 
 double
@@ -59,18 +59,17 @@ parse_seconds(const Setting& s)
 std::string
 help_text()
 {
-  std::string out =
-    "usage: smlaunch COMMAND [OPTIONS]\n"
-    "       train [OPTIONS]          (the same as `smlaunch train`)\n"
-    "\n"
-    "commands:\n"
-    "  train      run the training job that the tree under the base directory describes\n"
-    "  plan       print, as one JSON object, everything `train` would do, and run nothing\n"
-    "             (but a machine probe without a file to read: listed in machine.probes_run)\n"
-    "  serve      host the model under <base>/model over HTTP (see smlaunch serve --help)\n"
-    "  local      simulate a whole training job on this machine (see smlaunch local --help)\n"
-    "\n"
-    "options (each has an environment twin; the command line wins):\n";
+  std::string out = "usage: smlaunch COMMAND [OPTIONS]\n"
+                    "       train [OPTIONS]          (the same as `smlaunch train`)\n"
+                    "\n"
+                    "commands:\n"
+                    "  train      run the training job that the tree under the base directory describes\n"
+                    "  plan       print, as one JSON object, everything `train` would do, and run nothing\n"
+                    "             (but a machine probe without a file to read: listed in machine.probes_run)\n"
+                    "  serve      host the model under <base>/model over HTTP (see smlaunch serve --help)\n"
+                    "  local      simulate a whole training job on this machine (see smlaunch local --help)\n"
+                    "\n"
+                    "options (each has an environment twin; the command line wins):\n";
   for (const auto& o : k_options) {
     out += option_help(o, o.default_value, 28);
   }

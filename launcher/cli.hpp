@@ -23,17 +23,17 @@ enum class ClusterChoice { detect, sagemaker, slurm };
 struct Options
 {
   Command command = Command::help;
-  std::string base_dir;            // this host's tree (%n expanded)
-  std::string base_dir_pattern;    // as given: may hold %n (Slurm's node name)
-  std::string python;              // as given; resolved against PATH when planning
-  std::optional<int> num_gpus;     // unset: detect
+  std::string base_dir;         // this host's tree (%n expanded)
+  std::string base_dir_pattern; // as given: may hold %n (Slurm's node name)
+  std::string python;           // as given; resolved against PATH when planning
+  std::optional<int> num_gpus;  // unset: detect
   std::chrono::milliseconds grace_period{60000};
   std::chrono::milliseconds dns_timeout{900000};
   Verbosity verbosity = Verbosity::normal;
   // MPI across hosts.
   std::string mpirun = "mpirun";
   std::string sshd = "/usr/sbin/sshd";
-  std::string sshd_config;  // "" : sshd's own default
+  std::string sshd_config; // "" : sshd's own default
   int sshd_port = 22;
   std::string ssh_command = "ssh";
   std::chrono::milliseconds ssh_timeout{300000};
@@ -45,11 +45,11 @@ struct Options
   std::vector<Setting> settings;
 
   // Internal commands (run by smlaunch itself on other hosts).
-  std::vector<std::string> rank_program;  // `rank -- PROGRAM...`
-  std::vector<std::string> rank_keep;     // `rank --keep A,B`: variables mpirun exported
-  int job_exit_code = 0;                  // `job-ended --exit-code N`
-  std::string job_message;                // `job-ended --message TEXT`
-  std::vector<std::string> local_args;    // `local ARGS...`: parsed by local_plan
+  std::vector<std::string> rank_program; // `rank -- PROGRAM...`
+  std::vector<std::string> rank_keep;    // `rank --keep A,B`: variables mpirun exported
+  int job_exit_code = 0;                 // `job-ended --exit-code N`
+  std::string job_message;               // `job-ended --message TEXT`
+  std::vector<std::string> local_args;   // `local ARGS...`: parsed by local_plan
 };
 
 // `pattern` with %n replaced by SLURMD_NODENAME; throws UsageError when it holds %n and

@@ -24,14 +24,18 @@ to_string(EntryPointType type)
 bool
 CodeView::has(const std::string& relative) const
 {
-  struct stat st{};
+  struct stat st
+  {
+  };
   return !root.empty() && ::lstat((root + "/" + relative).c_str(), &st) == 0;
 }
 
 bool
 CodeView::is_directory(const std::string& relative) const
 {
-  struct stat st{};
+  struct stat st
+  {
+  };
   return !root.empty() && ::stat((root + "/" + relative).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -115,12 +119,8 @@ module_for(const std::string& name)
 }
 
 std::vector<std::string>
-script_argv(EntryPointType type,
-            const std::string& name,
-            const std::string& python,
-            const std::string& code_dir,
-            const std::vector<std::string>& args,
-            PythonLaunch launch)
+script_argv(EntryPointType type, const std::string& name, const std::string& python, const std::string& code_dir,
+            const std::vector<std::string>& args, PythonLaunch launch)
 {
   std::vector<std::string> argv;
   std::vector<std::string> interpreter = {python};

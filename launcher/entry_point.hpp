@@ -41,11 +41,8 @@ std::string module_for(const std::string& name);
 enum class PythonLaunch { direct, mpi4py };
 
 // The script's argv.
-std::vector<std::string> script_argv(EntryPointType type,
-                                     const std::string& name,
-                                     const std::string& python,
-                                     const std::string& code_dir,
-                                     const std::vector<std::string>& args,
+std::vector<std::string> script_argv(EntryPointType type, const std::string& name, const std::string& python,
+                                     const std::string& code_dir, const std::vector<std::string>& args,
                                      PythonLaunch launch = PythonLaunch::direct);
 
 struct InstallCommand

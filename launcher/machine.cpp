@@ -1,8 +1,8 @@
 #include "launcher/machine.hpp"
 
+#include "base/shell.hpp"
 #include "env/json_value.hpp"
 #include "process/executables.hpp"
-#include "base/shell.hpp"
 #include "process/failure_report.hpp"
 
 #include <dlfcn.h>
@@ -49,8 +49,8 @@ nvml_device_count()
 }
 
 std::optional<std::string>
-run_probe(Supervisor& supervisor, const env::EnvMap& environment, const std::string& program, std::vector<std::string> args,
-          std::vector<std::string>& processes_run)
+run_probe(Supervisor& supervisor, const env::EnvMap& environment, const std::string& program,
+          std::vector<std::string> args, std::vector<std::string>& processes_run)
 {
   const std::string* path = environment.get("PATH");
   const auto exe = find_executable(program, path != nullptr ? *path : k_default_path);
@@ -146,7 +146,8 @@ open_mpi_major_from_files(const std::string& mpirun_path)
 }
 
 MachineProbe
-probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type, std::optional<int> num_gpus)
+probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type,
+              std::optional<int> num_gpus)
 {
   MachineProbe probe;
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN); // what multiprocessing.cpu_count() reads
@@ -178,8 +179,8 @@ probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std:
   const std::string path_value = path != nullptr ? *path : k_default_path;
   probe.facts.smddprun_installed = find_executable("smddprun", path_value).has_value();
   probe.facts.smddpmprun_installed = find_executable("smddpmprun", path_value).has_value();
-  spdlog::debug("machine: {} CPUs, {} GPUs (from {}), {} Neuron cores", probe.facts.num_cpus,
-                probe.facts.num_gpus, probe.gpu_source, probe.facts.num_neurons);
+  spdlog::debug("machine: {} CPUs, {} GPUs (from {}), {} Neuron cores", probe.facts.num_cpus, probe.facts.num_gpus,
+                probe.gpu_source, probe.facts.num_neurons);
   return probe;
 }
 

@@ -31,9 +31,7 @@ std::optional<int> count_proc_gpus(const std::string& proc_gpus_dir = "/proc/dri
 std::optional<int> open_mpi_major_from_files(const std::string& mpirun_path);
 
 // `num_gpus` overrides detection (--num-gpus). Probes run under the supervisor.
-MachineProbe probe_machine(Supervisor& supervisor,
-                           const env::EnvMap& environment,
-                           const std::string& instance_type,
+MachineProbe probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type,
                            std::optional<int> num_gpus);
 
 // Count the lines of `nvidia-smi --list-gpus` that start with "GPU " (as the reference).

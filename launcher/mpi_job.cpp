@@ -44,7 +44,8 @@ pid_t
 start_sshd(const PlanInputs& in, Supervisor& supervisor)
 {
   ChildSpec spec;
-  spec.argv = mpi::sshd_argv(mpi::SshdInputs{in.options.sshd, in.options.sshd_config, in.options.sshd_port, in.paths.base});
+  spec.argv =
+      mpi::sshd_argv(mpi::SshdInputs{in.options.sshd, in.options.sshd_config, in.options.sshd_port, in.paths.base});
   spec.envp = in.inherited.to_envp();
   spec.cwd = "/";
   spdlog::info("starting sshd: {}", join_command(spec.argv));
@@ -103,8 +104,8 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
       }
       if (r.exit_code != 0) {
         still.push_back(greeting[i]);
-        last_error[greeting[i]] = r.exec_errno != 0 ? "cannot run ssh"
-                                                    : "ssh login failed (exit " + std::to_string(r.exit_code) + ")";
+        last_error[greeting[i]] =
+            r.exec_errno != 0 ? "cannot run ssh" : "ssh login failed (exit " + std::to_string(r.exit_code) + ")";
       }
     }
     pending = still;
@@ -124,7 +125,8 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
     }
     delay = std::min(delay * 2, std::chrono::milliseconds(500));
   }
-  spdlog::info("every worker answered over SSH after {:.2f} s", std::chrono::duration<double>(Clock::now() - start).count());
+  spdlog::info("every worker answered over SSH after {:.2f} s",
+               std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 // Probes every worker's sshd port once a second while mpirun runs; a host that stays
@@ -133,7 +135,7 @@ class Watchdog
 {
 public:
   Watchdog(std::vector<std::string> hosts, int port, std::chrono::milliseconds limit)
-    : m_hosts(std::move(hosts)), m_port(port), m_limit(limit)
+      : m_hosts(std::move(hosts)), m_port(port), m_limit(limit)
   {
     if (!m_hosts.empty()) {
       m_thread = std::thread([this] { loop(); });
@@ -141,7 +143,11 @@ public:
   }
   ~Watchdog() { stop(); }
 
-  void set_target(pid_t pgid) { m_target = pgid; }
+  void
+  set_target(pid_t pgid)
+  {
+    m_target = pgid;
+  }
   void
   stop()
   {
@@ -209,8 +215,8 @@ private:
 };
 
 void
-notify_workers(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, int code, const std::string& message,
-               const std::string& skip)
+notify_workers(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, int code,
+               const std::string& message, const std::string& skip)
 {
   // Every worker at once: the job ends when the last one knows.
   std::vector<std::string> hosts;
@@ -336,7 +342,8 @@ run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       message = "lost host " + lost + ": it stopped answering on port " + std::to_string(in.options.sshd_port) +
                 " for more than " + seconds_text(in.options.lost_host_timeout) + " during the job";
     } else if (code != 0) {
-      message = describe_script_failure(r, plan.mpirun->argv[0], std::chrono::duration<double>(in.options.grace_period).count());
+      message = describe_script_failure(r, plan.mpirun->argv[0],
+                                        std::chrono::duration<double>(in.options.grace_period).count());
     } else {
       spdlog::info("mpirun succeeded in {:.1f} s", r.seconds);
     }

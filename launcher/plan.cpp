@@ -1,8 +1,8 @@
 #include "launcher/plan.hpp"
 
 #include "env/config_error.hpp"
-#include "env/slurm.hpp"
 #include "env/py_format.hpp"
+#include "env/slurm.hpp"
 #include "mpi/mpirun_command.hpp"
 #include "mpi/ssh.hpp"
 
@@ -31,7 +31,10 @@ step_to_json(const Step& step, const std::vector<std::string>& secrets)
   for (const auto& a : step.argv) {
     argv.push_back(env::redact_secrets(a, secrets));
   }
-  return {{"name", step.name}, {"argv", argv}, {"cwd", step.cwd}, {"error_class", step.error_class},
+  return {{"name", step.name},
+          {"argv", argv},
+          {"cwd", step.cwd},
+          {"error_class", step.error_class},
           {"env", env_to_json(step.env, secrets)}};
 }
 
@@ -41,15 +44,16 @@ nlohmann::ordered_json
 thread_budget_to_json(const std::optional<env::ThreadBudget>& budget)
 {
   if (!budget) {
-    return {{"applies_to", "none"}, {"why", "no MPI: one process on this host keeps every core"},
+    return {{"applies_to", "none"},
+            {"why", "no MPI: one process on this host keeps every core"},
             {"variables", nlohmann::ordered_json::object()}};
   }
   nlohmann::ordered_json variables = nlohmann::ordered_json::object();
   for (const auto& s : budget->settings) {
     variables[s.name] = {{"value", s.value}, {"origin", env::to_string(s.origin)}};
   }
-  return {{"applies_to", "mpi_ranks"}, {"cpus", budget->cpus}, {"processes_on_host", budget->processes},
-          {"threads", budget->threads}, {"why", budget->why}, {"variables", variables}};
+  return {{"applies_to", "mpi_ranks"},  {"cpus", budget->cpus}, {"processes_on_host", budget->processes},
+          {"threads", budget->threads}, {"why", budget->why},   {"variables", variables}};
 }
 
 nlohmann::ordered_json
@@ -105,7 +109,7 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
   }
   // What every rank runs: Python through mpi4py, so an uncaught exception aborts all ranks.
   plan.rank_program =
-    script_argv(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args, PythonLaunch::mpi4py);
+      script_argv(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args, PythonLaunch::mpi4py);
 
   mpi::MpirunInputs mi;
   mi.settings = plan.mpi;
@@ -121,8 +125,8 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
   if (in.cluster.slurm && !single_host) {
     mi.starter = mpi::Starter::slurm;
     mi.network_interface = in.options.network_interface;
-    mi.rank_options = {"--cluster", "slurm", "--base-dir", in.cluster.base_dir_pattern, "--instance-type",
-                       in.options.instance_type};
+    mi.rank_options = {
+        "--cluster", "slurm", "--base-dir", in.cluster.base_dir_pattern, "--instance-type", in.options.instance_type};
     if (!in.options.network_interface.empty()) {
       mi.rank_options.insert(mi.rank_options.end(), {"--network-interface", in.options.network_interface});
     }
@@ -143,8 +147,7 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
       user.set(word.substr(0, word.find('=')), word.substr(word.find('=') + 1));
     }
   }
-  plan.thread_budget =
-    env::thread_budget(in.machine.num_cpus, mpi::processes_on_host(plan.mpi, e.current_host), user);
+  plan.thread_budget = env::thread_budget(in.machine.num_cpus, mpi::processes_on_host(plan.mpi, e.current_host), user);
 
   // mpirun's own environment: the host's, plus where local ranks find this host's tree.
   env::EnvMap mpirun_env = in.inherited;
@@ -162,9 +165,8 @@ ClusterSource
 choose_cluster(const Options& options, const env::EnvMap& inherited, const env::Paths& paths, const std::string& cwd)
 {
   ClusterSource cluster;
-  cluster.base_dir_pattern = env::normalize_base_dir(options.base_dir_pattern.empty() ? options.base_dir
-                                                                                     : options.base_dir_pattern,
-                                                     cwd);
+  cluster.base_dir_pattern =
+      env::normalize_base_dir(options.base_dir_pattern.empty() ? options.base_dir : options.base_dir_pattern, cwd);
   const Setting* setting = nullptr;
   for (const auto& s : options.settings) {
     setting = s.name == "cluster" ? &s : setting;
@@ -192,10 +194,18 @@ std::vector<std::string>
 slurm_setup_argv(const PlanInputs& in, std::size_t nodes)
 {
   const std::string n = std::to_string(nodes);
-  std::vector<std::string> argv = {"srun",           "--nodes=" + n,           "--ntasks=" + n,
-                                   "--ntasks-per-node=1", "--overlap",          "--kill-on-bad-exit=1",
-                                   in.smlaunch_exe,  "train",                   "--stage-only",
-                                   "--cluster",      "slurm",                   "--base-dir",
+  std::vector<std::string> argv = {"srun",
+                                   "--nodes=" + n,
+                                   "--ntasks=" + n,
+                                   "--ntasks-per-node=1",
+                                   "--overlap",
+                                   "--kill-on-bad-exit=1",
+                                   in.smlaunch_exe,
+                                   "train",
+                                   "--stage-only",
+                                   "--cluster",
+                                   "slurm",
+                                   "--base-dir",
                                    in.cluster.base_dir_pattern};
   for (const auto& s : in.options.settings) {
     if (s.origin != "default" && s.name != "cluster" && s.name != "base-dir") {
@@ -235,15 +245,15 @@ make_train_plan(const PlanInputs& in)
   plan.mpi = mpi::resolve_mpi_settings(e, in.cluster.slurm ? in.cluster.slurm->tasks_per_node : std::nullopt);
 
   plan.source = classify_code_source(e.module_dir, in.paths.code);
-  plan.staging = in.code_staged ? StagingAction::none
-                                : decide_staging(plan.source, in.code_dir_has_files, in.staged_by_smlaunch);
+  plan.staging =
+      in.code_staged ? StagingAction::none : decide_staging(plan.source, in.code_dir_has_files, in.staged_by_smlaunch);
   plan.code.root = code_view_root(plan.source, plan.staging, in.paths.code);
 
   const env::Value& program = e.user_entry_point;
-  const std::string program_key = in.inherited.get("SAGEMAKER_PROGRAM") != nullptr &&
-                                      !in.inherited.get("SAGEMAKER_PROGRAM")->empty()
-                                    ? "SAGEMAKER_PROGRAM"
-                                    : "/sagemaker_program";
+  const std::string program_key =
+      in.inherited.get("SAGEMAKER_PROGRAM") != nullptr && !in.inherited.get("SAGEMAKER_PROGRAM")->empty()
+          ? "SAGEMAKER_PROGRAM"
+          : "/sagemaker_program";
   const std::string program_file = program_key == "SAGEMAKER_PROGRAM" ? "environment" : in.paths.hyperparameters_file;
   if (program.is_null()) {
     throw env::ConfigError(in.paths.hyperparameters_file, "/sagemaker_program",
@@ -253,15 +263,15 @@ make_train_plan(const PlanInputs& in)
   if (!program.is_string()) {
     throw env::ConfigError(program_file, program_key,
                            std::string("is a ") + program.type_name() + " (" + env::py_repr(program) +
-                             "); expected the file name of the script");
+                               "); expected the file name of the script");
   }
   plan.entry_point = program.text();
   if (const auto problem = entry_point_problem(plan.entry_point, plan.code)) {
     throw env::ConfigError(program_file, program_key, *problem);
   }
   plan.entry_type = detect_entry_point_type(plan.entry_point, plan.code);
-  plan.entry_point_missing = !plan.code.root.empty() && plan.entry_type != EntryPointType::python_package &&
-                             !plan.code.has(plan.entry_point);
+  plan.entry_point_missing =
+      !plan.code.root.empty() && plan.entry_type != EntryPointType::python_package && !plan.code.has(plan.entry_point);
 
   plan.added = script_variables(e, in.paths, in.inherited, plan.mpi.enabled ? Launch::mpi_rank : Launch::process);
   // pip sees the reference's side effects on os.environ, but no SM_* yet (as there).
@@ -308,9 +318,10 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
     steps.push_back(step_to_json(*plan.install, secrets));
   }
   if (plan.slurm_setup && plan.role == Role::worker) {
-    steps.push_back({{"name", "none"},
-                     {"why", "under Slurm the master " + plan.mpi.master +
-                               " stages every node (slurm_setup) and its mpirun starts this node's ranks through srun"}});
+    steps.push_back(
+        {{"name", "none"},
+         {"why", "under Slurm the master " + plan.mpi.master +
+                     " stages every node (slurm_setup) and its mpirun starts this node's ranks through srun"}});
   } else if (plan.slurm_setup) {
     steps.push_back(step_to_json(*plan.slurm_setup, secrets));
     steps.push_back(step_to_json(*plan.mpirun, secrets));
@@ -323,32 +334,48 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
   }
 
   return {
-    {"smlaunch_version", SMLAUNCH_VERSION},
-    {"command", "train"},
-    {"settings", settings},
-    {"base_dir", in.paths.base},
-    {"python", in.python},
-    {"machine",
-     {{"num_cpus", in.machine.num_cpus}, {"num_gpus", in.machine.num_gpus}, {"gpu_source", in.gpu_source},
-      {"num_neurons", in.machine.num_neurons}, {"probes_run", in.probes_run}}},
-    {"cluster", cluster_to_json(in.cluster)},
-    {"host",
-     {{"current_host", e.current_host}, {"hosts", e.hosts}, {"master", e.master_hostname}, {"is_master", e.is_master}}},
-    {"mpi",
-     {{"enabled", plan.mpi.enabled}, {"why", plan.mpi.why}, {"role", to_string(plan.role)},
-      {"hosts", plan.mpi.hosts}, {"master", plan.mpi.master}, {"workers", plan.workers},
-      {"processes_per_host", plan.mpi.processes_per_host}, {"num_processes", plan.mpi.num_processes},
-      {"custom_options", plan.mpi.custom_options}, {"rank_program", plan.rank_program},
-      {"open_mpi_major", in.open_mpi_major}}},
-    {"thread_budget", thread_budget_to_json(plan.thread_budget)},
-    {"code",
-     {{"source", plan.source.uri}, {"kind", to_string(plan.source.kind)}, {"action", to_string(plan.staging)},
-      {"code_dir", in.paths.code}}},
-    {"entry_point", {{"name", plan.entry_point}, {"type", to_string(plan.entry_type)}, {"missing", plan.entry_point_missing}}},
-    {"dns_wait", {{"hosts", plan.dns_hosts}, {"timeout_seconds", std::chrono::duration<double>(in.options.dns_timeout).count()}}},
-    {"grace_period_seconds", std::chrono::duration<double>(in.options.grace_period).count()},
-    {"environment", env_to_json(plan.added, secrets)},
-    {"steps", steps},
+      {"smlaunch_version", SMLAUNCH_VERSION},
+      {"command", "train"},
+      {"settings", settings},
+      {"base_dir", in.paths.base},
+      {"python", in.python},
+      {"machine",
+       {{"num_cpus", in.machine.num_cpus},
+        {"num_gpus", in.machine.num_gpus},
+        {"gpu_source", in.gpu_source},
+        {"num_neurons", in.machine.num_neurons},
+        {"probes_run", in.probes_run}}},
+      {"cluster", cluster_to_json(in.cluster)},
+      {"host",
+       {{"current_host", e.current_host},
+        {"hosts", e.hosts},
+        {"master", e.master_hostname},
+        {"is_master", e.is_master}}},
+      {"mpi",
+       {{"enabled", plan.mpi.enabled},
+        {"why", plan.mpi.why},
+        {"role", to_string(plan.role)},
+        {"hosts", plan.mpi.hosts},
+        {"master", plan.mpi.master},
+        {"workers", plan.workers},
+        {"processes_per_host", plan.mpi.processes_per_host},
+        {"num_processes", plan.mpi.num_processes},
+        {"custom_options", plan.mpi.custom_options},
+        {"rank_program", plan.rank_program},
+        {"open_mpi_major", in.open_mpi_major}}},
+      {"thread_budget", thread_budget_to_json(plan.thread_budget)},
+      {"code",
+       {{"source", plan.source.uri},
+        {"kind", to_string(plan.source.kind)},
+        {"action", to_string(plan.staging)},
+        {"code_dir", in.paths.code}}},
+      {"entry_point",
+       {{"name", plan.entry_point}, {"type", to_string(plan.entry_type)}, {"missing", plan.entry_point_missing}}},
+      {"dns_wait",
+       {{"hosts", plan.dns_hosts}, {"timeout_seconds", std::chrono::duration<double>(in.options.dns_timeout).count()}}},
+      {"grace_period_seconds", std::chrono::duration<double>(in.options.grace_period).count()},
+      {"environment", env_to_json(plan.added, secrets)},
+      {"steps", steps},
   };
 }
 

@@ -24,7 +24,7 @@ struct Step
   std::string name;        // "install", "script"
   std::string error_class; // first line of output/failure when it fails
   std::vector<std::string> argv;
-  env::EnvMap env;         // the child's complete environment
+  env::EnvMap env; // the child's complete environment
   std::string cwd;
 };
 

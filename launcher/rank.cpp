@@ -86,14 +86,13 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     // Under Slurm, the cluster is this node's view of the allocation, as on the master.
     std::optional<env::Value> slurm_config;
     if (options.cluster == ClusterChoice::slurm) {
-      slurm_config = env::slurm_resource_config(
-        env::read_slurm_cluster(process_environment), options.instance_type,
-        options.network_interface.empty() ? "eth0" : options.network_interface);
+      slurm_config = env::slurm_resource_config(env::read_slurm_cluster(process_environment), options.instance_type,
+                                                options.network_interface.empty() ? "eth0" : options.network_interface);
     }
     const env::ConfigFiles files = env::read_config_files(paths, slurm_config ? &*slurm_config : nullptr);
     const HostState host = read_host_state(paths.base);
     const env::TrainingEnvironment training =
-      env::build_training_environment(paths, files, host.machine, host.environment);
+        env::build_training_environment(paths, files, host.machine, host.environment);
 
     // This host's environment, what mpirun exported, the runtime's own, then smlaunch's.
     env::EnvMap environment = host.environment;

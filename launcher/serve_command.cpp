@@ -56,10 +56,18 @@ public:
     return m_supervisor.start_background(spec);
   }
 
-  bool running(int pid) override { return m_supervisor.background_running(pid); }
+  bool
+  running(int pid) override
+  {
+    return m_supervisor.background_running(pid);
+  }
 
   // The supervisor reaps every exited child whenever it looks at one.
-  void reap() override { m_supervisor.background_running(-1); }
+  void
+  reap() override
+  {
+    m_supervisor.background_running(-1);
+  }
 
   void
   signal(int pid, int signo) override
@@ -117,7 +125,8 @@ stage_model(const ServePlan& plan, HelperFetcher& fetcher)
 }
 
 void
-install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::EnvMap& inherited, Supervisor& supervisor)
+install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::EnvMap& inherited,
+                     Supervisor& supervisor)
 {
   const CodeView code{plan.code_dir};
   const auto type = detect_entry_point_type(plan.program, code);
@@ -173,10 +182,11 @@ make_serve_plan(const ServeOptions& options, const env::EnvMap& inherited, const
       plan.model_archive = options.model_data;
       plan.model_from_s3 = true;
     } else {
-      const std::string local = absolute_from(options.model_data.starts_with("file://") ? options.model_data.substr(7)
-                                                                                         : options.model_data,
-                                              facts.cwd);
-      struct stat st{};
+      const std::string local = absolute_from(
+          options.model_data.starts_with("file://") ? options.model_data.substr(7) : options.model_data, facts.cwd);
+      struct stat st
+      {
+      };
       if (::stat(local.c_str(), &st) != 0) {
         throw StagingError("model data " + options.model_data + ": no such file or directory");
       }
@@ -185,15 +195,16 @@ make_serve_plan(const ServeOptions& options, const env::EnvMap& inherited, const
       } else if (is_archive(local)) {
         plan.model_archive = local;
       } else {
-        throw StagingError("model data " + options.model_data + ": expected a .tar.gz, .tgz or .tar archive, or a folder");
+        throw StagingError("model data " + options.model_data +
+                           ": expected a .tar.gz, .tgz or .tar archive, or a folder");
       }
     }
   }
 
   const std::string module_dir = options.submit_directory.empty() ? paths.code : options.submit_directory;
   plan.source = classify_code_source(module_dir.starts_with("s3://") || module_dir.starts_with("file://")
-                                       ? module_dir
-                                       : absolute_from(module_dir, facts.cwd),
+                                         ? module_dir
+                                         : absolute_from(module_dir, facts.cwd),
                                      paths.code);
   plan.staging = decide_staging(plan.source, facts.code_dir_has_files, facts.staged_by_smlaunch);
   plan.program = options.program;
@@ -257,10 +268,13 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     const std::string* region = inherited.get("SAGEMAKER_REGION");
     HelperFetcher fetcher(supervisor, inherited, region != nullptr ? *region : "", plan.base_dir + "/.smlaunch");
     stage_model(plan, fetcher);
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::stat(plan.model_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      spdlog::warn("the model directory {} does not exist (--model-data unpacks a model there); model_fn gets it anyway",
-                   plan.model_dir);
+      spdlog::warn(
+          "the model directory {} does not exist (--model-data unpacks a model there); model_fn gets it anyway",
+          plan.model_dir);
     }
     if (plan.staging == StagingAction::keep_existing) {
       spdlog::warn("{} holds files smlaunch did not put there: keeping them and not staging {}", plan.code_dir,
@@ -300,7 +314,9 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     }
     // Stopped: a stop signal from now on must not kill the exiting process when the
     // supervisor restores the signal mask (ignoring also drops one already pending).
-    struct sigaction ignore{};
+    struct sigaction ignore
+    {
+    };
     ignore.sa_handler = SIG_IGN;
     for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP}) {
       sigaction(sig, &ignore, nullptr);

@@ -18,8 +18,8 @@ namespace launcher {
 struct ServeFacts
 {
   std::string cwd;
-  std::string python;        // --python resolved on PATH
-  std::string python_share;  // the smlaunch_serving package's folder
+  std::string python;       // --python resolved on PATH
+  std::string python_share; // the smlaunch_serving package's folder
   int cpus = 1;
   bool code_dir_has_files = false;
   bool staged_by_smlaunch = false;
@@ -29,16 +29,16 @@ struct ServePlan
 {
   std::string base_dir;
   std::string code_dir;
-  std::string model_dir;      // what model_fn receives
-  std::string model_archive;  // --model-data to unpack into model_dir ("" : none)
+  std::string model_dir;     // what model_fn receives
+  std::string model_archive; // --model-data to unpack into model_dir ("" : none)
   bool model_from_s3 = false;
   CodeSource source;
   StagingAction staging = StagingAction::none;
-  std::string program;        // SAGEMAKER_PROGRAM as given (train.py)
-  std::string module;         // imported by every worker (train)
+  std::string program; // SAGEMAKER_PROGRAM as given (train.py)
+  std::string module;  // imported by every worker (train)
   int workers = 1;
   std::vector<std::string> worker_argv;
-  env::EnvMap worker_env;     // without the per-worker SMLAUNCH_SERVE_FD / _WORKER
+  env::EnvMap worker_env;          // without the per-worker SMLAUNCH_SERVE_FD / _WORKER
   env::ThreadBudget thread_budget; // cpus / workers, applied to worker_env (user values kept)
 };
 

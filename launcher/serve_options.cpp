@@ -15,29 +15,29 @@ namespace {
 
 // The one table of serve's settings (README "Serving" is written from it).
 constexpr OptionSpec k_serve_options[] = {
-  {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR", "the tree: model/ and code/ under it"},
-  {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH", "the Python that runs pip and the workers"},
-  {"log-level", "SMLAUNCH_LOG_LEVEL", "SAGEMAKER_CONTAINER_LOG_LEVEL", "info", "LEVEL",
-   "warning, info or debug (or a Python logging level number, as SAGEMAKER_CONTAINER_LOG_LEVEL)"},
-  {"port", "SMLAUNCH_PORT", "SAGEMAKER_BIND_TO_PORT", "8080", "PORT", "the HTTP port (0: any free port)"},
-  {"bind-address", "SMLAUNCH_BIND_ADDRESS", nullptr, "0.0.0.0", "ADDRESS", "the address to listen on"},
-  {"workers", "SMLAUNCH_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS", "cpus", "N",
-   "Python worker processes, each with the model loaded (default: one per CPU)"},
-  {"timeout", "SMLAUNCH_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT", "60", "SECONDS",
-   "a request still running after this gets 504 and its worker is replaced"},
-  {"default-accept", "SMLAUNCH_DEFAULT_ACCEPT", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json", "TYPE",
-   "the answer's content type when Accept is missing or */*"},
-  {"program", "SMLAUNCH_PROGRAM", "SAGEMAKER_PROGRAM", "", "FILE",
-   "the user's module (train.py), with model_fn and optionally input_fn, predict_fn, output_fn"},
-  {"submit-directory", "SMLAUNCH_SUBMIT_DIRECTORY", "SAGEMAKER_SUBMIT_DIRECTORY", "<base>/code", "URI",
-   "where the code is: a folder, file://, a .tar.gz or s3://; staged into <base>/code as for training"},
-  {"model-data", "SMLAUNCH_MODEL_DATA", nullptr, "", "PATH",
-   "a model.tar.gz (unpacked into <base>/model, as the platform does), s3:// object, or folder to serve"},
-  {"model-load-timeout", "SMLAUNCH_MODEL_LOAD_TIMEOUT", nullptr, "600", "SECONDS",
-   "how long the workers may take to import the module and run model_fn at start"},
-  {"max-body-size", "SMLAUNCH_MAX_BODY_SIZE", nullptr, "1073741824", "BYTES", "larger request bodies get 413"},
-  {"max-buffered-bytes", "SMLAUNCH_MAX_BUFFERED_BYTES", nullptr, "536870912", "BYTES",
-   "request body bytes held across all connections; beyond it bodies are read only as others drain"},
+    {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR", "the tree: model/ and code/ under it"},
+    {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH", "the Python that runs pip and the workers"},
+    {"log-level", "SMLAUNCH_LOG_LEVEL", "SAGEMAKER_CONTAINER_LOG_LEVEL", "info", "LEVEL",
+     "warning, info or debug (or a Python logging level number, as SAGEMAKER_CONTAINER_LOG_LEVEL)"},
+    {"port", "SMLAUNCH_PORT", "SAGEMAKER_BIND_TO_PORT", "8080", "PORT", "the HTTP port (0: any free port)"},
+    {"bind-address", "SMLAUNCH_BIND_ADDRESS", nullptr, "0.0.0.0", "ADDRESS", "the address to listen on"},
+    {"workers", "SMLAUNCH_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS", "cpus", "N",
+     "Python worker processes, each with the model loaded (default: one per CPU)"},
+    {"timeout", "SMLAUNCH_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT", "60", "SECONDS",
+     "a request still running after this gets 504 and its worker is replaced"},
+    {"default-accept", "SMLAUNCH_DEFAULT_ACCEPT", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json", "TYPE",
+     "the answer's content type when Accept is missing or */*"},
+    {"program", "SMLAUNCH_PROGRAM", "SAGEMAKER_PROGRAM", "", "FILE",
+     "the user's module (train.py), with model_fn and optionally input_fn, predict_fn, output_fn"},
+    {"submit-directory", "SMLAUNCH_SUBMIT_DIRECTORY", "SAGEMAKER_SUBMIT_DIRECTORY", "<base>/code", "URI",
+     "where the code is: a folder, file://, a .tar.gz or s3://; staged into <base>/code as for training"},
+    {"model-data", "SMLAUNCH_MODEL_DATA", nullptr, "", "PATH",
+     "a model.tar.gz (unpacked into <base>/model, as the platform does), s3:// object, or folder to serve"},
+    {"model-load-timeout", "SMLAUNCH_MODEL_LOAD_TIMEOUT", nullptr, "600", "SECONDS",
+     "how long the workers may take to import the module and run model_fn at start"},
+    {"max-body-size", "SMLAUNCH_MAX_BODY_SIZE", nullptr, "1073741824", "BYTES", "larger request bodies get 413"},
+    {"max-buffered-bytes", "SMLAUNCH_MAX_BUFFERED_BYTES", nullptr, "536870912", "BYTES",
+     "request body bytes held across all connections; beyond it bodies are read only as others drain"},
 };
 
 double
@@ -49,7 +49,8 @@ seconds_value(const Setting& s, double min)
 std::uint64_t
 whole_number(const Setting& s, std::uint64_t min, std::uint64_t max, const std::string& expected)
 {
-  const bool digits = !s.value.empty() && s.value.size() <= 19 && s.value.find_first_not_of("0123456789") == std::string::npos;
+  const bool digits =
+      !s.value.empty() && s.value.size() <= 19 && s.value.find_first_not_of("0123456789") == std::string::npos;
   if (digits) {
     const std::uint64_t v = std::stoull(s.value);
     if (v >= min && v <= max) {
@@ -121,7 +122,8 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see smlaunch serve --help)");
   }
-  std::vector<std::string> words = vm.count("command") != 0 ? vm["command"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  std::vector<std::string> words =
+      vm.count("command") != 0 ? vm["command"].as<std::vector<std::string>>() : std::vector<std::string>{};
   // `smlaunch serve`, `serve`, and `serve serve` (ENTRYPOINT ["serve"] + CMD ["serve"]).
   if (!words.empty() && words[0] == "serve") {
     words.erase(words.begin());
@@ -158,10 +160,12 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
     } else if (s.name == "timeout") {
       options.timeout = std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds_value(s, 0.001) * 1000)));
     } else if (s.name == "model-load-timeout") {
-      options.model_load_timeout = std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds_value(s, 0.001) * 1000)));
+      options.model_load_timeout =
+          std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds_value(s, 0.001) * 1000)));
     } else if (s.name == "default-accept") {
       if (s.value.find_first_of("\r\n") != std::string::npos || s.value.find('/') == std::string::npos) {
-        throw UsageError("--default-accept (" + s.origin + ") is \"" + s.value + "\"; expected a media type such as application/json");
+        throw UsageError("--default-accept (" + s.origin + ") is \"" + s.value +
+                         "\"; expected a media type such as application/json");
       }
       options.default_accept = s.value;
     } else if (s.name == "program") {

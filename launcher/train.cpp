@@ -40,7 +40,8 @@ log_environment(const TrainPlan& plan)
   spdlog::debug("variables added for the script (secrets redacted):");
   const std::vector<std::string> secrets = env::secret_values(plan.script.env);
   for (const auto& [name, value] : plan.added.entries()) {
-    spdlog::debug("  {}={}", name, env::is_secret_name(name) && !value.empty() ? "<redacted>" : env::redact_secrets(value, secrets));
+    spdlog::debug("  {}={}", name,
+                  env::is_secret_name(name) && !value.empty() ? "<redacted>" : env::redact_secrets(value, secrets));
   }
 }
 
@@ -79,14 +80,15 @@ wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::millisec
         names += (names.empty() ? "" : ", ") + h;
       }
       throw HostResolutionError("these hosts from resourceconfig.json never resolved within " +
-                            std::to_string(timeout.count() / 1000) + " s: " + names +
-                            " (set --dns-timeout 0 / SMLAUNCH_DNS_TIMEOUT=0 to skip this check)");
+                                std::to_string(timeout.count() / 1000) + " s: " + names +
+                                " (set --dns-timeout 0 / SMLAUNCH_DNS_TIMEOUT=0 to skip this check)");
     }
     if (!logged) {
       spdlog::info("waiting for {} host name(s) to resolve, e.g. {}", pending.size(), pending.front());
       logged = true;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (const int sig = supervisor.sleep_for(std::min(delay, std::max(left, 1ms)))) {
       throw StoppedError(sig, "waiting for the hosts' names to resolve");
     }
@@ -139,7 +141,9 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
   if (plan.entry_type == EntryPointType::command) {
     // The reference makes the entry point executable (chmod 777); adding x bits is enough.
     const std::string path = in.paths.code + "/" + plan.entry_point;
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::stat(path.c_str(), &st) == 0) {
       ::chmod(path.c_str(), (st.st_mode & 07777) | 0111);
     }
@@ -158,7 +162,8 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
     spdlog::info("training succeeded in {:.1f} s", r.seconds);
     return record_outcome(in.paths, 0, "", "", command, plan.script.env);
   }
-  return fail(r.exit_code, describe_script_failure(r, plan.script.argv[0], static_cast<double>(in.options.grace_period.count()) / 1000.0));
+  return fail(r.exit_code, describe_script_failure(r, plan.script.argv[0],
+                                                   static_cast<double>(in.options.grace_period.count()) / 1000.0));
 }
 
 } // namespace launcher

@@ -10,8 +10,8 @@ namespace launcher {
 // Throws StagingError.
 int stage(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
 
-// Install, wait for host names, run the script (the code is staged). Returns the exit status; writes output/success or output/failure for the script's
-// outcome. Throws LauncherError for the launcher's own failures.
+// Install, wait for host names, run the script (the code is staged). Returns the exit status; writes output/success or
+// output/failure for the script's outcome. Throws LauncherError for the launcher's own failures.
 int execute_train(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
 
 } // namespace launcher

@@ -144,33 +144,36 @@ create_ssh_files(Supervisor& supervisor, const env::EnvMap& environment, const s
     }
   }
   fs::copy_file(dir + "/id_ed25519.pub", dir + "/authorized_keys");
-  write_file(dir + "/ssh_config",
-             "Host *\n"
-             "  IdentityFile " + dir + "/id_ed25519\n"
-             "  IdentitiesOnly yes\n"
-             "  StrictHostKeyChecking no\n"
-             "  UserKnownHostsFile /dev/null\n"
-             "  GlobalKnownHostsFile /dev/null\n"
-             "  LogLevel ERROR\n"
-             "  BatchMode yes\n"
-             "  ConnectTimeout 5\n"
-             "  ServerAliveInterval 5\n"
-             "  ServerAliveCountMax 3\n");
-  write_file(dir + "/sshd_config",
-             "HostKey " + dir + "/ssh_host_ed25519_key\n"
-             "AuthorizedKeysFile " + dir + "/authorized_keys\n"
-             "PidFile none\n"
-             "PermitRootLogin prohibit-password\n"
-             "PubkeyAuthentication yes\n"
-             "PasswordAuthentication no\n"
-             "KbdInteractiveAuthentication no\n"
-             "StrictModes no\n"
-             "UsePAM no\n"
-             "UseDNS no\n"
-             "PrintMotd no\n"
-             "X11Forwarding no\n"
-             "MaxStartups 100:30:200\n"
-             "MaxSessions 100\n");
+  write_file(dir + "/ssh_config", "Host *\n"
+                                  "  IdentityFile " +
+                                      dir +
+                                      "/id_ed25519\n"
+                                      "  IdentitiesOnly yes\n"
+                                      "  StrictHostKeyChecking no\n"
+                                      "  UserKnownHostsFile /dev/null\n"
+                                      "  GlobalKnownHostsFile /dev/null\n"
+                                      "  LogLevel ERROR\n"
+                                      "  BatchMode yes\n"
+                                      "  ConnectTimeout 5\n"
+                                      "  ServerAliveInterval 5\n"
+                                      "  ServerAliveCountMax 3\n");
+  write_file(dir + "/sshd_config", "HostKey " + dir +
+                                       "/ssh_host_ed25519_key\n"
+                                       "AuthorizedKeysFile " +
+                                       dir +
+                                       "/authorized_keys\n"
+                                       "PidFile none\n"
+                                       "PermitRootLogin prohibit-password\n"
+                                       "PubkeyAuthentication yes\n"
+                                       "PasswordAuthentication no\n"
+                                       "KbdInteractiveAuthentication no\n"
+                                       "StrictModes no\n"
+                                       "UsePAM no\n"
+                                       "UseDNS no\n"
+                                       "PrintMotd no\n"
+                                       "X11Forwarding no\n"
+                                       "MaxStartups 100:30:200\n"
+                                       "MaxSessions 100\n");
   return {"ssh -F " + shell_quote(dir + "/ssh_config"), dir + "/sshd_config"};
 }
 
@@ -291,7 +294,8 @@ run_hosts(Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& h
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
       throw SystemError("pipe2", "host output", errno);
     }
-    relays.push_back(std::make_unique<PrefixedOutput>(out_pipe[0], STDOUT_FILENO, pad(plan.hosts[i].name, width) + " | "));
+    relays.push_back(
+        std::make_unique<PrefixedOutput>(out_pipe[0], STDOUT_FILENO, pad(plan.hosts[i].name, width) + " | "));
     ChildSpec spec;
     if (network != nullptr) {
       spec.argv = network->enter(i);
@@ -304,7 +308,8 @@ run_hosts(Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& h
     spec.output_fd = out_pipe[1];
     specs.push_back(std::move(spec));
   }
-  spdlog::info("starting {}", plan.hosts.size() == 1 ? std::string("algo-1") : "algo-1..algo-" + std::to_string(plan.hosts.size()));
+  spdlog::info("starting {}",
+               plan.hosts.size() == 1 ? std::string("algo-1") : "algo-1..algo-" + std::to_string(plan.hosts.size()));
   std::vector<ChildResult> results;
   try {
     results = supervisor.run_together(specs);
@@ -368,14 +373,14 @@ write_summary(const LocalJobPlan& plan, const std::vector<HostOutcome>& outcomes
   }
   summary["hosts"] = nlohmann::ordered_json::array();
   std::string table = "smlaunch local: job " + plan.job_name + " " +
-                      (exit_code == 0 ? std::string("completed")
-                                      : stop_signal != 0 ? "stopped by " + signal_name(stop_signal)
-                                                         : "failed (exit " + std::to_string(exit_code) + ")") +
+                      (exit_code == 0     ? std::string("completed")
+                       : stop_signal != 0 ? "stopped by " + signal_name(stop_signal)
+                                          : "failed (exit " + std::to_string(exit_code) + ")") +
                       "\n  " + pad("host", width + 2) + pad("role", 8) + pad("exit", 6) + pad("time", 10) + "reason\n";
   for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
     const auto& o = outcomes[i];
-    table += "  " + pad(plan.hosts[i].name, width + 2) + pad(plan.hosts[i].role, 8) + pad(std::to_string(o.exit_code), 6) +
-             pad(seconds_text(o.seconds), 10) + o.reason + "\n";
+    table += "  " + pad(plan.hosts[i].name, width + 2) + pad(plan.hosts[i].role, 8) +
+             pad(std::to_string(o.exit_code), 6) + pad(seconds_text(o.seconds), 10) + o.reason + "\n";
     summary["hosts"].push_back({{"host", plan.hosts[i].name},
                                 {"role", plan.hosts[i].role},
                                 {"exit_code", o.exit_code},

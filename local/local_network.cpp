@@ -104,7 +104,7 @@ SimulatedNetwork::unavailable_reason(const env::EnvMap& environment)
 SimulatedNetwork::SimulatedNetwork(Supervisor& supervisor, const env::EnvMap& environment,
                                    const std::vector<std::string>& hosts, const std::string& hosts_file,
                                    const std::string& job_dir)
-  : m_supervisor(supervisor), m_environment(environment), m_path(path_with_sbin(environment))
+    : m_supervisor(supervisor), m_environment(environment), m_path(path_with_sbin(environment))
 {
   m_environment.set("PATH", m_path);
   m_environment.set("SMLAUNCH_LOCAL_JOB_DIR", job_dir);
@@ -123,8 +123,8 @@ SimulatedNetwork::SimulatedNetwork(Supervisor& supervisor, const env::EnvMap& en
                               " && mount -t tmpfs -o mode=755,nosuid,nodev smlaunch-run /run"
                               " && mkdir -m 755 /run/sshd && exec sleep infinity";
     for (std::size_t i = 0; i < hosts.size(); ++i) {
-      const pid_t anchor = start_anchor({unshare, "--net", "--uts", "--mount", "--propagation", "private", "--", "/bin/sh",
-                                         "-c", setup, "smlaunch-host", hosts[i], hosts_file},
+      const pid_t anchor = start_anchor({unshare, "--net", "--uts", "--mount", "--propagation", "private", "--",
+                                         "/bin/sh", "-c", setup, "smlaunch-host", hosts[i], hosts_file},
                                         hosts[i]);
       m_anchors.push_back(anchor);
       const std::string pid = std::to_string(anchor);
@@ -181,7 +181,7 @@ SimulatedNetwork::run_checked(const std::vector<std::string>& argv, const std::s
   const ChildResult result = m_supervisor.run(spec);
   if (result.exit_code != 0) {
     throw ClusterError("simulated network: " + step + " failed (" + join_command(argv) + ", exit " +
-                          std::to_string(result.exit_code) + "): " + last_lines(result.captured, 400));
+                       std::to_string(result.exit_code) + "): " + last_lines(result.captured, 400));
   }
 }
 

@@ -188,14 +188,18 @@ strip_trailing_slash(std::string path)
 bool
 is_directory(const std::string& path)
 {
-  struct stat st{};
+  struct stat st
+  {
+  };
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 bool
 is_regular_file(const std::string& path)
 {
-  struct stat st{};
+  struct stat st
+  {
+  };
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
@@ -413,9 +417,10 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
 
   // The SDK's rule: with a source directory the entry point is a file at its root;
   // without one, the entry point's own directory is the code.
-  std::string entry = absolute(options.source_dir.empty() ? options.entry_point
-                                                          : fs::path(options.source_dir).append(options.entry_point).string(),
-                               cwd);
+  std::string entry =
+      absolute(options.source_dir.empty() ? options.entry_point
+                                          : fs::path(options.source_dir).append(options.entry_point).string(),
+               cwd);
   if (!options.source_dir.empty() && !is_directory(absolute(options.source_dir, cwd))) {
     throw UsageError("--source-dir " + options.source_dir + ": not a directory");
   }
@@ -452,11 +457,9 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
   // The hosts stage a copy taken at the start (as the SDK uploads a snapshot): edits made
   // during the job do not reach it, and a job directory inside the source is left out.
   plan.code_copy = plan.job_dir + "/.smlaunch-local/source";
-  plan.hyperparameters =
-    encode_local_hyperparameters(user_hyperparameters, "file://" + plan.code_copy, plan.program, plan.job_name,
-                                 plan.region,
-                                 {options.use_mpi, options.num_processes, options.processes_per_host,
-                                  options.additional_mpi_options});
+  plan.hyperparameters = encode_local_hyperparameters(
+      user_hyperparameters, "file://" + plan.code_copy, plan.program, plan.job_name, plan.region,
+      {options.use_mpi, options.num_processes, options.processes_per_host, options.additional_mpi_options});
 
   env::Value hosts = env::Value::array();
   for (int i = 1; i <= options.instance_count; ++i) {
@@ -483,7 +486,8 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
     resource.set("hosts", hosts);
     resource.set("network_interface_name", env::Value::string("eth0"));
     resource.set("current_instance_type", env::Value::string(options.instance_type));
-    plan.files.push_back({host.base + "/input/config/hyperparameters.json", env::py_json_dumps_default(plan.hyperparameters)});
+    plan.files.push_back(
+        {host.base + "/input/config/hyperparameters.json", env::py_json_dumps_default(plan.hyperparameters)});
     plan.files.push_back({host.base + "/input/config/resourceconfig.json", env::py_json_dumps_default(resource)});
     plan.files.push_back({host.base + "/input/config/inputdataconfig.json", env::py_json_dumps_default(input_data)});
     // The SDK mounts one model directory on every host, and each channel's directory.

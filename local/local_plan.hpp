@@ -17,9 +17,9 @@ namespace launcher {
 
 struct LocalOptions
 {
-  std::string entry_point;            // the script; relative to source_dir when that is given
-  std::string source_dir;             // "" : the entry point's directory
-  std::string hyperparameters_file;   // a JSON object of plain values, as given to an estimator
+  std::string entry_point;          // the script; relative to source_dir when that is given
+  std::string source_dir;           // "" : the entry point's directory
+  std::string hyperparameters_file; // a JSON object of plain values, as given to an estimator
   std::vector<std::pair<std::string, std::string>> hyperparameters; // --hyperparameter K=V, in order
   std::vector<std::pair<std::string, std::string>> channels;        // --channel NAME=PATH, in order
   int instance_count = 1;
@@ -68,17 +68,17 @@ struct LocalJobPlan
 {
   std::string job_name;
   std::string job_dir;
-  std::string model_dir;   // <job dir>/model: the one model directory every host shares
-  std::string source_dir;  // absolute
-  std::string code_copy;   // <job dir>/.smlaunch-local/source: the code as it was at the start
-  std::string program;     // sagemaker_program
+  std::string model_dir;  // <job dir>/model: the one model directory every host shares
+  std::string source_dir; // absolute
+  std::string code_copy;  // <job dir>/.smlaunch-local/source: the code as it was at the start
+  std::string program;    // sagemaker_program
   std::string region;
-  bool use_mpi = false;    // whether the hosts will run one MPI job
+  bool use_mpi = false; // whether the hosts will run one MPI job
   std::vector<LocalHost> hosts;
   std::vector<std::string> directories; // created in this order
   std::vector<LocalFile> files;
   std::vector<LocalLink> links;
-  env::Value hyperparameters;           // as written: every value a JSON text
+  env::Value hyperparameters; // as written: every value a JSON text
 };
 
 // Decode a --hyperparameter value the way a user means it: JSON when it parses (3, 0.1,

@@ -79,7 +79,8 @@ resolve_mpi_settings(const env::TrainingEnvironment& e, std::optional<int> clust
   if (cluster_slots && *cluster_slots > 0) {
     s.processes_per_host = static_cast<int>(std::min<long long>(*cluster_slots, k_max_processes_per_host));
   }
-  if (const env::Value* slots = first_present(sm, {"sagemaker_process_slots_per_host", "sagemaker_mpi_num_of_processes_per_host"}, which)) {
+  if (const env::Value* slots =
+          first_present(sm, {"sagemaker_process_slots_per_host", "sagemaker_mpi_num_of_processes_per_host"}, which)) {
     s.processes_per_host = static_cast<int>(count(*slots, k_max_processes_per_host, s.processes_per_host));
   }
   const long long capacity = static_cast<long long>(s.processes_per_host) * static_cast<long long>(s.hosts.size());
@@ -97,7 +98,8 @@ resolve_mpi_settings(const env::TrainingEnvironment& e, std::optional<int> clust
       auto words = launcher::shell_split(env::py_str(*v));
       s.custom_options.insert(s.custom_options.end(), words.begin(), words.end());
     } catch (const std::invalid_argument& err) {
-      throw env::ConfigError(file, std::string("/") + key, std::string("cannot be split like a shell line: ") + err.what());
+      throw env::ConfigError(file, std::string("/") + key,
+                             std::string("cannot be split like a shell line: ") + err.what());
     }
   }
   return s;

@@ -9,11 +9,11 @@ namespace {
 
 // Instance types with EFA (training-toolkit __init__.py).
 constexpr std::array<const char*, 9> k_efa_nccl_instances = {
-  "ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g5.48xlarge",   "ml.p3dn.24xlarge",      "ml.p4d.24xlarge",
-  "ml.p4de.24xlarge", "ml.p5.48xlarge",  "ml.trn1.32xlarge", "ml.p6e-gb200.36xlarge",
+    "ml.g4dn.8xlarge",  "ml.g4dn.12xlarge", "ml.g5.48xlarge",   "ml.p3dn.24xlarge",      "ml.p4d.24xlarge",
+    "ml.p4de.24xlarge", "ml.p5.48xlarge",   "ml.trn1.32xlarge", "ml.p6e-gb200.36xlarge",
 };
-constexpr std::array<const char*, 4> k_efa_rdma_instances = {
-  "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.trn1.32xlarge", "ml.p6e-gb200.36xlarge"};
+constexpr std::array<const char*, 4> k_efa_rdma_instances = {"ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.trn1.32xlarge",
+                                                             "ml.p6e-gb200.36xlarge"};
 
 template <std::size_t N>
 bool
@@ -98,10 +98,11 @@ build_mpirun_command(const MpirunInputs& in)
   std::string hosts;
   for (const auto& h : s.hosts) {
     const std::string name = in.single_host ? "localhost" : h;
-    hosts += (hosts.empty() ? "" : ",") + name + (s.processes_per_host > 1 ? ":" + std::to_string(s.processes_per_host) : "");
+    hosts += (hosts.empty() ? "" : ",") + name +
+             (s.processes_per_host > 1 ? ":" + std::to_string(s.processes_per_host) : "");
   }
-  a = {in.mpirun, "--host", hosts, "-np", std::to_string(s.num_processes), "--allow-run-as-root", "--display-map",
-       "--tag-output"};
+  a = {in.mpirun,       "--host",      hosts, "-np", std::to_string(s.num_processes), "--allow-run-as-root",
+       "--display-map", "--tag-output"};
   if (!in.single_host && in.starter == Starter::slurm) {
     // No ssh: the daemons start through srun; a fallback to ssh would be an error.
     a.insert(a.end(), {"-mca", "plm", "slurm"});
@@ -116,8 +117,8 @@ build_mpirun_command(const MpirunInputs& in)
       a.insert(a.end(), {"-mca", "plm_rsh_agent", in.ssh_command});
     }
   }
-  a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", in.names.btl_exclude, "-mca",
-                     in.names.abort_on_non_zero_status, "1", "-mca", in.names.vader_single_copy, "none"});
+  a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", in.names.btl_exclude,
+                     "-mca", in.names.abort_on_non_zero_status, "1", "-mca", in.names.vader_single_copy, "none"});
 
   std::vector<std::string> options = s.custom_options;
   const std::string nccl_debug = take_nccl_debug(options);

@@ -36,15 +36,15 @@ struct MpirunInputs
   MpiSettings settings;
   OpenMpiNames names = open_mpi_names(4);
   std::string mpirun = "mpirun";
-  std::string network_interface;     // network_interface_name (Slurm: "" leaves Open MPI's choice)
-  std::string instance_type;         // current_instance_type (EFA flags)
-  std::string ssh_command;           // plm_rsh_agent; "" or "ssh": Open MPI's default
-  std::vector<std::string> present;  // names of variables set in the master's environment
-  std::string rank_wrapper;           // the smlaunch binary: each rank runs `smlaunch rank
-                                     // --keep <exported> -- <program>` ("": the bare program)
+  std::string network_interface;         // network_interface_name (Slurm: "" leaves Open MPI's choice)
+  std::string instance_type;             // current_instance_type (EFA flags)
+  std::string ssh_command;               // plm_rsh_agent; "" or "ssh": Open MPI's default
+  std::vector<std::string> present;      // names of variables set in the master's environment
+  std::string rank_wrapper;              // the smlaunch binary: each rank runs `smlaunch rank
+                                         // --keep <exported> -- <program>` ("": the bare program)
   std::vector<std::string> rank_options; // after `smlaunch rank` (Slurm: --cluster slurm ...)
-  std::vector<std::string> program;  // the user's program each rank runs
-  bool single_host = false;          // run locally: no ssh, no interface selection
+  std::vector<std::string> program;      // the user's program each rank runs
+  bool single_host = false;              // run locally: no ssh, no interface selection
 };
 
 struct MpirunCommand

@@ -22,7 +22,9 @@ find_executable(const std::string& name, const std::string& path)
       dir = ".";
     }
     const std::string candidate = dir + "/" + name;
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
     }

@@ -315,7 +315,9 @@ missing_file_cause(const std::string& program)
 {
   std::string first_line;
   if (const int fd = ::open(program.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); fd >= 0) {
-    struct stat st{};
+    struct stat st
+    {
+    };
     std::array<char, 256> buffer{};
     if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
       const ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -326,13 +328,15 @@ missing_file_cause(const std::string& program)
   if (!first_line.starts_with("#!")) {
     return "not found";
   }
-  first_line = first_line.substr(2, first_line.find('\n') == std::string::npos ? std::string::npos : first_line.find('\n') - 2);
+  first_line =
+      first_line.substr(2, first_line.find('\n') == std::string::npos ? std::string::npos : first_line.find('\n') - 2);
   const auto start = first_line.find_first_not_of(" \t");
   if (start == std::string::npos) {
     return "not found";
   }
   const std::string interpreter = first_line.substr(start, first_line.find_first_of(" \t", start) - start);
-  std::string cause = "its interpreter " + env::py_repr(env::Value::string(interpreter)) + " (from the #! line) was not found";
+  std::string cause =
+      "its interpreter " + env::py_repr(env::Value::string(interpreter)) + " (from the #! line) was not found";
   if (interpreter.ends_with('\r')) {
     cause += "; the line ends with a carriage return: the file has Windows (CRLF) line endings";
   }
@@ -347,7 +351,7 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
   std::string cause;
   if (r.exec_errno != 0) {
     cause = program + ": " +
-            (r.exec_errno == ENOENT     ? missing_file_cause(program)
+            (r.exec_errno == ENOENT    ? missing_file_cause(program)
              : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
                                        : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {
@@ -360,7 +364,8 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
                "memory or reduce the batch size";
     }
   } else if (r.stop_signal != 0) {
-    cause = "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " + signal_name(r.stop_signal);
+    cause =
+        "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " + signal_name(r.stop_signal);
   }
   const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
   // Under mpirun, the failing rank's traceback, without the tags that split its lines.
@@ -372,7 +377,8 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
     details = last_lines(output, k_message_bytes);
   }
   if (cause.empty()) {
-    return details.empty() ? "exited with code " + std::to_string(r.exit_code) + " and wrote nothing to stderr" : details;
+    return details.empty() ? "exited with code " + std::to_string(r.exit_code) + " and wrote nothing to stderr"
+                           : details;
   }
   return details.empty() ? cause : cause + "\n" + details;
 }
@@ -431,7 +437,9 @@ read_whole(const std::string& path, std::string& out, std::size_t limit)
   if (fd < 0) {
     return false;
   }
-  struct stat st{};
+  struct stat st
+  {
+  };
   bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) <= limit;
   if (ok) {
     out.resize(static_cast<std::size_t>(st.st_size));
@@ -470,7 +478,9 @@ prepare_outcome(const env::Paths& paths)
     }
     ::unlink(outcome_marker(paths).c_str());
   }
-  struct stat st{};
+  struct stat st
+  {
+  };
   if (::stat(paths.output.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return;
   }

@@ -6,9 +6,9 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 #include <vector>
 
@@ -22,12 +22,14 @@ constexpr int k_tail_pipe_size = 1024 * 1024;
 } // namespace
 
 OutputRelay::OutputRelay(int pipe_fd, int out_fd, std::size_t tail_capacity)
-  : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_wake_fd(eventfd(0, EFD_CLOEXEC)), m_capacity(tail_capacity)
+    : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_wake_fd(eventfd(0, EFD_CLOEXEC)), m_capacity(tail_capacity)
 {
   // Relaying to a descriptor with splice() moves pages instead of copying them; the
   // tail is kept as page references in a second pipe (tee), so a chatty script's output
   // costs the launcher almost no CPU.
-  struct stat st{};
+  struct stat st
+  {
+  };
   if (m_out_fd >= 0 && ::fstat(m_out_fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
     // A larger output pipe (best effort) lets each splice move more at a time.
     ::fcntl(m_out_fd, F_SETPIPE_SZ, k_tail_pipe_size);
@@ -180,7 +182,8 @@ OutputRelay::loop()
     pollfd fds[2] = {{m_pipe_fd, POLLIN, 0}, {m_wake_fd, POLLIN, 0}};
     int timeout_ms = -1;
     if (draining) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(m_drain_deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(m_drain_deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         break;
       }

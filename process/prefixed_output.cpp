@@ -18,7 +18,7 @@ constexpr std::size_t k_max_line = 64 * 1024;
 } // namespace
 
 PrefixedOutput::PrefixedOutput(int pipe_fd, int out_fd, std::string prefix)
-  : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_wake_fd(eventfd(0, EFD_CLOEXEC)), m_prefix(std::move(prefix))
+    : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_wake_fd(eventfd(0, EFD_CLOEXEC)), m_prefix(std::move(prefix))
 {
   m_thread = std::thread([this] { loop(); });
 }
@@ -76,7 +76,7 @@ PrefixedOutput::loop()
     int timeout_ms = -1;
     if (draining) {
       const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(m_drain_deadline - std::chrono::steady_clock::now());
+          std::chrono::duration_cast<std::chrono::milliseconds>(m_drain_deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         break;
       }

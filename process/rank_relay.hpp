@@ -22,8 +22,16 @@ public:
   std::string feed(const char* data, std::size_t size);
   // What is held (a partial line), emptied.
   std::string take_partial();
-  bool holds_partial() const { return !m_partial.empty(); }
-  std::size_t partial_size() const { return m_partial.size(); }
+  bool
+  holds_partial() const
+  {
+    return !m_partial.empty();
+  }
+  std::size_t
+  partial_size() const
+  {
+    return m_partial.size();
+  }
 
 private:
   std::string m_partial;

@@ -10,10 +10,10 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <sched.h>
@@ -94,8 +94,12 @@ looks_binary(const char* path)
 bool
 same_open_file(int a, int b)
 {
-  struct stat sa{};
-  struct stat sb{};
+  struct stat sa
+  {
+  };
+  struct stat sb
+  {
+  };
   return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
@@ -125,7 +129,8 @@ open_relay_terminal(int terminal_fd, int fds[2])
     return false;
   }
   std::array<char, 64> name{};
-  const bool named = ::grantpt(master) == 0 && ::unlockpt(master) == 0 && ::ptsname_r(master, name.data(), name.size()) == 0;
+  const bool named =
+      ::grantpt(master) == 0 && ::unlockpt(master) == 0 && ::ptsname_r(master, name.data(), name.size()) == 0;
   const int slave = named ? ::open(name.data(), O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
   if (slave < 0) {
     ::close(master);
@@ -315,7 +320,9 @@ Supervisor::Supervisor(Options options) : m_options(options)
   pthread_sigmask(SIG_SETMASK, &all, &m_original_mask);
 
   // Being in the background must not stop the launcher when it touches the terminal.
-  struct sigaction ignore{};
+  struct sigaction ignore
+  {
+  };
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGTTIN, &ignore, &m_original_ttin);
   sigaction(SIGTTOU, &ignore, &m_original_ttou);

@@ -1,7 +1,7 @@
 // The one owner of every child process (probes, staging's helper, pip, the script, mpirun,
-// sshd, ssh calls, the hosts of `smlaunch local`, a rank's program): tini's PID-1 design. Signals are blocked and collected with sigtimedwait (no async
-// handlers), forwarded to the child's process group, orphans are reaped, and the exit
-// status is the child's own.
+// sshd, ssh calls, the hosts of `smlaunch local`, a rank's program): tini's PID-1 design. Signals are blocked and
+// collected with sigtimedwait (no async handlers), forwarded to the child's process group, orphans are reaped, and the
+// exit status is the child's own.
 #pragma once
 
 #include "base/errors.hpp" // signal_name
@@ -37,15 +37,15 @@ struct ChildSpec
 
 struct ChildResult
 {
-  int exit_code = 0;      // the code; 128+N when killed by signal N; 126/127 when exec failed
-  int term_signal = 0;    // N when the child was killed by a signal
-  int exec_errno = 0;     // the errno of a failed exec, else 0
-  int stop_signal = 0;    // the first SIGTERM/SIGINT/SIGHUP/SIGQUIT forwarded to it, else 0
+  int exit_code = 0;               // the code; 128+N when killed by signal N; 126/127 when exec failed
+  int term_signal = 0;             // N when the child was killed by a signal
+  int exec_errno = 0;              // the errno of a failed exec, else 0
+  int stop_signal = 0;             // the first SIGTERM/SIGINT/SIGHUP/SIGQUIT forwarded to it, else 0
   bool killed_after_grace = false; // it outlived the grace period and got SIGKILL
   bool timed_out = false;          // it outlived ChildSpec::timeout
   int orphans_reaped = 0;
-  std::string output_tail;   // the end of its stderr (or of stdout+stderr when they share a file)
-  std::string captured;      // OutputMode::capture: its stdout
+  std::string output_tail; // the end of its stderr (or of stdout+stderr when they share a file)
+  std::string captured;    // OutputMode::capture: its stdout
   unsigned long long relayed_bytes = 0;
   double seconds = 0;
 };
@@ -94,7 +94,11 @@ public:
   int poll_stop_signal();
 
   // Whether orphans are reaped here (PID 1 or a subreaper).
-  bool reaps_orphans() const { return m_reaps_orphans; }
+  bool
+  reaps_orphans() const
+  {
+    return m_reaps_orphans;
+  }
 
   // The end-of-life sweep (also run by the destructor once any child was started): every
   // live descendant, in a child's process group or not (setsid daemons included), gets
@@ -122,9 +126,15 @@ private:
   Options m_options;
   sigset_t m_original_mask{};
   sigset_t m_wait_set{};
-  struct sigaction m_original_ttin{};
-  struct sigaction m_original_ttou{};
-  struct sigaction m_original_pipe{};
+  struct sigaction m_original_ttin
+  {
+  };
+  struct sigaction m_original_ttou
+  {
+  };
+  struct sigaction m_original_pipe
+  {
+  };
   bool m_reaps_orphans = false;
   int m_pending_stop = 0;
   bool m_spawned = false;

@@ -30,7 +30,7 @@ for group in "$@"; do
     test)
       packages+=(curl iproute2 util-linux procps time openssh-server openssh-client slurm-wlm munge) ;;
     tidy)
-      packages+=(clang-tidy) ;;
+      packages+=(clang-tidy clang-format) ;;
     fuzz)
       packages+=(clang libclang-rt-14-dev) ;;
     docker)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run clang-tidy (.clang-tidy at the top) over every first-party .cpp file in base/, env/,
+# Run clang-tidy (.clang-tidy at the top), then check .clang-format's layout, over every first-party .cpp file in base/, env/,
 # fetch/, launcher/, local/, mpi/, process/ and serve/; fails on any warning. Works from a
 # clean clone: installs clang-tidy and
 # the C++ build dependencies when missing, then configures build-tidy/ for its
@@ -62,3 +62,18 @@ if [ "$rc" -ne 0 ] || grep -qE '(warning|error): ' "$log"; then
   exit 1
 fi
 echo "tidy: clean (${SECONDS} s)"
+
+# .clang-format is the layout: every first-party source and header must already be in it
+# (only when checking everything; `clang-format -i <file>` fixes one).
+if [ $# -eq 0 ]; then
+  mapfile -t sources < <(find base env fetch launcher local mpi process serve \( -name '*.cpp' -o -name '*.hpp' \) -type f | sort)
+  unformatted=()
+  for f in "${sources[@]}"; do
+    clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+  done
+  if [ ${#unformatted[@]} -gt 0 ]; then
+    echo "tidy: not formatted as .clang-format says (run: clang-format -i FILE): ${unformatted[*]}" >&2
+    exit 1
+  fi
+  echo "tidy: clang-format $(clang-format --version | sed -n 's/.*version \([0-9.]*\).*/\1/p'): ${#sources[@]} files formatted"
+fi

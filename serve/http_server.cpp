@@ -3,12 +3,12 @@
 #include "serve/server.hpp"
 #include "serve/worker_pool.hpp"
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <csignal>
@@ -83,12 +83,17 @@ public:
   ~BufferHold() { m_budget->used -= m_bytes; }
   BufferHold(const BufferHold&) = delete;
   BufferHold& operator=(const BufferHold&) = delete;
-  void add(std::uint64_t n)
+  void
+  add(std::uint64_t n)
   {
     m_bytes += n;
     m_budget->used += n;
   }
-  std::uint64_t bytes() const { return m_bytes; }
+  std::uint64_t
+  bytes() const
+  {
+    return m_bytes;
+  }
 
 private:
   std::shared_ptr<BufferBudget> m_budget;
@@ -141,11 +146,23 @@ is_clean_field_value(std::string_view value)
 class Session : public std::enable_shared_from_this<Session>
 {
 public:
-  Session(tcp::socket socket, Front& front) : m_stream(std::move(socket)), m_front(front), m_wait(m_stream.get_executor()) {}
-  void start() { read_header(); }
+  Session(tcp::socket socket, Front& front)
+      : m_stream(std::move(socket)), m_front(front), m_wait(m_stream.get_executor())
+  {
+  }
+  void
+  start()
+  {
+    read_header();
+  }
   // Between requests (waiting for the next one): may be closed when draining.
-  bool idle() const { return m_idle; }
-  void close()
+  bool
+  idle() const
+  {
+    return m_idle;
+  }
+  void
+  close()
   {
     beast::error_code ignored;
     m_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -172,11 +189,11 @@ private:
   std::optional<http::request_parser<http::string_body>> m_parser;
   std::optional<http::response<http::string_body>> m_response;
   std::string m_body;
-  std::uint64_t m_body_filled = 0;        // bytes of m_body received (its size is what was allocated)
-  std::uint64_t m_expected = 0;           // a body of known length: its size
-  std::shared_ptr<BufferHold> m_hold;     // this request's body bytes in the budget
-  Clock::time_point m_body_deadline{};    // an upload, pauses included, is bounded by --timeout
-  asio::steady_timer m_wait;              // paused for room in the budget
+  std::uint64_t m_body_filled = 0;     // bytes of m_body received (its size is what was allocated)
+  std::uint64_t m_expected = 0;        // a body of known length: its size
+  std::shared_ptr<BufferHold> m_hold;  // this request's body bytes in the budget
+  Clock::time_point m_body_deadline{}; // an upload, pauses included, is bounded by --timeout
+  asio::steady_timer m_wait;           // paused for room in the budget
   bool m_idle = true;
   bool m_keep_alive = true;
   bool m_head = false;
@@ -187,7 +204,7 @@ class Front
 {
 public:
   Front(asio::io_context& io, const ServerConfig& config, WorkerPool& pool)
-    : m_io(io), m_config(config), m_pool(pool), m_acceptor(io), m_accept_pause(io)
+      : m_io(io), m_config(config), m_pool(pool), m_acceptor(io), m_accept_pause(io)
   {
     m_spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
@@ -215,8 +232,8 @@ public:
     }
     m_acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (m_acceptor.bind(endpoint, ec); ec) {
-      throw ServeError(ServeFailure::bind, "cannot listen on " + where + ": " + ec.message() +
-                                             " (SAGEMAKER_BIND_TO_PORT / --port)");
+      throw ServeError(ServeFailure::bind,
+                       "cannot listen on " + where + ": " + ec.message() + " (SAGEMAKER_BIND_TO_PORT / --port)");
     }
     if (m_acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
       throw ServeError(ServeFailure::bind, "cannot listen on " + where + ": " + ec.message());
@@ -240,15 +257,51 @@ public:
     }
   }
 
-  bool draining() const { return m_draining; }
-  bool drained() const { return m_busy_sessions == 0 && m_pool.outstanding() == 0; }
-  const ServerConfig& config() const { return m_config; }
-  WorkerPool& pool() { return m_pool; }
-  std::uint64_t next_id() { return ++m_requests; }
-  std::uint64_t requests() const { return m_requests; }
-  void busy(int delta) { m_busy_sessions += delta; }
-  const std::shared_ptr<BufferBudget>& budget() const { return m_budget; }
-  bool room_to_buffer() const { return m_budget->used < m_config.max_buffered_bytes; }
+  bool
+  draining() const
+  {
+    return m_draining;
+  }
+  bool
+  drained() const
+  {
+    return m_busy_sessions == 0 && m_pool.outstanding() == 0;
+  }
+  const ServerConfig&
+  config() const
+  {
+    return m_config;
+  }
+  WorkerPool&
+  pool()
+  {
+    return m_pool;
+  }
+  std::uint64_t
+  next_id()
+  {
+    return ++m_requests;
+  }
+  std::uint64_t
+  requests() const
+  {
+    return m_requests;
+  }
+  void
+  busy(int delta)
+  {
+    m_busy_sessions += delta;
+  }
+  const std::shared_ptr<BufferBudget>&
+  budget() const
+  {
+    return m_budget;
+  }
+  bool
+  room_to_buffer() const
+  {
+    return m_budget->used < m_config.max_buffered_bytes;
+  }
   // Whether the body of `hold` may be read now: while under the ceiling, or as the one
   // body allowed beyond it (the first to wait), so a body larger than the ceiling, or
   // bodies that filled it together, still complete one at a time.
@@ -272,7 +325,11 @@ public:
       m_overdraft.reset();
     }
   }
-  std::uint64_t room_left() const { return room_to_buffer() ? m_config.max_buffered_bytes - m_budget->used : 0; }
+  std::uint64_t
+  room_left() const
+  {
+    return room_to_buffer() ? m_config.max_buffered_bytes - m_budget->used : 0;
+  }
 
 private:
   void
@@ -358,8 +415,9 @@ Session::read_header()
   m_parser->header_limit(64 * 1024);
   m_parser->body_limit(m_front.config().max_body_size);
   m_stream.expires_after(m_front.config().idle_connection_timeout);
-  http::async_read_header(m_stream, m_buffer, *m_parser,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) { self->on_header(ec); });
+  http::async_read_header(
+      m_stream, m_buffer, *m_parser,
+      [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) { self->on_header(ec); });
 }
 
 void
@@ -379,8 +437,8 @@ Session::on_header(beast::error_code ec)
       // Content-Length over the limit: refused before a byte of the body is read.
       respond(Reply{413, "application/json",
                     error_body("PayloadTooLarge", "the body is larger than " +
-                                                    std::to_string(m_front.config().max_body_size) +
-                                                    " bytes (SMLAUNCH_MAX_BODY_SIZE)")});
+                                                      std::to_string(m_front.config().max_body_size) +
+                                                      " bytes (SMLAUNCH_MAX_BODY_SIZE)")});
       return;
     }
     respond(Reply{ec == http::error::header_limit ? 431U : 400U, "application/json",
@@ -396,24 +454,24 @@ Session::on_header(beast::error_code ec)
     respond(Reply{refusal, "application/json",
                   error_body(refusal == 501 ? "NotImplemented" : "BadRequest",
                              R"(Transfer-Encoding must be exactly "chunked" (RFC 9112 section 6.3); it is ")" +
-                               std::string(header(req, "Transfer-Encoding").value_or("")) + "\"")});
+                                 std::string(header(req, "Transfer-Encoding").value_or("")) + "\"")});
     return;
   }
   if (req.version() >= 11 && req.count(http::field::host) != 1) {
     m_keep_alive = false;
     respond(Reply{400, "application/json",
-                  error_body("BadRequest", req.count(http::field::host) == 0 ? "an HTTP/1.1 request needs a Host header"
-                                                                             : "the request has more than one Host header")});
+                  error_body("BadRequest", req.count(http::field::host) == 0
+                                               ? "an HTTP/1.1 request needs a Host header"
+                                               : "the request has more than one Host header")});
     return;
   }
   // A body we will refuse is not waited for.
   if (const auto length = declared_length(req); length && *length > m_front.config().max_body_size) {
     m_keep_alive = false;
     respond(Reply{413, "application/json",
-                  error_body("PayloadTooLarge", "the body has " + std::to_string(*length) +
-                                                  " bytes; this server accepts at most " +
-                                                  std::to_string(m_front.config().max_body_size) +
-                                                  " (SMLAUNCH_MAX_BODY_SIZE)")});
+                  error_body("PayloadTooLarge",
+                             "the body has " + std::to_string(*length) + " bytes; this server accepts at most " +
+                                 std::to_string(m_front.config().max_body_size) + " (SMLAUNCH_MAX_BODY_SIZE)")});
     return;
   }
   const auto expect = header(req, "Expect");
@@ -479,24 +537,25 @@ Session::read_chunked_more()
 {
   const auto left = m_body_deadline - Clock::now();
   m_stream.expires_after(left > 0s ? std::chrono::duration_cast<Clock::duration>(left) : Clock::duration(1ms));
-  http::async_read_some(m_stream, m_buffer, *m_parser, [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) {
-    if (ec) {
-      self->on_body_error(ec);
-      return;
-    }
-    const std::uint64_t size = self->m_parser->get().body().size();
-    if (size > self->m_hold->bytes()) {
-      self->m_hold->add(size - self->m_hold->bytes());
-    }
-    if (!self->m_parser->is_done()) {
-      self->when_room(&Session::read_chunked_more);
-      return;
-    }
-    self->m_stream.expires_never();
-    const bool keep_alive = self->m_parser->keep_alive();
-    http::request<http::string_body> req = self->m_parser->release();
-    self->dispatch(req.base(), keep_alive, std::move(req.body()));
-  });
+  http::async_read_some(m_stream, m_buffer, *m_parser,
+                        [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) {
+                          if (ec) {
+                            self->on_body_error(ec);
+                            return;
+                          }
+                          const std::uint64_t size = self->m_parser->get().body().size();
+                          if (size > self->m_hold->bytes()) {
+                            self->m_hold->add(size - self->m_hold->bytes());
+                          }
+                          if (!self->m_parser->is_done()) {
+                            self->when_room(&Session::read_chunked_more);
+                            return;
+                          }
+                          self->m_stream.expires_never();
+                          const bool keep_alive = self->m_parser->keep_alive();
+                          http::request<http::string_body> req = self->m_parser->release();
+                          self->dispatch(req.base(), keep_alive, std::move(req.body()));
+                        });
 }
 
 // A body that could not be read: too large (413), malformed (400), or the client went.
@@ -506,8 +565,9 @@ Session::on_body_error(beast::error_code ec)
   m_keep_alive = false;
   if (ec == http::error::body_limit) {
     respond(Reply{413, "application/json",
-                  error_body("PayloadTooLarge", "the body is larger than " + std::to_string(m_front.config().max_body_size) +
-                                                  " bytes (SMLAUNCH_MAX_BODY_SIZE)")});
+                  error_body("PayloadTooLarge", "the body is larger than " +
+                                                    std::to_string(m_front.config().max_body_size) +
+                                                    " bytes (SMLAUNCH_MAX_BODY_SIZE)")});
     return;
   }
   if (ec.category() == http::make_error_code(http::error::bad_chunk).category() && ec != http::error::end_of_stream &&
@@ -562,8 +622,9 @@ Session::read_direct_more()
     }
   } catch (const std::bad_alloc&) {
     m_keep_alive = false;
-    respond(Reply{413, "application/json",
-                  error_body("PayloadTooLarge", "a body of " + std::to_string(m_expected) + " bytes does not fit in memory")});
+    respond(Reply{
+        413, "application/json",
+        error_body("PayloadTooLarge", "a body of " + std::to_string(m_expected) + " bytes does not fit in memory")});
     return;
   }
   const auto left = m_body_deadline - Clock::now();
@@ -605,8 +666,9 @@ Session::dispatch(const http::request_header<>& req, bool keep_alive, std::strin
     if (m_front.pool().any_ready() && !m_front.draining()) {
       respond(Reply{200, "", ""});
     } else {
-      respond(Reply{503, "application/json",
-                    error_body("ServiceUnavailable", m_front.draining() ? "the server is stopping" : "the model is loading")});
+      respond(Reply{
+          503, "application/json",
+          error_body("ServiceUnavailable", m_front.draining() ? "the server is stopping" : "the model is loading")});
     }
     return;
   case Route::method_not_allowed:
@@ -615,8 +677,9 @@ Session::dispatch(const http::request_header<>& req, bool keep_alive, std::strin
             allowed_methods(target));
     return;
   case Route::not_found:
-    respond(Reply{404, "application/json", error_body("NotFound", "no such path: " + std::string(target) +
-                                                                    " (this server answers /ping and /invocations)")});
+    respond(Reply{404, "application/json",
+                  error_body("NotFound", "no such path: " + std::string(target) +
+                                             " (this server answers /ping and /invocations)")});
     return;
   case Route::invocations:
     break;
@@ -664,9 +727,10 @@ Session::respond(Reply&& reply, std::string_view allow)
   }
   // A client that does not read its answer does not keep it (and the connection) for ever.
   m_stream.expires_after(m_front.config().timeout);
-  http::async_write(m_stream, *m_response, [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t /*n*/) {
-    self->on_written(ec, keep_alive);
-  });
+  http::async_write(m_stream, *m_response,
+                    [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t /*n*/) {
+                      self->on_written(ec, keep_alive);
+                    });
 }
 
 void

@@ -13,8 +13,7 @@ path_of(std::string_view target)
 {
   // Absolute form (RFC 9112 section 3.2.2: POST http://host/invocations): the path.
   for (const std::string_view scheme : {"http://", "https://"}) {
-    if (target.size() >= scheme.size() &&
-        std::equal(scheme.begin(), scheme.end(), target.begin(), [](char a, char b) {
+    if (target.size() >= scheme.size() && std::equal(scheme.begin(), scheme.end(), target.begin(), [](char a, char b) {
           return a == std::tolower(static_cast<unsigned char>(b));
         })) {
       const auto slash = target.find('/', scheme.size());
@@ -67,7 +66,8 @@ allowed_methods(std::string_view target)
 }
 
 std::string
-resolve_content_type(std::optional<std::string_view> sagemaker_content_type, std::optional<std::string_view> content_type)
+resolve_content_type(std::optional<std::string_view> sagemaker_content_type,
+                     std::optional<std::string_view> content_type)
 {
   for (const auto& value : {sagemaker_content_type, content_type}) {
     if (value && !trimmed(*value).empty()) {

@@ -33,7 +33,10 @@ public:
   virtual void signal(int pid, int signo) = 0;
   // Reap whatever exited meanwhile (orphans of the workers' own children, as PID 1 or a
   // subreaper); called now and then.
-  virtual void reap() {}
+  virtual void
+  reap()
+  {
+  }
 };
 
 struct ServerConfig
@@ -63,7 +66,11 @@ class ServeError : public std::runtime_error
 {
 public:
   ServeError(ServeFailure failure, const std::string& message) : std::runtime_error(message), m_failure(failure) {}
-  ServeFailure failure() const { return m_failure; }
+  ServeFailure
+  failure() const
+  {
+    return m_failure;
+  }
 
 private:
   ServeFailure m_failure;
@@ -71,7 +78,7 @@ private:
 
 struct ServeOutcome
 {
-  int stop_signal = 0; // the signal that stopped the server (after draining)
+  int stop_signal = 0;          // the signal that stopped the server (after draining)
   bool stopped_at_once = false; // a second stop signal: nothing more was waited for
   std::uint64_t requests = 0;
   std::uint64_t worker_restarts = 0;

@@ -2,9 +2,9 @@
 
 #include "serve/routing.hpp"
 
+#include <algorithm>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
-#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -56,7 +56,7 @@ finish(Job& job, Reply&& reply)
 
 WorkerPool::WorkerPool(asio::io_context& io, WorkerProcesses& processes, const ServerConfig& config,
                        std::function<void(const std::string&)> on_fatal)
-  : m_io(io), m_processes(processes), m_config(config), m_on_fatal(std::move(on_fatal)), m_queue_timer(io)
+    : m_io(io), m_processes(processes), m_config(config), m_on_fatal(std::move(on_fatal)), m_queue_timer(io)
 {
   for (int i = 0; i < config.workers; ++i) {
     auto slot = std::make_unique<Slot>(io);
@@ -156,8 +156,8 @@ WorkerPool::spawn(Slot& slot)
   slot.timer.expires_after(m_config.model_load_timeout);
   slot.timer.async_wait([this, &slot, generation](const boost::system::error_code& error) {
     if (!error && generation == slot.generation && slot.state == State::starting) {
-      lost(slot, "it did not load the model within " + seconds_text(m_config.model_load_timeout) +
-                   " (--model-load-timeout)");
+      lost(slot,
+           "it did not load the model within " + seconds_text(m_config.model_load_timeout) + " (--model-load-timeout)");
     }
   });
 }
@@ -198,16 +198,17 @@ WorkerPool::read_payload(Slot& slot)
   }
   const auto generation = slot.generation;
   const std::array<asio::mutable_buffer, 2> buffers{asio::buffer(slot.rx_meta), asio::buffer(slot.rx_body)};
-  asio::async_read(slot.socket, buffers, transfer_all_at_once, [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
-    if (generation != slot.generation) {
-      return;
-    }
-    if (ec) {
-      lost(slot, ec == asio::error::eof ? "it exited" : "its channel failed: " + ec.message());
-      return;
-    }
-    on_frame(slot);
-  });
+  asio::async_read(slot.socket, buffers, transfer_all_at_once,
+                   [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
+                     if (generation != slot.generation) {
+                       return;
+                     }
+                     if (ec) {
+                       lost(slot, ec == asio::error::eof ? "it exited" : "its channel failed: " + ec.message());
+                       return;
+                     }
+                     on_frame(slot);
+                   });
 }
 
 void
@@ -291,29 +292,31 @@ WorkerPool::send(Slot& slot, Job job)
   slot.job_timed_out = false;
   Job& j = *slot.job;
   slot.tx_meta = request_meta(j.content_type, j.accept);
-  slot.tx_header = encode_header(FrameHeader{FrameKind::request, 0, j.id, static_cast<std::uint32_t>(slot.tx_meta.size()),
-                                             static_cast<std::uint64_t>(j.body.size())});
+  slot.tx_header =
+      encode_header(FrameHeader{FrameKind::request, 0, j.id, static_cast<std::uint32_t>(slot.tx_meta.size()),
+                                static_cast<std::uint64_t>(j.body.size())});
   const auto generation = slot.generation;
   const std::array<asio::const_buffer, 3> buffers{asio::buffer(slot.tx_header), asio::buffer(slot.tx_meta),
                                                   asio::buffer(j.body)};
-  asio::async_write(slot.socket, buffers, transfer_all_at_once, [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
-    if (generation != slot.generation) {
-      return;
-    }
-    if (ec) {
-      lost(slot, "writing the request to it failed: " + ec.message());
-      return;
-    }
-    // The body is not needed any more: free it while the worker computes.
-    if (slot.job) {
-      const bool large = slot.job->body.size() >= (std::size_t{1} << 20);
-      std::string().swap(slot.job->body);
-      slot.job->hold.reset();
-      if (large) {
-        ::malloc_trim(k_heap_kept); // give the pages back: memory follows the bodies held
-      }
-    }
-  });
+  asio::async_write(slot.socket, buffers, transfer_all_at_once,
+                    [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
+                      if (generation != slot.generation) {
+                        return;
+                      }
+                      if (ec) {
+                        lost(slot, "writing the request to it failed: " + ec.message());
+                        return;
+                      }
+                      // The body is not needed any more: free it while the worker computes.
+                      if (slot.job) {
+                        const bool large = slot.job->body.size() >= (std::size_t{1} << 20);
+                        std::string().swap(slot.job->body);
+                        slot.job->hold.reset();
+                        if (large) {
+                          ::malloc_trim(k_heap_kept); // give the pages back: memory follows the bodies held
+                        }
+                      }
+                    });
   slot.timer.expires_after(m_config.timeout);
   slot.timer.async_wait([this, &slot, generation](const boost::system::error_code& ec) {
     if (ec || generation != slot.generation || !slot.job) {
@@ -322,9 +325,9 @@ WorkerPool::send(Slot& slot, Job job)
     slot.job_timed_out = true;
     finish(*slot.job, Reply{504, "application/json",
                             error_body("Timeout", "the request took longer than the model server timeout (" +
-                                                    seconds_text(m_config.timeout) +
-                                                    ", SAGEMAKER_MODEL_SERVER_TIMEOUT); worker " +
-                                                    std::to_string(slot.index) + " was replaced")});
+                                                      seconds_text(m_config.timeout) +
+                                                      ", SAGEMAKER_MODEL_SERVER_TIMEOUT); worker " +
+                                                      std::to_string(slot.index) + " was replaced")});
     slot.job.reset();
     lost(slot, "it was still working on a request after " + seconds_text(m_config.timeout));
   });
@@ -345,10 +348,10 @@ WorkerPool::lost(Slot& slot, const std::string& why)
   std::erase(m_idle, &slot);
   slot.state = State::restarting;
   if (slot.job) {
-    finish(*slot.job, Reply{500, "application/json",
-                            error_body("WorkerDied", "worker " + std::to_string(slot.index) + " (pid " +
-                                                       std::to_string(slot.pid) + ") stopped while handling this request: " +
-                                                       why)});
+    finish(*slot.job,
+           Reply{500, "application/json",
+                 error_body("WorkerDied", "worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) +
+                                              ") stopped while handling this request: " + why)});
     slot.job.reset();
   }
   // Whatever it is doing, it is done: a worker never outlives its channel.
@@ -356,9 +359,9 @@ WorkerPool::lost(Slot& slot, const std::string& why)
   if (was_loading) {
     ++slot.failures;
     const std::string message = slot.fatal_message.empty()
-                                  ? "worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) +
-                                      ") stopped while loading the model: " + why + " (its output is above)"
-                                  : slot.fatal_message;
+                                    ? "worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) +
+                                          ") stopped while loading the model: " + why + " (its output is above)"
+                                    : slot.fatal_message;
     if (!all_loaded_once()) {
       fatal(message);
       return;
@@ -385,7 +388,8 @@ WorkerPool::await_exit(Slot& slot, Clock::time_point give_up)
     return;
   }
   // Back off when it keeps failing to load (a model_fn that fails now and then).
-  const auto delay = slot.failures == 0 ? 0ms : std::min<std::chrono::milliseconds>(100ms * (1 << std::min(slot.failures, 9)), 30s);
+  const auto delay =
+      slot.failures == 0 ? 0ms : std::min<std::chrono::milliseconds>(100ms * (1 << std::min(slot.failures, 9)), 30s);
   const auto generation = slot.generation;
   slot.timer.expires_after(delay);
   slot.timer.async_wait([this, &slot, generation](const boost::system::error_code& ec) {
@@ -447,7 +451,7 @@ WorkerPool::expire_queue()
     m_queue.pop_front();
     finish(job, Reply{503, "application/json",
                       error_body("ServiceUnavailable", "no worker became free within the model server timeout (" +
-                                                         seconds_text(m_config.timeout) + ")")});
+                                                           seconds_text(m_config.timeout) + ")")});
   }
   m_queue_timer.expires_after(std::clamp<std::chrono::milliseconds>(m_config.timeout / 10, 10ms, 250ms));
   m_queue_timer.async_wait([this](const boost::system::error_code& ec) {

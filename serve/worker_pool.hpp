@@ -60,7 +60,11 @@ public:
   bool any_ready() const;
   // Requests queued or in flight.
   std::size_t outstanding() const;
-  std::uint64_t restarts() const { return m_restarts; }
+  std::uint64_t
+  restarts() const
+  {
+    return m_restarts;
+  }
   // Close every channel (a worker exits at EOF) and wait, bounded, for the processes;
   // SIGKILL what is left. Blocking: called once the io_context has stopped.
   void stop_workers(std::chrono::milliseconds grace);
@@ -73,7 +77,7 @@ private:
     int index = 0;
     int pid = -1;
     State state = State::stopped;
-    bool loaded_once = false;     // this slot's worker has sent ready at least once
+    bool loaded_once = false; // this slot's worker has sent ready at least once
     bool loaded_this_life = false;
     int failures = 0;             // consecutive deaths before ready
     std::uint64_t generation = 0; // bumped when the worker is replaced: stale handlers stop
