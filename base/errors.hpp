@@ -96,6 +96,16 @@ struct BaseDirectoryError : LauncherError
   explicit BaseDirectoryError(const std::string& message) : LauncherError("ConfigError", ExitCode::config, message) {}
 };
 
+// The script's command line or environment is over the kernel's limits for exec.
+struct ExecLimitError : LauncherError
+{
+  ExecLimitError(const std::string& message, std::string command)
+      : LauncherError("ConfigError", ExitCode::config, message)
+  {
+    with_command(std::move(command));
+  }
+};
+
 // pip failed; `error_class` is the reference's InstallRequirementsError or InstallModuleError.
 struct InstallError : LauncherError
 {

@@ -79,12 +79,12 @@ expand_expression(const std::string& expression, const std::string& variable, co
     const auto open = expression.find('[', i);
     const std::string literal = expression.substr(i, open == std::string::npos ? std::string::npos : open - i);
     if (literal.find(']') != std::string::npos) {
-      throw ConfigError(variable, "", "is \"" + text + "\": \"]\" without \"[\" in \"" + expression + "\"");
+      throw ConfigError(variable, "", "is \"" + text + R"(": "]" without "[" in ")" + expression + "\"");
     }
     if (open == std::string::npos && i > 0) {
       // Slurm refuses text after the last bracket group ("a[1-2]-b").
       throw ConfigError(variable, "",
-                        "is \"" + text + "\": text \"" + literal + "\" after the last \"]\" in \"" + expression + "\"");
+                        "is \"" + text + "\": text \"" + literal + R"(" after the last "]" in ")" + expression + "\"");
     }
     for (auto& n : names) {
       n += literal;
@@ -94,7 +94,7 @@ expand_expression(const std::string& expression, const std::string& variable, co
     }
     const auto close = expression.find(']', open);
     if (close == std::string::npos) {
-      throw ConfigError(variable, "", "is \"" + text + "\": \"[\" without \"]\" in \"" + expression + "\"");
+      throw ConfigError(variable, "", "is \"" + text + R"(": "[" without "]" in ")" + expression + "\"");
     }
     const std::vector<std::string> numbers =
         expand_ranges(expression.substr(open + 1, close - open - 1), variable, text);
@@ -142,7 +142,7 @@ expand_hostlist(const std::string& text, const std::string& variable)
       --depth;
     }
     if (depth > 1) {
-      throw ConfigError(variable, "", "is \"" + text + "\": nested \"[\"");
+      throw ConfigError(variable, "", "is \"" + text + R"(": nested "[")");
     }
     // Commas inside brackets separate ranges; outside, hosts (as do blanks).
     if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n')) {
@@ -152,7 +152,7 @@ expand_hostlist(const std::string& text, const std::string& variable)
     }
   }
   if (depth != 0) {
-    throw ConfigError(variable, "", "is \"" + text + "\": \"[\" without \"]\"");
+    throw ConfigError(variable, "", "is \"" + text + R"(": "[" without "]")");
   }
   flush();
   if (hosts.empty()) {

@@ -120,6 +120,7 @@ struct TreeCopy
     }
     std::set<std::string> names; // sorted: the same order on every run
     errno = 0;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir is safe on a stream no other thread uses
     while (const dirent* entry = ::readdir(dir.get())) {
       const std::string name = entry->d_name;
       if (name != "." && name != "..") {

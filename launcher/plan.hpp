@@ -101,7 +101,7 @@ std::vector<std::string> ssh_connection_sharing(const env::Paths& paths);
 // Where this host's cluster comes from (ClusterChoice); for Slurm, the allocation read
 // from `environment`. Looks only at whether resourceconfig.json exists; throws
 // env::ConfigError when a Slurm variable is missing or malformed.
-ClusterSource choose_cluster(const Options& options, const env::EnvMap& environment, const env::Paths& paths,
+ClusterSource choose_cluster(const Options& options, const env::EnvMap& inherited, const env::Paths& paths,
                              const std::string& cwd);
 
 // `srun` running `smlaunch train --stage-only` once on every node: the settings given

@@ -152,9 +152,7 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
   log_environment(plan);
   const ChildSpec script = spec_for(plan.script);
   if (const std::string problem = exec_limits_problem(plan.script.argv, script.envp); !problem.empty()) {
-    LauncherError error("ConfigError", ExitCode::config, "cannot run the script: " + problem);
-    error.with_command(command);
-    throw error;
+    throw ExecLimitError("cannot run the script: " + problem, command);
   }
   spdlog::info("invoking the user script: {}", env::redact_secrets(command, plan.script.env));
   const ChildResult r = supervisor.run(script);

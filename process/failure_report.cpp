@@ -100,7 +100,7 @@ printable_utf8(const std::string& text, std::size_t max_bytes)
 std::string
 shortened_command(const std::string& command, std::size_t max_bytes)
 {
-  const std::string text = printable_utf8(command, max_bytes);
+  std::string text = printable_utf8(command, max_bytes);
   if (text.size() >= command.size()) {
     return text;
   }
