@@ -2,8 +2,8 @@
 
 #include "base/errors.hpp"
 #include "base/logging.hpp"
+#include "base/state_file.hpp"
 #include "env/config_files.hpp"
-#include "env/py_format.hpp"
 #include "fetch/tree_copy.hpp"
 
 #include <cctype>
@@ -236,25 +236,22 @@ std::optional<Marker>
 read_marker(const std::string& base_dir)
 {
   try {
-    const env::Value doc = env::read_json_file(staging_marker_path(base_dir));
-    const env::Value* uri = doc.find("uri");
-    const env::Value* identity = doc.find("identity");
-    if (uri != nullptr && identity != nullptr && uri->is_string() && identity->is_string()) {
-      return Marker{uri->text(), identity->text()};
-    }
+    const nlohmann::json doc = read_json_state(staging_marker_path(base_dir));
+    return Marker{bytes_from_json(doc.at("uri")), bytes_from_json(doc.at("identity"))};
   } catch (const std::exception&) {
+    return std::nullopt; // missing or unreadable: the code is staged again
   }
-  return std::nullopt;
 }
 
+// Written whole or not at all (a reader never sees half a marker), and checked: a marker
+// that cannot be written fails the staging rather than leaving a stale one.
 void
 write_marker(const std::string& base_dir, const Marker& marker)
 {
-  std::error_code ec;
-  fs::create_directories(fs::path(staging_marker_path(base_dir)).parent_path(), ec);
-  std::ofstream out(staging_marker_path(base_dir), std::ios::trunc);
-  out << "{\"uri\": " << env::py_json_quote(marker.uri) << ", \"identity\": " << env::py_json_quote(marker.identity)
-      << "}\n";
+  nlohmann::ordered_json doc;
+  doc["uri"] = bytes_to_json(marker.uri);
+  doc["identity"] = bytes_to_json(marker.identity);
+  write_json_atomically(staging_marker_path(base_dir), doc, 0644);
 }
 
 bool
