@@ -755,8 +755,9 @@ TEST(LauncherFailureSummary, MpiTaggedTracebackOfTheFailingRank)
 // The failure file is UTF-8 text (SageMaker's FailureReason): escapes and cuts.
 TEST(LauncherFailureFormat, ControlCharactersAndInvalidUtf8AreEscaped)
 {
+  const char raw[] = "a\0b\x1b[0m\xff\xc3(\n\té"; // a NUL inside: its length is sizeof - 1
   const std::string text =
-    launcher::format_failure("ExecuteUserScriptError", 1, std::string("a\0b\x1b[0m\xff\xc3(\n\té", 16), "x");
+    launcher::format_failure("ExecuteUserScriptError", 1, std::string(raw, sizeof raw - 1), "x");
   EXPECT_NE(text.find("a\\x00b\\x1b[0m\\xff\\xc3(\n\té"), std::string::npos) << text;
 }
 
