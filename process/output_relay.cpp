@@ -18,11 +18,13 @@ namespace {
 
 // The tail pipe holds at most this much before old data is dropped into /dev/null.
 constexpr int k_tail_pipe_size = 1024 * 1024;
+constexpr std::size_t k_read_size = 256 * 1024;
 
 } // namespace
 
 OutputRelay::OutputRelay(int pipe_fd, int out_fd, std::size_t tail_capacity)
-    : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_wake_fd(eventfd(0, EFD_CLOEXEC)), m_capacity(tail_capacity)
+    : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_wake_fd(eventfd(0, EFD_CLOEXEC)), m_capacity(tail_capacity),
+      m_buffer(std::make_unique_for_overwrite<char[]>(k_read_size))
 {
   // Relaying to a descriptor with splice() moves pages instead of copying them; the
   // tail is kept as page references in a second pipe (tee), so a chatty script's output
@@ -105,15 +107,17 @@ OutputRelay::keep(const char* data, std::size_t size)
 void
 OutputRelay::collect_tail_pipe()
 {
-  std::vector<char> buffer(64 * 1024);
+  if (m_tail_pipe_bytes == 0) {
+    return;
+  }
   while (m_tail_pipe_bytes > 0) {
-    const ssize_t n = ::read(m_tail_pipe[0], buffer.data(), buffer.size());
+    const ssize_t n = ::read(m_tail_pipe[0], m_buffer.get(), k_read_size);
     if (n <= 0) {
       break;
     }
     m_tail_pipe_bytes -= std::min(m_tail_pipe_bytes, static_cast<std::size_t>(n));
     std::lock_guard<std::mutex> guard(m_tail_lock);
-    m_tail.append(buffer.data(), static_cast<std::size_t>(n));
+    m_tail.append(m_buffer.get(), static_cast<std::size_t>(n));
   }
   std::lock_guard<std::mutex> guard(m_tail_lock);
   if (m_tail.size() > m_capacity) {
@@ -175,7 +179,6 @@ OutputRelay::splice_available_bytes(bool& out_broken)
 void
 OutputRelay::loop()
 {
-  std::vector<char> buffer(256 * 1024);
   bool out_broken = m_out_fd < 0;
   bool draining = false;
   while (true) {
@@ -209,7 +212,7 @@ OutputRelay::loop()
       continue;
     }
     collect_tail_pipe(); // keep the order of the tail when falling back to copying
-    const ssize_t n = ::read(m_pipe_fd, buffer.data(), buffer.size());
+    const ssize_t n = ::read(m_pipe_fd, m_buffer.get(), k_read_size);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) {
         continue;
@@ -223,9 +226,9 @@ OutputRelay::loop()
     if (!out_broken) {
       std::lock_guard<std::mutex> guard(output_lock());
       // A reader that went away must not stall the child: keep reading, stop writing.
-      out_broken = !write_all(m_out_fd, buffer.data(), size);
+      out_broken = !write_all(m_out_fd, m_buffer.get(), size);
     }
-    keep(buffer.data(), size);
+    keep(m_buffer.get(), size);
   }
   collect_tail_pipe();
 }

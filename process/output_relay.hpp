@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -42,6 +43,9 @@ private:
   std::size_t m_tail_pipe_bytes = 0;
   bool m_splice_ok = true;
   std::size_t m_capacity;
+  // One read buffer, allocated here and never zero-filled: a job that writes little
+  // touches few of its pages, and the relay thread never calls malloc (no arena of its own).
+  std::unique_ptr<char[]> m_buffer;
   std::thread m_thread;
   mutable std::mutex m_tail_lock;
   std::string m_tail;
