@@ -203,8 +203,8 @@ private:
 class Front
 {
 public:
-  Front(asio::io_context& io, const ServerConfig& config, WorkerPool& pool)
-      : m_io(io), m_config(config), m_pool(pool), m_acceptor(io), m_accept_pause(io)
+  Front(asio::io_context& io, const ServerConfig& config, WorkerPool& pool, HeapTrim& heap_trim)
+      : m_io(io), m_config(config), m_pool(pool), m_heap_trim(heap_trim), m_acceptor(io), m_accept_pause(io)
   {
     m_spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
@@ -276,6 +276,11 @@ public:
   pool()
   {
     return m_pool;
+  }
+  HeapTrim&
+  heap_trim()
+  {
+    return m_heap_trim;
   }
   std::uint64_t
   next_id()
@@ -391,6 +396,7 @@ private:
   asio::io_context& m_io;
   const ServerConfig& m_config;
   WorkerPool& m_pool;
+  HeapTrim& m_heap_trim;
   tcp::acceptor m_acceptor;
   asio::steady_timer m_accept_pause;
   int m_spare_fd = -1;
@@ -740,7 +746,7 @@ Session::on_written(beast::error_code ec, bool keep_alive)
   const bool large = m_response && m_response->body().size() >= (std::size_t{1} << 20);
   m_response.reset();
   if (large) {
-    ::malloc_trim(k_heap_kept); // the heap's top would otherwise keep the largest answer's pages
+    m_front.heap_trim().large_released(); // the heap would otherwise keep the largest answer's pages
   }
   m_front.busy(-1);
   if (ec || !keep_alive) {
@@ -777,11 +783,12 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
   asio::posix::stream_descriptor signals(io, sfd);
   std::optional<std::string> fatal;
   ServeOutcome outcome;
-  WorkerPool pool(io, processes, config, [&](const std::string& message) {
+  HeapTrim heap_trim(io);
+  WorkerPool pool(io, processes, config, heap_trim, [&](const std::string& message) {
     fatal = message;
     io.stop();
   });
-  Front front(io, config, pool);
+  Front front(io, config, pool, heap_trim);
   const std::uint16_t port = front.listen();
   spdlog::info("listening on http://{}:{} with {} worker(s), timeout {} ms", config.bind_address, port, config.workers,
                config.timeout.count());

@@ -13,9 +13,7 @@
 
 namespace serve {
 
-// Free heap kept after a large body is released (malloc_trim's pad): the next request of
-// a few MiB reuses those pages instead of faulting in fresh zeroed ones (a 1 MiB request
-// cost the front ~256 page faults each), while memory still falls back after a burst.
+// Free heap kept when the front gives memory back (malloc_trim's pad).
 inline constexpr std::size_t k_heap_kept = 8U << 20U;
 
 // How worker processes are started, watched and stopped (the launcher's supervisor).

@@ -54,9 +54,26 @@ finish(Job& job, Reply&& reply)
 
 } // namespace
 
+void
+HeapTrim::large_released()
+{
+  if (m_pending) {
+    return;
+  }
+  m_pending = true;
+  m_timer.expires_after(k_delay);
+  m_timer.async_wait([this](const boost::system::error_code& ec) {
+    m_pending = false;
+    if (!ec) {
+      ::malloc_trim(k_heap_kept);
+    }
+  });
+}
+
 WorkerPool::WorkerPool(asio::io_context& io, WorkerProcesses& processes, const ServerConfig& config,
-                       std::function<void(const std::string&)> on_fatal)
-    : m_io(io), m_processes(processes), m_config(config), m_on_fatal(std::move(on_fatal)), m_queue_timer(io)
+                       HeapTrim& heap_trim, std::function<void(const std::string&)> on_fatal)
+    : m_io(io), m_processes(processes), m_config(config), m_heap_trim(heap_trim), m_on_fatal(std::move(on_fatal)),
+      m_queue_timer(io)
 {
   for (int i = 0; i < config.workers; ++i) {
     auto slot = std::make_unique<Slot>(io);
@@ -313,7 +330,7 @@ WorkerPool::send(Slot& slot, Job job)
                         std::string().swap(slot.job->body);
                         slot.job->hold.reset();
                         if (large) {
-                          ::malloc_trim(k_heap_kept); // give the pages back: memory follows the bodies held
+                          m_heap_trim.large_released(); // memory follows the bodies held, a moment later
                         }
                       }
                     });
