@@ -47,9 +47,12 @@ probe_open_mpi_major(Supervisor& supervisor, const env::EnvMap& inherited, const
   for (const auto& key : config.hyperparameters.keys()) {
     maybe_mpi = maybe_mpi || key == "sagemaker_use_mpi" || key == "sagemaker_mpi_enabled";
   }
+  if (!maybe_mpi) {
+    return 4;
+  }
   const std::string* path = inherited.get("PATH");
   const auto mpirun = find_executable(options.mpirun, path != nullptr ? *path : k_default_path);
-  if (!maybe_mpi || !mpirun) {
+  if (!mpirun) {
     return 4;
   }
   if (const auto major = open_mpi_major_from_files(*mpirun)) {

@@ -14,6 +14,14 @@ namespace launcher {
 
 namespace {
 
+// AWS Neuron's driver makes /dev/neuron0 (passed to Neuron containers); without it
+// `neuron-ls` finds no device, so it is not looked for along PATH.
+bool
+neuron_driver_present()
+{
+  return ::access("/dev/neuron0", F_OK) == 0;
+}
+
 // NVML's device count without linking against the driver: the library is only on
 // GPU machines, so it is opened at run time.
 std::optional<int>
@@ -171,8 +179,10 @@ probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std:
 
   if (instance_type.find("trn2.48xlarge") != std::string::npos) {
     probe.facts.num_neurons = 64;
-  } else if (const auto out = run_probe(supervisor, environment, "neuron-ls", {"-j"}, probe.processes_run)) {
-    probe.facts.num_neurons = count_neuron_cores(*out);
+  } else if (neuron_driver_present()) {
+    if (const auto out = run_probe(supervisor, environment, "neuron-ls", {"-j"}, probe.processes_run)) {
+      probe.facts.num_neurons = count_neuron_cores(*out);
+    }
   }
 
   const std::string* path = environment.get("PATH");

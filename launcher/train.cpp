@@ -144,8 +144,8 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
     struct stat st
     {
     };
-    if (::stat(path.c_str(), &st) == 0) {
-      ::chmod(path.c_str(), (st.st_mode & 07777) | 0111);
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0111) != 0111) {
+      ::chmod(path.c_str(), (st.st_mode & 07777) | 0111); // not when set: a journalled write on every run
     }
   }
 

@@ -470,13 +470,17 @@ prepare_outcome(const env::Paths& paths)
   if (read_whole(outcome_marker(paths), recorded, 1024 * 1024)) {
     std::string current;
     if (recorded == "success\n") {
+      // The marker stays: this run rewrites it only if it ends otherwise (a job run
+      // again and again in one tree then writes no marker at all).
       ::unlink(paths.success_file.c_str());
     } else if (recorded.starts_with("failure\n") && read_whole(paths.failure_file, current, 1024 * 1024) &&
                current == recorded.substr(8)) {
       spdlog::info("removing the failure file of an earlier run: {}", paths.failure_file);
       ::unlink(paths.failure_file.c_str());
     }
-    ::unlink(outcome_marker(paths).c_str());
+    if (recorded != "success\n") {
+      ::unlink(outcome_marker(paths).c_str());
+    }
   }
   struct stat st
   {
@@ -522,7 +526,9 @@ record_outcome(const env::Paths& paths, int code, const std::string& error_class
     const int fd = ::open(paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::close(fd);
-      write_outcome_marker(paths, "success\n");
+      if (std::string recorded; !read_whole(outcome_marker(paths), recorded, 64) || recorded != "success\n") {
+        write_outcome_marker(paths, "success\n");
+      }
     }
     return 0;
   }

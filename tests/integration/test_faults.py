@@ -125,6 +125,10 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertFalse(os.path.exists(tree.path("output", "failure")), "stale failure file kept")
         self.assertTrue(os.path.exists(tree.path("output", "success")))
+        # A success after a success (its marker is kept, not rewritten) still leaves one.
+        result = tree.run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(os.path.exists(tree.path("output", "success")))
         # ...and the success of that run is not left beside the next run's failure.
         tree.add_code("train.py", "import sys\nsys.exit(4)\n")
         self.assertEqual(tree.run().returncode, 4)
