@@ -273,17 +273,14 @@ is_mount_point(const std::string& dir)
   return ::stat(dir.c_str(), &self) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
 }
 
-// code/ is a volume (Docker's `-v ...:/opt/ml/code`): it cannot be renamed over, so the
-// code is staged in a folder inside it, then the old entries are removed and the new ones
-// renamed up one level (same volume, so each move is a rename).
+// A fresh, empty `staging` folder (whatever an earlier run left there removed) filled by
+// `fill`; removed again when `fill` throws.
 void
-replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
+fill_new_folder(const std::string& staging, const std::function<void(const std::string&)>& fill)
 {
-  const std::string name = ".smlaunch-staging-" + std::to_string(getpid());
-  const std::string staging = ctx.code_dir + "/" + name;
   std::error_code ec;
   fs::remove_all(staging, ec);
-  fs::create_directory(staging, ec);
+  fs::create_directories(staging, ec);
   if (ec) {
     throw StagingError("cannot create " + staging + ": " + ec.message());
   }
@@ -293,6 +290,18 @@ replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(co
     fs::remove_all(staging, ec);
     throw;
   }
+}
+
+// code/ is a volume (Docker's `-v ...:/opt/ml/code`): it cannot be renamed over, so the
+// code is staged in a folder inside it, then the old entries are removed and the new ones
+// renamed up one level (same volume, so each move is a rename).
+void
+replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
+{
+  const std::string name = ".smlaunch-staging-" + std::to_string(getpid());
+  const std::string staging = ctx.code_dir + "/" + name;
+  fill_new_folder(staging, fill);
+  std::error_code ec;
   for (const auto& entry : fs::directory_iterator(ctx.code_dir, ec)) {
     if (entry.path().filename() != name) {
       fs::remove_all(entry.path(), ec);
@@ -324,18 +333,8 @@ replace_code_dir(const StagingContext& ctx, const std::function<void(const std::
     return;
   }
   const std::string staging = ctx.base_dir + "/.smlaunch/staging-" + std::to_string(getpid());
+  fill_new_folder(staging, fill);
   std::error_code ec;
-  fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) {
-    throw StagingError("cannot create " + staging + ": " + ec.message());
-  }
-  try {
-    fill(staging);
-  } catch (...) {
-    fs::remove_all(staging, ec);
-    throw;
-  }
   fs::remove_all(ctx.code_dir, ec);
   fs::rename(staging, ctx.code_dir, ec);
   if (ec) {
