@@ -8,7 +8,9 @@
 #   docker/engine.sh env       print `export DOCKER_HOST=...` for this engine
 #   docker/engine.sh base      make the debian:12 base image from Debian's packages (cached)
 # What it still writes outside .cache (README, "Docker"): dockerd 20.10 creates
-# /etc/docker/key.json, and containerd's shims keep sockets under /run/containerd.
+# /etc/docker/key.json (removed at stop when it made it), and containerd's shims keep
+# sockets under /run/containerd. containerd is started here with a configuration of its own
+# (dockerd's default one creates /opt/containerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -41,9 +43,28 @@ start() {
   # dockerd 20.10 insists on /etc/docker/key.json; remember to remove it when we made it.
   if [ ! -e /etc/docker/key.json ]; then touch "$cache/made-etc-docker-key"; fi
   echo '{}' > "$cache/daemon.json"   # not the machine's /etc/docker/daemon.json
+  # containerd of our own: the one dockerd starts uses the default configuration, whose
+  # "opt" plugin creates /opt/containerd on the machine; this one keeps it under .cache.
+  mkdir -p "$cache/containerd" "$exec_root/containerd"
+  cat > "$cache/containerd.toml" <<TOML
+version = 2
+root = "$cache/containerd/root"
+state = "$exec_root/containerd/state"
+[grpc]
+  address = "$exec_root/containerd/containerd.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$cache/containerd/opt"
+TOML
+  containerd --config "$cache/containerd.toml" --log-level warn >"$cache/containerd.log" 2>&1 </dev/null &
+  echo $! > "$exec_root/containerd.pid"
+  for _ in $(seq 1 100); do
+    [ -S "$exec_root/containerd/containerd.sock" ] && break
+    sleep 0.1
+  done
   # --bridge=none: no docker0; --iptables=false/--ip-forward=false: the host's firewall and
   # forwarding stay as they are. Published ports go through docker-proxy on loopback.
   dockerd --config-file "$cache/daemon.json" --data-root "$cache/data" --exec-root "$exec_root" \
+          --containerd "$exec_root/containerd/containerd.sock" \
           --pidfile "$exec_root/dockerd.pid" --host "$DOCKER_HOST" \
           --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
           --storage-driver overlay2 --log-level warn \
@@ -61,13 +82,12 @@ start() {
   exit 1
 }
 
-stop() {
-  local pidfile="$exec_root/dockerd.pid"
-  [ -f "$pidfile" ] || return 0
+# TERM, then KILL after 30 s, the process whose pid is in $1 (if any); the file is removed.
+stop_pidfile() {
+  [ -f "$1" ] || return 0
   local pid
-  pid="$(cat "$pidfile")"
+  pid="$(cat "$1")"
   if kill -0 "$pid" 2>/dev/null; then
-    running && "$docker" ps -q | xargs -r "$docker" rm -f >/dev/null 2>&1 || true
     kill -TERM "$pid"
     for _ in $(seq 1 300); do
       kill -0 "$pid" 2>/dev/null || break
@@ -75,7 +95,15 @@ stop() {
     done
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  rm -f "$pidfile"
+  rm -f "$1"
+}
+
+stop() {
+  if [ -f "$exec_root/dockerd.pid" ] && running; then
+    "$docker" ps -q | xargs -r "$docker" rm -f >/dev/null 2>&1 || true
+  fi
+  stop_pidfile "$exec_root/dockerd.pid"
+  stop_pidfile "$exec_root/containerd.pid"   # after dockerd, which uses it to the end
   if [ -e "$cache/made-etc-docker-key" ]; then
     rm -f /etc/docker/key.json "$cache/made-etc-docker-key"
   fi
