@@ -473,7 +473,10 @@ class TestFaults(unittest.TestCase):
         self.assertIn("MAX_ARG_STRLEN", failure)
         self.assertLess(len(failure), 8192)
         maxrss_kib = int(re.search(r"maxrss_kib=(\d+)", result.stderr).group(1))
-        self.assertLess(maxrss_kib, 512 * 1024, "the launcher peaked at %d KiB" % maxrss_kib)
+        # 228 MiB seen; AddressSanitizer's shadow and redzones about 2.6 times that.
+        asan = "libasan" in subprocess.run(["ldd", harness.SMLAUNCH], capture_output=True, text=True).stdout
+        limit_kib = (1536 if asan else 512) * 1024
+        self.assertLess(maxrss_kib, limit_kib, "the launcher peaked at %d KiB" % maxrss_kib)
 
     def test_a_training_env_over_128_kib_is_named(self):
         hosts = ["algo-%d" % i for i in range(1, 8001)]
