@@ -1,5 +1,6 @@
 #include "env/config_files.hpp"
 
+#include "base/kernel_limits.hpp"
 #include "env/config_error.hpp"
 #include "env/hyperparameters.hpp"
 
@@ -234,8 +235,8 @@ check_hyperparameters(const Value& hps, const std::string& file, std::vector<Pro
   } else {
     // Every user hyperparameter lands in SM_HPS, one environment variable, which the kernel
     // caps at MAX_ARG_STRLEN: past that the script cannot be started, so say so now, before
-    // SM_* are built (a million of them took 1.6 GB and 10 s to reach the same error).
-    constexpr std::size_t k_max_arg_strlen = 32 * 4096;
+    // SM_* are built (a million of them took 1.6 GB and 10 s to reach the same error). The
+    // values are counted once decoded (build_training_environment).
     std::size_t least = 2; // {"name":v, ...}: quotes, colon, a value and a separator each
     std::size_t user = 0;
     for (const auto& name : hps.keys()) {
@@ -244,19 +245,18 @@ check_hyperparameters(const Value& hps, const std::string& file, std::vector<Pro
         ++user;
       }
     }
-    if (least > k_max_arg_strlen) {
+    if (least > base::k_max_arg_strlen) {
       c.add("", "holds " + std::to_string(user) + " hyperparameters for the script, at least " + std::to_string(least) +
-                    " bytes in SM_HPS; expected at most " + std::to_string(k_max_arg_strlen) +
+                    " bytes in SM_HPS; expected at most " + std::to_string(base::k_max_arg_strlen) +
                     " bytes, the kernel's limit for one environment variable (MAX_ARG_STRLEN)");
-      out.insert(out.end(), c.problems.begin(), c.problems.end());
-      return;
-    }
-    for (const auto& name : hps.keys()) {
-      // Names become SM_HP_<NAME> variables and --name arguments.
-      if (name.empty()) {
-        c.add("/", "hyperparameter name is empty");
-      } else if (name.find('=') != std::string::npos || name.find('\0') != std::string::npos) {
-        c.add("/" + name, "hyperparameter name must not contain '=' or a NUL byte");
+    } else {
+      for (const auto& name : hps.keys()) {
+        // Names become SM_HP_<NAME> variables and --name arguments.
+        if (name.empty()) {
+          c.add("/", "hyperparameter name is empty");
+        } else if (name.find('=') != std::string::npos || name.find('\0') != std::string::npos) {
+          c.add("/" + name, "hyperparameter name must not contain '=' or a NUL byte");
+        }
       }
     }
   }

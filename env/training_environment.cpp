@@ -1,5 +1,6 @@
 #include "env/training_environment.hpp"
 
+#include "base/kernel_limits.hpp"
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
 
@@ -133,6 +134,28 @@ build_training_environment(const Paths& paths, const ConfigFiles& files, const M
   e.resource_config = files.resource_config;
   e.input_data_config = files.input_data_config;
   e.hyperparameters = decode_hyperparameters(files.hyperparameters);
+  // SM_HPS carries every script hyperparameter in one variable, which the kernel caps at
+  // MAX_ARG_STRLEN: a value too large for it is refused here, before the arguments and the
+  // other variables copy it a dozen times (one 50 MB value reached the kernel's refusal
+  // through 1.5 GB of copies).
+  if (const std::size_t sm_hps = sizeof("SM_HPS=") + to_env_value(e.hyperparameters.user).size();
+      sm_hps > base::k_max_arg_strlen) {
+    const Value& user = e.hyperparameters.user;
+    std::size_t largest = 0;
+    std::size_t largest_bytes = 0;
+    for (std::size_t i = 0; i < user.size(); ++i) {
+      if (const std::size_t bytes = to_env_value(user.items()[i]).size(); bytes > largest_bytes) {
+        largest = i;
+        largest_bytes = bytes;
+      }
+    }
+    const std::string& name = user.keys()[largest];
+    throw ConfigError(paths.hyperparameters_file, "/" + name,
+                      "hyperparameter \"" + name + "\" (" + std::to_string(largest_bytes) +
+                          " bytes, the largest) makes SM_HPS " + std::to_string(sm_hps) +
+                          " bytes with its name and NUL; expected at most " + std::to_string(base::k_max_arg_strlen) +
+                          ", the kernel's limit for one environment variable (MAX_ARG_STRLEN)");
+  }
   const Value& rc = e.resource_config;
   const Value& sm = e.hyperparameters.sagemaker;
 

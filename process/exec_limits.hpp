@@ -2,14 +2,15 @@
 // million hyperparameters or one 50 MB value is named instead of "Argument list too long".
 #pragma once
 
+#include "base/kernel_limits.hpp"
+
 #include <cstddef>
 #include <string>
 #include <vector>
 
 namespace launcher {
 
-// Linux's MAX_ARG_STRLEN: one argument or "NAME=value" string, its NUL included.
-inline constexpr std::size_t k_max_arg_strlen = 32 * 4096;
+using base::k_max_arg_strlen;
 
 // "" when `argv` and `envp` fit (each string at most MAX_ARG_STRLEN, all of them with
 // their pointers within `arg_max`), else what does not: the argument after "--key" names

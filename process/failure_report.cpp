@@ -430,6 +430,10 @@ reserve_path(const env::Paths& paths)
 
 constexpr off_t k_reserve_bytes = 64 * 1024;
 
+// The marker already said "success" when this process's prepare_outcome read it: a success
+// after a success then leaves it alone, without reading it again.
+bool g_marker_says_success = false;
+
 bool
 read_whole(const std::string& path, std::string& out, std::size_t limit)
 {
@@ -467,9 +471,11 @@ void
 prepare_outcome(const env::Paths& paths)
 {
   std::string recorded;
+  g_marker_says_success = false;
   if (read_whole(outcome_marker(paths), recorded, 1024 * 1024)) {
+    g_marker_says_success = recorded == "success\n";
     std::string current;
-    if (recorded == "success\n") {
+    if (g_marker_says_success) {
       // The marker stays: this run rewrites it only if it ends otherwise (a job run
       // again and again in one tree then writes no marker at all).
       ::unlink(paths.success_file.c_str());
@@ -478,7 +484,7 @@ prepare_outcome(const env::Paths& paths)
       spdlog::info("removing the failure file of an earlier run: {}", paths.failure_file);
       ::unlink(paths.failure_file.c_str());
     }
-    if (recorded != "success\n") {
+    if (!g_marker_says_success) {
       ::unlink(outcome_marker(paths).c_str());
     }
   }
@@ -511,6 +517,7 @@ record_failure(const env::Paths& paths, const std::string& text)
   const bool written = write_failure_file(paths.failure_file, text);
   if (written) {
     write_outcome_marker(paths, "failure\n" + text);
+    g_marker_says_success = false;
   }
   return written;
 }
@@ -526,8 +533,9 @@ record_outcome(const env::Paths& paths, int code, const std::string& error_class
     const int fd = ::open(paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::close(fd);
-      if (std::string recorded; !read_whole(outcome_marker(paths), recorded, 64) || recorded != "success\n") {
+      if (!g_marker_says_success) {
         write_outcome_marker(paths, "success\n");
+        g_marker_says_success = true;
       }
     }
     return 0;

@@ -1,4 +1,5 @@
 // The HTTP front: Boost.Beast on one thread, keep-alive, 100-continue, bounded bodies.
+#include "serve/heap_trim.hpp"
 #include "serve/routing.hpp"
 #include "serve/server.hpp"
 #include "serve/worker_pool.hpp"
@@ -14,7 +15,6 @@
 #include <csignal>
 #include <cstdint>
 #include <fcntl.h>
-#include <malloc.h>
 #include <optional>
 #include <poll.h>
 #include <spdlog/spdlog.h>

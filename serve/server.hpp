@@ -13,9 +13,6 @@
 
 namespace serve {
 
-// Free heap kept when the front gives memory back (malloc_trim's pad).
-inline constexpr std::size_t k_heap_kept = 8U << 20U;
-
 // How worker processes are started, watched and stopped (the launcher's supervisor).
 class WorkerProcesses
 {

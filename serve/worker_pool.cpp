@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -53,22 +52,6 @@ finish(Job& job, Reply&& reply)
 }
 
 } // namespace
-
-void
-HeapTrim::large_released()
-{
-  if (m_pending) {
-    return;
-  }
-  m_pending = true;
-  m_timer.expires_after(k_delay);
-  m_timer.async_wait([this](const boost::system::error_code& ec) {
-    m_pending = false;
-    if (!ec) {
-      ::malloc_trim(k_heap_kept);
-    }
-  });
-}
 
 WorkerPool::WorkerPool(asio::io_context& io, WorkerProcesses& processes, const ServerConfig& config,
                        HeapTrim& heap_trim, std::function<void(const std::string&)> on_fatal)

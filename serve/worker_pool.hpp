@@ -6,6 +6,7 @@
 #pragma once
 
 #include "serve/framing.hpp"
+#include "serve/heap_trim.hpp"
 #include "serve/server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -21,22 +22,6 @@
 #include <vector>
 
 namespace serve {
-
-// Gives freed heap back to the kernel a moment after large bodies were released, not
-// after each one: under load the next requests reuse the same pages (trimming after every
-// MiB-sized body made each one fault in ~256 fresh zeroed pages, twice, in the front), and
-// once the load stops memory falls back within `k_delay`.
-class HeapTrim
-{
-public:
-  static constexpr std::chrono::milliseconds k_delay{1000};
-  explicit HeapTrim(boost::asio::io_context& io) : m_timer(io) {}
-  void large_released();
-
-private:
-  boost::asio::steady_timer m_timer;
-  bool m_pending = false;
-};
 
 struct Reply
 {

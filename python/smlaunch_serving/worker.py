@@ -55,18 +55,29 @@ class Channel:
         except OSError:
             pass
 
+    def _make_room(self, need):
+        """Make buffer[start:] able to hold `need` bytes, keeping what is unread. A buffer
+        up to KEEP is reused (its unread bytes moved to the front); a larger one is made
+        for the request that needs it and dropped once that request is read."""
+        unread = self.end - self.start
+        if unread == 0:
+            self.start = self.end = 0
+            if len(self.buffer) > self.KEEP:
+                self.buffer = bytearray(64 * 1024)  # a huge request's buffer is not kept
+        if self.start + need <= len(self.buffer):
+            return
+        size = max(need, 64 * 1024)
+        if size <= len(self.buffer):
+            self.buffer[:unread] = self.buffer[self.start:self.end]
+        else:
+            grown = bytearray(size)
+            grown[:unread] = self.buffer[self.start:self.end]
+            self.buffer = grown
+        self.start, self.end = 0, unread
+
     def _fill(self, need):
         """Receive until buffer[start:end] holds `need` bytes; False at EOF."""
-        if self.start + need > len(self.buffer):
-            size = max(need, 64 * 1024)
-            if size <= self.KEEP and size <= len(self.buffer):
-                self.buffer[:self.end - self.start] = self.buffer[self.start:self.end]
-            else:
-                grown = bytearray(size)
-                grown[:self.end - self.start] = self.buffer[self.start:self.end]
-                self.buffer = grown
-            self.end -= self.start
-            self.start = 0
+        self._make_room(need)
         view = memoryview(self.buffer)
         while self.end - self.start < need:
             try:
@@ -82,10 +93,6 @@ class Channel:
     def receive(self):
         """(kind, id, meta, body), or None when the front closed the channel. `body` is a
         view of the channel's buffer, valid until the next receive()."""
-        if self.start == self.end:
-            self.start = self.end = 0
-            if len(self.buffer) > self.KEEP:
-                self.buffer = bytearray(64 * 1024)  # a huge request's buffer is not kept
         if not self._fill(HEADER.size):
             return None
         magic, kind, _status, ident, meta_size, _reserved, body_size = HEADER.unpack_from(self.buffer, self.start)
@@ -125,7 +132,6 @@ class Handlers:
         if "model_fn" not in self.user:
             raise RuntimeError("module %s (SAGEMAKER_PROGRAM) defines no model_fn(model_dir): the server "
                                "cannot load the model without it" % module.__name__)
-        self.default_input_fn = defaults.input_fn
         self.input_fn = self.user.get("input_fn", defaults.input_fn)
         self.predict_fn = self.user.get("predict_fn", defaults.predict_fn)
         self.output_fn = self.user.get("output_fn", defaults.output_fn)
@@ -143,7 +149,7 @@ class Handlers:
             kind = content_type.split(";", 1)[0].strip().lower()
             # The default input_fn reads NPY straight from the channel's buffer (it copies
             # the array out); a user's gets bytes of its own, as from the reference.
-            data = body if self.input_fn is self.default_input_fn and kind == "application/x-npy" else bytes(body)
+            data = body if "input_fn" not in self.user and kind == "application/x-npy" else bytes(body)
             if kind in ("application/json", "text/csv"):
                 try:
                     data = data.decode("utf-8")

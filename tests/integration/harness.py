@@ -1,6 +1,7 @@
 """Helpers for the integration tests: fake /opt/ml trees and the real smlaunch binary."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -99,12 +100,27 @@ class Tree:
         with open(self.path("output", "data", "probe.json")) as f:
             return json.load(f)
 
-    def run(self, command="train", args=(), env=None, timeout=120, **kwargs):
-        """Run smlaunch on this tree; returns a CompletedProcess with text output."""
+    def run(self, command="train", args=(), env=None, timeout=120, time_rss=False, **kwargs):
+        """Run smlaunch on this tree; returns a CompletedProcess with text output.
+        time_rss: under /usr/bin/time, whose peak RSS line peak_rss_kib() reads."""
         environment = env if env is not None else clean_env()
         argv = [SMLAUNCH, command, "--base-dir", self.base, "--python", PYTHON, *args]
+        if time_rss:
+            argv = ["/usr/bin/time", "-f", "maxrss_kib=%M"] + argv
         return subprocess.run(argv, env=environment, capture_output=True, timeout=timeout,
                               text=True, errors="replace", **kwargs)
+
+
+def peak_rss_kib(result):
+    """The peak RSS of a Tree.run(time_rss=True), in KiB."""
+    return int(re.search(r"maxrss_kib=(\d+)", result.stderr).group(1))
+
+
+def rss_limit_kib(mib):
+    """A memory bound of `mib` MiB for smlaunch, three times that under AddressSanitizer
+    (its shadow and redzones: 591 MB seen where 228 MB without)."""
+    asan = "libasan" in subprocess.run(["ldd", SMLAUNCH], capture_output=True, text=True).stdout
+    return mib * 1024 * (3 if asan else 1)
 
 
 def build_wheel(directory, name, version="1.0", module_text="VALUE = 42\n"):
