@@ -165,6 +165,39 @@ class TestFaults(unittest.TestCase):
         self.assertIn("No space left on device", failure)
         self.assertIn("ExitCode 1", failure)
 
+    def test_the_failure_reserve_is_kept_between_runs_outside_output(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", "print('ok')\n")
+        self.assertEqual(tree.run().returncode, 0)
+        reserve = tree.path(".smlaunch", "failure-reserve")
+        self.assertEqual(tree.run().returncode, 0)
+        self.assertEqual(os.listdir(tree.path("output")), ["success"])
+        kept = os.stat(reserve)
+        self.assertGreaterEqual(kept.st_blocks * 512, 64 * 1024)
+        self.assertEqual(tree.run().returncode, 0)
+        self.assertEqual(os.stat(reserve).st_ino, kept.st_ino, "the reserve was made again")
+        self.assertEqual(os.listdir(tree.path("output")), ["success"])
+
+    def test_the_failure_fits_when_the_script_filled_the_trees_volume(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        base = self.small_volume(tree)
+        run = lambda: subprocess.run([harness.SMLAUNCH, "train", "--base-dir", base, "--python", harness.PYTHON],
+                                     env=clean_env(), capture_output=True, text=True, timeout=120)
+        tree.add_code("train.py", "print('ok')\n")
+        self.assertEqual(run().returncode, 0)  # stages code/ and makes .smlaunch/
+        self.assertEqual(run().returncode, 0)  # the reserve now lives in .smlaunch/, kept
+        self.assertTrue(os.path.exists(os.path.join(base, ".smlaunch", "failure-reserve")))
+        tree.add_code("train.py", "import os\n"
+                                  "with open(os.path.join(os.path.dirname(os.environ['SM_INPUT_DIR']), 'filler'), 'wb') as f:\n"
+                                  "    while True:\n"
+                                  "        f.write(b'x' * 4096)\n"
+                                  "        f.flush()\n")
+        result = run()
+        self.assertEqual(result.returncode, 1, result.stderr)
+        failure = read(os.path.join(base, "output", "failure"))
+        self.assertIn("No space left on device", failure)
+        self.assertIn("ExitCode 1", failure)
+
     def small_volume(self, tree, size="2m"):
         """A copy of the tree's base on a tmpfs of its own (root only)."""
         if os.geteuid() != 0:
