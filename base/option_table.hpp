@@ -4,7 +4,11 @@
 // resolved value remembering where it came from (`smlaunch plan`, -v).
 #pragma once
 
+#include <map>
+#include <set>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace launcher {
 
@@ -48,6 +52,29 @@ resolve_setting(const OptionSpec& option, const std::string* command_line, const
 // One option of a help text: "  --NAME VALUE" padded to `column`, its help, then a line
 // with its environment twin (and the fallback variable) and `default_text`.
 std::string option_help(const OptionSpec& option, const std::string& default_text, std::size_t column);
+
+// A flag of a command (no value), with its one-letter form ('\0': none).
+struct FlagSpec
+{
+  const char* name;
+  char letter;
+};
+
+// A command line read against an option table: each option's value, the flags given and
+// the other words, in order.
+struct OptionWords
+{
+  std::map<std::string, std::string> values;
+  std::set<std::string> flags;
+  std::vector<std::string> words;
+};
+
+// Reads argv[1..] as Boost.Program_options did for these tables: --NAME VALUE and
+// --NAME=VALUE (a VALUE that starts with '-' must use the second form), a unique prefix of
+// a long name, -x and grouped -xy for flags, and "--" before words that start with '-'.
+// An unknown, ambiguous, repeated or incomplete option throws UsageError, naming it.
+OptionWords read_option_words(int argc, const char* const* argv, std::span<const OptionSpec> options,
+                              std::span<const FlagSpec> flags);
 
 // "--NAME (ORIGIN)": how messages about a setting's value name it.
 std::string setting_label(const Setting& setting);

@@ -45,7 +45,7 @@ EnvMap::erase(std::string_view name)
 const std::string*
 EnvMap::get(std::string_view name) const
 {
-  const auto it = m_index.find(std::string(name));
+  const auto it = m_index.find(name);
   return it == m_index.end() ? nullptr : &m_entries[it->second].second;
 }
 

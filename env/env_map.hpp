@@ -2,6 +2,7 @@
 // on the launcher), and the order is kept so logs and `mpirun -x` lists are stable.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,8 +43,18 @@ public:
   std::vector<std::string> to_envp() const;
 
 private:
+  // Looked up by std::string_view without making a std::string of it.
+  struct NameHash
+  {
+    using is_transparent = void;
+    std::size_t
+    operator()(std::string_view name) const noexcept
+    {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
   std::vector<Entry> m_entries;
-  std::unordered_map<std::string, std::size_t> m_index; // name -> position in m_entries
+  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> m_index; // name -> position in m_entries
 };
 
 // True when a variable's value must never be shown: its name contains KEY, SECRET,

@@ -6,13 +6,10 @@
 #include "env/slurm.hpp"
 #include "mpi/mpi_settings.hpp"
 
-#include <boost/program_options.hpp>
 #include <cmath>
 #include <optional>
 
 namespace launcher {
-
-namespace po = boost::program_options;
 
 namespace {
 
@@ -297,44 +294,35 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
     local.local_args.assign(argv + 2, argv + argc);
     return local;
   }
-  po::options_description desc;
-  desc.add_options()("help,h", "")("version", "")("verbose,v", "")("quiet,q", "")("stage-only", "");
-  for (const auto& o : k_options) {
-    desc.add_options()(o.name, po::value<std::string>(), o.help);
+  constexpr FlagSpec k_flags[] = {
+      {"help", 'h'}, {"version", '\0'}, {"verbose", 'v'}, {"quiet", 'q'}, {"stage-only", '\0'}};
+  OptionWords given;
+  try {
+    given = read_option_words(argc, argv, k_options, k_flags);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string(e.what()) + " (see smlaunch --help)");
   }
-  desc.add_options()("command", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description positional;
-  positional.add("command", -1);
 
   std::string program = argc > 0 ? argv[0] : "smlaunch";
   program = program.substr(program.find_last_of('/') + 1);
 
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError(std::string(e.what()) + " (see smlaunch --help)");
-  }
-
   Options options;
-  if (vm.count("help") != 0) {
+  if (given.flags.contains("help")) {
     options.command = Command::help;
     return options;
   }
-  if (vm.count("version") != 0) {
+  if (given.flags.contains("version")) {
     options.command = Command::version;
     return options;
   }
-  options.command = command_of(
-      vm.count("command") != 0 ? vm["command"].as<std::vector<std::string>>() : std::vector<std::string>{}, program);
+  options.command = command_of(given.words, program);
   if (options.command == Command::help) {
     return options;
   }
 
   for (const auto& o : k_options) {
-    const std::string value = vm.count(o.name) != 0 ? vm[o.name].as<std::string>() : std::string();
-    options.settings.push_back(resolve_setting(o, vm.count(o.name) != 0 ? &value : nullptr, environment));
+    const auto value = given.values.find(o.name);
+    options.settings.push_back(resolve_setting(o, value != given.values.end() ? &value->second : nullptr, environment));
   }
 
   for (const auto& s : options.settings) {
@@ -342,10 +330,10 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
   }
   options.base_dir_pattern = options.base_dir;
   options.base_dir = expand_base_dir(options.base_dir, environment);
-  options.stage_only = vm.count("stage-only") != 0;
-  if (vm.count("verbose") != 0) {
+  options.stage_only = given.flags.contains("stage-only");
+  if (given.flags.contains("verbose")) {
     options.verbosity = Verbosity::verbose;
-  } else if (vm.count("quiet") != 0) {
+  } else if (given.flags.contains("quiet")) {
     options.verbosity = Verbosity::quiet;
   }
   return options;

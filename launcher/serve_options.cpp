@@ -4,12 +4,9 @@
 #include "base/option_values.hpp"
 #include "launcher/cli.hpp"
 
-#include <boost/program_options.hpp>
 #include <cmath>
 
 namespace launcher {
-
-namespace po = boost::program_options;
 
 namespace {
 
@@ -107,23 +104,14 @@ serve_help_text()
 ServeOptions
 parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& environment)
 {
-  po::options_description desc;
-  desc.add_options()("help,h", "")("verbose,v", "")("quiet,q", "");
-  for (const auto& o : k_serve_options) {
-    desc.add_options()(o.name, po::value<std::string>(), o.help);
-  }
-  desc.add_options()("command", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description positional;
-  positional.add("command", -1);
-  po::variables_map vm;
+  constexpr FlagSpec k_flags[] = {{"help", 'h'}, {"verbose", 'v'}, {"quiet", 'q'}};
+  OptionWords given;
   try {
-    po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
+    given = read_option_words(argc, argv, k_serve_options, k_flags);
+  } catch (const UsageError& e) {
     throw UsageError(std::string(e.what()) + " (see smlaunch serve --help)");
   }
-  std::vector<std::string> words =
-      vm.count("command") != 0 ? vm["command"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  std::vector<std::string>& words = given.words;
   // `smlaunch serve`, `serve`, and `serve serve` (ENTRYPOINT ["serve"] + CMD ["serve"]).
   if (!words.empty() && words[0] == "serve") {
     words.erase(words.begin());
@@ -133,13 +121,13 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
   }
 
   ServeOptions options;
-  if (vm.count("help") != 0) {
+  if (given.flags.contains("help")) {
     options.help = true;
     return options;
   }
   for (const auto& o : k_serve_options) {
-    const std::string value = vm.count(o.name) != 0 ? vm[o.name].as<std::string>() : std::string();
-    options.settings.push_back(resolve_setting(o, vm.count(o.name) != 0 ? &value : nullptr, environment));
+    const auto value = given.values.find(o.name);
+    options.settings.push_back(resolve_setting(o, value != given.values.end() ? &value->second : nullptr, environment));
   }
   for (const auto& s : options.settings) {
     const bool is_default = s.origin == "default";
@@ -180,9 +168,9 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
       options.max_buffered_bytes = whole_number(s, 1, 1ULL << 40, "a number of bytes from 1 to 1099511627776");
     }
   }
-  if (vm.count("verbose") != 0) {
+  if (given.flags.contains("verbose")) {
     options.verbosity = Verbosity::verbose;
-  } else if (vm.count("quiet") != 0) {
+  } else if (given.flags.contains("quiet")) {
     options.verbosity = Verbosity::quiet;
   }
   if (options.program.empty()) {

@@ -17,7 +17,7 @@ for group in "$@"; do
   case "$group" in
     build)
       packages+=(build-essential cmake ninja-build pkg-config
-                 libboost-program-options-dev libboost-dev nlohmann-json3-dev libspdlog-dev
+                 libboost-dev nlohmann-json3-dev libspdlog-dev
                  libgtest-dev libgmock-dev libarchive-dev libcurl4-openssl-dev)
       # Ubuntu 22.04 (the CUDA image's build stage) defaults to GCC 11; smlaunch is built with 12.
       if [ -r /etc/os-release ] && (. /etc/os-release && [ "${ID:-}" = ubuntu ]); then packages+=(g++-12); fi ;;
