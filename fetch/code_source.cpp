@@ -386,6 +386,9 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
   if (ec) {
     throw StagingError("cannot create the code directory " + ctx.code_dir + ": " + ec.message());
   }
+  if (action == StagingAction::none || action == StagingAction::keep_existing) {
+    return;
+  }
   const auto marker = read_marker(ctx.base_dir);
   const bool has_files = directory_has_files(ctx.code_dir);
   const auto already = [&](const std::string& identity) {

@@ -22,17 +22,21 @@ neuron_driver_present()
   return ::access("/dev/neuron0", F_OK) == 0;
 }
 
+// Without NVIDIA's kernel driver (no /proc/driver/nvidia, no /dev/nvidiactl; GPU
+// containers get both) neither NVML nor nvidia-smi can find a GPU: then neither dlopen's
+// search of ~45 library paths nor a PATH search for nvidia-smi is made.
+bool
+nvidia_driver_present()
+{
+  std::error_code ec;
+  return std::filesystem::exists("/proc/driver/nvidia", ec) || std::filesystem::exists("/dev/nvidiactl", ec);
+}
+
 // NVML's device count without linking against the driver: the library is only on
 // GPU machines, so it is opened at run time.
 std::optional<int>
 nvml_device_count()
 {
-  // Without the kernel driver (no /proc/driver/nvidia, no /dev/nvidiactl; GPU containers
-  // get both) NVML cannot find a GPU: skip dlopen's search of ~45 library paths.
-  std::error_code ec;
-  if (!std::filesystem::exists("/proc/driver/nvidia", ec) && !std::filesystem::exists("/dev/nvidiactl", ec)) {
-    return std::nullopt;
-  }
   void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
     return std::nullopt;
@@ -164,6 +168,8 @@ probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std:
   if (num_gpus) {
     probe.facts.num_gpus = *num_gpus;
     probe.gpu_source = "option";
+  } else if (!nvidia_driver_present()) {
+    probe.gpu_source = "none";
   } else if (const auto n = nvml_device_count()) {
     probe.facts.num_gpus = *n;
     probe.gpu_source = "nvml";

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <netdb.h>
+#include <optional>
 #include <sys/stat.h>
 
 namespace launcher {
@@ -107,8 +108,13 @@ stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
   } else if (plan.staging == StagingAction::copy_directory || plan.staging == StagingAction::copy_file) {
     spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
   }
-  HelperFetcher fetcher(supervisor, in.inherited, plan.environment.region_hyperparameter, in.paths.base + "/.smlaunch");
-  StagingContext context{in.paths.base, in.paths.code, &fetcher, [&] { return supervisor.poll_stop_signal(); }};
+  // Code already in place needs no helper (nor its copy of the environment).
+  std::optional<HelperFetcher> fetcher;
+  if (plan.staging != StagingAction::none && plan.staging != StagingAction::keep_existing) {
+    fetcher.emplace(supervisor, in.inherited, plan.environment.region_hyperparameter, in.paths.base + "/.smlaunch");
+  }
+  StagingContext context{in.paths.base, in.paths.code, fetcher ? &*fetcher : nullptr,
+                         [&] { return supervisor.poll_stop_signal(); }};
   stage_code(plan.source, plan.staging, context);
   if (const int sig = supervisor.poll_stop_signal()) {
     throw StoppedError(sig, "staging");

@@ -298,9 +298,13 @@ class TestMpi(unittest.TestCase):
         job = MpiJob(self, c, {})
         env = job.env("algo-1")
         env["PATH"] = fake_bin + ":" + env["PATH"]
-        plan = json.loads(subprocess.run([harness.SMLAUNCH, "plan", "--base-dir", job.path("algo-1"), "--python",
-                                          harness.PYTHON], env=env, capture_output=True, text=True,
-                                         timeout=60, check=True).stdout)
+        # nvidia-smi is only asked where NVIDIA's driver is: a /proc/driver/nvidia of a
+        # mount namespace of the test's own (the host's /proc is not touched).
+        with_driver = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                       'mount -t tmpfs smlaunch-test /proc/driver && mkdir /proc/driver/nvidia && exec "$@"', "sh"]
+        plan = json.loads(subprocess.run(with_driver + [harness.SMLAUNCH, "plan", "--base-dir", job.path("algo-1"),
+                                                        "--python", harness.PYTHON], env=env, capture_output=True,
+                                         text=True, timeout=60, check=True).stdout)
         self.assertEqual(plan["machine"]["num_gpus"], 2)
         self.assertEqual(plan["mpi"]["processes_per_host"], 2)
         self.assertEqual(plan["mpi"]["num_processes"], 4)
@@ -309,6 +313,12 @@ class TestMpi(unittest.TestCase):
         self.assertEqual(argv[argv.index("-np") + 1], "4")
         self.assertEqual(plan["environment"]["SM_NUM_GPUS"], "2")
         self.assertEqual(plan["machine"]["probes_run"], [os.path.join(fake_bin, "nvidia-smi") + " --list-gpus"])
+        # Without the driver the same nvidia-smi is not run: no GPU.
+        plan = json.loads(subprocess.run([harness.SMLAUNCH, "plan", "--base-dir", job.path("algo-1"), "--python",
+                                          harness.PYTHON], env=env, capture_output=True, text=True,
+                                         timeout=60, check=True).stdout)
+        self.assertEqual(plan["machine"]["num_gpus"], 0)
+        self.assertEqual(plan["machine"]["probes_run"], [])
 
     def test_chainermn_example_on_two_hosts_two_slots(self):
         try:
