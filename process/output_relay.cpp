@@ -23,9 +23,18 @@ constexpr std::size_t k_read_size = 256 * 1024;
 } // namespace
 
 OutputRelay::OutputRelay(int pipe_fd, int out_fd, std::size_t tail_capacity)
-    : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_wake_fd(eventfd(0, EFD_CLOEXEC)), m_capacity(tail_capacity),
-      m_buffer(std::make_unique_for_overwrite<char[]>(k_read_size))
+    : m_pipe_fd(pipe_fd), m_out_fd(out_fd), m_capacity(tail_capacity)
 {
+}
+
+void
+OutputRelay::prepare()
+{
+  if (m_buffer) {
+    return;
+  }
+  m_wake_fd = eventfd(0, EFD_CLOEXEC);
+  m_buffer = std::make_unique_for_overwrite<char[]>(k_read_size);
   // Relaying to a descriptor with splice() moves pages instead of copying them; the
   // tail is kept as page references in a second pipe (tee), so a chatty script's output
   // costs the launcher almost no CPU.
@@ -57,17 +66,21 @@ OutputRelay::~OutputRelay()
 void
 OutputRelay::start()
 {
+  prepare();
   m_thread = std::thread([this] { loop(); });
 }
 
 void
 OutputRelay::finish(std::chrono::milliseconds drain_window)
 {
+  prepare();
   m_drain_deadline = std::chrono::steady_clock::now() + drain_window;
   const std::uint64_t one = 1;
   [[maybe_unused]] const auto n = ::write(m_wake_fd, &one, sizeof(one));
   if (m_thread.joinable()) {
     m_thread.join();
+  } else {
+    loop(); // never started (the child wrote nothing until it exited): drain here
   }
 }
 

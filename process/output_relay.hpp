@@ -19,15 +19,30 @@ public:
   OutputRelay(const OutputRelay&) = delete;
   OutputRelay& operator=(const OutputRelay&) = delete;
 
+  // Relay from a thread of its own from now on. Started only once the child has written
+  // (Supervisor::run): a silent child costs no thread, no buffer and no tail pipe.
   void start();
+  bool
+  started() const
+  {
+    return m_thread.joinable();
+  }
+  int
+  pipe_fd() const
+  {
+    return m_pipe_fd;
+  }
   // The child is gone: read what is left until EOF, but stop after `drain_window` when a
-  // grandchild in another process group still holds the pipe open.
+  // grandchild in another process group still holds the pipe open. Without a thread the
+  // caller does it itself.
   void finish(std::chrono::milliseconds drain_window);
 
   std::string tail() const;
   unsigned long long bytes() const;
 
 private:
+  // The wake-up descriptor, the tail pipe and the read buffer, made on first use.
+  void prepare();
   void loop();
   // Zero-copy path: splice() to the output, tee() into m_tail_pipe for the tail.
   // Returns false when the output does not support splice (then loop() copies).
@@ -37,7 +52,7 @@ private:
 
   int m_pipe_fd;
   int m_out_fd;
-  int m_wake_fd;
+  int m_wake_fd = -1;
   int m_tail_pipe[2] = {-1, -1};
   int m_dev_null = -1;
   std::size_t m_tail_pipe_bytes = 0;

@@ -16,10 +16,12 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <poll.h>
 #include <sched.h>
 #include <sstream>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -445,6 +447,9 @@ Supervisor::~Supervisor()
     } catch (...) { // NOLINT(bugprone-empty-catch): a destructor must not throw
     }
   }
+  if (m_signal_fd >= 0) {
+    ::close(m_signal_fd);
+  }
   sigaction(SIGTTIN, &m_original_ttin, nullptr);
   sigaction(SIGTTOU, &m_original_ttou, nullptr);
   pthread_sigmask(SIG_SETMASK, &m_original_mask, nullptr);
@@ -462,6 +467,31 @@ Supervisor::wait_signal(std::chrono::milliseconds timeout)
   siginfo_t info{};
   const int sig = sigtimedwait(&m_wait_set, &info, &ts);
   return sig < 0 ? 0 : sig; // EAGAIN (timeout) and EINTR both mean "nothing"
+}
+
+int
+Supervisor::wait_signal_or_readable(std::chrono::milliseconds timeout, int fd)
+{
+  if (m_signal_fd < 0) {
+    // The wait set is blocked: a pending signal makes this descriptor readable and is
+    // collected by reading it, as sigtimedwait would.
+    m_signal_fd = signalfd(-1, &m_wait_set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (m_signal_fd < 0) {
+      return k_fd_readable; // cannot wait for both: the caller starts its relay now
+    }
+  }
+  pollfd fds[2] = {{m_signal_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+  const int ready = ::poll(fds, 2, static_cast<int>(std::max<long long>(timeout.count(), 0)));
+  if (ready > 0 && (fds[0].revents & POLLIN) != 0) {
+    signalfd_siginfo info{};
+    if (::read(m_signal_fd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+      return static_cast<int>(info.ssi_signo);
+    }
+  }
+  if (ready > 0 && fds[1].revents != 0) {
+    return k_fd_readable; // data, or EOF / an error the relay will see
+  }
+  return 0;
 }
 
 // The only waitpid() of the launcher: every exited child is reaped here. A child the
@@ -713,8 +743,7 @@ start_relays(OutputPlumbing& p, OutputMode mode, std::size_t tail_bytes)
     ::close(p.out_pipe[1]);
     if (p.relay || mode == OutputMode::capture) {
       const std::size_t keep = mode == OutputMode::capture ? 4 * 1024 * 1024 : tail_bytes;
-      relays.output = std::make_unique<OutputRelay>(p.out_pipe[0], p.relay_to, keep);
-      relays.output->start();
+      relays.output = std::make_unique<OutputRelay>(p.out_pipe[0], p.relay_to, keep); // started by wait_for_main
     }
   }
   if (p.dev_null >= 0) {
@@ -732,7 +761,7 @@ enum class Shutdown { running, grace, killed };
 
 int
 Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point start, int terminal_fd,
-                          ChildResult& result)
+                          OutputRelay* relay, ChildResult& result)
 {
   bool main_exited = false;
   int status = 0;
@@ -781,7 +810,12 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
     if (has_timeout && !result.timed_out) {
       until(timeout_deadline);
     }
-    const int sig = wait_signal(wait);
+    const bool relay_waiting = relay != nullptr && !relay->started();
+    const int sig = relay_waiting ? wait_signal_or_readable(wait, relay->pipe_fd()) : wait_signal(wait);
+    if (sig == k_fd_readable) {
+      relay->start(); // the child wrote: relay it from the relay's own thread from now on
+      continue;
+    }
     if (sig == 0 || sig == SIGCHLD) {
       continue;
     }
@@ -829,8 +863,12 @@ Supervisor::run(const ChildSpec& spec)
   const Relays relays = start_relays(plumbing, spec.output, m_options.tail_bytes);
   result.exec_errno = read_exec_errno(exec_error_pipe[0]);
 
-  const int status = wait_for_main(pid, spec, start, plumbing.terminal ? plumbing.out_pipe[0] : -1, result);
+  const int status =
+      wait_for_main(pid, spec, start, plumbing.terminal ? plumbing.out_pipe[0] : -1, relays.output.get(), result);
 
+  if (relays.output && !relays.output->started() && kill(-pid, 0) == 0) {
+    relays.output->start(); // what the script left in its group may still write while it is ended
+  }
   if (const int late_stop = end_process_group(pid, result.orphans_reaped); late_stop != 0 && result.stop_signal == 0) {
     result.stop_signal = late_stop;
   }

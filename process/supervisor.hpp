@@ -14,6 +14,8 @@
 
 namespace launcher {
 
+class OutputRelay;
+
 enum class OutputMode {
   passthrough, // the child's output reaches ours whole; the end of stderr is kept
   capture,     // stdout is collected (probes such as nvidia-smi); stderr is dropped
@@ -108,11 +110,15 @@ public:
 
 private:
   int wait_signal(std::chrono::milliseconds timeout);
+  // wait_signal() that also returns k_fd_readable as soon as `fd` can be read.
+  static constexpr int k_fd_readable = -1;
+  int wait_signal_or_readable(std::chrono::milliseconds timeout, int fd);
   // run()'s main loop: forwards signals to `pid`'s group and walks its shutdown (running,
   // grace, killed) until it exits; returns its wait status. `terminal_fd`: the
   // pseudo-terminal that takes SIGWINCH's new size, or -1.
+  // `relay`: the child's output relay, started here once the child has written.
   int wait_for_main(pid_t pid, const ChildSpec& spec, std::chrono::steady_clock::time_point start, int terminal_fd,
-                    ChildResult& result);
+                    OutputRelay* relay, ChildResult& result);
   void reap(const std::function<bool(pid_t, int)>& claim, int& orphans);
   pid_t spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int exec_error_fd, bool background);
   std::vector<pid_t> m_background;
@@ -126,6 +132,7 @@ private:
   Options m_options;
   sigset_t m_original_mask{};
   sigset_t m_wait_set{};
+  int m_signal_fd = -1; // the wait set as a descriptor, for wait_signal_or_readable
   struct sigaction m_original_ttin
   {
   };

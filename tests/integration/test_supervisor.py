@@ -402,6 +402,31 @@ class TestOutput(unittest.TestCase):
         self.assertEqual(result.stderr, "L" * 200000 + "\ntail without newline")
         self.assertEqual(result.stdout, "S" * 100000)
 
+    def test_a_silent_script_costs_no_relay_thread_until_it_writes(self):
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.sh"})
+        tree.add_code("train.sh", "#!/bin/sh\nsleep 1\necho spoke >&2\nsleep 1\n", mode=0o755)
+        proc = start(tree)
+        threads = lambda: len(os.listdir("/proc/%d/task" % proc.pid))
+        children = lambda: open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()
+        wait_for(lambda: children(), 10, "the script")
+        time.sleep(0.2)
+        self.assertEqual(threads(), 1, "a relay thread for a script that wrote nothing")
+        wait_for(lambda: threads() == 2, 5, "the relay thread once the script wrote")
+        _, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn(b"spoke\n", err)
+
+    def test_what_a_script_writes_just_before_it_exits_is_relayed_and_kept(self):
+        # Written and gone at once: often relayed by the launcher's main thread at the end.
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.sh"})
+        tree.add_code("train.sh", "#!/bin/sh\necho \"last words $$\" >&2\nexit 3\n", mode=0o755)
+        for _ in range(20):
+            result = tree.run(args=["-q"])
+            self.assertEqual(result.returncode, 3, result.stderr)
+            self.assertRegex(result.stderr, r"^last words \d+\n")
+            word = result.stderr.split()[2]
+            self.assertIn("last words " + word, tree.read("output", "failure"))
+
     def test_pythonunbuffered_is_set_unless_the_user_set_it(self):
         code = "import os\nopen(os.environ['SM_MODEL_DIR'] + '/u', 'w').write(os.environ['PYTHONUNBUFFERED'])\n"
         tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"}, code={"train.py": code})
