@@ -274,14 +274,13 @@ make_train_plan(const PlanInputs& in)
       !plan.code.root.empty() && plan.entry_type != EntryPointType::python_package && !plan.code.has(plan.entry_point);
 
   plan.added = script_variables(e, in.paths, in.inherited, plan.mpi.enabled ? Launch::mpi_rank : Launch::process);
-  // pip sees the reference's side effects on os.environ, but no SM_* yet (as there).
-  env::EnvMap install_env = in.inherited;
-  for (const char* name : {"CURRENT_HOST", "SAGEMAKER_JOB_NAME", "SAGEMAKER_REGION"}) {
-    install_env.set(name, *plan.added.get(name));
-  }
-
   if (auto install = install_command(plan.entry_type, plan.code, in.python)) {
-    plan.install = Step{"install", install->error_class, install->argv, install_env, in.paths.code};
+    // pip sees the reference's side effects on os.environ, but no SM_* yet (as there).
+    env::EnvMap install_env = in.inherited;
+    for (const char* name : {"CURRENT_HOST", "SAGEMAKER_JOB_NAME", "SAGEMAKER_REGION"}) {
+      install_env.set(name, *plan.added.get(name));
+    }
+    plan.install = Step{"install", install->error_class, install->argv, std::move(install_env), in.paths.code};
   }
 
   env::EnvMap script_env = in.inherited;
