@@ -30,6 +30,13 @@ write_all(int fd, const char* data, std::size_t size)
   return true;
 }
 
+void
+print_to(int fd, std::string_view text)
+{
+  const std::lock_guard<std::mutex> guard(output_lock());
+  write_all(fd, text.data(), text.size());
+}
+
 namespace {
 
 class StderrSink : public spdlog::sinks::base_sink<spdlog::details::null_mutex>

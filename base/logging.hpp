@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <spdlog/spdlog.h>
+#include <string_view>
 
 namespace launcher {
 
@@ -17,5 +18,10 @@ std::mutex& output_lock();
 
 // Write all of `data` to `fd`, retrying on EINTR and short writes; false on error.
 bool write_all(int fd, const char* data, std::size_t size);
+
+// Help, version, plan and usage errors on the launcher's stdout (1) or stderr (2), whole,
+// under the output lock. Not std::cout: no file includes <iostream>, so the standard
+// streams and the C++ locale are never set up (5% of every start, before main).
+void print_to(int fd, std::string_view text);
 
 } // namespace launcher

@@ -20,7 +20,6 @@
 #include "process/supervisor.hpp"
 
 #include <filesystem>
-#include <iostream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,15 +149,15 @@ run(int argc, const char* const* argv, char** envp)
   try {
     options = parse_command_line(argc, argv, inherited);
   } catch (const UsageError& e) {
-    std::cerr << "smlaunch: error: " << e.what() << "\n";
+    print_to(STDERR_FILENO, std::string("smlaunch: error: ") + e.what() + "\n");
     return e.exit_code();
   }
   if (options.command == Command::help) {
-    std::cout << help_text();
+    print_to(STDOUT_FILENO, help_text());
     return 0;
   }
   if (options.command == Command::version) {
-    std::cout << "smlaunch " << SMLAUNCH_VERSION << "\n";
+    print_to(STDOUT_FILENO, "smlaunch " SMLAUNCH_VERSION "\n");
     return 0;
   }
   if (options.command == Command::rank) {
@@ -194,7 +193,7 @@ run(int argc, const char* const* argv, char** envp)
     PlanInputs inputs = gather_inputs(options, inherited, supervisor);
     const TrainPlan plan = make_train_plan(inputs);
     if (options.command == Command::plan) {
-      std::cout << plan_to_json(plan, inputs).dump(2) << std::endl;
+      print_to(STDOUT_FILENO, plan_to_json(plan, inputs).dump(2) + "\n");
       return 0;
     }
     if (options.stage_only) {

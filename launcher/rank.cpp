@@ -14,7 +14,6 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <optional>
 #include <sys/prctl.h>
 #include <system_error>
@@ -117,8 +116,8 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     }
 
     if (::chdir(paths.code.c_str()) != 0) {
-      std::cerr << "smlaunch rank: cannot enter " << paths.code << ": " << std::system_category().message(errno)
-                << "\n";
+      print_to(STDERR_FILENO,
+               "smlaunch rank: cannot enter " + paths.code + ": " + std::system_category().message(errno) + "\n");
       return 126;
     }
     // The program runs under the one supervisor (signals forwarded, the exec rules of every
@@ -135,8 +134,8 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
       result = supervisor.run(spec);
     } // the signal mask is restored here
     if (result.exec_errno != 0) {
-      std::cerr << "smlaunch rank: cannot run " << options.rank_program[0] << ": "
-                << std::system_category().message(result.exec_errno) << "\n";
+      print_to(STDERR_FILENO, "smlaunch rank: cannot run " + options.rank_program[0] + ": " +
+                                  std::system_category().message(result.exec_errno) + "\n");
     }
     if (result.term_signal != 0) {
       // End as the program ended, so mpirun reports its signal.
@@ -145,7 +144,7 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     }
     return result.exit_code;
   } catch (const std::exception& e) {
-    std::cerr << "smlaunch rank: " << e.what() << "\n";
+    print_to(STDERR_FILENO, std::string("smlaunch rank: ") + e.what() + "\n");
     return 65;
   }
 }
@@ -157,7 +156,7 @@ run_job_ended(const Options& options)
     write_job_outcome(options.base_dir, JobOutcome{options.job_exit_code, options.job_message});
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "smlaunch job-ended: " << e.what() << "\n";
+    print_to(STDERR_FILENO, std::string("smlaunch job-ended: ") + e.what() + "\n");
     return 70;
   }
 }

@@ -14,7 +14,6 @@
 
 #include <csignal>
 #include <filesystem>
-#include <iostream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -237,11 +236,11 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
   try {
     options = parse_serve_command_line(argc, argv, inherited);
   } catch (const UsageError& e) {
-    std::cerr << "smlaunch serve: error: " << e.what() << "\n";
+    print_to(STDERR_FILENO, std::string("smlaunch serve: error: ") + e.what() + "\n");
     return e.exit_code();
   }
   if (options.help) {
-    std::cout << serve_help_text();
+    print_to(STDOUT_FILENO, serve_help_text());
     return 0;
   }
   setup_logging(options.verbosity);

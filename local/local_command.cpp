@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -403,7 +402,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
 {
   const LocalOptions options = parse_local_options(args, environment);
   if (options.help) {
-    std::cout << local_help_text();
+    print_to(STDOUT_FILENO, local_help_text());
     return 0;
   }
   setup_logging(options.verbosity);
