@@ -165,18 +165,19 @@ probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std:
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN); // what multiprocessing.cpu_count() reads
   probe.facts.num_cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
 
+  const bool nvidia = !num_gpus && nvidia_driver_present(); // else none of the three below can find a GPU
   if (num_gpus) {
     probe.facts.num_gpus = *num_gpus;
     probe.gpu_source = "option";
-  } else if (!nvidia_driver_present()) {
-    probe.gpu_source = "none";
-  } else if (const auto n = nvml_device_count()) {
+  } else if (const auto n = nvidia ? nvml_device_count() : std::nullopt) {
     probe.facts.num_gpus = *n;
     probe.gpu_source = "nvml";
-  } else if (const auto listed = count_proc_gpus()) {
+  } else if (const auto listed = nvidia ? count_proc_gpus() : std::nullopt) {
     probe.facts.num_gpus = *listed;
     probe.gpu_source = "proc";
-  } else if (const auto out = run_probe(supervisor, environment, "nvidia-smi", {"--list-gpus"}, probe.processes_run)) {
+  } else if (const auto out =
+                 nvidia ? run_probe(supervisor, environment, "nvidia-smi", {"--list-gpus"}, probe.processes_run)
+                        : std::nullopt) {
     probe.facts.num_gpus = count_gpu_lines(*out);
     probe.gpu_source = "nvidia-smi";
   } else {
