@@ -138,8 +138,8 @@ build_training_environment(const Paths& paths, const ConfigFiles& files, const M
   // MAX_ARG_STRLEN: a value too large for it is refused here, before the arguments and the
   // other variables copy it a dozen times (one 50 MB value reached the kernel's refusal
   // through 1.5 GB of copies).
-  if (const std::size_t sm_hps = sizeof("SM_HPS=") + to_env_value(e.hyperparameters.user).size();
-      sm_hps > base::k_max_arg_strlen) {
+  e.hps_env_value = to_env_value(e.hyperparameters.user);
+  if (const std::size_t sm_hps = sizeof("SM_HPS=") + e.hps_env_value.size(); sm_hps > base::k_max_arg_strlen) {
     const Value& user = e.hyperparameters.user;
     std::size_t largest = 0;
     std::size_t largest_bytes = 0;
@@ -310,7 +310,7 @@ TrainingEnvironment::sm_variables() const
   auto put = [&](const std::string& key, const Value& value) { vars.set("SM_" + py_upper(key), to_env_value(value)); };
   put("hosts", string_list(hosts));
   put("network_interface_name", Value::string(network_interface_name));
-  put("hps", hyperparameters.user);
+  vars.set("SM_HPS", hps_env_value);
   put("user_entry_point", user_entry_point);
   put("framework_params", hyperparameters.framework_params);
   put("resource_config", resource_config);

@@ -28,6 +28,7 @@ struct TrainingEnvironment
 {
   Paths paths;
   Hyperparameters hyperparameters;
+  std::string hps_env_value; // SM_HPS's value: serialized once, when the size check reads it
   Value resource_config;
   Value input_data_config;
   MachineFacts machine;
