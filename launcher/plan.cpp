@@ -193,13 +193,15 @@ choose_cluster(const Options& options, const env::EnvMap& inherited, const env::
 std::vector<std::string>
 slurm_setup_argv(const PlanInputs& in, std::size_t nodes)
 {
+  // Every node finishes its own staging, also after another failed: a node that srun stopped
+  // half-way may be stopped before smlaunch even starts there, and then says nothing.
   const std::string n = std::to_string(nodes);
   std::vector<std::string> argv = {"srun",
                                    "--nodes=" + n,
                                    "--ntasks=" + n,
                                    "--ntasks-per-node=1",
                                    "--overlap",
-                                   "--kill-on-bad-exit=1",
+                                   "--kill-on-bad-exit=0",
                                    in.smlaunch_exe,
                                    "train",
                                    "--stage-only",

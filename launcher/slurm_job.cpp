@@ -60,8 +60,8 @@ run_slurm_master(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
   spdlog::info("staging every node: {}", setup_command);
   const ChildResult setup = supervisor.run(spec_for(*plan.slurm_setup));
   if (setup.exit_code != 0) {
-    // The step's task on this node wrote this tree's output/failure (its own failure, or
-    // being stopped when another node failed): the job's report replaces it, quoting it.
+    // The step's task on this node wrote this tree's output/failure when this node's staging
+    // failed: the job's report replaces it, quoting it.
     std::string this_node;
     if (std::ifstream file(in.paths.failure_file); file) {
       std::getline(file, this_node, '\0');

@@ -42,7 +42,7 @@ class TestSlurmEnvironment(unittest.TestCase):
         self.assertEqual([s["name"] for s in plan["steps"]], ["slurm_setup", "mpirun"])
         setup = plan["steps"][0]["argv"]
         self.assertEqual(setup[:6], ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--overlap",
-                                     "--kill-on-bad-exit=1"])
+                                     "--kill-on-bad-exit=0"])
         self.assertIn("--stage-only", setup)
         mpirun = plan["steps"][1]["argv"]
         self.assertNotIn("plm_rsh_agent", mpirun)

@@ -308,9 +308,13 @@ class TestSlurm(unittest.TestCase):
         master = self.read(self.tree("algo-1"), "output", "failure")
         self.assertIn("the setup step (staging, requirements) failed on a node", master[:1024])
         self.assertIn("no-such-package.whl", master)
-        # Whichever node failed first says why in its own tree; the other was stopped.
-        nodes = [self.read(self.tree(h), "output", "failure") for h in HOSTS[1:]] + [master]
-        self.assertTrue(any("InstallRequirementsError" in text for text in nodes), nodes)
+        # No node was stopped half-way: each one's staging failed on its own and says why in
+        # its own tree (the master's report quotes its node's).
+        self.assertIn("On algo-1: ", master)
+        for h in HOSTS[1:]:
+            node = self.read(self.tree(h), "output", "failure")
+            self.assertTrue(node.startswith("InstallRequirementsError:"), node)
+            self.assertIn("no-such-package.whl", node)
         self.assert_nothing_left()
 
     def test_hostlist_expansion_matches_scontrol(self):

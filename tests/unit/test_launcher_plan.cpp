@@ -658,7 +658,7 @@ TEST_F(LauncherPlan, SlurmMapsToTheSageMakerTree)
   EXPECT_EQ(master.mpi.processes_per_host, 2); // SLURM_TASKS_PER_NODE=2(x2)
   ASSERT_TRUE(master.slurm_setup.has_value());
   EXPECT_EQ(master.slurm_setup->argv,
-            (Strings{"srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--overlap", "--kill-on-bad-exit=1",
+            (Strings{"srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--overlap", "--kill-on-bad-exit=0",
                      "/usr/bin/smlaunch", "train", "--stage-only", "--cluster", "slurm", "--base-dir", m_base.string(),
                      "--grace-period", "30", "--instance-type", "ml.c5.xlarge"}));
   ASSERT_TRUE(master.mpirun.has_value());
