@@ -20,6 +20,7 @@
 #include "process/supervisor.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,10 +113,11 @@ gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& 
   return in;
 }
 
-// The launcher's own failure: logged, and for `train` written to output/failure.
+// The launcher's own failure: logged, and for `train` written to output/failure (through
+// the run's outcome files once prepared).
 int
 report(const std::string& error_class, int code, const std::string& message, const std::string& command,
-       const Options& options, const env::EnvMap& inherited)
+       const Options& options, const env::EnvMap& inherited, std::optional<OutcomeFiles>& outcome)
 {
   const std::string safe = env::redact_secrets(message, inherited);
   spdlog::error("{}: {}", error_class, safe);
@@ -129,7 +131,10 @@ report(const std::string& error_class, int code, const std::string& message, con
   if (::stat(paths.base.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     std::error_code ec;
     std::filesystem::create_directories(paths.output, ec);
-    record_failure(paths, env::redact_secrets(format_failure(error_class, code, message, command), inherited));
+    if (!outcome) {
+      outcome = OutcomeFiles{paths};
+    }
+    record_failure(*outcome, env::redact_secrets(format_failure(error_class, code, message, command), inherited));
   }
   return code;
 }
@@ -166,18 +171,19 @@ run(int argc, const char* const* argv, char** envp)
   if (options.command == Command::job_ended) {
     return run_job_ended(options);
   }
+  std::optional<OutcomeFiles> outcome; // prepared by `train` before anything can fail
   if (options.command == Command::local) {
     try {
       return run_local(options.local_args, inherited);
     } catch (const LauncherError& e) {
       setup_logging(Verbosity::normal);
-      return report(e.error_class(), e.exit_code(), e.what(), launcher_command, options, inherited);
+      return report(e.error_class(), e.exit_code(), e.what(), launcher_command, options, inherited, outcome);
     } catch (const env::ConfigError& e) {
       setup_logging(Verbosity::normal);
-      return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited);
+      return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited, outcome);
     } catch (const std::exception& e) {
       setup_logging(Verbosity::normal);
-      return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited);
+      return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited, outcome);
     }
   }
   setup_logging(options.verbosity);
@@ -188,7 +194,7 @@ run(int argc, const char* const* argv, char** envp)
     supervision.grace_period = options.grace_period;
     Supervisor supervisor(supervision);
     if (options.command == Command::train) {
-      prepare_outcome(env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory())));
+      outcome = prepare_outcome(env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory())));
     }
     PlanInputs inputs = gather_inputs(options, inherited, supervisor);
     const TrainPlan plan = make_train_plan(inputs);
@@ -197,28 +203,28 @@ run(int argc, const char* const* argv, char** envp)
       return 0;
     }
     if (options.stage_only) {
-      return stage_only(plan, inputs, supervisor);
+      return stage_only(plan, inputs, supervisor, *outcome);
     }
     if (plan.slurm_setup) {
-      return run_slurm_master(plan, inputs, supervisor);
+      return run_slurm_master(plan, inputs, supervisor, *outcome);
     }
     if (const int stopped = stage(plan, inputs, supervisor)) {
       return stopped;
     }
     // Nothing staged: code/ is what the plan saw, and planning again would give the same plan.
     if (plan.staging == StagingAction::none || plan.staging == StagingAction::keep_existing) {
-      return execute_train(plan, inputs, supervisor);
+      return execute_train(plan, inputs, supervisor, *outcome);
     }
     // Archives and S3 objects are only known once unpacked: plan again from code/.
     inputs.code_staged = true;
-    return execute_train(make_train_plan(inputs), inputs, supervisor);
+    return execute_train(make_train_plan(inputs), inputs, supervisor, *outcome);
   } catch (const env::ConfigError& e) {
-    return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited);
+    return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited, outcome);
   } catch (const LauncherError& e) {
     return report(e.error_class(), e.exit_code(), e.what(), e.command().empty() ? launcher_command : e.command(),
-                  options, inherited);
+                  options, inherited, outcome);
   } catch (const std::exception& e) {
-    return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited);
+    return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited, outcome);
   }
 }
 

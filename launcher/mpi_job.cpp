@@ -309,7 +309,7 @@ port_answers(const std::string& host, int port, std::chrono::milliseconds timeou
 }
 
 int
-run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, OutcomeFiles& outcome)
 {
   write_host_state(in.paths.base, HostState{in.inherited, plan.environment.machine});
   pid_t sshd = -1;
@@ -360,11 +360,11 @@ run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
     supervisor.stop_background(sshd, 2s);
   }
   spdlog::debug("sshd stopped");
-  return record_outcome(in.paths, code, error_class, message, command, plan.script.env);
+  return record_outcome(outcome, code, error_class, message, command, plan.script.env);
 }
 
 int
-run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, OutcomeFiles& outcome)
 {
   write_host_state(in.paths.base, HostState{in.inherited, plan.environment.machine});
   ::unlink(job_outcome_path(in.paths.base).c_str()); // a previous run's
@@ -380,9 +380,9 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
   std::string error_class = "ExecuteUserScriptError";
   std::string message;
   while (true) {
-    if (const auto outcome = read_job_outcome(in.paths.base)) {
-      code = outcome->exit_code;
-      message = outcome->message.empty() ? "" : "the job failed on the master " + master + ": " + outcome->message;
+    if (const auto job = read_job_outcome(in.paths.base)) {
+      code = job->exit_code;
+      message = job->message.empty() ? "" : "the job failed on the master " + master + ": " + job->message;
       break;
     }
     if (!supervisor.background_running(sshd)) {
@@ -424,7 +424,7 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
   if (code == 0) {
     spdlog::info("the master reported success");
   }
-  return record_outcome(in.paths, code, error_class, message, what, plan.script.env);
+  return record_outcome(outcome, code, error_class, message, what, plan.script.env);
 }
 
 } // namespace launcher

@@ -4,14 +4,15 @@
 #pragma once
 
 #include "launcher/plan.hpp"
+#include "process/failure_report.hpp"
 #include "process/supervisor.hpp"
 
 #include <string>
 
 namespace launcher {
 
-int run_mpi_master(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
-int run_mpi_worker(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
+int run_mpi_master(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor, OutcomeFiles& outcome);
+int run_mpi_worker(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor, OutcomeFiles& outcome);
 
 // True when a TCP connection to `host`:`port` opens within `timeout`.
 bool port_answers(const std::string& host, int port, std::chrono::milliseconds timeout);

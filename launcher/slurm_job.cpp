@@ -29,7 +29,7 @@ spec_for(const Step& step)
 } // namespace
 
 int
-stage_only(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
+stage_only(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor, const OutcomeFiles& outcome)
 {
   if (const int stopped = stage(plan, in, supervisor)) {
     return stopped;
@@ -41,13 +41,13 @@ stage_only(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
     run_install_step(spec_for(*after.install), after.install->error_class, supervisor);
   }
   write_host_state(in.paths.base, HostState{in.inherited, after.environment.machine});
-  release_failure_reserve(in.paths); // this node's outcome is the master's to record
+  release_failure_reserve(outcome); // this node's outcome is the master's to record
   spdlog::info("{}: code staged{}", after.environment.current_host, after.install ? " and requirements installed" : "");
   return 0;
 }
 
 int
-run_slurm_master(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
+run_slurm_master(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor, OutcomeFiles& outcome)
 {
   if (plan.role == Role::worker) {
     throw env::ConfigError("SLURMD_NODENAME", "",
@@ -66,7 +66,7 @@ run_slurm_master(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
     if (std::ifstream file(in.paths.failure_file); file) {
       std::getline(file, this_node, '\0');
     }
-    prepare_outcome(in.paths);
+    outcome = prepare_outcome(in.paths);
     std::string message =
         "the setup step (staging, requirements) failed on a node; each node's output/failure says why. " +
         describe_script_failure(setup, plan.slurm_setup->argv[0],
@@ -74,7 +74,7 @@ run_slurm_master(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
     if (!this_node.empty()) {
       message += "\nOn " + plan.environment.current_host + ": " + last_lines(this_node, 1024);
     }
-    return record_outcome(in.paths, setup.exit_code, plan.slurm_setup->error_class, message, setup_command,
+    return record_outcome(outcome, setup.exit_code, plan.slurm_setup->error_class, message, setup_command,
                           plan.script.env);
   }
   // This node's tree was staged by the step: plan again from code/ itself.
@@ -92,7 +92,7 @@ run_slurm_master(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor)
   } else {
     spdlog::info("mpirun succeeded in {:.1f} s", r.seconds);
   }
-  return record_outcome(in.paths, r.exit_code, run.mpirun->error_class, message, command, run.script.env);
+  return record_outcome(outcome, r.exit_code, run.mpirun->error_class, message, command, run.script.env);
 }
 
 } // namespace launcher

@@ -123,7 +123,7 @@ stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
 }
 
 int
-execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, OutcomeFiles& outcome)
 {
   if (plan.install) {
     run_install_step(spec_for(*plan.install), plan.install->error_class, supervisor);
@@ -133,12 +133,13 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
     wait_for_host_names(plan.dns_hosts, in.options.dns_timeout, supervisor);
   }
   if (plan.mpi.enabled) {
-    return plan.role == Role::worker ? run_mpi_worker(plan, in, supervisor) : run_mpi_master(plan, in, supervisor);
+    return plan.role == Role::worker ? run_mpi_worker(plan, in, supervisor, outcome)
+                                     : run_mpi_master(plan, in, supervisor, outcome);
   }
 
   const std::string command = join_command(plan.script.argv);
   const auto fail = [&](int code, const std::string& message) {
-    return record_outcome(in.paths, code, plan.script.error_class, message, command, plan.script.env);
+    return record_outcome(outcome, code, plan.script.error_class, message, command, plan.script.env);
   };
   if (plan.entry_point_missing) {
     return fail(to_int(ExitCode::not_found),
@@ -164,7 +165,7 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
   const ChildResult r = supervisor.run(script);
   if (r.exit_code == 0) {
     spdlog::info("training succeeded in {:.1f} s", r.seconds);
-    return record_outcome(in.paths, 0, "", "", command, plan.script.env);
+    return record_outcome(outcome, 0, "", "", command, plan.script.env);
   }
   return fail(r.exit_code, describe_script_failure(r, plan.script.argv[0],
                                                    static_cast<double>(in.options.grace_period.count()) / 1000.0));

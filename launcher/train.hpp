@@ -2,6 +2,7 @@
 #pragma once
 
 #include "launcher/plan.hpp"
+#include "process/failure_report.hpp"
 #include "process/supervisor.hpp"
 
 namespace launcher {
@@ -12,6 +13,6 @@ int stage(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& superviso
 
 // Install, wait for host names, run the script (the code is staged). Returns the exit status; writes output/success or
 // output/failure for the script's outcome. Throws LauncherError for the launcher's own failures.
-int execute_train(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
+int execute_train(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor, OutcomeFiles& outcome);
 
 } // namespace launcher

@@ -426,26 +426,13 @@ constexpr off_t k_reserve_bytes = 64 * 1024;
 // filled the disk. When the tree's .smlaunch/ is on that file system the reserve lives
 // there, kept from run to run: allocating and freeing 64 KiB at every run cost 0.16 ms
 // (ext4 with online discard). On an output/ volume of its own it is in output/, removed
-// at the end of the run. Set by prepare_outcome.
-bool g_reserve_kept = false;
-
+// at the end of the run.
 std::string
-reserve_path(const env::Paths& paths)
+reserve_path(const OutcomeFiles& outcome)
 {
-  return g_reserve_kept ? paths.base + "/.smlaunch/failure-reserve" : paths.output + "/.smlaunch-failure-reserve";
+  return outcome.reserve_kept ? outcome.paths.base + "/.smlaunch/failure-reserve"
+                              : outcome.paths.output + "/.smlaunch-failure-reserve";
 }
-
-void
-release_reserve_unless_kept(const env::Paths& paths)
-{
-  if (!g_reserve_kept) {
-    ::unlink(reserve_path(paths).c_str());
-  }
-}
-
-// The marker already said "success" when this process's prepare_outcome read it: a success
-// after a success then leaves it alone, without reading it again.
-bool g_marker_says_success = false;
 
 bool
 read_whole(const std::string& path, std::string& out, std::size_t limit)
@@ -480,15 +467,16 @@ write_outcome_marker(const env::Paths& paths, const std::string& text)
 
 } // namespace
 
-void
+OutcomeFiles
 prepare_outcome(const env::Paths& paths)
 {
+  OutcomeFiles outcome{paths};
   std::string recorded;
-  g_marker_says_success = false;
   if (read_whole(outcome_marker(paths), recorded, 1024 * 1024)) {
-    g_marker_says_success = recorded == "success\n";
+    // A success after a success then leaves the marker alone, without reading it again.
+    outcome.marker_says_success = recorded == "success\n";
     std::string current;
-    if (g_marker_says_success) {
+    if (outcome.marker_says_success) {
       // The marker stays: this run rewrites it only if it ends otherwise (a job run
       // again and again in one tree then writes no marker at all).
       ::unlink(paths.success_file.c_str());
@@ -497,80 +485,82 @@ prepare_outcome(const env::Paths& paths)
       spdlog::info("removing the failure file of an earlier run: {}", paths.failure_file);
       ::unlink(paths.failure_file.c_str());
     }
-    if (!g_marker_says_success) {
+    if (!outcome.marker_says_success) {
       ::unlink(outcome_marker(paths).c_str());
     }
   }
   struct stat output
   {
   };
-  g_reserve_kept = false;
   if (::stat(paths.output.c_str(), &output) != 0 || !S_ISDIR(output.st_mode)) {
-    return;
+    return outcome;
   }
   struct stat state
   {
   };
   if (::stat((paths.base + "/.smlaunch").c_str(), &state) == 0 && S_ISDIR(state.st_mode) &&
       state.st_dev == output.st_dev) {
-    g_reserve_kept = true;
+    outcome.reserve_kept = true;
     struct stat kept
     {
     };
-    if (::stat(reserve_path(paths).c_str(), &kept) == 0 && S_ISREG(kept.st_mode) &&
+    if (::stat(reserve_path(outcome).c_str(), &kept) == 0 && S_ISREG(kept.st_mode) &&
         kept.st_blocks * 512 >= k_reserve_bytes) {
-      return; // the previous run's reserve is still there
+      return outcome; // the previous run's reserve is still there
     }
   }
-  const int fd = ::open(reserve_path(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = ::open(reserve_path(outcome).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd >= 0) {
     const int err = ::posix_fallocate(fd, 0, k_reserve_bytes);
     ::close(fd);
     if (err != 0) {
-      ::unlink(reserve_path(paths).c_str());
+      ::unlink(reserve_path(outcome).c_str());
     }
   }
+  return outcome;
 }
 
 void
-release_failure_reserve(const env::Paths& paths)
+release_failure_reserve(const OutcomeFiles& outcome)
 {
-  release_reserve_unless_kept(paths);
+  if (!outcome.reserve_kept) {
+    ::unlink(reserve_path(outcome).c_str());
+  }
 }
 
 bool
-record_failure(const env::Paths& paths, const std::string& text)
+record_failure(OutcomeFiles& outcome, const std::string& text)
 {
-  ::unlink(reserve_path(paths).c_str()); // its space is now the failure file's
-  const bool written = write_failure_file(paths.failure_file, text);
+  ::unlink(reserve_path(outcome).c_str()); // its space is now the failure file's
+  const bool written = write_failure_file(outcome.paths.failure_file, text);
   if (written) {
-    write_outcome_marker(paths, "failure\n" + text);
-    g_marker_says_success = false;
+    write_outcome_marker(outcome.paths, "failure\n" + text);
+    outcome.marker_says_success = false;
   }
   return written;
 }
 
 int
-record_outcome(const env::Paths& paths, int code, const std::string& error_class, const std::string& message,
+record_outcome(OutcomeFiles& outcome, int code, const std::string& error_class, const std::string& message,
                const std::string& command, const env::EnvMap& secrets)
 {
   std::error_code ec;
-  std::filesystem::create_directories(paths.output, ec);
+  std::filesystem::create_directories(outcome.paths.output, ec);
   if (code == 0) {
-    release_reserve_unless_kept(paths);
-    const int fd = ::open(paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    release_failure_reserve(outcome);
+    const int fd = ::open(outcome.paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::close(fd);
-      if (!g_marker_says_success) {
-        write_outcome_marker(paths, "success\n");
-        g_marker_says_success = true;
+      if (!outcome.marker_says_success) {
+        write_outcome_marker(outcome.paths, "success\n");
+        outcome.marker_says_success = true;
       }
     }
     return 0;
   }
   const std::string text = env::redact_secrets(format_failure(error_class, code, message, command), secrets);
   spdlog::error("training failed: {}", text);
-  record_failure(paths, text);
+  record_failure(outcome, text);
   return code;
 }
 

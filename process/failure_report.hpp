@@ -37,9 +37,18 @@ std::string describe_script_failure(const ChildResult& result, const std::string
 // Why pip failed: its ERROR lines first (they name the requirement), then its last lines.
 std::string describe_install_failure(const ChildResult& result, const std::string& python = "");
 
+// One run's outcome files in a tree: output/success, output/failure, the .smlaunch/outcome
+// marker of what smlaunch wrote last, and the failure file's reserved space.
+struct OutcomeFiles
+{
+  env::Paths paths;
+  bool reserve_kept = false;        // the reserve is .smlaunch/failure-reserve, kept from run to run
+  bool marker_says_success = false; // the marker says "success" (no need to write it again)
+};
+
 // The job's end on this host: an empty output/success for 0, else output/failure in the
 // CONTRACT's format (secrets redacted, a file the user wrote kept). Returns `code`.
-int record_outcome(const env::Paths& paths, int code, const std::string& error_class, const std::string& message,
+int record_outcome(OutcomeFiles& outcome, int code, const std::string& error_class, const std::string& message,
                    const std::string& command, const env::EnvMap& secrets);
 
 // Write `text` to `path` unless the file exists (a failure file the user wrote is kept).
@@ -49,11 +58,11 @@ bool write_failure_file(const std::string& path, const std::string& text);
 // At the start of `train`: removes the success or failure file that smlaunch itself wrote
 // in an earlier run on this tree (a failure file the user's script wrote stays), and
 // reserves space in output/ for the failure file.
-void prepare_outcome(const env::Paths& paths);
+OutcomeFiles prepare_outcome(const env::Paths& paths);
 // Give back the space prepare_outcome reserved, for a run that ends without an outcome
 // (`train --stage-only`).
-void release_failure_reserve(const env::Paths& paths);
+void release_failure_reserve(const OutcomeFiles& outcome);
 // write_failure_file into the reserved space, remembered as smlaunch's own.
-bool record_failure(const env::Paths& paths, const std::string& text);
+bool record_failure(OutcomeFiles& outcome, const std::string& text);
 
 } // namespace launcher
