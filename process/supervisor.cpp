@@ -256,7 +256,7 @@ child_entry(void* setup)
 // The child shares the parent's memory until it execs (CLONE_VM | CLONE_VFORK, as
 // posix_spawn does), so no page table is copied and no page is copied on write afterwards:
 // fork() of the launcher was a third of its own start-up cost. The parent's signals are all
-// blocked (the supervisor collects them with sigtimedwait), so no handler can run on the
+// blocked (the supervisor collects them through a signalfd), so no handler can run on the
 // child's stack; the child gets its own copy of the dispositions (no CLONE_SIGHAND).
 pid_t
 start_child(const ChildSetup& setup)
@@ -313,7 +313,7 @@ decode_wait_status(int status)
 Supervisor::Supervisor(Options options) : m_options(options)
 {
   // Block everything but the synchronous faults, as tini does: a blocked signal stays
-  // pending until sigtimedwait collects it, even for PID 1.
+  // pending until wait_signal collects it, even for PID 1.
   sigset_t all;
   sigfillset(&all);
   for (int sig : {SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS, SIGTTIN, SIGTTOU}) {
@@ -337,6 +337,12 @@ Supervisor::Supervisor(Options options) : m_options(options)
   sigaddset(&m_wait_set, SIGCHLD);
   for (int sig : k_forwarded) {
     sigaddset(&m_wait_set, sig);
+  }
+  m_signal_fd = signalfd(-1, &m_wait_set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (m_signal_fd < 0) {
+    const int err = errno;
+    pthread_sigmask(SIG_SETMASK, &m_original_mask, nullptr);
+    throw std::system_error(err, std::system_category(), "cannot create the signalfd that collects signals");
   }
 
   if (getpid() == 1 || prctl(PR_SET_CHILD_SUBREAPER, 1) == 0) {
@@ -456,42 +462,22 @@ Supervisor::~Supervisor()
 }
 
 int
-Supervisor::wait_signal(std::chrono::milliseconds timeout)
+Supervisor::wait_signal(std::chrono::milliseconds timeout, int fd)
 {
-  if (timeout.count() < 0) {
-    timeout = std::chrono::milliseconds(0);
-  }
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
-  siginfo_t info{};
-  const int sig = sigtimedwait(&m_wait_set, &info, &ts);
-  return sig < 0 ? 0 : sig; // EAGAIN (timeout) and EINTR both mean "nothing"
-}
-
-int
-Supervisor::wait_signal_or_readable(std::chrono::milliseconds timeout, int fd)
-{
-  if (m_signal_fd < 0) {
-    // The wait set is blocked: a pending signal makes this descriptor readable and is
-    // collected by reading it, as sigtimedwait would.
-    m_signal_fd = signalfd(-1, &m_wait_set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (m_signal_fd < 0) {
-      return k_fd_readable; // cannot wait for both: the caller starts its relay now
-    }
-  }
+  // The wait set is blocked: a pending signal makes m_signal_fd readable and is collected by
+  // reading it.
   pollfd fds[2] = {{m_signal_fd, POLLIN, 0}, {fd, POLLIN, 0}};
-  const int ready = ::poll(fds, 2, static_cast<int>(std::max<long long>(timeout.count(), 0)));
+  const int ready = ::poll(fds, fd >= 0 ? 2 : 1, static_cast<int>(std::max<long long>(timeout.count(), 0)));
   if (ready > 0 && (fds[0].revents & POLLIN) != 0) {
     signalfd_siginfo info{};
     if (::read(m_signal_fd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
       return static_cast<int>(info.ssi_signo);
     }
   }
-  if (ready > 0 && fds[1].revents != 0) {
+  if (ready > 0 && fd >= 0 && fds[1].revents != 0) {
     return k_fd_readable; // data, or EOF / an error the relay will see
   }
-  return 0;
+  return 0; // the timeout (EINTR cannot happen: no handler runs)
 }
 
 // The only waitpid() of the launcher: every exited child is reaped here. A child the
@@ -811,7 +797,7 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
       until(timeout_deadline);
     }
     const bool relay_waiting = relay != nullptr && !relay->started();
-    const int sig = relay_waiting ? wait_signal_or_readable(wait, relay->pipe_fd()) : wait_signal(wait);
+    const int sig = wait_signal(wait, relay_waiting ? relay->pipe_fd() : -1);
     if (sig == k_fd_readable) {
       relay->start(); // the child wrote: relay it from the relay's own thread from now on
       continue;

@@ -1,6 +1,6 @@
 // The one owner of every child process (probes, staging's helper, pip, the script, mpirun,
 // sshd, ssh calls, the hosts of `smlaunch local`, a rank's program): tini's PID-1 design. Signals are blocked and
-// collected with sigtimedwait (no async handlers), forwarded to the child's process group, orphans are reaped, and the
+// collected through a signalfd (no async handlers), forwarded to the child's process group, orphans are reaped, and the
 // exit status is the child's own.
 #pragma once
 
@@ -109,10 +109,10 @@ public:
   int end_descendants(std::chrono::milliseconds grace);
 
 private:
-  int wait_signal(std::chrono::milliseconds timeout);
-  // wait_signal() that also returns k_fd_readable as soon as `fd` can be read.
+  // The next signal of the wait set within `timeout` (0 when none came); with `fd` >= 0,
+  // k_fd_readable as soon as `fd` can be read.
   static constexpr int k_fd_readable = -1;
-  int wait_signal_or_readable(std::chrono::milliseconds timeout, int fd);
+  int wait_signal(std::chrono::milliseconds timeout, int fd = -1);
   // run()'s main loop: forwards signals to `pid`'s group and walks its shutdown (running,
   // grace, killed) until it exits; returns its wait status. `terminal_fd`: the
   // pseudo-terminal that takes SIGWINCH's new size, or -1.
@@ -132,7 +132,7 @@ private:
   Options m_options;
   sigset_t m_original_mask{};
   sigset_t m_wait_set{};
-  int m_signal_fd = -1; // the wait set as a descriptor, for wait_signal_or_readable
+  int m_signal_fd = -1; // the wait set as a descriptor: wait_signal's
   struct sigaction m_original_ttin
   {
   };
