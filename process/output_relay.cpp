@@ -73,6 +73,12 @@ OutputRelay::start()
 void
 OutputRelay::finish(std::chrono::milliseconds drain_window)
 {
+  if (!m_thread.joinable() && !m_buffer) {
+    pollfd pipe{m_pipe_fd, POLLIN, 0};
+    if (::poll(&pipe, 1, 0) == 1 && (pipe.revents & POLLIN) == 0 && (pipe.revents & POLLHUP) != 0) {
+      return; // never written to, and no writer is left: a silent script costs no relay at all
+    }
+  }
   prepare();
   m_drain_deadline = std::chrono::steady_clock::now() + drain_window;
   const std::uint64_t one = 1;
