@@ -31,21 +31,21 @@ struct Known
 Known
 find_long(const std::string& name, std::span<const OptionSpec> options, std::span<const FlagSpec> flags)
 {
-  std::vector<Known> prefixed;
+  std::vector<Known> known;
+  known.reserve(options.size() + flags.size());
   for (const auto& o : options) {
-    if (name == o.name) {
-      return {o.name, true};
-    }
-    if (std::strncmp(o.name, name.c_str(), name.size()) == 0) {
-      prefixed.push_back({o.name, true});
-    }
+    known.push_back({o.name, true});
   }
   for (const auto& f : flags) {
-    if (name == f.name) {
-      return {f.name, false};
+    known.push_back({f.name, false});
+  }
+  std::vector<Known> prefixed;
+  for (const auto& k : known) {
+    if (name == k.name) {
+      return k;
     }
-    if (std::strncmp(f.name, name.c_str(), name.size()) == 0) {
-      prefixed.push_back({f.name, false});
+    if (std::strncmp(k.name, name.c_str(), name.size()) == 0) {
+      prefixed.push_back(k);
     }
   }
   if (prefixed.size() == 1 && !name.empty()) {
