@@ -14,20 +14,6 @@
 
 namespace launcher {
 
-namespace {
-
-ChildSpec
-spec_for(const Step& step)
-{
-  ChildSpec spec;
-  spec.argv = step.argv;
-  spec.envp = step.env.to_envp();
-  spec.cwd = step.cwd;
-  return spec;
-}
-
-} // namespace
-
 int
 stage_only(const TrainPlan& plan, PlanInputs& in, Supervisor& supervisor, const OutcomeFiles& outcome)
 {

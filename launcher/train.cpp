@@ -18,10 +18,6 @@
 
 namespace launcher {
 
-namespace {
-
-using namespace std::chrono_literals;
-
 ChildSpec
 spec_for(const Step& step)
 {
@@ -31,6 +27,10 @@ spec_for(const Step& step)
   spec.cwd = step.cwd;
   return spec;
 }
+
+namespace {
+
+using namespace std::chrono_literals;
 
 void
 log_environment(const TrainPlan& plan)

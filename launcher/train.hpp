@@ -7,6 +7,9 @@
 
 namespace launcher {
 
+// How the supervisor starts a planned step: its argv, environment and folder.
+ChildSpec spec_for(const Step& step);
+
 // Stage the code as `plan` says. Returns 128+N when a stop signal N arrived, else 0.
 // Throws StagingError.
 int stage(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);

@@ -1,6 +1,7 @@
 #include "process/output_relay.hpp"
 
 #include "base/logging.hpp"
+#include "process/relay_wait.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -201,33 +202,14 @@ OutputRelay::loop()
   bool out_broken = m_out_fd < 0;
   bool draining = false;
   while (true) {
-    pollfd fds[2] = {{m_pipe_fd, POLLIN, 0}, {m_wake_fd, POLLIN, 0}};
-    int timeout_ms = -1;
-    if (draining) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(m_drain_deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        break;
-      }
-      timeout_ms = static_cast<int>(left.count());
-    }
-    const int ready = ::poll(fds, draining ? 1 : 2, timeout_ms);
-    if (ready < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
+    const RelayWait wait = wait_for_relay(m_pipe_fd, m_wake_fd, draining, m_drain_deadline);
+    if (wait == RelayWait::stop) {
       break;
     }
-    if (ready == 0) {
-      break; // drain window over
-    }
-    if (!draining && (fds[1].revents & POLLIN) != 0) {
-      draining = true;
-    }
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+    if (wait == RelayWait::again) {
       continue;
     }
-    if (m_splice_ok && m_dev_null >= 0 && (fds[0].revents & POLLIN) != 0 && splice_available_bytes(out_broken)) {
+    if (m_splice_ok && m_dev_null >= 0 && splice_available_bytes(out_broken)) {
       continue;
     }
     collect_tail_pipe(); // keep the order of the tail when falling back to copying

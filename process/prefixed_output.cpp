@@ -1,6 +1,7 @@
 #include "process/prefixed_output.hpp"
 
 #include "base/logging.hpp"
+#include "process/relay_wait.hpp"
 
 #include <cerrno>
 #include <poll.h>
@@ -72,27 +73,11 @@ PrefixedOutput::loop()
   std::vector<char> buffer(64 * 1024);
   bool draining = false;
   while (true) {
-    pollfd fds[2] = {{m_pipe_fd, POLLIN, 0}, {m_wake_fd, POLLIN, 0}};
-    int timeout_ms = -1;
-    if (draining) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(m_drain_deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        break;
-      }
-      timeout_ms = static_cast<int>(left.count());
-    }
-    const int ready = ::poll(fds, draining ? 1 : 2, timeout_ms);
-    if (ready < 0 && errno == EINTR) {
-      continue;
-    }
-    if (ready <= 0) {
+    const RelayWait wait = wait_for_relay(m_pipe_fd, m_wake_fd, draining, m_drain_deadline);
+    if (wait == RelayWait::stop) {
       break;
     }
-    if (!draining && (fds[1].revents & POLLIN) != 0) {
-      draining = true;
-    }
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+    if (wait == RelayWait::again) {
       continue;
     }
     const ssize_t n = ::read(m_pipe_fd, buffer.data(), buffer.size());
