@@ -35,9 +35,10 @@ with open(os.path.join(out, "rank-%d.json" % comm.Get_rank()), "w") as f:
 def ranks(dirs):
     out = []
     for d in dirs:
-        for n in os.listdir(d):
-            if n.startswith("rank-"):
-                out.append(json.load(open(os.path.join(d, n))))
+        if os.path.isdir(d):
+            for n in os.listdir(d):
+                if n.startswith("rank-"):
+                    out.append(json.load(open(os.path.join(d, n))))
     return out
 
 

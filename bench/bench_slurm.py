@@ -25,28 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "slurm"))
 from slurm_cluster import SlurmCluster  # noqa: E402
-
-RANK = r'''
-import json, os, time
-started = time.time()
-from mpi4py import MPI
-comm = MPI.COMM_WORLD
-comm.Barrier()
-out = os.environ["SM_OUTPUT_DATA_DIR"]
-os.makedirs(out, exist_ok=True)
-with open(os.path.join(out, "rank-%d.json" % comm.Get_rank()), "w") as f:
-    json.dump({"started": started, "ended": time.time()}, f)
-'''
-
-
-def ranks(dirs):
-    out = []
-    for d in dirs:
-        if os.path.isdir(d):
-            for n in os.listdir(d):
-                if n.startswith("rank-"):
-                    out.append(json.load(open(os.path.join(d, n))))
-    return out
+from bench_mpi import RANK, ranks  # noqa: E402  (the same rank script and its records)
 
 
 def under_slurm(c, smlaunch, python, root, src):

@@ -96,6 +96,25 @@ class TestSignals(unittest.TestCase):
     def setUp(self):
         harness.require_binary(self)
 
+    def silent_server(self):
+        """A loopback port that accepts connections and never answers: (port, accepted)."""
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        self.addCleanup(server.close)
+        accepted = []
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(conn)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return server.getsockname()[1], accepted
+
     def test_sigterm_reaches_a_script_that_checkpoints(self):
         code = ("import os, signal, sys, time\n"
                 "out = os.environ['SM_MODEL_DIR']\n"
@@ -194,24 +213,10 @@ class TestSignals(unittest.TestCase):
 
     def test_a_signal_during_staging_stops_with_the_phase(self):
         # An S3 endpoint that accepts connections and never answers keeps staging busy.
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)
-        accepted = []
-
-        def serve():
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                accepted.append(conn)
-
-        threading.Thread(target=serve, daemon=True).start()
-        self.addCleanup(server.close)
+        port, accepted = self.silent_server()
         tree = Tree(self, hyperparameters={"sagemaker_program": "train.py",
                                            "sagemaker_submit_directory": "s3://bucket/code.tar.gz"})
-        env = clean_env(S3_ENDPOINT_URL="http://127.0.0.1:%d" % server.getsockname()[1], AWS_ACCESS_KEY_ID="AKIDTEST",
+        env = clean_env(S3_ENDPOINT_URL="http://127.0.0.1:%d" % port, AWS_ACCESS_KEY_ID="AKIDTEST",
                         AWS_SECRET_ACCESS_KEY="secret", AWS_REGION="us-east-1")
         proc = start(tree, env=env)
         wait_for(lambda: accepted, 60, "staging to contact the S3 endpoint")
@@ -243,22 +248,7 @@ class TestSignals(unittest.TestCase):
 
     def test_a_signal_during_pip_install_stops_pip(self):
         # An index that accepts connections and never answers keeps pip busy.
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)
-        accepted = []
-
-        def serve():
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                accepted.append(conn)
-
-        threading.Thread(target=serve, daemon=True).start()
-        self.addCleanup(server.close)
-        port = server.getsockname()[1]
+        port, accepted = self.silent_server()
         # The script leaves a mark if it runs; it must not, the job being stopped.
         marker_dir = tempfile.mkdtemp(prefix="smlaunch-test-")
         self.addCleanup(shutil.rmtree, marker_dir, True)
