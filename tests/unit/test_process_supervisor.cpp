@@ -50,7 +50,7 @@ TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
   spec.envp = {"PATH=/usr/bin:/bin"};
   spec.output = launcher::OutputMode::capture;
   // Created after the supervisor: the thread inherits its blocked signal mask, so the
-  // signal stays pending for the supervisor's sigtimedwait. It is sent once the leftover
+  // signal stays pending for the supervisor's signalfd. It is sent once the leftover
   // process ignores SIGTERM, and its parent has had time to exit (on a loaded machine too).
   std::thread sender([&ready] {
     for (int i = 0; i < 500 && ::access(ready.c_str(), F_OK) != 0; ++i) {
