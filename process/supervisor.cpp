@@ -24,6 +24,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <limits>
 #include <system_error>
 #include <termios.h>
 #include <thread>
@@ -467,7 +468,8 @@ Supervisor::wait_signal(std::chrono::milliseconds timeout, int fd)
   // The wait set is blocked: a pending signal makes m_signal_fd readable and is collected by
   // reading it.
   pollfd fds[2] = {{m_signal_fd, POLLIN, 0}, {fd, POLLIN, 0}};
-  const int ready = ::poll(fds, fd >= 0 ? 2 : 1, static_cast<int>(std::max<long long>(timeout.count(), 0)));
+  const auto timeout_ms = std::clamp<long long>(timeout.count(), 0, std::numeric_limits<int>::max());
+  const int ready = ::poll(fds, fd >= 0 ? 2 : 1, static_cast<int>(timeout_ms));
   if (ready > 0 && (fds[0].revents & POLLIN) != 0) {
     signalfd_siginfo info{};
     if (::read(m_signal_fd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
