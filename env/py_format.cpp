@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fmt/format.h>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -280,27 +281,37 @@ py_float_repr(double value)
   if (value == 0.0) {
     return std::signbit(value) ? "-0.0" : "0.0";
   }
-  // to_chars gives the shortest digits that round-trip, like Python's repr.
+  // fmt's shortest form holds the shortest digits that round-trip (Dragonbox), like
+  // Python's repr; only its layout differs. (std::to_chars would do as well, but its
+  // object brings libm into the binary for one long double function.)
   char buf[64];
-  const auto result = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::scientific);
-  const std::string_view sci(buf, static_cast<std::size_t>(result.ptr - buf));
-  const std::size_t e_pos = sci.find('e');
-  std::string mantissa(sci.substr(0, e_pos));
+  const auto result = fmt::format_to_n(buf, sizeof(buf), "{}", value);
+  const std::string_view text(buf, std::min(result.size, sizeof(buf)));
+  const std::size_t e_pos = std::min(text.find_first_of("eE"), text.size());
   int exponent = 0;
-  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+' ? 1 : 0), sci.data() + sci.size(), exponent);
-
-  std::string sign;
-  if (mantissa[0] == '-') {
-    sign = "-";
-    mantissa.erase(0, 1);
+  if (e_pos < text.size()) {
+    const char* first = text.data() + e_pos + 1 + (text[e_pos + 1] == '+' ? 1 : 0);
+    std::from_chars(first, text.data() + text.size(), exponent);
   }
+  std::string sign;
   std::string digits;
-  for (char c : mantissa) {
-    if (c != '.') {
+  int decpt = exponent; // value = 0.DIGITS * 10^decpt
+  bool before_point = true;
+  for (const char c : text.substr(0, e_pos)) {
+    if (c == '-') {
+      sign = "-";
+    } else if (c == '.') {
+      before_point = false;
+    } else if (c == '0' && digits.empty()) {
+      decpt -= before_point ? 0 : 1; // a leading zero: 0.001 is 0.1 * 10^-2
+    } else {
       digits += c;
+      decpt += before_point ? 1 : 0;
     }
   }
-  const int decpt = exponent + 1; // value = 0.DIGITS * 10^decpt
+  while (digits.size() > 1 && digits.back() == '0') {
+    digits.pop_back(); // zeros of the layout ("1000.0"), not of the digits
+  }
   const int ndigits = static_cast<int>(digits.size());
   std::string out = sign;
   if (decpt <= -4 || decpt > 16) {

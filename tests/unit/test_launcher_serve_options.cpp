@@ -106,6 +106,13 @@ TEST(LauncherServeOptions, ReferenceVariablesThenTwinsThenCommandLine)
   EXPECT_EQ(o.workers, 1);
   EXPECT_EQ(o.timeout, std::chrono::milliseconds(500));
   EXPECT_EQ(o.verbosity, launcher::Verbosity::quiet);
+
+  // Fractions of a millisecond round up: a timeout never becomes 0 (no wait at all).
+  o = parse({"smlaunch", "serve", "--timeout", "0.0011", "--model-load-timeout", "2.0000001"}, with_twins);
+  EXPECT_EQ(o.timeout, std::chrono::milliseconds(2));
+  EXPECT_EQ(o.model_load_timeout, std::chrono::milliseconds(2001));
+  o = parse({"smlaunch", "serve", "--timeout", "0.001"}, with_twins);
+  EXPECT_EQ(o.timeout, std::chrono::milliseconds(1));
 }
 
 TEST(LauncherServeOptions, LogLevelNumbers)
