@@ -7,7 +7,7 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(spdlog REQUIRED)
 # spdlog and fmt compiled into the binaries (header-only), not loaded as shared libraries:
 # with libstdc++ linked statically too (smlaunch_static_runtime), smlaunch maps only libc
-# and libm at start, and the dynamic loader has almost no symbols to look up (bench/:
+# at start, and the dynamic loader has almost no symbols to look up (bench/:
 # start-up). SMLAUNCH_SHARED_SPDLOG=ON links Debian's libspdlog.so and libfmt.so instead.
 option(SMLAUNCH_SHARED_SPDLOG "Link spdlog and fmt as shared libraries" OFF)
 add_library(smlaunch_spdlog INTERFACE)
