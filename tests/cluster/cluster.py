@@ -39,8 +39,10 @@ import time
 
 __all__ = ["Cluster", "ClusterError", "install_sigterm_handler"]
 
+from netns_hosts import IFACE, connect_hosts, enter, kill_ns_procs, pick_subnet, pid_alive, sh, start_anchor, \
+    write_hosts_file
+
 NS_PREFIX = "sml-"          # every namespace we create starts with this
-IFACE = "eth0"               # interface name inside every host namespace
 SSHD = "/usr/sbin/sshd"
 _counter = itertools.count(1)
 
@@ -50,22 +52,7 @@ class ClusterError(RuntimeError):
 
 
 def _sh(argv, timeout=30, check=True, **kw):
-    """Run a short helper command (ip, ssh-keygen, ...) with a bound."""
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise ClusterError("command failed (rc=%d): %s\n%s%s" % (
-            p.returncode, " ".join(argv), p.stdout, p.stderr))
-    return p
-
-
-def _pid_alive(pid):
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    return sh(argv, ClusterError, timeout=timeout, check=check, **kw)
 
 
 def _ns_list():
@@ -75,27 +62,8 @@ def _ns_list():
         return []
 
 
-def _kill_ns_procs(ns, grace=2.0):
-    """SIGTERM then SIGKILL every process living in netns ``ns``."""
-    def pids():
-        p = _sh(["ip", "netns", "pids", ns], timeout=10, check=False)
-        return [int(x) for x in p.stdout.split() if x.isdigit()]
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        live = pids()
-        if not live:
-            return
-        for pid in live:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and pids():
-            time.sleep(0.05)
-
-
 def _delete_ns(ns):
-    _kill_ns_procs(ns)
+    kill_ns_procs(ns)
     _sh(["ip", "netns", "del", ns], timeout=15, check=False)
     shutil.rmtree(os.path.join("/etc/netns", ns), ignore_errors=True)
 
@@ -196,7 +164,7 @@ class Cluster:
         for d in os.listdir(tmp):
             m = re.match(r"^%s(\d+)-\d+-[A-Za-z0-9_]{8}$" % NS_PREFIX, d)
             path = os.path.join(tmp, d)
-            if (m and not _pid_alive(int(m.group(1))) and
+            if (m and not pid_alive(int(m.group(1))) and
                     os.path.isfile(os.path.join(path, "ssh_config"))):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
@@ -212,7 +180,7 @@ class Cluster:
             rest = ns[len(NS_PREFIX):]
             rest = rest[len("probe-"):] if rest.startswith("probe-") else rest
             pid = rest.split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 _delete_ns(ns)
                 removed.append(ns)
         return removed
@@ -230,19 +198,6 @@ class Cluster:
         self.close()
         return False
 
-    def _pick_subnet(self):
-        # The bridge lives in its own namespace so overlaps with the root
-        # namespace cannot break routing; still avoid subnets in use there
-        # and spread parallel runs (readability of logs / tcpdump).
-        used = _sh(["ip", "-4", "-o", "addr"], check=False).stdout + \
-            _sh(["ip", "-4", "route"], check=False).stdout
-        base = os.getpid() * 7 + next(_counter)
-        for i in range(250):
-            x = (base + i) % 250 + 1
-            if "10.213.%d." % x not in used:
-                return x
-        return base % 250 + 1
-
     def start(self):
         if self._started:
             return self
@@ -254,36 +209,16 @@ class Cluster:
         self.cleanup_stale()
         self.tmpdir = tempfile.mkdtemp(prefix="%s-" % self.prefix)
         os.chmod(self.tmpdir, 0o700)
-        x = self._pick_subnet()
+        x = pick_subnet("10.213", os.getpid() * 7 + next(_counter))
         self.subnet = "10.213.%d.0/24" % x
         self.addr = {h: "10.213.%d.%d" % (x, i + 1)
                      for i, h in enumerate(self.hosts)}
 
-        # --- network ---------------------------------------------------
-        self._add_ns(self.br_ns)
-        _sh(["ip", "-n", self.br_ns, "link", "add", "br0", "type", "bridge"])
-        _sh(["ip", "-n", self.br_ns, "link", "set", "br0", "up"])
-        for i, h in enumerate(self.hosts):
-            ns = self.ns[h]
-            self._add_ns(ns)
-            peer = "h%d" % (i + 1)
-            _sh(["ip", "link", "add", IFACE, "netns", ns, "type", "veth",
-                 "peer", "name", peer, "netns", self.br_ns])
-            _sh(["ip", "-n", self.br_ns, "link", "set", peer, "master", "br0"])
-            _sh(["ip", "-n", self.br_ns, "link", "set", peer, "up"])
-            _sh(["ip", "-n", ns, "link", "set", "lo", "up"])
-            _sh(["ip", "-n", ns, "addr", "add", self.addr[h] + "/24",
-                 "dev", IFACE])
-            _sh(["ip", "-n", ns, "link", "set", IFACE, "up"])
-
-        # --- name resolution: a hosts file of this cluster's own, bind-mounted
-        # over /etc/hosts inside each host's mount namespace (nothing in /etc).
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost"]
-        lines += ["%s\t%s" % (self.addr[h], h) for h in self.hosts]
-        self.hosts_file = os.path.join(self.tmpdir, "hosts")
-        with open(self.hosts_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(self.hosts_file, 0o644)
+        connect_hosts(self.br_ns, self.ns, self.addr, self._add_ns, ClusterError)
+        # A hosts file of this cluster's own, bind-mounted over /etc/hosts inside each
+        # host's mount namespace.
+        self.hosts_file = write_hosts_file(os.path.join(self.tmpdir, "hosts"), self.addr,
+                                           extra=["::1\tlocalhost ip6-localhost"])
         for h in self.hosts:
             self._start_anchor(h)
         self.timings["network_s"] = time.monotonic() - t0
@@ -314,28 +249,11 @@ class Cluster:
         if self.uts:
             argv += ["unshare", "--uts", "--"]
         argv += ["sh", "-c", script, h, self.hosts_file]
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             start_new_session=True)
+        # ip netns exec / unshare / sh all exec(), so the anchor becomes `sleep`
+        # once the setup is done.
+        p = start_anchor(argv, h, ClusterError, timeout)
         self._procs.append(p)
         self._anchor[h] = p
-        # ip netns exec / unshare / sh all exec(), so p.pid becomes `sleep`
-        # once the setup is done.
-        deadline = time.monotonic() + timeout
-        while True:
-            if p.poll() is not None:
-                raise ClusterError("anchor for %s exited rc=%s: %s" % (
-                    h, p.returncode, p.stderr.read().decode(errors="replace")))
-            try:
-                with open("/proc/%d/comm" % p.pid) as f:
-                    if f.read().strip() == "sleep":
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise ClusterError("anchor for %s not ready in %ss" % (
-                    h, timeout))
-            time.sleep(0.01)
 
     def _setup_ssh_keys(self):
         td = self.tmpdir
@@ -414,9 +332,7 @@ class Cluster:
         a = self._anchor.get(host)
         if a is None or a.poll() is not None:
             raise ClusterError("host %s is not running" % host)
-        # nsenter --mount would otherwise chdir to the anchor's cwd
-        return ["nsenter", "--target", str(a.pid), "--net", "--uts",
-                "--mount", "--wd=%s" % (cwd or os.getcwd()), "--"]
+        return enter(a.pid, cwd)
 
     def wrap(self, host, argv, cwd=None):
         """argv that runs ``argv`` inside ``host``."""

@@ -33,13 +33,17 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from netns_hosts import IFACE, connect_hosts, enter, kill_ns_procs, ns_pids, pick_subnet, pid_alive, sh, \
+    start_anchor, write_hosts_file  # noqa: E402
 
 __all__ = ["SlurmCluster", "SlurmClusterError"]
 
 NS_PREFIX = "sms-"  # every namespace this harness creates
-IFACE = "eth0"
 TOOLS = ("slurmctld", "slurmd", "munged", "sbatch", "scontrol", "scancel", "squeue", "srun")
 _counter = itertools.count(1)
 
@@ -49,38 +53,7 @@ class SlurmClusterError(RuntimeError):
 
 
 def _sh(argv, timeout=30, check=True, **kw):
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise SlurmClusterError("command failed (rc=%d): %s\n%s%s" % (p.returncode, " ".join(argv), p.stdout, p.stderr))
-    return p
-
-
-def _pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _ns_pids(ns):
-    p = _sh(["ip", "netns", "pids", ns], timeout=10, check=False)
-    return [int(x) for x in p.stdout.split() if x.isdigit()]
-
-
-def _kill_ns_procs(ns, grace=2.0):
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        live = _ns_pids(ns)
-        if not live:
-            return
-        for pid in live:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _ns_pids(ns):
-            time.sleep(0.05)
+    return sh(argv, SlurmClusterError, timeout=timeout, check=check, **kw)
 
 
 class SlurmCluster:
@@ -124,7 +97,7 @@ class SlurmCluster:
         tmp = tempfile.gettempdir()
         for d in os.listdir(tmp):
             m = re.match(r"^%s(\d+)-\d+-[A-Za-z0-9_]{8}$" % NS_PREFIX, d)
-            if m and not _pid_alive(int(m.group(1))):
+            if m and not pid_alive(int(m.group(1))):
                 shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)
         try:
             names = os.listdir("/run/netns")
@@ -132,8 +105,8 @@ class SlurmCluster:
             names = []
         for ns in names:
             m = re.match(r"^%s(\d+)-" % NS_PREFIX, ns)
-            if m and not _pid_alive(int(m.group(1))):
-                _kill_ns_procs(ns)
+            if m and not pid_alive(int(m.group(1))):
+                kill_ns_procs(ns)
                 _sh(["ip", "netns", "del", ns], check=False)
 
     def __enter__(self):
@@ -152,15 +125,6 @@ class SlurmCluster:
     def _tool(name):
         return shutil.which(name) or "/usr/sbin/" + name
 
-    def _pick_subnet(self):
-        used = _sh(["ip", "-4", "-o", "addr"], check=False).stdout
-        base = os.getpid() * 7 + next(_counter)
-        for i in range(250):
-            x = (base + i) % 250 + 1
-            if "10.214.%d." % x not in used:
-                return x
-        return base % 250 + 1
-
     def start(self, timeout=60):
         if self._started:
             return self
@@ -172,24 +136,11 @@ class SlurmCluster:
         self.cleanup_stale()
         self.tmpdir = tempfile.mkdtemp(prefix="%s-" % self.prefix)
         os.chmod(self.tmpdir, 0o755)
-        x = self._pick_subnet()
+        x = pick_subnet("10.214", os.getpid() * 7 + next(_counter))
         self.addr = {h: "10.214.%d.%d" % (x, i + 1) for i, h in enumerate(self.hosts)}
 
-        self._add_ns(self.br_ns)
-        _sh(["ip", "-n", self.br_ns, "link", "add", "br0", "type", "bridge"])
-        _sh(["ip", "-n", self.br_ns, "link", "set", "br0", "up"])
-        for i, h in enumerate(self.hosts):
-            ns = self.ns[h]
-            self._add_ns(ns)
-            peer = "h%d" % (i + 1)
-            _sh(["ip", "link", "add", IFACE, "netns", ns, "type", "veth", "peer", "name", peer, "netns", self.br_ns])
-            _sh(["ip", "-n", self.br_ns, "link", "set", peer, "master", "br0"])
-            _sh(["ip", "-n", self.br_ns, "link", "set", peer, "up"])
-            _sh(["ip", "-n", ns, "link", "set", "lo", "up"])
-            _sh(["ip", "-n", ns, "addr", "add", self.addr[h] + "/24", "dev", IFACE])
-            _sh(["ip", "-n", ns, "link", "set", IFACE, "up"])
-        lines = ["127.0.0.1\tlocalhost"] + ["%s\t%s" % (self.addr[h], h) for h in self.hosts]
-        self.hosts_file = self._write("hosts", "\n".join(lines) + "\n")
+        connect_hosts(self.br_ns, self.ns, self.addr, self._add_ns, SlurmClusterError)
+        self.hosts_file = write_hosts_file(os.path.join(self.tmpdir, "hosts"), self.addr)
         for h in self.hosts:
             self._start_anchor(h)
 
@@ -221,27 +172,12 @@ class SlurmCluster:
                   'mount -t tmpfs -o mode=1777,nosuid,nodev sms-shm /dev/shm && exec sleep infinity')
         argv = ["nsenter", "--net=/run/netns/" + self.ns[h], "unshare", "--uts", "--mount", "--",
                 "sh", "-c", script, h, self.hosts_file]
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             start_new_session=True)
+        p = start_anchor(argv, h, SlurmClusterError, timeout)
         self._procs.append(p)
         self._anchor[h] = p
-        deadline = time.monotonic() + timeout
-        while True:
-            if p.poll() is not None:
-                raise SlurmClusterError("anchor for %s exited rc=%s: %s" % (h, p.returncode, p.stderr.read().decode()))
-            try:
-                with open("/proc/%d/comm" % p.pid) as f:
-                    if f.read().strip() == "sleep":
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SlurmClusterError("anchor for %s not ready in %ss" % (h, timeout))
-            time.sleep(0.01)
 
     def exec_prefix(self, host, cwd=None):
-        a = self._anchor[host]
-        return ["nsenter", "--target", str(a.pid), "--net", "--uts", "--mount", "--wd=%s" % (cwd or os.getcwd()), "--"]
+        return enter(self._anchor[host].pid, cwd)
 
     def _write_config(self):
         td = self.tmpdir
@@ -394,7 +330,7 @@ class SlurmCluster:
     def ns_cmdlines(self, host):
         anchor = self._anchor[host].pid
         out = []
-        for pid in _ns_pids(self.ns[host]):
+        for pid in ns_pids(self.ns[host]):
             try:
                 with open("/proc/%d/cmdline" % pid, "rb") as f:
                     cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -425,7 +361,7 @@ class SlurmCluster:
                 except subprocess.TimeoutExpired:
                     pass
         for ns in reversed(self._created_ns):
-            _kill_ns_procs(ns)
+            kill_ns_procs(ns)
             _sh(["ip", "netns", "del", ns], check=False)
         self._created_ns = []
         self._procs = []
