@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fmt/format.h>
 #include <cmath>
 #include <cstdint>
+#include <fmt/format.h>
 #include <vector>
 
 namespace env {

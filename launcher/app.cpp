@@ -183,7 +183,8 @@ run(int argc, const char* const* argv, char** envp)
       return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited, outcome);
     } catch (const std::exception& e) {
       setup_logging(Verbosity::normal);
-      return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited, outcome);
+      return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited,
+                    outcome);
     }
   }
   setup_logging(options.verbosity);

@@ -4,7 +4,6 @@
 #include "base/option_values.hpp"
 #include "launcher/cli.hpp"
 
-
 namespace launcher {
 
 namespace {

@@ -6,8 +6,7 @@
 
 namespace launcher {
 
-enum class RelayWait
-{
+enum class RelayWait {
   pipe_ready, // data, end of file or an error on the pipe: read it
   again,      // woken (now draining) or interrupted: wait again
   stop,       // the drain window is over, or poll failed
