@@ -7,14 +7,31 @@
 
 namespace launcher {
 
-double
+namespace {
+
+// Without std::ceil, the one function smlaunch would take from libm: the binary loads libc
+// alone (start-up, issue 13).
+std::chrono::milliseconds
+whole_milliseconds_up(double seconds)
+{
+  const double ms = seconds * 1000;
+  auto whole = static_cast<long long>(ms);
+  if (static_cast<double>(whole) < ms) {
+    ++whole;
+  }
+  return std::chrono::milliseconds(whole);
+}
+
+} // namespace
+
+std::chrono::milliseconds
 parse_seconds(const std::string& label, const std::string& value, double min)
 {
   try {
     std::size_t used = 0;
     const double v = std::stod(value, &used);
     if (used == value.size() && std::isfinite(v) && v >= min && v <= 7 * 24 * 3600) {
-      return v;
+      return whole_milliseconds_up(v);
     }
   } catch (const std::exception&) {
   }

@@ -5,12 +5,14 @@
 
 #include "base/logging.hpp"
 
+#include <chrono>
 #include <string>
 
 namespace launcher {
 
-// A number of seconds from `min` (0 or 0.001) to a week.
-double parse_seconds(const std::string& label, const std::string& value, double min = 0);
+// A number of seconds from `min` (0 or 0.001) to a week, as whole milliseconds rounded up
+// (0.0005 waits 1 ms, not 0), the one conversion every command's timeouts go through.
+std::chrono::milliseconds parse_seconds(const std::string& label, const std::string& value, double min = 0);
 
 // Whether a Python logging level number (SAGEMAKER_CONTAINER_LOG_LEVEL: 10, 20, 30) is
 // accepted besides the names.

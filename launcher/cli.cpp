@@ -45,7 +45,7 @@ constexpr OptionSpec k_options[] = {
      "under Slurm: the interface MPI and NCCL use (default: Open MPI's choice; SM_* say eth0)"},
 };
 
-double
+std::chrono::milliseconds
 parse_seconds(const Setting& s)
 {
   return launcher::parse_seconds(setting_label(s), s.value);
@@ -170,9 +170,9 @@ apply_setting(Options& options, const Setting& s)
       options.num_gpus = std::stoi(s.value);
     }
   } else if (s.name == "grace-period") {
-    options.grace_period = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    options.grace_period = parse_seconds(s);
   } else if (s.name == "dns-timeout") {
-    options.dns_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    options.dns_timeout = parse_seconds(s);
   } else if (s.name == "mpirun") {
     options.mpirun = s.value;
   } else if (s.name == "sshd") {
@@ -199,9 +199,9 @@ apply_setting(Options& options, const Setting& s)
     }
     options.ssh_command = s.value;
   } else if (s.name == "ssh-timeout") {
-    options.ssh_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    options.ssh_timeout = parse_seconds(s);
   } else if (s.name == "lost-host-timeout") {
-    options.lost_host_timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(s) * 1000));
+    options.lost_host_timeout = parse_seconds(s);
   } else if (s.name == "cluster") {
     if (s.value == "detect") {
       options.cluster = ClusterChoice::detect;

@@ -35,23 +35,10 @@ constexpr OptionSpec k_serve_options[] = {
      "request body bytes held across all connections; beyond it bodies are read only as others drain"},
 };
 
-double
+std::chrono::milliseconds
 seconds_value(const Setting& s, double min)
 {
   return parse_seconds(setting_label(s), s.value, min);
-}
-
-// Rounded up to a whole millisecond (0.0005 s waits 1 ms, not 0); without std::ceil, the
-// one function smlaunch took from libm, so that the binary does not load libm at all.
-std::chrono::milliseconds
-whole_milliseconds_up(double seconds)
-{
-  const double ms = seconds * 1000;
-  auto whole = static_cast<long long>(ms);
-  if (static_cast<double>(whole) < ms) {
-    ++whole;
-  }
-  return std::chrono::milliseconds(whole);
 }
 
 std::uint64_t
@@ -157,9 +144,9 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
         options.workers = static_cast<int>(whole_number(s, 1, 1024, "a whole number of workers from 1 to 1024"));
       }
     } else if (s.name == "timeout") {
-      options.timeout = whole_milliseconds_up(seconds_value(s, 0.001));
+      options.timeout = seconds_value(s, 0.001);
     } else if (s.name == "model-load-timeout") {
-      options.model_load_timeout = whole_milliseconds_up(seconds_value(s, 0.001));
+      options.model_load_timeout = seconds_value(s, 0.001);
     } else if (s.name == "default-accept") {
       if (s.value.find_first_of("\r\n") != std::string::npos || s.value.find('/') == std::string::npos) {
         throw UsageError("--default-accept (" + s.origin + ") is \"" + s.value +

@@ -163,8 +163,7 @@ apply(LocalOptions& o, const Setting& s)
   } else if (name == "python") {
     o.python = value;
   } else if (name == "grace-period") {
-    const double seconds = parse_seconds(setting_label(s), value);
-    o.grace_period = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+    o.grace_period = parse_seconds(setting_label(s), value);
   } else if (name == "log-level") {
     o.verbosity = parse_log_level(setting_label(s), value);
   }

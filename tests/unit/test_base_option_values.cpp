@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -25,9 +26,15 @@ usage_message(const std::function<void()>& call)
 
 TEST(BaseOptionValues, Seconds)
 {
-  EXPECT_DOUBLE_EQ(launcher::parse_seconds("--grace-period", "2.5"), 2.5);
-  EXPECT_DOUBLE_EQ(launcher::parse_seconds("--grace-period", "0"), 0);
-  EXPECT_DOUBLE_EQ(launcher::parse_seconds("--grace-period", "604800"), 604800);
+  using std::chrono::milliseconds;
+  EXPECT_EQ(launcher::parse_seconds("--grace-period", "2.5"), milliseconds(2500));
+  EXPECT_EQ(launcher::parse_seconds("--grace-period", "0"), milliseconds(0));
+  EXPECT_EQ(launcher::parse_seconds("--grace-period", "604800"), milliseconds(604800000));
+  // Rounded up to whole milliseconds, never down to a shorter wait (or to none).
+  EXPECT_EQ(launcher::parse_seconds("--grace-period", "0.0001"), milliseconds(1));
+  EXPECT_EQ(launcher::parse_seconds("--grace-period", "0.0011"), milliseconds(2));
+  EXPECT_EQ(launcher::parse_seconds("--grace-period", "2.0000001"), milliseconds(2001));
+  EXPECT_EQ(launcher::parse_seconds("--timeout", "0.001", 0.001), milliseconds(1));
   for (const char* bad : {"", "-1", "1s", "nan", "inf", "604801"}) {
     EXPECT_THROW(launcher::parse_seconds("--grace-period", bad), launcher::UsageError) << bad;
   }

@@ -169,7 +169,9 @@ TEST(LauncherCli, TypedValues)
     const char* value;
     long long ms;
   };
-  const Seconds seconds[] = {{"0", 0}, {"0.5", 500}, {"30", 30000}, {"604800", 604800000LL}, {"1e3", 1000000}};
+  // Sub-millisecond parts round up, as serve's timeouts do: a wait is never shorter than asked.
+  const Seconds seconds[] = {{"0", 0},         {"0.5", 500},  {"30", 30000},    {"604800", 604800000LL},
+                             {"1e3", 1000000}, {"0.0004", 1}, {"1.0011", 1002}};
   for (const auto& s : seconds) {
     EXPECT_EQ(parse({"smlaunch", "train", "--grace-period", s.value}).grace_period.count(), s.ms) << s.value;
     EXPECT_EQ(parse({"smlaunch", "train"}, {{"SMLAUNCH_DNS_TIMEOUT", s.value}}).dns_timeout.count(), s.ms) << s.value;
