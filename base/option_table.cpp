@@ -31,31 +31,49 @@ struct Known
 Known
 find_long(const std::string& name, std::span<const OptionSpec> options, std::span<const FlagSpec> flags)
 {
-  std::vector<Known> known;
-  known.reserve(options.size() + flags.size());
-  for (const auto& o : options) {
-    known.push_back({o.name, true});
-  }
-  for (const auto& f : flags) {
-    known.push_back({f.name, false});
-  }
-  std::vector<Known> prefixed;
-  for (const auto& k : known) {
+  // Options, then flags, in table order; no copy of the tables (this runs at every start).
+  const auto each_known = [&](const auto& visit) {
+    for (const auto& o : options) {
+      if (visit(Known{o.name, true})) {
+        return;
+      }
+    }
+    for (const auto& f : flags) {
+      if (visit(Known{f.name, false})) {
+        return;
+      }
+    }
+  };
+  const auto is_prefix = [&](const Known& k) {
+    return !name.empty() && std::strncmp(k.name, name.c_str(), name.size()) == 0;
+  };
+  Known exact;
+  Known first_prefixed;
+  std::size_t prefixed = 0;
+  each_known([&](const Known& k) {
     if (name == k.name) {
-      return k;
+      exact = k;
+      return true;
     }
-    if (std::strncmp(k.name, name.c_str(), name.size()) == 0) {
-      prefixed.push_back(k);
+    if (is_prefix(k) && prefixed++ == 0) {
+      first_prefixed = k;
     }
+    return false;
+  });
+  if (exact.name != nullptr) {
+    return exact;
   }
-  if (prefixed.size() == 1 && !name.empty()) {
-    return prefixed.front();
+  if (prefixed == 1) {
+    return first_prefixed;
   }
-  if (prefixed.size() > 1 && !name.empty()) {
+  if (prefixed > 1) {
     std::string candidates;
-    for (const auto& k : prefixed) {
-      candidates += std::string(candidates.empty() ? "" : ", ") + "'--" + k.name + "'";
-    }
+    each_known([&](const Known& k) {
+      if (is_prefix(k)) {
+        candidates += std::string(candidates.empty() ? "" : ", ") + "'--" + k.name + "'";
+      }
+      return false;
+    });
     throw UsageError("option '--" + name + "' is ambiguous and matches " + candidates);
   }
   throw UsageError("unrecognised option '--" + name + "'");
