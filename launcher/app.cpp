@@ -68,12 +68,12 @@ probe_open_mpi_major(Supervisor& supervisor, const env::EnvMap& inherited, const
 }
 
 PlanInputs
-gather_inputs(const Options& options, const env::EnvMap& inherited, Supervisor& supervisor)
+gather_inputs(const Options& options, const env::Paths& paths, const env::EnvMap& inherited, Supervisor& supervisor)
 {
   PlanInputs in;
   in.options = options;
   in.inherited = inherited;
-  in.paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
+  in.paths = paths;
   struct stat st
   {
   };
@@ -124,7 +124,8 @@ report(const std::string& error_class, int code, const std::string& message, con
   if (options.command != Command::train) {
     return code;
   }
-  const auto paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
+  const auto paths =
+      outcome ? outcome->paths : env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
   struct stat st
   {
   };
@@ -194,10 +195,11 @@ run(int argc, const char* const* argv, char** envp)
     Supervisor::Options supervision;
     supervision.grace_period = options.grace_period;
     Supervisor supervisor(supervision);
+    const env::Paths paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
     if (options.command == Command::train) {
-      outcome = prepare_outcome(env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory())));
+      outcome = prepare_outcome(paths);
     }
-    PlanInputs inputs = gather_inputs(options, inherited, supervisor);
+    PlanInputs inputs = gather_inputs(options, paths, inherited, supervisor);
     const TrainPlan plan = make_train_plan(inputs);
     if (options.command == Command::plan) {
       print_to(STDOUT_FILENO, plan_to_json(plan, inputs).dump(2) + "\n");
