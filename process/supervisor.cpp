@@ -477,7 +477,8 @@ Supervisor::wait_signal(std::chrono::milliseconds timeout, int fd)
     }
   }
   if (ready > 0 && fd >= 0 && fds[1].revents != 0) {
-    return k_fd_readable; // data, or EOF / an error the relay will see
+    // POLLHUP alone: no data and no writer left (a pipe cannot be written to again).
+    return fds[1].revents == POLLHUP ? k_fd_hung_up : k_fd_readable;
   }
   return 0; // the timeout (EINTR cannot happen: no handler runs)
 }
@@ -758,6 +759,7 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
   const bool has_timeout = spec.timeout.count() > 0; // probes: SIGKILL at start + timeout
   const Clock::time_point timeout_deadline = start + spec.timeout;
   int sigint_count = 0;
+  bool output_hung_up = false;
   const auto claim_main = [&](pid_t exited, int st) {
     if (exited != pid) {
       return false;
@@ -798,10 +800,16 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
     if (has_timeout && !result.timed_out) {
       until(timeout_deadline);
     }
-    const bool relay_waiting = relay != nullptr && !relay->started();
+    const bool relay_waiting = relay != nullptr && !relay->started() && !output_hung_up;
     const int sig = wait_signal(wait, relay_waiting ? relay->pipe_fd() : -1);
     if (sig == k_fd_readable) {
       relay->start(); // the child wrote: relay it from the relay's own thread from now on
+      continue;
+    }
+    if (sig == k_fd_hung_up) {
+      // The child closed its output without writing (a silent script exiting): nothing to
+      // relay, ever; wait for its SIGCHLD alone.
+      output_hung_up = true;
       continue;
     }
     if (sig == 0 || sig == SIGCHLD) {

@@ -110,8 +110,10 @@ public:
 
 private:
   // The next signal of the wait set within `timeout` (0 when none came); with `fd` >= 0,
-  // k_fd_readable as soon as `fd` can be read.
+  // k_fd_readable as soon as `fd` has data (or an error), k_fd_hung_up when it is at end of
+  // file with nothing to read (every writer closed it).
   static constexpr int k_fd_readable = -1;
+  static constexpr int k_fd_hung_up = -2;
   int wait_signal(std::chrono::milliseconds timeout, int fd = -1);
   // run()'s main loop: forwards signals to `pid`'s group and walks its shutdown (running,
   // grace, killed) until it exits; returns its wait status. `terminal_fd`: the

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include <chrono>
+#include <ctime>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -65,6 +66,40 @@ TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_EQ(result.stop_signal, SIGTERM);
   EXPECT_EQ(supervisor.poll_stop_signal(), SIGTERM);
+}
+
+// A child that closes its output and goes on running: the pipe hangs up with nothing to
+// read. The supervisor then waits for the child's exit alone (no relay thread for a
+// silent script, and no poll spinning on the hung-up pipe for the child's whole life),
+// while a child that wrote before closing is still relayed whole.
+TEST(ProcessSupervisorOutput, AClosedOutputIsWaitedOutWithoutSpinning)
+{
+  struct Case
+  {
+    const char* script;
+    const char* captured;
+    int code;
+  };
+  const Case cases[] = {{"exec >&- 2>&-; sleep 0.6; exit 3", "", 3},
+                        {"printf 'said '; sleep 0.1; printf 'this'; exec >&- 2>&-; sleep 0.6; exit 4", "said this", 4}};
+  for (const auto& c : cases) {
+    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
+    launcher::ChildSpec spec;
+    spec.argv = {"/bin/sh", "-c", c.script};
+    spec.envp = {"PATH=/usr/bin:/bin"};
+    spec.output = launcher::OutputMode::capture;
+    timespec cpu_before{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_before);
+    const launcher::ChildResult result = supervisor.run(spec);
+    timespec cpu_after{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_after);
+    const double cpu_seconds = static_cast<double>(cpu_after.tv_sec - cpu_before.tv_sec) +
+                               static_cast<double>(cpu_after.tv_nsec - cpu_before.tv_nsec) / 1e9;
+    EXPECT_EQ(result.exit_code, c.code) << c.script;
+    EXPECT_EQ(result.captured, c.captured) << c.script;
+    // Spinning on the pipe would burn most of the child's 0.6 s here.
+    EXPECT_LT(cpu_seconds, 0.3) << c.script;
+  }
 }
 
 // `smlaunch rank`'s line relay is a mode of the one runner: the same exec rules as every
