@@ -44,10 +44,13 @@ start() {
   if [ ! -e /etc/docker/key.json ]; then touch "$cache/made-etc-docker-key"; fi
   echo '{}' > "$cache/daemon.json"   # not the machine's /etc/docker/daemon.json
   # containerd of our own: the one dockerd starts uses the default configuration, whose
-  # "opt" plugin creates /opt/containerd on the machine; this one keeps it under .cache.
+  # "opt" plugin creates /opt/containerd on the machine (and its CRI plugin /etc/cni/net.d);
+  # this one keeps it under .cache.
   mkdir -p "$cache/containerd" "$exec_root/containerd"
   cat > "$cache/containerd.toml" <<TOML
 version = 2
+# No CRI (Kubernetes) plugin: docker does not use it, and it creates /etc/cni/net.d.
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
 root = "$cache/containerd/root"
 state = "$exec_root/containerd/state"
 [grpc]
