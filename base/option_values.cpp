@@ -39,6 +39,12 @@ parse_seconds(const std::string& label, const std::string& value, double min)
                    " to 604800");
 }
 
+std::chrono::milliseconds
+parse_seconds(const Setting& setting, double min)
+{
+  return parse_seconds(setting_label(setting), setting.value, min);
+}
+
 Verbosity
 parse_log_level(const std::string& label, const std::string& value, LogLevelNumbers numbers)
 {
@@ -62,6 +68,12 @@ parse_log_level(const std::string& label, const std::string& value, LogLevelNumb
     throw UsageError(label + " is \"" + value + "\"; expected warning, info, debug or a number");
   }
   throw UsageError(label + " is \"" + value + "\"; expected warning, info or debug");
+}
+
+Verbosity
+parse_log_level(const Setting& setting, LogLevelNumbers numbers)
+{
+  return parse_log_level(setting_label(setting), setting.value, numbers);
 }
 
 } // namespace launcher

@@ -45,12 +45,6 @@ constexpr OptionSpec k_options[] = {
      "under Slurm: the interface MPI and NCCL use (default: Open MPI's choice; SM_* say eth0)"},
 };
 
-std::chrono::milliseconds
-parse_seconds(const Setting& s)
-{
-  return launcher::parse_seconds(setting_label(s), s.value);
-}
-
 } // namespace
 
 std::string
@@ -217,7 +211,7 @@ apply_setting(Options& options, const Setting& s)
   } else if (s.name == "network-interface") {
     options.network_interface = s.value;
   } else if (s.name == "log-level") {
-    options.verbosity = parse_log_level(setting_label(s), s.value);
+    options.verbosity = parse_log_level(s);
   }
 }
 

@@ -35,12 +35,6 @@ constexpr OptionSpec k_serve_options[] = {
      "request body bytes held across all connections; beyond it bodies are read only as others drain"},
 };
 
-std::chrono::milliseconds
-seconds_value(const Setting& s, double min)
-{
-  return parse_seconds(setting_label(s), s.value, min);
-}
-
 std::uint64_t
 whole_number(const Setting& s, std::uint64_t min, std::uint64_t max, const std::string& expected)
 {
@@ -59,7 +53,7 @@ Verbosity
 log_level(const Setting& s)
 {
   // SAGEMAKER_CONTAINER_LOG_LEVEL is a Python logging level: 10 debug, 20 info, 30 warning.
-  return parse_log_level(setting_label(s), s.value, LogLevelNumbers::accepted);
+  return parse_log_level(s, LogLevelNumbers::accepted);
 }
 
 std::string
@@ -144,9 +138,9 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
         options.workers = static_cast<int>(whole_number(s, 1, 1024, "a whole number of workers from 1 to 1024"));
       }
     } else if (s.name == "timeout") {
-      options.timeout = seconds_value(s, 0.001);
+      options.timeout = parse_seconds(s, 0.001);
     } else if (s.name == "model-load-timeout") {
-      options.model_load_timeout = seconds_value(s, 0.001);
+      options.model_load_timeout = parse_seconds(s, 0.001);
     } else if (s.name == "default-accept") {
       if (s.value.find_first_of("\r\n") != std::string::npos || s.value.find('/') == std::string::npos) {
         throw UsageError("--default-accept (" + s.origin + ") is \"" + s.value +

@@ -163,9 +163,9 @@ apply(LocalOptions& o, const Setting& s)
   } else if (name == "python") {
     o.python = value;
   } else if (name == "grace-period") {
-    o.grace_period = parse_seconds(setting_label(s), value);
+    o.grace_period = parse_seconds(s);
   } else if (name == "log-level") {
-    o.verbosity = parse_log_level(setting_label(s), value);
+    o.verbosity = parse_log_level(s);
   }
 }
 
