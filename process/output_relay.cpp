@@ -76,7 +76,7 @@ OutputRelay::finish(std::chrono::milliseconds drain_window)
 {
   if (!m_thread.joinable() && !m_buffer) {
     pollfd pipe{m_pipe_fd, POLLIN, 0};
-    if (::poll(&pipe, 1, 0) == 1 && (pipe.revents & POLLIN) == 0 && (pipe.revents & POLLHUP) != 0) {
+    if (::poll(&pipe, 1, 0) == 1 && hung_up_without_data(pipe.revents)) {
       return; // never written to, and no writer is left: a silent script costs no relay at all
     }
   }

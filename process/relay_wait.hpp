@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <poll.h>
 
 namespace launcher {
 
@@ -11,6 +12,14 @@ enum class RelayWait {
   again,      // woken (now draining) or interrupted: wait again
   stop,       // the drain window is over, or poll failed
 };
+
+// What poll() reports for a pipe at end of file with nothing left to read: every writer
+// closed it, so nothing will ever come (the supervisor and a relay never started ask this).
+inline bool
+hung_up_without_data(short revents)
+{
+  return (revents & POLLHUP) != 0 && (revents & POLLIN) == 0;
+}
 
 // `draining` turns true when `wake_fd` fires; from then on only the pipe is watched, until
 // `drain_deadline`.

@@ -5,6 +5,7 @@
 #include "process/executables.hpp"
 #include "process/output_relay.hpp"
 #include "process/rank_relay.hpp"
+#include "process/relay_wait.hpp"
 
 #include <algorithm>
 #include <array>
@@ -477,8 +478,7 @@ Supervisor::wait_signal(std::chrono::milliseconds timeout, int fd)
     }
   }
   if (ready > 0 && fd >= 0 && fds[1].revents != 0) {
-    // POLLHUP alone: no data and no writer left (a pipe cannot be written to again).
-    return fds[1].revents == POLLHUP ? k_fd_hung_up : k_fd_readable;
+    return hung_up_without_data(fds[1].revents) ? k_fd_hung_up : k_fd_readable;
   }
   return 0; // the timeout (EINTR cannot happen: no handler runs)
 }
