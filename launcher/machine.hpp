@@ -17,13 +17,15 @@ struct MachineProbe
   env::MachineFacts facts;
   std::string gpu_source; // "option", "nvml", "proc", "nvidia-smi", "none"
   // Every process a probe ran, as a command line ("nvidia-smi --list-gpus"): `smlaunch plan`
-  // lists them. Empty wherever NVML, /proc or the instance type answered.
+  // lists them. Empty wherever /proc, NVML or the instance type answered.
   std::vector<std::string> processes_run;
 };
 
 // GPUs the NVIDIA driver lists in `proc_gpus_dir` (/proc/driver/nvidia/gpus: one folder per
-// GPU); nullopt when the folder does not exist (no driver).
-std::optional<int> count_proc_gpus(const std::string& proc_gpus_dir = "/proc/driver/nvidia/gpus");
+// GPU) whose device node `dev_dir`/nvidia<minor> exists, the minor read from the folder's
+// `information` (a folder that names none counts); nullopt when the folder does not exist.
+std::optional<int> count_proc_gpus(const std::string& proc_gpus_dir = "/proc/driver/nvidia/gpus",
+                                   const std::string& dev_dir = "/dev");
 
 // Open MPI's major version from the files of its launcher, without running it: `mpirun`
 // resolved through its links is orterun (Open MPI 4, ORTE) or has prterun beside it

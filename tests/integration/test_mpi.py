@@ -319,6 +319,26 @@ class TestMpi(unittest.TestCase):
                                          timeout=60, check=True).stdout)
         self.assertEqual(plan["machine"]["num_gpus"], 0)
         self.assertEqual(plan["machine"]["probes_run"], [])
+        # Where the driver lists its GPUs (/proc/driver/nvidia/gpus, a folder per GPU) they are
+        # counted from there, before NVML (whose init took 12-25 ms on a GPU host) and with
+        # nvidia-smi not run; but a GPU counts only where its /dev/nvidia<minor> is, since the
+        # driver's /proc is the host's, also in a container given no GPU.
+        self.assertFalse(os.path.exists("/dev/nvidia7") or os.path.exists("/dev/nvidia8"))
+        gpus = "/proc/driver/nvidia/gpus"
+        listed = ("mount -t tmpfs smlaunch-test /proc/driver && mkdir -p {g}/0000:10:1c.0 {g}/0000:10:1d.0 "
+                  "{g}/0000:a0:1c.0 && "
+                  r"printf 'Model: \t\t NVIDIA H200\nDevice Minor: \t 7\n' > {g}/0000:10:1c.0/information && "
+                  r"printf 'Model: \t\t NVIDIA H200\nDevice Minor: \t 8\n' > {g}/0000:10:1d.0/information && "
+                  'exec "$@"').format(g=gpus)
+        plan = json.loads(subprocess.run(with_driver[:-2] + [listed, "sh", harness.SMLAUNCH, "plan", "--base-dir",
+                                                             job.path("algo-1"), "--python", harness.PYTHON],
+                                         env=env, capture_output=True, text=True, timeout=60, check=True).stdout)
+        # Minors 7 and 8 have no device node here; the third folder names no minor: counted.
+        self.assertEqual(plan["machine"]["gpu_source"], "proc")
+        self.assertEqual(plan["machine"]["num_gpus"], 1)
+        self.assertEqual(plan["machine"]["probes_run"], [])
+        self.assertEqual(plan["environment"]["SM_NUM_GPUS"], "1")
+        self.assertEqual(plan["mpi"]["processes_per_host"], 1)
 
     def test_chainermn_example_on_two_hosts_two_slots(self):
         try:

@@ -135,14 +135,38 @@ protected:
 // /proc/driver/nvidia/gpus holds one folder per GPU (named by PCI address).
 TEST_F(MachineFiles, CountProcGpus)
 {
-  EXPECT_EQ(launcher::count_proc_gpus((m_root / "absent").string()), std::nullopt);
+  const std::string dev = (m_root / "dev").string();
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "absent").string(), dev), std::nullopt);
   fs::create_directories(m_root / "gpus");
-  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string()), 0);
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string(), dev), 0);
   for (const char* bus : {"0000:10:1c.0", "0000:10:1d.0", "0000:a0:1c.0"}) {
     fs::create_directories(m_root / "gpus" / bus);
   }
   touch(m_root / "gpus" / "not-a-gpu");
-  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string()), 3);
+  // No `information` file: nothing tells the device node, so each folder counts.
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string(), dev), 3);
+}
+
+// The driver's /proc is the host's, also inside a container: a GPU counts only where its
+// /dev/nvidia<minor> is (a CPU container on an 8-GPU host has none; a container given GPU 2
+// has /dev/nvidia2 alone).
+TEST_F(MachineFiles, CountProcGpusOnlyWithTheirDeviceNode)
+{
+  const std::string dev = (m_root / "dev").string();
+  int minor = 0;
+  for (const char* bus : {"0000:10:1c.0", "0000:10:1d.0", "0000:a0:1c.0"}) {
+    fs::create_directories(m_root / "gpus" / bus);
+    std::ofstream(m_root / "gpus" / bus / "information")
+        << "Model: \t\t NVIDIA H200\nIRQ:   \t\t 0\nGPU UUID: \t GPU-0\nDevice Minor: \t " << minor++
+        << "\nBus Location: \t " << bus << "\n";
+  }
+  fs::create_directories(m_root / "dev");
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string(), dev), 0);
+  touch(m_root / "dev" / "nvidia2");
+  touch(m_root / "dev" / "nvidiactl");
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string(), dev), 1);
+  touch(m_root / "dev" / "nvidia0");
+  EXPECT_EQ(launcher::count_proc_gpus((m_root / "gpus").string(), dev), 2);
 }
 
 // Open MPI's major version from its launcher's files, as Debian and upstream lay them out.
