@@ -4,10 +4,12 @@ same invocation: start-up overhead and memory of `smlaunch train` on a trivial s
 and output throughput through the launcher against writing directly.
 
 Usage: bench_launcher.py SMLAUNCH PYTHON [--runs N] [--gib G] [--before OLD_SMLAUNCH] [--startup-only]
+                         [--detect-gpus]
 """
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -46,19 +48,31 @@ def make_tree(root, program, code):
     return base, src
 
 
+DETECT_GPUS = False  # --detect-gpus: the launcher probes the GPUs (NVML) as in a GPU image
+
+
 def env():
     e = {k: v for k, v in os.environ.items() if not k.startswith(("SMLAUNCH_", "SM_", "PIP_"))}
-    e.update({"SMLAUNCH_LOG_LEVEL": "warning", "SMLAUNCH_NUM_GPUS": "0"})
+    e.update({"SMLAUNCH_LOG_LEVEL": "warning"})
+    if not DETECT_GPUS:
+        e["SMLAUNCH_NUM_GPUS"] = "0"
     return e
 
 
 def interleaved(commands, runs):
     """Run each (argv, cwd) in turn, `runs` times, so that any drift of a shared machine
-    falls on every side alike; returns per command (median, min) in ms."""
+    falls on every side alike; returns per command (median, min) in ms. The order changes
+    from round to round (seeded): on a small VM a run is 0.5 ms faster or slower depending
+    on which command ran just before it (the CPU it is placed on), and a fixed order gave
+    that to one side."""
     samples = [[] for _ in commands]
     e = env()
+    order = list(range(len(commands)))
+    shuffler = random.Random(13)
     for _ in range(runs):
-        for i, (argv, cwd) in enumerate(commands):
+        shuffler.shuffle(order)
+        for i in order:
+            argv, cwd = commands[i]
             start = time.perf_counter()
             subprocess.run(argv, check=True, cwd=cwd, env=e, stdout=subprocess.DEVNULL)
             samples[i].append(time.perf_counter() - start)
@@ -147,7 +161,11 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--before", help="another smlaunch binary (e.g. the previous release) timed beside it")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up figures")
+    parser.add_argument("--detect-gpus", action="store_true",
+                        help="let the launcher detect the GPUs (NVML on a GPU machine) instead of --num-gpus 0")
     args = parser.parse_args()
+    global DETECT_GPUS
+    DETECT_GPUS = args.detect_gpus
     root = tempfile.mkdtemp(prefix="smlaunch-bench-")
     rows = []
     try:
