@@ -3,7 +3,7 @@
 #include <cstring>
 #include <system_error>
 
-namespace launcher {
+namespace base {
 
 SystemError::SystemError(const std::string& call, const std::string& what, int err)
     : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::system_category().message(err))
@@ -22,4 +22,4 @@ signal_name(int signo)
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
 }
 
-} // namespace launcher
+} // namespace base

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace launcher {
+namespace base {
 
 // Exit codes of the launcher's own failures (README: "Exit status"). A script's own
 // code, 128+N for a signal and 126/127 for exec failures pass through unchanged.
@@ -170,4 +170,4 @@ private:
 // "SIGTERM" for 15.
 std::string signal_name(int signo);
 
-} // namespace launcher
+} // namespace base

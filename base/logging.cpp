@@ -4,7 +4,7 @@
 #include <spdlog/sinks/base_sink.h>
 #include <unistd.h>
 
-namespace launcher {
+namespace base {
 
 std::mutex&
 output_lock()
@@ -79,4 +79,4 @@ setup_logging(Verbosity verbosity)
   spdlog::set_default_logger(logger);
 }
 
-} // namespace launcher
+} // namespace base

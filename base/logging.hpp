@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <string_view>
 
-namespace launcher {
+namespace base {
 
 enum class Verbosity { quiet, normal, verbose };
 
@@ -24,4 +24,4 @@ bool write_all(int fd, const char* data, std::size_t size);
 // streams and the C++ locale are never set up (5% of every start, before main).
 void print_to(int fd, std::string_view text);
 
-} // namespace launcher
+} // namespace base

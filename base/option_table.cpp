@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace launcher {
+namespace base {
 
 std::string
 option_help(const OptionSpec& option, const std::string& default_text, std::size_t column)
@@ -141,4 +141,4 @@ setting_label(const Setting& setting)
   return "--" + setting.name + " (" + setting.origin + ")";
 }
 
-} // namespace launcher
+} // namespace base

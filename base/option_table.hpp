@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace base {
 
 // One resolved setting and where its value came from.
 struct Setting
@@ -79,4 +79,4 @@ OptionWords read_option_words(int argc, const char* const* argv, std::span<const
 // "--NAME (ORIGIN)": how messages about a setting's value name it.
 std::string setting_label(const Setting& setting);
 
-} // namespace launcher
+} // namespace base

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
-namespace launcher {
+namespace base {
 
 namespace {
 
@@ -76,4 +76,4 @@ parse_log_level(const Setting& setting, LogLevelNumbers numbers)
   return parse_log_level(setting_label(setting), setting.value, numbers);
 }
 
-} // namespace launcher
+} // namespace base

@@ -9,7 +9,7 @@
 #include <chrono>
 #include <string>
 
-namespace launcher {
+namespace base {
 
 // A number of seconds from `min` (0 or 0.001) to a week, as whole milliseconds rounded up
 // (0.0005 waits 1 ms, not 0), the one conversion every command's timeouts go through.
@@ -26,4 +26,4 @@ Verbosity parse_log_level(const std::string& label, const std::string& value,
                           LogLevelNumbers numbers = LogLevelNumbers::rejected);
 Verbosity parse_log_level(const Setting& setting, LogLevelNumbers numbers = LogLevelNumbers::rejected);
 
-} // namespace launcher
+} // namespace base

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-namespace launcher {
+namespace base {
 
 std::string
 shell_quote(const std::string& word)
@@ -92,4 +92,4 @@ shell_split(const std::string& text)
   return words;
 }
 
-} // namespace launcher
+} // namespace base

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace base {
 
 // `word` as one word for a POSIX shell (the remote side of `ssh host command`, a command
 // line in a config file): unchanged when it holds only characters no shell treats
@@ -21,4 +21,4 @@ std::vector<std::string> shell_split(const std::string& text);
 // argv joined by single spaces, as the reference shows commands (no quoting).
 std::string join_command(const std::vector<std::string>& argv);
 
-} // namespace launcher
+} // namespace base

@@ -12,7 +12,7 @@
 #include <system_error>
 #include <unistd.h>
 
-namespace launcher {
+namespace base {
 
 namespace {
 
@@ -145,4 +145,4 @@ bytes_from_json(const nlohmann::json& value)
   return bytes;
 }
 
-} // namespace launcher
+} // namespace base

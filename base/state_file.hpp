@@ -7,7 +7,7 @@
 #include <string_view>
 #include <sys/types.h>
 
-namespace launcher {
+namespace base {
 
 // Write `text` to a temporary file in `path`'s folder (created when missing), fsync it,
 // then rename it over `path`. Throws SystemError naming the file and the failed call.
@@ -27,4 +27,4 @@ nlohmann::json bytes_to_json(const std::string& bytes);
 // The inverse; throws std::runtime_error when `value` is neither form.
 std::string bytes_from_json(const nlohmann::json& value);
 
-} // namespace launcher
+} // namespace base

@@ -1,6 +1,6 @@
 #include "base/text.hpp"
 
-namespace launcher {
+namespace base {
 
 std::vector<std::string>
 split_lines(const std::string& text)
@@ -22,4 +22,4 @@ split_lines(const std::string& text)
   return lines;
 }
 
-} // namespace launcher
+} // namespace base

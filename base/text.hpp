@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace base {
 
 // `text` cut at each '\n', without it, and without a '\r' before it (CRLF files); a last
 // line without '\n' counts, an empty text has no line.
 std::vector<std::string> split_lines(const std::string& text);
 
-} // namespace launcher
+} // namespace base

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace launcher {
+namespace fetch {
 
 namespace {
 
@@ -240,7 +240,7 @@ extract_archive(const std::string& archive_path, const std::string& destination_
   archive_read_support_format_tar(in.get());
   archive_read_support_format_gnutar(in.get());
   if (archive_read_open_filename(in.get(), archive_path.c_str(), 1 << 16) != ARCHIVE_OK) {
-    throw StagingError("cannot open the code archive " + archive_path + ": " + archive_error_string(in.get()));
+    throw base::StagingError("cannot open the code archive " + archive_path + ": " + archive_error_string(in.get()));
   }
   std::unique_ptr<archive, WriteCloser> out(archive_write_disk_new());
   // libarchive's own guards too, in case a check above missed a case.
@@ -253,7 +253,7 @@ extract_archive(const std::string& archive_path, const std::string& destination_
       break;
     }
     if (r < ARCHIVE_WARN) {
-      throw StagingError("cannot read the code archive " + archive_path + ": " + archive_error_string(in.get()));
+      throw base::StagingError("cannot read the code archive " + archive_path + ": " + archive_error_string(in.get()));
     }
     const std::string name = archive_entry_pathname(entry) != nullptr ? archive_entry_pathname(entry) : "";
     const char* hardlink = archive_entry_hardlink(entry);
@@ -278,12 +278,12 @@ extract_archive(const std::string& archive_path, const std::string& destination_
     }
     const std::string target = hardlink != nullptr ? hardlink : (symlink != nullptr ? symlink : "");
     if (const auto reason = unsafe_member_reason(name, type, target)) {
-      throw StagingError("refusing the code archive " + archive_path + ": member \"" + name + "\" " + *reason);
+      throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + name + "\" " + *reason);
     }
     if (type == MemberType::symlink && !resolves_inside(destination, name, target)) {
-      throw StagingError("refusing the code archive " + archive_path + ": member \"" + name +
-                         "\" is a symbolic link to \"" + target +
-                         "\", which lands outside the code directory through the links before it");
+      throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + name +
+                               "\" is a symbolic link to \"" + target +
+                               "\", which lands outside the code directory through the links before it");
     }
     archive_entry_set_pathname(entry, (destination + "/" + name).c_str());
     if (hardlink != nullptr) {
@@ -291,8 +291,8 @@ extract_archive(const std::string& archive_path, const std::string& destination_
     }
     archive_entry_set_perm(entry, archive_entry_perm(entry) & 01777); // no setuid/setgid
     if (archive_write_header(out.get(), entry) < ARCHIVE_WARN) {
-      throw StagingError("cannot extract member \"" + name + "\" of " + archive_path + ": " +
-                         archive_error_string(out.get()));
+      throw base::StagingError("cannot extract member \"" + name + "\" of " + archive_path + ": " +
+                               archive_error_string(out.get()));
     }
     const void* block = nullptr;
     size_t size = 0;
@@ -302,20 +302,22 @@ extract_archive(const std::string& archive_path, const std::string& destination_
       // A failed write is only ARCHIVE_WARN to libarchive (it then pads the file with NUL
       // bytes to its size): any result below ARCHIVE_OK fails the staging.
       if (archive_write_data_block(out.get(), block, size, offset) < ARCHIVE_OK) {
-        throw StagingError("cannot write member \"" + name + "\" of " + archive_path + ": " + write_error(out.get()));
+        throw base::StagingError("cannot write member \"" + name + "\" of " + archive_path + ": " +
+                                 write_error(out.get()));
       }
     }
     if (rr < ARCHIVE_WARN) {
-      throw StagingError("cannot read member \"" + name + "\" of " + archive_path + ": " +
-                         archive_error_string(in.get()));
+      throw base::StagingError("cannot read member \"" + name + "\" of " + archive_path + ": " +
+                               archive_error_string(in.get()));
     }
     const int finished = archive_write_finish_entry(out.get());
     if (finished < ARCHIVE_WARN || (finished == ARCHIVE_WARN && is_write_errno(archive_errno(out.get())))) {
-      throw StagingError("cannot finish member \"" + name + "\" of " + archive_path + ": " + write_error(out.get()));
+      throw base::StagingError("cannot finish member \"" + name + "\" of " + archive_path + ": " +
+                               write_error(out.get()));
     }
   }
   if (archive_write_close(out.get()) < ARCHIVE_WARN) {
-    throw StagingError("cannot finish extracting " + archive_path + ": " + archive_error_string(out.get()));
+    throw base::StagingError("cannot finish extracting " + archive_path + ": " + archive_error_string(out.get()));
   }
 }
 
@@ -335,14 +337,14 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       members[it->path().lexically_relative(source).string()] = it->path().string();
     }
     if (ec) {
-      throw ArchiveError("cannot read " + source + ": " + ec.message());
+      throw base::ArchiveError("cannot read " + source + ": " + ec.message());
     }
   }
   std::unique_ptr<struct archive, decltype(&archive_write_free)> out(archive_write_new(), archive_write_free);
   archive_write_add_filter_gzip(out.get());
   archive_write_set_format_pax_restricted(out.get());
   if (archive_write_open_filename(out.get(), archive_path.c_str()) != ARCHIVE_OK) {
-    throw ArchiveError(std::string("archive_write_open: ") + archive_path + ": " + write_error(out.get()));
+    throw base::ArchiveError(std::string("archive_write_open: ") + archive_path + ": " + write_error(out.get()));
   }
   std::vector<char> buffer(256 * 1024);
   for (const auto& [name, path] : members) {
@@ -378,7 +380,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       if (fd >= 0) {
         ::close(fd);
       }
-      throw ArchiveError(std::string("archive_write_header: ") + name + ": " + write_error(out.get()));
+      throw base::ArchiveError(std::string("archive_write_header: ") + name + ": " + write_error(out.get()));
     }
     while (fd >= 0) {
       const ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -387,7 +389,7 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
       }
       if (archive_write_data(out.get(), buffer.data(), static_cast<std::size_t>(n)) < 0) {
         ::close(fd);
-        throw ArchiveError(std::string("archive_write_data: ") + name + ": " + write_error(out.get()));
+        throw base::ArchiveError(std::string("archive_write_data: ") + name + ": " + write_error(out.get()));
       }
     }
     if (fd >= 0) {
@@ -395,8 +397,8 @@ create_archive(const std::string& archive_path, const std::vector<std::string>& 
     }
   }
   if (archive_write_close(out.get()) != ARCHIVE_OK) {
-    throw ArchiveError(std::string("archive_write_close: ") + archive_path + ": " + write_error(out.get()));
+    throw base::ArchiveError(std::string("archive_write_close: ") + archive_path + ": " + write_error(out.get()));
   }
 }
 
-} // namespace launcher
+} // namespace fetch

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace fetch {
 
 enum class MemberType { file, directory, symlink, hardlink, other };
 
@@ -26,4 +26,4 @@ void extract_archive(const std::string& archive_path, const std::string& destina
 // are stored as links, never followed. Throws LauncherError (ArchiveError).
 void create_archive(const std::string& archive_path, const std::vector<std::string>& sources);
 
-} // namespace launcher
+} // namespace fetch

@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace launcher {
+namespace fetch {
 
 namespace fs = std::filesystem;
 
@@ -132,18 +132,18 @@ classify_code_source(const std::string& module_dir, const std::string& code_dir)
   }
   const auto status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
-    throw StagingError("sagemaker_submit_directory \"" + module_dir + "\": " + path +
-                       " does not exist; expected a folder, a file:// URI, a .tar.gz or an s3:// URI");
+    throw base::StagingError("sagemaker_submit_directory \"" + module_dir + "\": " + path +
+                             " does not exist; expected a folder, a file:// URI, a .tar.gz or an s3:// URI");
   }
   if (fs::is_directory(status)) {
     source.kind = SourceKind::directory;
   } else if (!fs::is_regular_file(status)) {
     // Reading a FIFO blocks and a device never ends (/dev/zero): refused before any read.
-    throw StagingError("sagemaker_submit_directory \"" + module_dir + "\": " + path + " is " +
-                       (fs::is_fifo(status)     ? "a FIFO"
-                        : fs::is_socket(status) ? "a socket"
-                                                : "a device") +
-                       ", not a regular file; expected a folder, a file:// URI, a .tar.gz or an s3:// URI");
+    throw base::StagingError("sagemaker_submit_directory \"" + module_dir + "\": " + path + " is " +
+                             (fs::is_fifo(status)     ? "a FIFO"
+                              : fs::is_socket(status) ? "a socket"
+                                                      : "a device") +
+                             ", not a regular file; expected a folder, a file:// URI, a .tar.gz or an s3:// URI");
   } else if (is_archive_name(path)) {
     source.kind = SourceKind::archive;
   } else {
@@ -236,8 +236,8 @@ std::optional<Marker>
 read_marker(const std::string& base_dir)
 {
   try {
-    const nlohmann::json doc = read_json_state(staging_marker_path(base_dir));
-    return Marker{bytes_from_json(doc.at("uri")), bytes_from_json(doc.at("identity"))};
+    const nlohmann::json doc = base::read_json_state(staging_marker_path(base_dir));
+    return Marker{base::bytes_from_json(doc.at("uri")), base::bytes_from_json(doc.at("identity"))};
   } catch (const std::exception&) {
     return std::nullopt; // missing or unreadable: the code is staged again
   }
@@ -249,9 +249,9 @@ void
 write_marker(const std::string& base_dir, const Marker& marker)
 {
   nlohmann::ordered_json doc;
-  doc["uri"] = bytes_to_json(marker.uri);
-  doc["identity"] = bytes_to_json(marker.identity);
-  write_json_atomically(staging_marker_path(base_dir), doc, 0644);
+  doc["uri"] = base::bytes_to_json(marker.uri);
+  doc["identity"] = base::bytes_to_json(marker.identity);
+  base::write_json_atomically(staging_marker_path(base_dir), doc, 0644);
 }
 
 bool
@@ -282,7 +282,7 @@ fill_new_folder(const std::string& staging, const std::function<void(const std::
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
   if (ec) {
-    throw StagingError("cannot create " + staging + ": " + ec.message());
+    throw base::StagingError("cannot create " + staging + ": " + ec.message());
   }
   try {
     fill(staging);
@@ -306,19 +306,20 @@ replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(co
     if (entry.path().filename() != name) {
       fs::remove_all(entry.path(), ec);
       if (ec) {
-        throw StagingError("cannot remove " + entry.path().string() + " from " + ctx.code_dir + ": " + ec.message());
+        throw base::StagingError("cannot remove " + entry.path().string() + " from " + ctx.code_dir + ": " +
+                                 ec.message());
       }
     }
   }
   for (const auto& entry : fs::directory_iterator(staging, ec)) {
     fs::rename(entry.path(), fs::path(ctx.code_dir) / entry.path().filename(), ec);
     if (ec) {
-      throw StagingError("cannot move " + entry.path().string() + " into " + ctx.code_dir + ": " + ec.message());
+      throw base::StagingError("cannot move " + entry.path().string() + " into " + ctx.code_dir + ": " + ec.message());
     }
   }
   fs::remove(staging, ec);
   if (ec) {
-    throw StagingError("cannot remove " + staging + ": " + ec.message());
+    throw base::StagingError("cannot remove " + staging + ": " + ec.message());
   }
 }
 
@@ -339,7 +340,7 @@ replace_code_dir(const StagingContext& ctx, const std::function<void(const std::
   fs::rename(staging, ctx.code_dir, ec);
   if (ec) {
     fs::remove_all(staging, ec);
-    throw StagingError("cannot move the staged code into " + ctx.code_dir + ": " + ec.message());
+    throw base::StagingError("cannot move the staged code into " + ctx.code_dir + ": " + ec.message());
   }
 }
 
@@ -357,7 +358,7 @@ Fetcher&
 fetcher_of(const StagingContext& ctx)
 {
   if (ctx.fetcher == nullptr) {
-    throw StagingError("internal: no fetcher for archives and s3:// sources");
+    throw base::StagingError("internal: no fetcher for archives and s3:// sources");
   }
   return *ctx.fetcher;
 }
@@ -372,7 +373,7 @@ unpack_or_copy(const StagingContext& ctx, const std::string& file, const std::st
   std::error_code ec;
   fs::copy_file(file, fs::path(into) / fs::path(name).filename(), ec);
   if (ec) {
-    throw StagingError("cannot copy " + file + " into " + into + ": " + ec.message());
+    throw base::StagingError("cannot copy " + file + " into " + into + ": " + ec.message());
   }
 }
 
@@ -384,7 +385,7 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
   std::error_code ec;
   fs::create_directories(ctx.code_dir, ec);
   if (ec) {
-    throw StagingError("cannot create the code directory " + ctx.code_dir + ": " + ec.message());
+    throw base::StagingError("cannot create the code directory " + ctx.code_dir + ": " + ec.message());
   }
   if (action == StagingAction::none || action == StagingAction::keep_existing) {
     return;
@@ -422,7 +423,7 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
     const auto slash = source.uri.find('/', 5);
     if (source.uri.rfind("s3://", 0) != 0 || slash == std::string::npos || slash == 5 ||
         slash + 1 >= source.uri.size()) {
-      throw StagingError("sagemaker_submit_directory \"" + source.uri + "\" is not an s3://bucket/key URI");
+      throw base::StagingError("sagemaker_submit_directory \"" + source.uri + "\" is not an s3://bucket/key URI");
     }
     const std::string key = source.uri.substr(slash + 1);
     const std::string etag = fetcher_of(ctx).s3_etag(source.uri);
@@ -447,4 +448,4 @@ stage_code(const CodeSource& source, StagingAction action, const StagingContext&
   }
 }
 
-} // namespace launcher
+} // namespace fetch

@@ -5,7 +5,7 @@
 #include <functional>
 #include <string>
 
-namespace launcher {
+namespace fetch {
 
 enum class SourceKind {
   code_dir,  // the code directory itself (the default): nothing to fetch
@@ -77,4 +77,4 @@ void stage_code(const CodeSource& source, StagingAction action, const StagingCon
 // A fast content checksum of a file (FNV-1a, 64 bits), to recognise an archive.
 std::string file_checksum(const std::string& path);
 
-} // namespace launcher
+} // namespace fetch

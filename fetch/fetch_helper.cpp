@@ -9,7 +9,7 @@
 #include <system_error>
 #include <unistd.h>
 
-namespace launcher {
+namespace fetch {
 
 std::string
 fetch_helper_path()
@@ -18,7 +18,7 @@ fetch_helper_path()
   return (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "smlaunch-fetch").string();
 }
 
-HelperFetcher::HelperFetcher(Supervisor& supervisor, env::EnvMap environment, std::string sagemaker_region,
+HelperFetcher::HelperFetcher(process::Supervisor& supervisor, env::EnvMap environment, std::string sagemaker_region,
                              std::string state_dir)
     : m_supervisor(supervisor), m_environment(std::move(environment)), m_region(std::move(sagemaker_region)),
       m_helper(fetch_helper_path()), m_etag_dir(std::move(state_dir))
@@ -30,28 +30,28 @@ HelperFetcher::HelperFetcher(Supervisor& supervisor, env::EnvMap environment, st
 void
 HelperFetcher::run(std::vector<std::string> args)
 {
-  ChildSpec spec;
+  process::ChildSpec spec;
   spec.argv = {m_helper};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   if (!m_region.empty()) {
     spec.argv.insert(spec.argv.end(), {"--sagemaker-region", m_region});
   }
   spec.envp = m_environment.to_envp();
-  const ChildResult r = m_supervisor.run(spec);
+  const process::ChildResult r = m_supervisor.run(spec);
   if (r.stop_signal != 0) {
-    throw StoppedError(r.stop_signal, "staging");
+    throw base::StoppedError(r.stop_signal, "staging");
   }
   if (r.exec_errno != 0) {
-    throw StagingError("cannot run " + m_helper + ": " + std::system_category().message(r.exec_errno));
+    throw base::StagingError("cannot run " + m_helper + ": " + std::system_category().message(r.exec_errno));
   }
   if (r.exit_code != 0) {
     // The helper's last line says what went wrong.
-    std::string message = last_lines(r.output_tail, 2048);
+    std::string message = process::last_lines(r.output_tail, 2048);
     const auto last = message.rfind("smlaunch-fetch: ");
     if (last != std::string::npos) {
       message = message.substr(last + 16);
     }
-    throw StagingError(message.empty() ? "smlaunch-fetch exited with " + std::to_string(r.exit_code) : message);
+    throw base::StagingError(message.empty() ? "smlaunch-fetch exited with " + std::to_string(r.exit_code) : message);
   }
 }
 
@@ -80,4 +80,4 @@ HelperFetcher::s3_get(const std::string& uri, const std::string& destination)
   run({"s3-get", uri, destination});
 }
 
-} // namespace launcher
+} // namespace fetch

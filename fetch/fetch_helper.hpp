@@ -10,13 +10,14 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace fetch {
 
 class HelperFetcher : public Fetcher
 {
 public:
   // `state_dir` (<base>/.smlaunch) holds the helper's small answer files.
-  HelperFetcher(Supervisor& supervisor, env::EnvMap environment, std::string sagemaker_region, std::string state_dir);
+  HelperFetcher(process::Supervisor& supervisor, env::EnvMap environment, std::string sagemaker_region,
+                std::string state_dir);
 
   void extract(const std::string& archive, const std::string& destination) override;
   std::string s3_etag(const std::string& uri) override;
@@ -25,7 +26,7 @@ public:
 private:
   void run(std::vector<std::string> args);
 
-  Supervisor& m_supervisor;
+  process::Supervisor& m_supervisor;
   env::EnvMap m_environment;
   std::string m_region;
   std::string m_helper;
@@ -35,4 +36,4 @@ private:
 // <dir of this binary>/smlaunch-fetch.
 std::string fetch_helper_path();
 
-} // namespace launcher
+} // namespace fetch

@@ -16,7 +16,7 @@
 int
 main(int argc, char** argv, char** envp)
 {
-  launcher::setup_logging(launcher::Verbosity::normal);
+  base::setup_logging(base::Verbosity::normal);
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string region;
   for (std::size_t i = 0; i + 1 < args.size(); ++i) {
@@ -28,30 +28,30 @@ main(int argc, char** argv, char** envp)
   }
   try {
     if (args.size() >= 2 && args[0] == "pack") {
-      launcher::create_archive(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
+      fetch::create_archive(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
       return 0;
     }
     if (args.size() != 3) {
       throw std::invalid_argument("usage: smlaunch-fetch extract|s3-etag|s3-get SOURCE DESTINATION");
     }
     if (args[0] == "extract") {
-      launcher::extract_archive(args[1], args[2]);
+      fetch::extract_archive(args[1], args[2]);
       return 0;
     }
     const env::EnvMap environment = env::EnvMap::from_environ(envp);
-    const auto location = launcher::parse_s3_uri(args[1]);
+    const auto location = fetch::parse_s3_uri(args[1]);
     if (!location) {
       throw std::invalid_argument("\"" + args[1] + "\" is not an s3://bucket/key URI");
     }
-    const auto settings = launcher::s3_settings_from(environment, region);
-    const auto credentials = launcher::resolve_aws_credentials(environment);
+    const auto settings = fetch::s3_settings_from(environment, region);
+    const auto credentials = fetch::resolve_aws_credentials(environment);
     if (args[0] == "s3-etag") {
-      const auto head = launcher::s3_head(settings, credentials, *location, {});
+      const auto head = fetch::s3_head(settings, credentials, *location, {});
       std::ofstream(args[2]) << head.etag << "\n";
       return 0;
     }
     if (args[0] == "s3-get") {
-      const auto got = launcher::s3_download(settings, credentials, *location, args[2], {});
+      const auto got = fetch::s3_download(settings, credentials, *location, args[2], {});
       spdlog::info("downloaded {} bytes", got.size);
       return 0;
     }

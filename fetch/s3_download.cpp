@@ -10,7 +10,7 @@
 #include <memory>
 #include <thread>
 
-namespace launcher {
+namespace fetch {
 
 namespace {
 
@@ -238,21 +238,21 @@ with_retries(const S3Settings& settings, const S3Location& location, const StopC
     transfer.stop = &stop;
     const Response r = attempt(transfer);
     if (transfer.stopped) {
-      throw StagingError("download of s3://" + location.bucket + "/" + location.key + " stopped by a signal");
+      throw base::StagingError("download of s3://" + location.bucket + "/" + location.key + " stopped by a signal");
     }
     if (r.code == CURLE_OK && r.status >= 200 && r.status < 300) {
       return S3Object{transfer.etag, transfer.received > 0 ? transfer.received : transfer.total};
     }
     const std::string why = describe(r, transfer, location);
     if (!transient(r) || n >= settings.max_attempts) {
-      throw StagingError("cannot download the code from " + why +
-                         (n > 1 ? " (after " + std::to_string(n) + " attempts)" : ""));
+      throw base::StagingError("cannot download the code from " + why +
+                               (n > 1 ? " (after " + std::to_string(n) + " attempts)" : ""));
     }
     spdlog::warn("{}; retrying in {} ms (attempt {} of {})", why, delay.count(), n + 1, settings.max_attempts);
     const auto until = std::chrono::steady_clock::now() + delay;
     while (std::chrono::steady_clock::now() < until) {
       if (stop && stop()) {
-        throw StagingError("download of s3://" + location.bucket + "/" + location.key + " stopped by a signal");
+        throw base::StagingError("download of s3://" + location.bucket + "/" + location.key + " stopped by a signal");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -331,8 +331,8 @@ resolve_aws_credentials(const env::EnvMap& e)
   } else if (const auto* relative = non_empty(e, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
     url = "http://169.254.170.2" + *relative;
   } else {
-    throw StagingError("no AWS credentials to download the code from S3: set AWS_ACCESS_KEY_ID and "
-                       "AWS_SECRET_ACCESS_KEY, or run where AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is set");
+    throw base::StagingError("no AWS credentials to download the code from S3: set AWS_ACCESS_KEY_ID and "
+                             "AWS_SECRET_ACCESS_KEY, or run where AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is set");
   }
   std::vector<std::string> headers;
   if (const auto* auth = non_empty(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN")) {
@@ -366,7 +366,8 @@ resolve_aws_credentials(const env::EnvMap& e)
     last_error = r.code != CURLE_OK ? r.curl_error : "HTTP " + std::to_string(r.status);
     std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
   }
-  throw StagingError("cannot get AWS credentials from the container credentials endpoint " + url + ": " + last_error);
+  throw base::StagingError("cannot get AWS credentials from the container credentials endpoint " + url + ": " +
+                           last_error);
 }
 
 S3Object
@@ -387,7 +388,7 @@ s3_download(const S3Settings& settings, const AwsCredentials& credentials, const
   return with_retries(settings, location, stop, [&](Transfer& t) {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(destination.c_str(), "wb"), std::fclose);
     if (!file) {
-      throw StagingError("cannot write " + destination);
+      throw base::StagingError("cannot write " + destination);
     }
     t.file = file.get();
     Response r = perform(url, settings, &credentials, false, t);
@@ -402,4 +403,4 @@ s3_download(const S3Settings& settings, const AwsCredentials& credentials, const
   });
 }
 
-} // namespace launcher
+} // namespace fetch

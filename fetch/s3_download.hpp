@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-namespace launcher {
+namespace fetch {
 
 struct S3Location
 {
@@ -64,4 +64,4 @@ S3Object s3_head(const S3Settings& settings, const AwsCredentials& credentials, 
 S3Object s3_download(const S3Settings& settings, const AwsCredentials& credentials, const S3Location& location,
                      const std::string& destination, const StopCheck& stop);
 
-} // namespace launcher
+} // namespace fetch

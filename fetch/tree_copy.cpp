@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <utility>
 
-namespace launcher {
+namespace fetch {
 
 namespace {
 
@@ -46,7 +46,7 @@ struct TreeCopy
   {
     if (options.stop_signal) {
       if (const int sig = options.stop_signal()) {
-        throw StoppedError(sig, "staging");
+        throw base::StoppedError(sig, "staging");
       }
     }
   }
@@ -67,22 +67,22 @@ struct TreeCopy
   {
     const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (in < 0) {
-      throw StagingError("cannot read " + from + ": " + error_text(errno));
+      throw base::StagingError("cannot read " + from + ": " + error_text(errno));
     }
     const auto close_in = std::unique_ptr<const int, void (*)(const int*)>(&in, [](const int* fd) { ::close(*fd); });
     struct stat st
     {
     };
     if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-      throw StagingError("cannot copy " + from + ": it is no longer a regular file");
+      throw base::StagingError("cannot copy " + from + ": it is no longer a regular file");
     }
     const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
     if (out < 0) {
-      throw StagingError("cannot create " + to + " (copying " + from + "): " + error_text(errno));
+      throw base::StagingError("cannot create " + to + " (copying " + from + "): " + error_text(errno));
     }
     const auto fail = [&](const std::string& what, int err) {
       ::close(out);
-      throw StagingError("cannot copy " + from + " into " + to + ": " + what + error_text(err));
+      throw base::StagingError("cannot copy " + from + " into " + to + ": " + what + error_text(err));
     };
     while (true) {
       const ssize_t n = ::read(in, buffer.data(), buffer.size());
@@ -106,7 +106,7 @@ struct TreeCopy
     }
     // A full disk on some file systems (NFS, quotas) shows only at close.
     if (::close(out) != 0) {
-      throw StagingError("cannot copy " + from + " into " + to + ": " + error_text(errno));
+      throw base::StagingError("cannot copy " + from + " into " + to + ": " + error_text(errno));
     }
     ::chmod(to.c_str(), mode & 0777);
   }
@@ -116,7 +116,7 @@ struct TreeCopy
   {
     std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(from.c_str()), ::closedir);
     if (!dir) {
-      throw StagingError("cannot read the folder " + from + ": " + error_text(errno));
+      throw base::StagingError("cannot read the folder " + from + ": " + error_text(errno));
     }
     std::set<std::string> names; // sorted: the same order on every run
     errno = 0;
@@ -128,7 +128,7 @@ struct TreeCopy
       }
     }
     if (errno != 0) {
-      throw StagingError("cannot read the folder " + from + ": " + error_text(errno));
+      throw base::StagingError("cannot read the folder " + from + ": " + error_text(errno));
     }
     dir.reset();
     for (const auto& name : names) {
@@ -142,7 +142,7 @@ struct TreeCopy
         if (errno == ENOENT) {
           continue; // removed meanwhile
         }
-        throw StagingError("cannot read " + source + ": " + error_text(errno));
+        throw base::StagingError("cannot read " + source + ": " + error_text(errno));
       }
       if (S_ISDIR(st.st_mode)) {
         if (const std::string* why = left_out_reason(st)) {
@@ -150,7 +150,7 @@ struct TreeCopy
           continue;
         }
         if (::mkdir(target.c_str(), 0700) != 0) {
-          throw StagingError("cannot create " + target + " (copying " + source + "): " + error_text(errno));
+          throw base::StagingError("cannot create " + target + " (copying " + source + "): " + error_text(errno));
         }
         copy_dir(source, target);
         ::chmod(target.c_str(), (st.st_mode & 0777) | 0700);
@@ -158,11 +158,12 @@ struct TreeCopy
         std::string link(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
         const ssize_t n = ::readlink(source.c_str(), link.data(), link.size());
         if (n < 0) {
-          throw StagingError("cannot read the link " + source + ": " + error_text(errno));
+          throw base::StagingError("cannot read the link " + source + ": " + error_text(errno));
         }
         link.resize(static_cast<std::size_t>(n));
         if (::symlink(link.c_str(), target.c_str()) != 0) {
-          throw StagingError("cannot create the link " + target + " (copying " + source + "): " + error_text(errno));
+          throw base::StagingError("cannot create the link " + target + " (copying " + source +
+                                   "): " + error_text(errno));
         }
       } else if (S_ISREG(st.st_mode)) {
         copy_file(source, target, st.st_mode);
@@ -191,13 +192,13 @@ copy_source_tree(const std::string& from, const std::string& to, const TreeCopyO
   {
   };
   if (::stat(from.c_str(), &source) != 0 || !S_ISDIR(source.st_mode)) {
-    throw StagingError("cannot copy " + from + ": not a folder");
+    throw base::StagingError("cannot copy " + from + ": not a folder");
   }
   if (const std::string* why = copy.left_out_reason(source)) {
-    throw StagingError("cannot copy " + from + ": " + *why);
+    throw base::StagingError("cannot copy " + from + ": " + *why);
   }
   if (::mkdir(to.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw StagingError("cannot create " + to + ": " + error_text(errno));
+    throw base::StagingError("cannot create " + to + ": " + error_text(errno));
   }
   // The copy itself never enters its own destination (a destination inside the source).
   struct stat destination
@@ -209,4 +210,4 @@ copy_source_tree(const std::string& from, const std::string& to, const TreeCopyO
   copy.copy_dir(from, to);
 }
 
-} // namespace launcher
+} // namespace fetch

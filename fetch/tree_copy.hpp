@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace fetch {
 
 struct TreeCopyOptions
 {
@@ -23,4 +23,4 @@ struct TreeCopyOptions
 // missing). Throws StagingError naming the file and the system's error.
 void copy_source_tree(const std::string& from, const std::string& to, const TreeCopyOptions& options);
 
-} // namespace launcher
+} // namespace fetch

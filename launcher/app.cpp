@@ -39,7 +39,7 @@ current_directory()
 // Open MPI's major version, asked only when the job may use MPI: from its files when they
 // tell, else from `mpirun --version` (recorded in `processes_run`).
 int
-probe_open_mpi_major(Supervisor& supervisor, const env::EnvMap& inherited, const Options& options,
+probe_open_mpi_major(process::Supervisor& supervisor, const env::EnvMap& inherited, const Options& options,
                      const env::ConfigFiles& config, std::vector<std::string>& processes_run)
 {
   const env::Value* hosts = config.resource_config.find("hosts");
@@ -51,24 +51,25 @@ probe_open_mpi_major(Supervisor& supervisor, const env::EnvMap& inherited, const
     return 4;
   }
   const std::string* path = inherited.get("PATH");
-  const auto mpirun = find_executable(options.mpirun, path != nullptr ? *path : k_default_path);
+  const auto mpirun = process::find_executable(options.mpirun, path != nullptr ? *path : process::k_default_path);
   if (!mpirun) {
     return 4;
   }
   if (const auto major = open_mpi_major_from_files(*mpirun)) {
     return *major;
   }
-  ChildSpec spec;
+  process::ChildSpec spec;
   spec.argv = {*mpirun, "--version"};
-  processes_run.push_back(join_command(spec.argv));
+  processes_run.push_back(base::join_command(spec.argv));
   spec.envp = inherited.to_envp();
-  spec.output = OutputMode::capture;
+  spec.output = process::OutputMode::capture;
   spec.timeout = std::chrono::seconds(20);
   return mpi::parse_open_mpi_major(supervisor.run(spec).captured);
 }
 
 PlanInputs
-gather_inputs(const Options& options, const env::Paths& paths, const env::EnvMap& inherited, Supervisor& supervisor)
+gather_inputs(const Options& options, const env::Paths& paths, const env::EnvMap& inherited,
+              process::Supervisor& supervisor)
 {
   PlanInputs in;
   in.options = options;
@@ -78,8 +79,8 @@ gather_inputs(const Options& options, const env::Paths& paths, const env::EnvMap
   {
   };
   if (::stat(in.paths.base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    throw BaseDirectoryError("base directory " + in.paths.base +
-                             " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
+    throw base::BaseDirectoryError("base directory " + in.paths.base +
+                                   " does not exist; expected a SageMaker tree (set --base-dir or SAGEMAKER_BASE_DIR)");
   }
   in.cluster = choose_cluster(options, inherited, in.paths, current_directory());
   std::optional<int> num_gpus = options.num_gpus;
@@ -104,9 +105,10 @@ gather_inputs(const Options& options, const env::Paths& paths, const env::EnvMap
   }
   in.probes_run = probe.processes_run;
   const std::string* path = inherited.get("PATH");
-  in.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
-  in.code_dir_has_files = directory_has_files(in.paths.code);
-  in.staged_by_smlaunch = ::access(staging_marker_path(in.paths.base).c_str(), F_OK) == 0;
+  in.python = process::find_executable(options.python, path != nullptr ? *path : process::k_default_path)
+                  .value_or(options.python);
+  in.code_dir_has_files = fetch::directory_has_files(in.paths.code);
+  in.staged_by_smlaunch = ::access(fetch::staging_marker_path(in.paths.base).c_str(), F_OK) == 0;
   std::error_code ec;
   in.smlaunch_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   in.open_mpi_major = probe_open_mpi_major(supervisor, inherited, options, in.config, in.probes_run);
@@ -117,7 +119,7 @@ gather_inputs(const Options& options, const env::Paths& paths, const env::EnvMap
 // the run's outcome files once prepared).
 int
 report(const std::string& error_class, int code, const std::string& message, const std::string& command,
-       const Options& options, const env::EnvMap& inherited, std::optional<OutcomeFiles>& outcome)
+       const Options& options, const env::EnvMap& inherited, std::optional<process::OutcomeFiles>& outcome)
 {
   const std::string safe = env::redact_secrets(message, inherited);
   spdlog::error("{}: {}", error_class, safe);
@@ -133,9 +135,10 @@ report(const std::string& error_class, int code, const std::string& message, con
     std::error_code ec;
     std::filesystem::create_directories(paths.output, ec);
     if (!outcome) {
-      outcome = OutcomeFiles{paths};
+      outcome = process::OutcomeFiles{paths};
     }
-    record_failure(*outcome, env::redact_secrets(format_failure(error_class, code, message, command), inherited));
+    process::record_failure(
+        *outcome, env::redact_secrets(process::format_failure(error_class, code, message, command), inherited));
   }
   return code;
 }
@@ -150,20 +153,20 @@ run(int argc, const char* const* argv, char** envp)
   if (serve_command_requested(argc, argv)) {
     return run_serve(argc, argv, inherited);
   }
-  const std::string launcher_command = join_command(std::vector<std::string>(argv, argv + argc));
+  const std::string launcher_command = base::join_command(std::vector<std::string>(argv, argv + argc));
   Options options;
   try {
     options = parse_command_line(argc, argv, inherited);
-  } catch (const UsageError& e) {
-    print_to(STDERR_FILENO, std::string("smlaunch: error: ") + e.what() + "\n");
+  } catch (const base::UsageError& e) {
+    base::print_to(STDERR_FILENO, std::string("smlaunch: error: ") + e.what() + "\n");
     return e.exit_code();
   }
   if (options.command == Command::help) {
-    print_to(STDOUT_FILENO, help_text());
+    base::print_to(STDOUT_FILENO, help_text());
     return 0;
   }
   if (options.command == Command::version) {
-    print_to(STDOUT_FILENO, "smlaunch " SMLAUNCH_VERSION "\n");
+    base::print_to(STDOUT_FILENO, "smlaunch " SMLAUNCH_VERSION "\n");
     return 0;
   }
   if (options.command == Command::rank) {
@@ -172,37 +175,38 @@ run(int argc, const char* const* argv, char** envp)
   if (options.command == Command::job_ended) {
     return run_job_ended(options);
   }
-  std::optional<OutcomeFiles> outcome; // prepared by `train` before anything can fail
+  std::optional<process::OutcomeFiles> outcome; // prepared by `train` before anything can fail
   if (options.command == Command::local) {
     try {
-      return run_local(options.local_args, inherited);
-    } catch (const LauncherError& e) {
-      setup_logging(Verbosity::normal);
+      return local::run_local(options.local_args, inherited);
+    } catch (const base::LauncherError& e) {
+      base::setup_logging(base::Verbosity::normal);
       return report(e.error_class(), e.exit_code(), e.what(), launcher_command, options, inherited, outcome);
     } catch (const env::ConfigError& e) {
-      setup_logging(Verbosity::normal);
-      return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited, outcome);
-    } catch (const std::exception& e) {
-      setup_logging(Verbosity::normal);
-      return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited,
+      base::setup_logging(base::Verbosity::normal);
+      return report("ConfigError", base::to_int(base::ExitCode::config), e.what(), launcher_command, options, inherited,
                     outcome);
+    } catch (const std::exception& e) {
+      base::setup_logging(base::Verbosity::normal);
+      return report("InternalError", base::to_int(base::ExitCode::internal), e.what(), launcher_command, options,
+                    inherited, outcome);
     }
   }
-  setup_logging(options.verbosity);
+  base::setup_logging(options.verbosity);
   spdlog::debug("smlaunch {}: {}", SMLAUNCH_VERSION, launcher_command);
 
   try {
-    Supervisor::Options supervision;
+    process::Supervisor::Options supervision;
     supervision.grace_period = options.grace_period;
-    Supervisor supervisor(supervision);
+    process::Supervisor supervisor(supervision);
     const env::Paths paths = env::Paths::under(env::normalize_base_dir(options.base_dir, current_directory()));
     if (options.command == Command::train) {
-      outcome = prepare_outcome(paths);
+      outcome = process::prepare_outcome(paths);
     }
     PlanInputs inputs = gather_inputs(options, paths, inherited, supervisor);
     const TrainPlan plan = make_train_plan(inputs);
     if (options.command == Command::plan) {
-      print_to(STDOUT_FILENO, plan_to_json(plan, inputs).dump(2) + "\n");
+      base::print_to(STDOUT_FILENO, plan_to_json(plan, inputs).dump(2) + "\n");
       return 0;
     }
     if (options.stage_only) {
@@ -215,19 +219,21 @@ run(int argc, const char* const* argv, char** envp)
       return stopped;
     }
     // Nothing staged: code/ is what the plan saw, and planning again would give the same plan.
-    if (plan.staging == StagingAction::none || plan.staging == StagingAction::keep_existing) {
+    if (plan.staging == fetch::StagingAction::none || plan.staging == fetch::StagingAction::keep_existing) {
       return execute_train(plan, inputs, supervisor, *outcome);
     }
     // Archives and S3 objects are only known once unpacked: plan again from code/.
     inputs.code_staged = true;
     return execute_train(make_train_plan(inputs), inputs, supervisor, *outcome);
   } catch (const env::ConfigError& e) {
-    return report("ConfigError", to_int(ExitCode::config), e.what(), launcher_command, options, inherited, outcome);
-  } catch (const LauncherError& e) {
+    return report("ConfigError", base::to_int(base::ExitCode::config), e.what(), launcher_command, options, inherited,
+                  outcome);
+  } catch (const base::LauncherError& e) {
     return report(e.error_class(), e.exit_code(), e.what(), e.command().empty() ? launcher_command : e.command(),
                   options, inherited, outcome);
   } catch (const std::exception& e) {
-    return report("InternalError", to_int(ExitCode::internal), e.what(), launcher_command, options, inherited, outcome);
+    return report("InternalError", base::to_int(base::ExitCode::internal), e.what(), launcher_command, options,
+                  inherited, outcome);
   }
 }
 

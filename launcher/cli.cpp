@@ -14,7 +14,7 @@ namespace launcher {
 namespace {
 
 // The one table of settings: README's "Options" section is written from it.
-constexpr OptionSpec k_options[] = {
+constexpr base::OptionSpec k_options[] = {
     {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR",
      "the SageMaker tree to read and write (input/, code/, model/, output/)"},
     {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH",
@@ -62,7 +62,7 @@ help_text()
                     "\n"
                     "options (each has an environment twin; the command line wins):\n";
   for (const auto& o : k_options) {
-    out += option_help(o, o.default_value, 28);
+    out += base::option_help(o, o.default_value, 28);
   }
   out += "      --stage-only          stage the code and install requirements on this host, then stop\n"
          "                            (under Slurm, the step every node runs before mpirun)\n"
@@ -116,7 +116,7 @@ parse_internal_command(int argc, const char* const* argv)
     } else if (arg == "--cluster" && has_value) {
       const std::string cluster = argv[++i];
       if (cluster != "slurm") {
-        throw UsageError(command + ": --cluster expects slurm");
+        throw base::UsageError(command + ": --cluster expects slurm");
       }
       options.cluster = ClusterChoice::slurm;
     } else if (arg == "--instance-type" && has_value) {
@@ -127,19 +127,19 @@ parse_internal_command(int argc, const char* const* argv)
       try {
         options.job_exit_code = std::stoi(argv[++i]);
       } catch (const std::exception&) {
-        throw UsageError("job-ended: --exit-code expects a number");
+        throw base::UsageError("job-ended: --exit-code expects a number");
       }
     } else if (arg == "--message" && has_value) {
       options.job_message = argv[++i];
     } else {
-      throw UsageError(command + ": unexpected argument \"" + arg + "\"");
+      throw base::UsageError(command + ": unexpected argument \"" + arg + "\"");
     }
   }
   for (; i < argc; ++i) {
     options.rank_program.emplace_back(argv[i]);
   }
   if (options.command == Command::rank && options.rank_program.empty()) {
-    throw UsageError("rank: no program after --");
+    throw base::UsageError("rank: no program after --");
   }
   return options;
 }
@@ -147,7 +147,7 @@ parse_internal_command(int argc, const char* const* argv)
 // One resolved setting into the options, through its row's parser (which names the
 // setting and its origin).
 void
-apply_setting(Options& options, const Setting& s)
+apply_setting(Options& options, const base::Setting& s)
 {
   if (s.name == "base-dir") {
     options.base_dir = s.value;
@@ -158,15 +158,15 @@ apply_setting(Options& options, const Setting& s)
       const bool digits =
           !s.value.empty() && s.value.size() <= 4 && s.value.find_first_not_of("0123456789") == std::string::npos;
       if (!digits) {
-        throw UsageError("--num-gpus (" + s.origin + ") is \"" + s.value +
-                         "\"; expected a whole number from 0 to 9999, or `detect`");
+        throw base::UsageError("--num-gpus (" + s.origin + ") is \"" + s.value +
+                               "\"; expected a whole number from 0 to 9999, or `detect`");
       }
       options.num_gpus = std::stoi(s.value);
     }
   } else if (s.name == "grace-period") {
-    options.grace_period = parse_seconds(s);
+    options.grace_period = base::parse_seconds(s);
   } else if (s.name == "dns-timeout") {
-    options.dns_timeout = parse_seconds(s);
+    options.dns_timeout = base::parse_seconds(s);
   } else if (s.name == "mpirun") {
     options.mpirun = s.value;
   } else if (s.name == "sshd") {
@@ -177,25 +177,25 @@ apply_setting(Options& options, const Setting& s)
     const bool digits =
         !s.value.empty() && s.value.size() <= 5 && s.value.find_first_not_of("0123456789") == std::string::npos;
     if (!digits || std::stoi(s.value) < 1 || std::stoi(s.value) > 65535) {
-      throw UsageError("--sshd-port (" + s.origin + ") is \"" + s.value + "\"; expected a port from 1 to 65535");
+      throw base::UsageError("--sshd-port (" + s.origin + ") is \"" + s.value + "\"; expected a port from 1 to 65535");
     }
     options.sshd_port = std::stoi(s.value);
   } else if (s.name == "ssh-command") {
     // Checked here, not when the job first calls ssh (after staging, pip and the DNS wait).
     std::vector<std::string> ssh_words;
     try {
-      ssh_words = shell_split(s.value);
+      ssh_words = base::shell_split(s.value);
     } catch (const std::invalid_argument& e) {
-      throw UsageError("--ssh-command (" + s.origin + ") \"" + s.value + "\": " + e.what());
+      throw base::UsageError("--ssh-command (" + s.origin + ") \"" + s.value + "\": " + e.what());
     }
     if (ssh_words.empty()) {
-      throw UsageError("--ssh-command (" + s.origin + ") is empty");
+      throw base::UsageError("--ssh-command (" + s.origin + ") is empty");
     }
     options.ssh_command = s.value;
   } else if (s.name == "ssh-timeout") {
-    options.ssh_timeout = parse_seconds(s);
+    options.ssh_timeout = base::parse_seconds(s);
   } else if (s.name == "lost-host-timeout") {
-    options.lost_host_timeout = parse_seconds(s);
+    options.lost_host_timeout = base::parse_seconds(s);
   } else if (s.name == "cluster") {
     if (s.value == "detect") {
       options.cluster = ClusterChoice::detect;
@@ -204,14 +204,15 @@ apply_setting(Options& options, const Setting& s)
     } else if (s.value == "slurm") {
       options.cluster = ClusterChoice::slurm;
     } else {
-      throw UsageError("--cluster (" + s.origin + ") is \"" + s.value + "\"; expected detect, sagemaker or slurm");
+      throw base::UsageError("--cluster (" + s.origin + ") is \"" + s.value +
+                             "\"; expected detect, sagemaker or slurm");
     }
   } else if (s.name == "instance-type") {
     options.instance_type = s.value;
   } else if (s.name == "network-interface") {
     options.network_interface = s.value;
   } else if (s.name == "log-level") {
-    options.verbosity = parse_log_level(s);
+    options.verbosity = base::parse_log_level(s);
   }
 }
 
@@ -227,7 +228,7 @@ command_of(std::vector<std::string> words, const std::string& program)
     }
   }
   if (words.empty()) {
-    throw UsageError("no command given; expected `train` or `plan` (see smlaunch --help)");
+    throw base::UsageError("no command given; expected `train` or `plan` (see smlaunch --help)");
   }
   Command command = Command::help;
   if (words[0] == "train") {
@@ -237,10 +238,10 @@ command_of(std::vector<std::string> words, const std::string& program)
   } else if (words[0] == "help") {
     return Command::help;
   } else {
-    throw UsageError("unknown command \"" + words[0] + "\"; expected `train` or `plan` (see smlaunch --help)");
+    throw base::UsageError("unknown command \"" + words[0] + "\"; expected `train` or `plan` (see smlaunch --help)");
   }
   if (words.size() > 1) {
-    throw UsageError("unexpected argument \"" + words[1] + "\" after `" + words[0] + "`");
+    throw base::UsageError("unexpected argument \"" + words[1] + "\" after `" + words[0] + "`");
   }
   return command;
 }
@@ -255,8 +256,9 @@ expand_base_dir(const std::string& pattern, const env::EnvMap& environment)
   }
   const std::string* node = environment.get("SLURMD_NODENAME");
   if (node == nullptr || node->empty()) {
-    throw UsageError("--base-dir \"" + pattern + "\" holds %n (the Slurm node name), but SLURMD_NODENAME is not set; " +
-                     "run inside a Slurm allocation, or give a path without %n");
+    throw base::UsageError("--base-dir \"" + pattern +
+                           "\" holds %n (the Slurm node name), but SLURMD_NODENAME is not set; " +
+                           "run inside a Slurm allocation, or give a path without %n");
   }
   return env::expand_node_pattern(pattern, *node);
 }
@@ -279,7 +281,7 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
     }
     internal->base_dir_pattern = internal->base_dir;
     internal->base_dir = expand_base_dir(internal->base_dir, environment);
-    internal->verbosity = Verbosity::quiet;
+    internal->verbosity = base::Verbosity::quiet;
     return *internal;
   }
   if (argc >= 2 && std::string(argv[1]) == "local") {
@@ -288,13 +290,13 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
     local.local_args.assign(argv + 2, argv + argc);
     return local;
   }
-  constexpr FlagSpec k_flags[] = {
+  constexpr base::FlagSpec k_flags[] = {
       {"help", 'h'}, {"version", '\0'}, {"verbose", 'v'}, {"quiet", 'q'}, {"stage-only", '\0'}};
-  OptionWords given;
+  base::OptionWords given;
   try {
-    given = read_option_words(argc, argv, k_options, k_flags);
-  } catch (const UsageError& e) {
-    throw UsageError(std::string(e.what()) + " (see smlaunch --help)");
+    given = base::read_option_words(argc, argv, k_options, k_flags);
+  } catch (const base::UsageError& e) {
+    throw base::UsageError(std::string(e.what()) + " (see smlaunch --help)");
   }
 
   std::string program = argc > 0 ? argv[0] : "smlaunch";
@@ -316,7 +318,8 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
 
   for (const auto& o : k_options) {
     const auto value = given.values.find(o.name);
-    options.settings.push_back(resolve_setting(o, value != given.values.end() ? &value->second : nullptr, environment));
+    options.settings.push_back(
+        base::resolve_setting(o, value != given.values.end() ? &value->second : nullptr, environment));
   }
 
   for (const auto& s : options.settings) {
@@ -326,9 +329,9 @@ parse_command_line(int argc, const char* const* argv, const env::EnvMap& environ
   options.base_dir = expand_base_dir(options.base_dir, environment);
   options.stage_only = given.flags.contains("stage-only");
   if (given.flags.contains("verbose")) {
-    options.verbosity = Verbosity::verbose;
+    options.verbosity = base::Verbosity::verbose;
   } else if (given.flags.contains("quiet")) {
-    options.verbosity = Verbosity::quiet;
+    options.verbosity = base::Verbosity::quiet;
   }
   return options;
 }

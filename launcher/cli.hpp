@@ -29,7 +29,7 @@ struct Options
   std::optional<int> num_gpus;  // unset: detect
   std::chrono::milliseconds grace_period{60000};
   std::chrono::milliseconds dns_timeout{900000};
-  Verbosity verbosity = Verbosity::normal;
+  base::Verbosity verbosity = base::Verbosity::normal;
   // MPI across hosts.
   std::string mpirun = "mpirun";
   std::string sshd = "/usr/sbin/sshd";
@@ -42,7 +42,7 @@ struct Options
   std::string instance_type = "local"; // Slurm: SM_CURRENT_INSTANCE_TYPE
   std::string network_interface;       // Slurm: "" is eth0 in SM_*, Open MPI's own choice
   bool stage_only = false;             // stage and install on this host, then stop
-  std::vector<Setting> settings;
+  std::vector<base::Setting> settings;
 
   // Internal commands (run by smlaunch itself on other hosts).
   std::vector<std::string> rank_program; // `rank -- PROGRAM...`

@@ -55,7 +55,7 @@ CodeView::read(const std::string& relative) const
 bool
 is_installable_pyproject(const std::string& text)
 {
-  for (std::string line : split_lines(text)) {
+  for (std::string line : base::split_lines(text)) {
     line.erase(0, line.find_first_not_of(" \t"));
     if (line.rfind("[build-system]", 0) == 0 || line.rfind("[project]", 0) == 0) {
       return true;

@@ -39,7 +39,7 @@ write_host_state(const std::string& base_dir, const HostState& state)
   // the very environment its host's launcher had.
   nlohmann::ordered_json environment = nlohmann::ordered_json::array();
   for (const auto& [name, value] : state.environment.entries()) {
-    environment.push_back({bytes_to_json(name), bytes_to_json(value)});
+    environment.push_back({base::bytes_to_json(name), base::bytes_to_json(value)});
   }
   const nlohmann::ordered_json doc = {
       {"environment", environment},
@@ -50,7 +50,7 @@ write_host_state(const std::string& base_dir, const HostState& state)
         {"smddprun_installed", state.machine.smddprun_installed},
         {"smddpmprun_installed", state.machine.smddpmprun_installed}}},
   };
-  write_json_atomically(state_dir(base_dir) + "/host.json", doc, 0600);
+  base::write_json_atomically(state_dir(base_dir) + "/host.json", doc, 0600);
 }
 
 HostState
@@ -58,9 +58,9 @@ read_host_state(const std::string& base_dir)
 {
   HostState state;
   try {
-    const nlohmann::json doc = read_json_state(state_dir(base_dir) + "/host.json");
+    const nlohmann::json doc = base::read_json_state(state_dir(base_dir) + "/host.json");
     for (const auto& entry : doc.at("environment")) {
-      state.environment.set(bytes_from_json(entry.at(0)), bytes_from_json(entry.at(1)));
+      state.environment.set(base::bytes_from_json(entry.at(0)), base::bytes_from_json(entry.at(1)));
     }
     const nlohmann::json& m = doc.at("machine");
     state.machine.num_cpus = int_at(m, "num_cpus");
@@ -69,8 +69,8 @@ read_host_state(const std::string& base_dir)
     state.machine.smddprun_installed = bool_at(m, "smddprun_installed");
     state.machine.smddpmprun_installed = bool_at(m, "smddpmprun_installed");
   } catch (const std::exception& e) {
-    throw StagingError(std::string("this host's launcher state is missing (is `smlaunch train` running here?): ") +
-                       e.what());
+    throw base::StagingError(
+        std::string("this host's launcher state is missing (is `smlaunch train` running here?): ") + e.what());
   }
   return state;
 }
@@ -85,8 +85,9 @@ void
 write_job_outcome(const std::string& base_dir, const JobOutcome& outcome)
 {
   // The message may end with a script's output: any bytes, kept as host.json keeps them.
-  const nlohmann::ordered_json doc = {{"exit_code", outcome.exit_code}, {"message", bytes_to_json(outcome.message)}};
-  write_json_atomically(job_outcome_path(base_dir), doc, 0644);
+  const nlohmann::ordered_json doc = {{"exit_code", outcome.exit_code},
+                                      {"message", base::bytes_to_json(outcome.message)}};
+  base::write_json_atomically(job_outcome_path(base_dir), doc, 0644);
 }
 
 std::optional<JobOutcome>
@@ -96,9 +97,9 @@ read_job_outcome(const std::string& base_dir)
     return std::nullopt;
   }
   try {
-    const nlohmann::json doc = read_json_state(job_outcome_path(base_dir));
+    const nlohmann::json doc = base::read_json_state(job_outcome_path(base_dir));
     const auto message = doc.find("message");
-    return JobOutcome{int_at(doc, "exit_code"), message != doc.end() ? bytes_from_json(*message) : ""};
+    return JobOutcome{int_at(doc, "exit_code"), message != doc.end() ? base::bytes_from_json(*message) : ""};
   } catch (const std::exception&) {
     return std::nullopt;
   }

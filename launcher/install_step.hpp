@@ -11,6 +11,6 @@ namespace launcher {
 // Runs `spec` (pip); returns when it succeeded. Throws StoppedError when a stop signal
 // ended it, InstallError of `error_class` (with pip's ERROR lines) when it failed; both
 // name the command.
-void run_install_step(const ChildSpec& spec, const std::string& error_class, Supervisor& supervisor);
+void run_install_step(const process::ChildSpec& spec, const std::string& error_class, process::Supervisor& supervisor);
 
 } // namespace launcher

@@ -64,22 +64,22 @@ nvml_device_count()
 }
 
 std::optional<std::string>
-run_probe(Supervisor& supervisor, const env::EnvMap& environment, const std::string& program,
+run_probe(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& program,
           std::vector<std::string> args, std::vector<std::string>& processes_run)
 {
   const std::string* path = environment.get("PATH");
-  const auto exe = find_executable(program, path != nullptr ? *path : k_default_path);
+  const auto exe = process::find_executable(program, path != nullptr ? *path : process::k_default_path);
   if (!exe) {
     return std::nullopt;
   }
-  ChildSpec spec;
+  process::ChildSpec spec;
   spec.argv = {*exe};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.envp = environment.to_envp();
-  spec.output = OutputMode::capture;
+  spec.output = process::OutputMode::capture;
   spec.timeout = std::chrono::seconds(20);
-  processes_run.push_back(join_command(spec.argv));
-  const ChildResult r = supervisor.run(spec);
+  processes_run.push_back(base::join_command(spec.argv));
+  const process::ChildResult r = supervisor.run(spec);
   if (r.exit_code != 0) {
     spdlog::debug("{} exited with {}", program, r.exit_code);
     return std::nullopt;
@@ -195,7 +195,7 @@ open_mpi_major_from_files(const std::string& mpirun_path)
 }
 
 MachineProbe
-probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type,
+probe_machine(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type,
               std::optional<int> num_gpus)
 {
   MachineProbe probe;
@@ -232,9 +232,9 @@ probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std:
   }
 
   const std::string* path = environment.get("PATH");
-  const std::string path_value = path != nullptr ? *path : k_default_path;
-  probe.facts.smddprun_installed = find_executable("smddprun", path_value).has_value();
-  probe.facts.smddpmprun_installed = find_executable("smddpmprun", path_value).has_value();
+  const std::string path_value = path != nullptr ? *path : process::k_default_path;
+  probe.facts.smddprun_installed = process::find_executable("smddprun", path_value).has_value();
+  probe.facts.smddpmprun_installed = process::find_executable("smddpmprun", path_value).has_value();
   spdlog::debug("machine: {} CPUs, {} GPUs (from {}), {} Neuron cores", probe.facts.num_cpus, probe.facts.num_gpus,
                 probe.gpu_source, probe.facts.num_neurons);
   return probe;

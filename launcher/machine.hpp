@@ -33,8 +33,8 @@ std::optional<int> count_proc_gpus(const std::string& proc_gpus_dir = "/proc/dri
 std::optional<int> open_mpi_major_from_files(const std::string& mpirun_path);
 
 // `num_gpus` overrides detection (--num-gpus). Probes run under the supervisor.
-MachineProbe probe_machine(Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type,
-                           std::optional<int> num_gpus);
+MachineProbe probe_machine(process::Supervisor& supervisor, const env::EnvMap& environment,
+                           const std::string& instance_type, std::optional<int> num_gpus);
 
 // Count the lines of `nvidia-smi --list-gpus` that start with "GPU " (as the reference).
 int count_gpu_lines(const std::string& list_gpus_output);

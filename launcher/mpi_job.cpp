@@ -37,36 +37,36 @@ std::vector<std::string>
 ssh_argv(const PlanInputs& in, const std::string& host, const std::vector<std::string>& remote)
 {
   // --ssh-command was checked when parsed (cli.cpp): it splits into at least one word.
-  return mpi::ssh_argv(shell_split(in.options.ssh_command), ssh_connection_sharing(in.paths), host, remote);
+  return mpi::ssh_argv(base::shell_split(in.options.ssh_command), ssh_connection_sharing(in.paths), host, remote);
 }
 
 pid_t
-start_sshd(const PlanInputs& in, Supervisor& supervisor)
+start_sshd(const PlanInputs& in, process::Supervisor& supervisor)
 {
-  ChildSpec spec;
+  process::ChildSpec spec;
   spec.argv =
       mpi::sshd_argv(mpi::SshdInputs{in.options.sshd, in.options.sshd_config, in.options.sshd_port, in.paths.base});
   spec.envp = in.inherited.to_envp();
   spec.cwd = "/";
-  spdlog::info("starting sshd: {}", join_command(spec.argv));
+  spdlog::info("starting sshd: {}", base::join_command(spec.argv));
   try {
     return supervisor.start_background(spec);
-  } catch (const SystemError& e) {
-    throw SshdError(std::string("cannot start sshd (") + e.what() + "); install openssh-server or set --sshd");
+  } catch (const base::SystemError& e) {
+    throw base::SshdError(std::string("cannot start sshd (") + e.what() + "); install openssh-server or set --sshd");
   }
 }
 
 void
-check_sshd(Supervisor& supervisor, pid_t sshd)
+check_sshd(process::Supervisor& supervisor, pid_t sshd)
 {
   if (!supervisor.background_running(sshd)) {
-    throw SshdError("sshd exited (see its messages above)");
+    throw base::SshdError("sshd exited (see its messages above)");
   }
 }
 
 // Wait until every worker accepts a real SSH login, with backoff from 50 ms.
 void
-wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, pid_t sshd)
+wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& supervisor, pid_t sshd)
 {
   const auto deadline = Clock::now() + in.options.ssh_timeout;
   std::vector<std::string> pending = plan.workers;
@@ -86,21 +86,21 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
         last_error[host] = "nothing answers on port " + std::to_string(in.options.sshd_port);
       }
     }
-    std::vector<ChildSpec> probes;
+    std::vector<process::ChildSpec> probes;
     for (const auto& host : greeting) {
-      ChildSpec probe;
+      process::ChildSpec probe;
       probe.argv = ssh_argv(in, host, {"true"});
       probe.envp = in.inherited.to_envp();
-      probe.output = OutputMode::capture;
+      probe.output = process::OutputMode::capture;
       probe.timeout = 10s;
       probes.push_back(std::move(probe));
     }
-    const std::vector<ChildResult> results = supervisor.run_all(probes);
+    const std::vector<process::ChildResult> results = supervisor.run_all(probes);
     std::vector<std::string> still = silent;
     for (std::size_t i = 0; i < greeting.size(); ++i) {
-      const ChildResult& r = results[i];
+      const process::ChildResult& r = results[i];
       if (r.stop_signal != 0) {
-        throw StoppedError(r.stop_signal, "waiting for the workers' SSH logins");
+        throw base::StoppedError(r.stop_signal, "waiting for the workers' SSH logins");
       }
       if (r.exit_code != 0) {
         still.push_back(greeting[i]);
@@ -118,10 +118,10 @@ wait_for_ssh_logins(const TrainPlan& plan, const PlanInputs& in, Supervisor& sup
       for (const auto& h : pending) {
         names += (names.empty() ? "" : ", ") + h + " (" + last_error[h] + ")";
       }
-      throw HostUnreachableError("no SSH login within " + seconds_text(in.options.ssh_timeout) + " to: " + names);
+      throw base::HostUnreachableError("no SSH login within " + seconds_text(in.options.ssh_timeout) + " to: " + names);
     }
     if (const int sig = supervisor.sleep_for(delay)) {
-      throw StoppedError(sig, "waiting for the workers' SSH logins");
+      throw base::StoppedError(sig, "waiting for the workers' SSH logins");
     }
     delay = std::min(delay * 2, std::chrono::milliseconds(500));
   }
@@ -215,27 +215,27 @@ private:
 };
 
 void
-notify_workers(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, int code,
+notify_workers(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& supervisor, int code,
                const std::string& message, const std::string& skip)
 {
   // Every worker at once: the job ends when the last one knows.
   std::vector<std::string> hosts;
-  std::vector<ChildSpec> calls;
-  const std::string remote = shell_quote(in.smlaunch_exe) + " job-ended --exit-code " + std::to_string(code) +
-                             " --message " + shell_quote(message.substr(0, 2048));
+  std::vector<process::ChildSpec> calls;
+  const std::string remote = base::shell_quote(in.smlaunch_exe) + " job-ended --exit-code " + std::to_string(code) +
+                             " --message " + base::shell_quote(message.substr(0, 2048));
   for (const auto& host : plan.workers) {
     if (host == skip) {
       continue;
     }
-    ChildSpec spec;
+    process::ChildSpec spec;
     spec.argv = ssh_argv(in, host, {remote});
     spec.envp = in.inherited.to_envp();
-    spec.output = OutputMode::capture;
+    spec.output = process::OutputMode::capture;
     spec.timeout = 15s;
     hosts.push_back(host);
     calls.push_back(std::move(spec));
   }
-  const std::vector<ChildResult> results = supervisor.run_all(calls);
+  const std::vector<process::ChildResult> results = supervisor.run_all(calls);
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (results[i].exit_code != 0) {
       spdlog::warn("could not tell {} that the job ended (ssh exited with {}); it will stop when it loses the master",
@@ -246,18 +246,18 @@ notify_workers(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
 
 // End the shared ssh connections (ControlPersist would keep them a minute).
 void
-close_shared_connections(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+close_shared_connections(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& supervisor)
 {
   if (ssh_connection_sharing(in.paths).empty()) {
     return;
   }
-  std::vector<ChildSpec> calls;
+  std::vector<process::ChildSpec> calls;
   for (const auto& host : plan.workers) {
-    ChildSpec spec;
+    process::ChildSpec spec;
     spec.argv = ssh_argv(in, host, {});
     spec.argv.insert(spec.argv.end() - 1, {"-O", "exit"});
     spec.envp = in.inherited.to_envp();
-    spec.output = OutputMode::capture;
+    spec.output = process::OutputMode::capture;
     spec.timeout = 5s;
     calls.push_back(std::move(spec));
   }
@@ -309,14 +309,15 @@ port_answers(const std::string& host, int port, std::chrono::milliseconds timeou
 }
 
 int
-run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, OutcomeFiles& outcome)
+run_mpi_master(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& supervisor,
+               process::OutcomeFiles& outcome)
 {
   write_host_state(in.paths.base, HostState{in.inherited, plan.environment.machine});
   pid_t sshd = -1;
   if (!plan.workers.empty()) {
     sshd = start_sshd(in, supervisor);
   }
-  const std::string command = join_command(plan.mpirun->argv);
+  const std::string command = base::join_command(plan.mpirun->argv);
   int code = 0;
   std::string error_class = plan.mpirun->error_class;
   std::string message;
@@ -326,28 +327,28 @@ run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       wait_for_ssh_logins(plan, in, supervisor, sshd);
     }
     Watchdog watchdog(plan.workers, in.options.sshd_port, in.options.lost_host_timeout);
-    ChildSpec spec;
+    process::ChildSpec spec;
     spec.argv = plan.mpirun->argv;
     spec.envp = plan.mpirun->env.to_envp();
     spec.cwd = plan.mpirun->cwd;
     spec.on_start = [&watchdog](pid_t pid) { watchdog.set_target(pid); };
     spdlog::info("invoking mpirun: {}", env::redact_secrets(command, plan.script.env));
-    const ChildResult r = supervisor.run(spec);
+    const process::ChildResult r = supervisor.run(spec);
     watchdog.stop();
     lost = watchdog.lost_host();
     code = r.exit_code;
     if (!lost.empty()) {
-      code = to_int(ExitCode::cluster);
+      code = base::to_int(base::ExitCode::cluster);
       error_class = "HostLostError";
       message = "lost host " + lost + ": it stopped answering on port " + std::to_string(in.options.sshd_port) +
                 " for more than " + seconds_text(in.options.lost_host_timeout) + " during the job";
     } else if (code != 0) {
-      message = describe_script_failure(r, plan.mpirun->argv[0],
-                                        std::chrono::duration<double>(in.options.grace_period).count());
+      message = process::describe_script_failure(r, plan.mpirun->argv[0],
+                                                 std::chrono::duration<double>(in.options.grace_period).count());
     } else {
       spdlog::info("mpirun succeeded in {:.1f} s", r.seconds);
     }
-  } catch (const LauncherError& e) {
+  } catch (const base::LauncherError& e) {
     code = e.exit_code();
     error_class = e.error_class();
     message = e.what();
@@ -360,11 +361,12 @@ run_mpi_master(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
     supervisor.stop_background(sshd, 2s);
   }
   spdlog::debug("sshd stopped");
-  return record_outcome(outcome, code, error_class, message, command, plan.script.env);
+  return process::record_outcome(outcome, code, error_class, message, command, plan.script.env);
 }
 
 int
-run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, OutcomeFiles& outcome)
+run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& supervisor,
+               process::OutcomeFiles& outcome)
 {
   write_host_state(in.paths.base, HostState{in.inherited, plan.environment.machine});
   ::unlink(job_outcome_path(in.paths.base).c_str()); // a previous run's
@@ -386,7 +388,7 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       break;
     }
     if (!supervisor.background_running(sshd)) {
-      code = to_int(ExitCode::cluster);
+      code = base::to_int(base::ExitCode::cluster);
       error_class = "SshdError";
       message = "sshd exited (see its messages above); the master cannot reach this host";
       break;
@@ -396,13 +398,13 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       if (port_answers(master, in.options.sshd_port, 1s)) {
         last_seen = Clock::now();
       } else if (!last_seen && now - start > in.options.ssh_timeout) {
-        code = to_int(ExitCode::cluster);
+        code = base::to_int(base::ExitCode::cluster);
         error_class = "HostUnreachableError";
         message = "the master " + master + " never answered on port " + std::to_string(in.options.sshd_port) +
                   " within " + seconds_text(in.options.ssh_timeout);
         break;
       } else if (last_seen && now - *last_seen > in.options.lost_host_timeout) {
-        code = to_int(ExitCode::cluster);
+        code = base::to_int(base::ExitCode::cluster);
         error_class = "HostLostError";
         message = "lost the master " + master + ": no answer on port " + std::to_string(in.options.sshd_port) +
                   " for more than " + seconds_text(in.options.lost_host_timeout);
@@ -411,7 +413,7 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
       next_probe = Clock::now() + 1s;
     }
     if (const int sig = supervisor.sleep_for(50ms)) {
-      const StoppedError stop(sig, "waiting for the master");
+      const base::StoppedError stop(sig, "waiting for the master");
       code = stop.exit_code();
       error_class = stop.error_class();
       message = stop.what();
@@ -424,7 +426,7 @@ run_mpi_worker(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervis
   if (code == 0) {
     spdlog::info("the master reported success");
   }
-  return record_outcome(outcome, code, error_class, message, what, plan.script.env);
+  return process::record_outcome(outcome, code, error_class, message, what, plan.script.env);
 }
 
 } // namespace launcher

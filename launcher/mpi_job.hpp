@@ -11,8 +11,10 @@
 
 namespace launcher {
 
-int run_mpi_master(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor, OutcomeFiles& outcome);
-int run_mpi_worker(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor, OutcomeFiles& outcome);
+int run_mpi_master(const TrainPlan& plan, const PlanInputs& inputs, process::Supervisor& supervisor,
+                   process::OutcomeFiles& outcome);
+int run_mpi_worker(const TrainPlan& plan, const PlanInputs& inputs, process::Supervisor& supervisor,
+                   process::OutcomeFiles& outcome);
 
 // True when a TCP connection to `host`:`port` opens within `timeout`.
 bool port_answers(const std::string& host, int port, std::chrono::milliseconds timeout);

@@ -167,7 +167,7 @@ choose_cluster(const Options& options, const env::EnvMap& inherited, const env::
   ClusterSource cluster;
   cluster.base_dir_pattern =
       env::normalize_base_dir(options.base_dir_pattern.empty() ? options.base_dir : options.base_dir_pattern, cwd);
-  const Setting* setting = nullptr;
+  const base::Setting* setting = nullptr;
   for (const auto& s : options.settings) {
     setting = s.name == "cluster" ? &s : setting;
   }
@@ -246,10 +246,10 @@ make_train_plan(const PlanInputs& in)
   const env::TrainingEnvironment& e = plan.environment;
   plan.mpi = mpi::resolve_mpi_settings(e, in.cluster.slurm ? in.cluster.slurm->tasks_per_node : std::nullopt);
 
-  plan.source = classify_code_source(e.module_dir, in.paths.code);
-  plan.staging =
-      in.code_staged ? StagingAction::none : decide_staging(plan.source, in.code_dir_has_files, in.staged_by_smlaunch);
-  plan.code.root = code_view_root(plan.source, plan.staging, in.paths.code);
+  plan.source = fetch::classify_code_source(e.module_dir, in.paths.code);
+  plan.staging = in.code_staged ? fetch::StagingAction::none
+                                : fetch::decide_staging(plan.source, in.code_dir_has_files, in.staged_by_smlaunch);
+  plan.code.root = fetch::code_view_root(plan.source, plan.staging, in.paths.code);
 
   const env::Value& program = e.user_entry_point;
   const std::string program_key =

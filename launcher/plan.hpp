@@ -62,8 +62,8 @@ struct TrainPlan
 {
   env::TrainingEnvironment environment;
   mpi::MpiSettings mpi;
-  CodeSource source;
-  StagingAction staging = StagingAction::none;
+  fetch::CodeSource source;
+  fetch::StagingAction staging = fetch::StagingAction::none;
   CodeView code;
   std::string entry_point;
   EntryPointType entry_type = EntryPointType::python_program;

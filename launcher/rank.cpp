@@ -116,26 +116,26 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     }
 
     if (::chdir(paths.code.c_str()) != 0) {
-      print_to(STDERR_FILENO,
-               "smlaunch rank: cannot enter " + paths.code + ": " + std::system_category().message(errno) + "\n");
+      base::print_to(STDERR_FILENO,
+                     "smlaunch rank: cannot enter " + paths.code + ": " + std::system_category().message(errno) + "\n");
       return 126;
     }
     // The program runs under the one supervisor (signals forwarded, the exec rules of every
     // child), its output relayed in whole lines, and dies if this step is killed.
-    ChildSpec spec;
+    process::ChildSpec spec;
     spec.argv = options.rank_program;
     spec.envp = environment.to_envp();
-    spec.output = OutputMode::lines;
+    spec.output = process::OutputMode::lines;
     spec.die_with_parent = true;
-    ChildResult result;
+    process::ChildResult result;
     {
-      setup_logging(Verbosity::quiet); // stdout is the rank's: only warnings, on stderr
-      Supervisor supervisor(Supervisor::Options{});
+      base::setup_logging(base::Verbosity::quiet); // stdout is the rank's: only warnings, on stderr
+      process::Supervisor supervisor(process::Supervisor::Options{});
       result = supervisor.run(spec);
     } // the signal mask is restored here
     if (result.exec_errno != 0) {
-      print_to(STDERR_FILENO, "smlaunch rank: cannot run " + options.rank_program[0] + ": " +
-                                  std::system_category().message(result.exec_errno) + "\n");
+      base::print_to(STDERR_FILENO, "smlaunch rank: cannot run " + options.rank_program[0] + ": " +
+                                        std::system_category().message(result.exec_errno) + "\n");
     }
     if (result.term_signal != 0) {
       // End as the program ended, so mpirun reports its signal.
@@ -144,7 +144,7 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     }
     return result.exit_code;
   } catch (const std::exception& e) {
-    print_to(STDERR_FILENO, std::string("smlaunch rank: ") + e.what() + "\n");
+    base::print_to(STDERR_FILENO, std::string("smlaunch rank: ") + e.what() + "\n");
     return 65;
   }
 }
@@ -156,7 +156,7 @@ run_job_ended(const Options& options)
     write_job_outcome(options.base_dir, JobOutcome{options.job_exit_code, options.job_message});
     return 0;
   } catch (const std::exception& e) {
-    print_to(STDERR_FILENO, std::string("smlaunch job-ended: ") + e.what() + "\n");
+    base::print_to(STDERR_FILENO, std::string("smlaunch job-ended: ") + e.what() + "\n");
     return 70;
   }
 }

@@ -40,7 +40,7 @@ absolute_from(const std::string& path, const std::string& cwd)
 class SupervisedWorkers : public serve::WorkerProcesses
 {
 public:
-  SupervisedWorkers(Supervisor& supervisor, const ServePlan& plan) : m_supervisor(supervisor), m_plan(plan) {}
+  SupervisedWorkers(process::Supervisor& supervisor, const ServePlan& plan) : m_supervisor(supervisor), m_plan(plan) {}
 
   int
   start(int slot, int channel_fd) override
@@ -48,7 +48,7 @@ public:
     env::EnvMap environment = m_plan.worker_env;
     environment.set("SMLAUNCH_SERVE_FD", std::to_string(channel_fd));
     environment.set("SMLAUNCH_SERVE_WORKER", std::to_string(slot));
-    ChildSpec spec;
+    process::ChildSpec spec;
     spec.argv = m_plan.worker_argv;
     spec.envp = environment.to_envp();
     spec.cwd = m_plan.code_dir;
@@ -77,12 +77,12 @@ public:
   }
 
 private:
-  Supervisor& m_supervisor;
+  process::Supervisor& m_supervisor;
   const ServePlan& m_plan;
 };
 
 void
-stage_model(const ServePlan& plan, HelperFetcher& fetcher)
+stage_model(const ServePlan& plan, fetch::HelperFetcher& fetcher)
 {
   if (plan.model_archive.empty()) {
     return;
@@ -101,7 +101,7 @@ stage_model(const ServePlan& plan, HelperFetcher& fetcher)
   fs::remove_all(fresh, ec);
   fs::create_directories(fresh, ec);
   if (ec) {
-    throw StagingError("cannot create " + fresh + ": " + ec.message());
+    throw base::StagingError("cannot create " + fresh + ": " + ec.message());
   }
   spdlog::info("unpacking the model {} into {}", plan.model_archive, plan.model_dir);
   try {
@@ -112,11 +112,11 @@ stage_model(const ServePlan& plan, HelperFetcher& fetcher)
   }
   fs::remove_all(plan.model_dir, ec);
   if (ec) {
-    throw StagingError("cannot replace " + plan.model_dir + ": " + ec.message());
+    throw base::StagingError("cannot replace " + plan.model_dir + ": " + ec.message());
   }
   fs::rename(fresh, plan.model_dir, ec);
   if (ec) {
-    throw StagingError("cannot move the unpacked model to " + plan.model_dir + ": " + ec.message());
+    throw base::StagingError("cannot move the unpacked model to " + plan.model_dir + ": " + ec.message());
   }
   if (plan.model_from_s3) {
     fs::remove(archive, ec);
@@ -125,7 +125,7 @@ stage_model(const ServePlan& plan, HelperFetcher& fetcher)
 
 void
 install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::EnvMap& inherited,
-                     Supervisor& supervisor)
+                     process::Supervisor& supervisor)
 {
   const CodeView code{plan.code_dir};
   const auto type = detect_entry_point_type(plan.program, code);
@@ -133,7 +133,7 @@ install_requirements(const ServePlan& plan, const ServeFacts& facts, const env::
   if (!install) {
     return;
   }
-  ChildSpec spec;
+  process::ChildSpec spec;
   spec.argv = install->argv;
   spec.envp = inherited.to_envp();
   spec.cwd = plan.code_dir;
@@ -149,12 +149,13 @@ gather_facts(const ServeOptions& options, const env::EnvMap& inherited, const st
   const auto cwd = fs::current_path(ec);
   facts.cwd = ec ? "/" : cwd.string();
   const std::string* path = inherited.get("PATH");
-  facts.python = find_executable(options.python, path != nullptr ? *path : k_default_path).value_or(options.python);
+  facts.python = process::find_executable(options.python, path != nullptr ? *path : process::k_default_path)
+                     .value_or(options.python);
   facts.python_share = serving_python_dir();
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   facts.cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
-  facts.code_dir_has_files = directory_has_files(code_dir);
-  facts.staged_by_smlaunch = ::access(staging_marker_path(base_dir).c_str(), F_OK) == 0;
+  facts.code_dir_has_files = fetch::directory_has_files(code_dir);
+  facts.staged_by_smlaunch = ::access(fetch::staging_marker_path(base_dir).c_str(), F_OK) == 0;
   return facts;
 }
 
@@ -187,25 +188,25 @@ make_serve_plan(const ServeOptions& options, const env::EnvMap& inherited, const
       {
       };
       if (::stat(local.c_str(), &st) != 0) {
-        throw StagingError("model data " + options.model_data + ": no such file or directory");
+        throw base::StagingError("model data " + options.model_data + ": no such file or directory");
       }
       if (S_ISDIR(st.st_mode)) {
         plan.model_dir = local; // served in place, as local mode mounts it
       } else if (is_archive(local)) {
         plan.model_archive = local;
       } else {
-        throw StagingError("model data " + options.model_data +
-                           ": expected a .tar.gz, .tgz or .tar archive, or a folder");
+        throw base::StagingError("model data " + options.model_data +
+                                 ": expected a .tar.gz, .tgz or .tar archive, or a folder");
       }
     }
   }
 
   const std::string module_dir = options.submit_directory.empty() ? paths.code : options.submit_directory;
-  plan.source = classify_code_source(module_dir.starts_with("s3://") || module_dir.starts_with("file://")
-                                         ? module_dir
-                                         : absolute_from(module_dir, facts.cwd),
-                                     paths.code);
-  plan.staging = decide_staging(plan.source, facts.code_dir_has_files, facts.staged_by_smlaunch);
+  plan.source = fetch::classify_code_source(module_dir.starts_with("s3://") || module_dir.starts_with("file://")
+                                                ? module_dir
+                                                : absolute_from(module_dir, facts.cwd),
+                                            paths.code);
+  plan.staging = fetch::decide_staging(plan.source, facts.code_dir_has_files, facts.staged_by_smlaunch);
   plan.program = options.program;
   plan.module = module_for(options.program);
   plan.workers = options.workers.value_or(facts.cpus);
@@ -235,15 +236,15 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
   ServeOptions options;
   try {
     options = parse_serve_command_line(argc, argv, inherited);
-  } catch (const UsageError& e) {
-    print_to(STDERR_FILENO, std::string("smlaunch serve: error: ") + e.what() + "\n");
+  } catch (const base::UsageError& e) {
+    base::print_to(STDERR_FILENO, std::string("smlaunch serve: error: ") + e.what() + "\n");
     return e.exit_code();
   }
   if (options.help) {
-    print_to(STDOUT_FILENO, serve_help_text());
+    base::print_to(STDOUT_FILENO, serve_help_text());
     return 0;
   }
-  setup_logging(options.verbosity);
+  base::setup_logging(options.verbosity);
   for (const auto& s : options.settings) {
     spdlog::debug("setting {} = {} ({})", s.name, s.value, s.origin);
   }
@@ -252,8 +253,8 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     return code;
   };
   try {
-    Supervisor::Options supervision;
-    Supervisor supervisor(supervision);
+    process::Supervisor::Options supervision;
+    process::Supervisor supervisor(supervision);
     std::error_code cwd_ec;
     const auto cwd = fs::current_path(cwd_ec);
     const env::Paths paths = env::Paths::under(env::normalize_base_dir(options.base_dir, cwd_ec ? "/" : cwd.string()));
@@ -262,10 +263,10 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     std::error_code ec;
     fs::create_directories(plan.base_dir, ec);
     if (ec) {
-      throw StagingError("cannot create the base directory " + plan.base_dir + ": " + ec.message());
+      throw base::StagingError("cannot create the base directory " + plan.base_dir + ": " + ec.message());
     }
     const std::string* region = inherited.get("SAGEMAKER_REGION");
-    HelperFetcher fetcher(supervisor, inherited, region != nullptr ? *region : "", plan.base_dir + "/.smlaunch");
+    fetch::HelperFetcher fetcher(supervisor, inherited, region != nullptr ? *region : "", plan.base_dir + "/.smlaunch");
     stage_model(plan, fetcher);
     struct stat st
     {
@@ -275,16 +276,17 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
           "the model directory {} does not exist (--model-data unpacks a model there); model_fn gets it anyway",
           plan.model_dir);
     }
-    if (plan.staging == StagingAction::keep_existing) {
+    if (plan.staging == fetch::StagingAction::keep_existing) {
       spdlog::warn("{} holds files smlaunch did not put there: keeping them and not staging {}", plan.code_dir,
                    plan.source.uri);
-    } else if (plan.staging != StagingAction::none) {
+    } else if (plan.staging != fetch::StagingAction::none) {
       spdlog::info("staging the code from {} into {}", plan.source.uri, plan.code_dir);
     }
-    stage_code(plan.source, plan.staging,
-               StagingContext{plan.base_dir, plan.code_dir, &fetcher, [&] { return supervisor.poll_stop_signal(); }});
+    fetch::stage_code(plan.source, plan.staging, fetch::StagingContext{plan.base_dir, plan.code_dir, &fetcher, [&] {
+                                                                         return supervisor.poll_stop_signal();
+                                                                       }});
     if (const int sig = supervisor.poll_stop_signal()) {
-      spdlog::warn("stopped by {} before the server started", signal_name(sig));
+      spdlog::warn("stopped by {} before the server started", base::signal_name(sig));
       return 128 + sig;
     }
     install_requirements(plan, facts, inherited, supervisor);
@@ -324,17 +326,17 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
   } catch (const serve::ServeError& e) {
     switch (e.failure()) {
     case serve::ServeFailure::bind:
-      return fail("BindError", to_int(ExitCode::serve_bind), e.what());
+      return fail("BindError", base::to_int(base::ExitCode::serve_bind), e.what());
     case serve::ServeFailure::model_load:
-      return fail("ModelLoadError", to_int(ExitCode::model_load), e.what());
+      return fail("ModelLoadError", to_int(base::ExitCode::model_load), e.what());
     case serve::ServeFailure::system:
       break;
     }
-    return fail("InternalError", to_int(ExitCode::internal), e.what());
-  } catch (const LauncherError& e) {
+    return fail("InternalError", base::to_int(base::ExitCode::internal), e.what());
+  } catch (const base::LauncherError& e) {
     return fail(e.error_class(), e.exit_code(), e.what());
   } catch (const std::exception& e) {
-    return fail("InternalError", to_int(ExitCode::internal), e.what());
+    return fail("InternalError", base::to_int(base::ExitCode::internal), e.what());
   }
 }
 

@@ -32,8 +32,8 @@ struct ServePlan
   std::string model_dir;     // what model_fn receives
   std::string model_archive; // --model-data to unpack into model_dir ("" : none)
   bool model_from_s3 = false;
-  CodeSource source;
-  StagingAction staging = StagingAction::none;
+  fetch::CodeSource source;
+  fetch::StagingAction staging = fetch::StagingAction::none;
   std::string program; // SAGEMAKER_PROGRAM as given (train.py)
   std::string module;  // imported by every worker (train)
   int workers = 1;

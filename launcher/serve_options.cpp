@@ -9,7 +9,7 @@ namespace launcher {
 namespace {
 
 // The one table of serve's settings (README "Serving" is written from it).
-constexpr OptionSpec k_serve_options[] = {
+constexpr base::OptionSpec k_serve_options[] = {
     {"base-dir", "SMLAUNCH_BASE_DIR", "SAGEMAKER_BASE_DIR", "/opt/ml", "DIR", "the tree: model/ and code/ under it"},
     {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH", "the Python that runs pip and the workers"},
     {"log-level", "SMLAUNCH_LOG_LEVEL", "SAGEMAKER_CONTAINER_LOG_LEVEL", "info", "LEVEL",
@@ -36,7 +36,7 @@ constexpr OptionSpec k_serve_options[] = {
 };
 
 std::uint64_t
-whole_number(const Setting& s, std::uint64_t min, std::uint64_t max, const std::string& expected)
+whole_number(const base::Setting& s, std::uint64_t min, std::uint64_t max, const std::string& expected)
 {
   const bool digits =
       !s.value.empty() && s.value.size() <= 19 && s.value.find_first_not_of("0123456789") == std::string::npos;
@@ -46,14 +46,14 @@ whole_number(const Setting& s, std::uint64_t min, std::uint64_t max, const std::
       return v;
     }
   }
-  throw UsageError("--" + s.name + " (" + s.origin + ") is \"" + s.value + "\"; expected " + expected);
+  throw base::UsageError("--" + s.name + " (" + s.origin + ") is \"" + s.value + "\"; expected " + expected);
 }
 
-Verbosity
-log_level(const Setting& s)
+base::Verbosity
+log_level(const base::Setting& s)
 {
   // SAGEMAKER_CONTAINER_LOG_LEVEL is a Python logging level: 10 debug, 20 info, 30 warning.
-  return parse_log_level(s, LogLevelNumbers::accepted);
+  return base::parse_log_level(s, base::LogLevelNumbers::accepted);
 }
 
 std::string
@@ -85,7 +85,7 @@ serve_help_text()
                     "\n"
                     "options (each has an environment twin, then the platform's variable; the command line wins):\n";
   for (const auto& o : k_serve_options) {
-    out += option_help(o, *o.default_value != '\0' ? o.default_value : "none", 32);
+    out += base::option_help(o, *o.default_value != '\0' ? o.default_value : "none", 32);
   }
   out += "  -v, --verbose                 log debug lines\n"
          "  -q, --quiet                   log warnings and errors only\n"
@@ -96,12 +96,12 @@ serve_help_text()
 ServeOptions
 parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& environment)
 {
-  constexpr FlagSpec k_flags[] = {{"help", 'h'}, {"verbose", 'v'}, {"quiet", 'q'}};
-  OptionWords given;
+  constexpr base::FlagSpec k_flags[] = {{"help", 'h'}, {"verbose", 'v'}, {"quiet", 'q'}};
+  base::OptionWords given;
   try {
-    given = read_option_words(argc, argv, k_serve_options, k_flags);
-  } catch (const UsageError& e) {
-    throw UsageError(std::string(e.what()) + " (see smlaunch serve --help)");
+    given = base::read_option_words(argc, argv, k_serve_options, k_flags);
+  } catch (const base::UsageError& e) {
+    throw base::UsageError(std::string(e.what()) + " (see smlaunch serve --help)");
   }
   std::vector<std::string>& words = given.words;
   // `smlaunch serve`, `serve`, and `serve serve` (ENTRYPOINT ["serve"] + CMD ["serve"]).
@@ -109,7 +109,7 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
     words.erase(words.begin());
   }
   if (!words.empty()) {
-    throw UsageError("unexpected argument \"" + words[0] + "\" after `serve` (see smlaunch serve --help)");
+    throw base::UsageError("unexpected argument \"" + words[0] + "\" after `serve` (see smlaunch serve --help)");
   }
 
   ServeOptions options;
@@ -119,7 +119,8 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
   }
   for (const auto& o : k_serve_options) {
     const auto value = given.values.find(o.name);
-    options.settings.push_back(resolve_setting(o, value != given.values.end() ? &value->second : nullptr, environment));
+    options.settings.push_back(
+        base::resolve_setting(o, value != given.values.end() ? &value->second : nullptr, environment));
   }
   for (const auto& s : options.settings) {
     const bool is_default = s.origin == "default";
@@ -138,13 +139,13 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
         options.workers = static_cast<int>(whole_number(s, 1, 1024, "a whole number of workers from 1 to 1024"));
       }
     } else if (s.name == "timeout") {
-      options.timeout = parse_seconds(s, 0.001);
+      options.timeout = base::parse_seconds(s, 0.001);
     } else if (s.name == "model-load-timeout") {
-      options.model_load_timeout = parse_seconds(s, 0.001);
+      options.model_load_timeout = base::parse_seconds(s, 0.001);
     } else if (s.name == "default-accept") {
       if (s.value.find_first_of("\r\n") != std::string::npos || s.value.find('/') == std::string::npos) {
-        throw UsageError("--default-accept (" + s.origin + ") is \"" + s.value +
-                         "\"; expected a media type such as application/json");
+        throw base::UsageError("--default-accept (" + s.origin + ") is \"" + s.value +
+                               "\"; expected a media type such as application/json");
       }
       options.default_accept = s.value;
     } else if (s.name == "program") {
@@ -160,18 +161,19 @@ parse_serve_command_line(int argc, const char* const* argv, const env::EnvMap& e
     }
   }
   if (given.flags.contains("verbose")) {
-    options.verbosity = Verbosity::verbose;
+    options.verbosity = base::Verbosity::verbose;
   } else if (given.flags.contains("quiet")) {
-    options.verbosity = Verbosity::quiet;
+    options.verbosity = base::Verbosity::quiet;
   }
   if (options.program.empty()) {
-    throw UsageError("no program to serve: set SAGEMAKER_PROGRAM (or --program / SMLAUNCH_PROGRAM) to the file of "
-                     "the module that defines model_fn, e.g. inference.py");
+    throw base::UsageError(
+        "no program to serve: set SAGEMAKER_PROGRAM (or --program / SMLAUNCH_PROGRAM) to the file of "
+        "the module that defines model_fn, e.g. inference.py");
   }
   const auto bad_program = [&](const std::string& why) {
-    const Setting& s = *std::find_if(options.settings.begin(), options.settings.end(),
-                                     [](const Setting& x) { return x.name == "program"; });
-    return UsageError("--program (" + s.origin + ") is \"" + s.value + "\"; " + why);
+    const base::Setting& s = *std::find_if(options.settings.begin(), options.settings.end(),
+                                           [](const base::Setting& x) { return x.name == "program"; });
+    return base::UsageError("--program (" + s.origin + ") is \"" + s.value + "\"; " + why);
   };
   if (options.program.front() == '/' || options.program.find("..") != std::string::npos) {
     throw bad_program("expected a file name inside the code directory");

@@ -20,7 +20,7 @@ struct ServeOptions
   bool help = false;
   std::string base_dir = "/opt/ml";
   std::string python = "python3";
-  Verbosity verbosity = Verbosity::normal;
+  base::Verbosity verbosity = base::Verbosity::normal;
   std::string bind_address = "0.0.0.0";
   std::uint16_t port = 8080;
   std::optional<int> workers; // unset: one per CPU
@@ -32,7 +32,7 @@ struct ServeOptions
   std::string model_data;       // "": <base>/model as it is
   std::uint64_t max_body_size = 1ULL << 30;
   std::uint64_t max_buffered_bytes = 512ULL << 20;
-  std::vector<Setting> settings;
+  std::vector<base::Setting> settings;
 };
 
 // Whether argv asks for `serve`: `smlaunch serve ...`, or the program named `serve`.

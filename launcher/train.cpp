@@ -18,10 +18,10 @@
 
 namespace launcher {
 
-ChildSpec
+process::ChildSpec
 spec_for(const Step& step)
 {
-  ChildSpec spec;
+  process::ChildSpec spec;
   spec.argv = step.argv;
   spec.envp = step.env.to_envp();
   spec.cwd = step.cwd;
@@ -64,7 +64,8 @@ resolves(const std::string& host)
 // Returns once every name resolves; throws HostResolutionError after `timeout`, and
 // StoppedError on a stop signal.
 void
-wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::milliseconds timeout, Supervisor& supervisor)
+wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::milliseconds timeout,
+                    process::Supervisor& supervisor)
 {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::vector<std::string> pending = hosts;
@@ -80,9 +81,9 @@ wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::millisec
       for (const auto& h : pending) {
         names += (names.empty() ? "" : ", ") + h;
       }
-      throw HostResolutionError("these hosts from resourceconfig.json never resolved within " +
-                                std::to_string(timeout.count() / 1000) + " s: " + names +
-                                " (set --dns-timeout 0 / SMLAUNCH_DNS_TIMEOUT=0 to skip this check)");
+      throw base::HostResolutionError("these hosts from resourceconfig.json never resolved within " +
+                                      std::to_string(timeout.count() / 1000) + " s: " + names +
+                                      " (set --dns-timeout 0 / SMLAUNCH_DNS_TIMEOUT=0 to skip this check)");
     }
     if (!logged) {
       spdlog::info("waiting for {} host name(s) to resolve, e.g. {}", pending.size(), pending.front());
@@ -91,7 +92,7 @@ wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::millisec
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (const int sig = supervisor.sleep_for(std::min(delay, std::max(left, 1ms)))) {
-      throw StoppedError(sig, "waiting for the hosts' names to resolve");
+      throw base::StoppedError(sig, "waiting for the hosts' names to resolve");
     }
     delay = std::min(delay * 2, std::chrono::milliseconds(5s));
   }
@@ -100,30 +101,31 @@ wait_for_host_names(const std::vector<std::string>& hosts, std::chrono::millisec
 } // namespace
 
 int
-stage(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor)
+stage(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& supervisor)
 {
-  if (plan.staging == StagingAction::keep_existing) {
+  if (plan.staging == fetch::StagingAction::keep_existing) {
     spdlog::warn("{} holds files smlaunch did not put there: keeping them and not staging {}", in.paths.code,
                  plan.source.uri);
-  } else if (plan.staging == StagingAction::copy_directory || plan.staging == StagingAction::copy_file) {
+  } else if (plan.staging == fetch::StagingAction::copy_directory || plan.staging == fetch::StagingAction::copy_file) {
     spdlog::info("copying the code from {} into {}", plan.source.uri, in.paths.code);
   }
   // Code already in place needs no helper (nor its copy of the environment).
-  std::optional<HelperFetcher> fetcher;
-  if (plan.staging != StagingAction::none && plan.staging != StagingAction::keep_existing) {
+  std::optional<fetch::HelperFetcher> fetcher;
+  if (plan.staging != fetch::StagingAction::none && plan.staging != fetch::StagingAction::keep_existing) {
     fetcher.emplace(supervisor, in.inherited, plan.environment.region_hyperparameter, in.paths.base + "/.smlaunch");
   }
-  StagingContext context{in.paths.base, in.paths.code, fetcher ? &*fetcher : nullptr,
-                         [&] { return supervisor.poll_stop_signal(); }};
-  stage_code(plan.source, plan.staging, context);
+  fetch::StagingContext context{in.paths.base, in.paths.code, fetcher ? &*fetcher : nullptr,
+                                [&] { return supervisor.poll_stop_signal(); }};
+  fetch::stage_code(plan.source, plan.staging, context);
   if (const int sig = supervisor.poll_stop_signal()) {
-    throw StoppedError(sig, "staging");
+    throw base::StoppedError(sig, "staging");
   }
   return 0;
 }
 
 int
-execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& supervisor, OutcomeFiles& outcome)
+execute_train(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& supervisor,
+              process::OutcomeFiles& outcome)
 {
   if (plan.install) {
     run_install_step(spec_for(*plan.install), plan.install->error_class, supervisor);
@@ -137,12 +139,12 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
                                      : run_mpi_master(plan, in, supervisor, outcome);
   }
 
-  const std::string command = join_command(plan.script.argv);
+  const std::string command = base::join_command(plan.script.argv);
   const auto fail = [&](int code, const std::string& message) {
-    return record_outcome(outcome, code, plan.script.error_class, message, command, plan.script.env);
+    return process::record_outcome(outcome, code, plan.script.error_class, message, command, plan.script.env);
   };
   if (plan.entry_point_missing) {
-    return fail(to_int(ExitCode::not_found),
+    return fail(base::to_int(base::ExitCode::not_found),
                 plan.entry_point + ": no such file in " + in.paths.code + " (from sagemaker_program)");
   }
   if (plan.entry_type == EntryPointType::command) {
@@ -157,18 +159,18 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, Supervisor& superviso
   }
 
   log_environment(plan);
-  const ChildSpec script = spec_for(plan.script);
-  if (const std::string problem = exec_limits_problem(plan.script.argv, script.envp); !problem.empty()) {
-    throw ExecLimitError("cannot run the script: " + problem, command);
+  const process::ChildSpec script = spec_for(plan.script);
+  if (const std::string problem = process::exec_limits_problem(plan.script.argv, script.envp); !problem.empty()) {
+    throw base::ExecLimitError("cannot run the script: " + problem, command);
   }
   spdlog::info("invoking the user script: {}", env::redact_secrets(command, plan.script.env));
-  const ChildResult r = supervisor.run(script);
+  const process::ChildResult r = supervisor.run(script);
   if (r.exit_code == 0) {
     spdlog::info("training succeeded in {:.1f} s", r.seconds);
-    return record_outcome(outcome, 0, "", "", command, plan.script.env);
+    return process::record_outcome(outcome, 0, "", "", command, plan.script.env);
   }
-  return fail(r.exit_code, describe_script_failure(r, plan.script.argv[0],
-                                                   static_cast<double>(in.options.grace_period.count()) / 1000.0));
+  return fail(r.exit_code, process::describe_script_failure(
+                               r, plan.script.argv[0], static_cast<double>(in.options.grace_period.count()) / 1000.0));
 }
 
 } // namespace launcher

@@ -8,14 +8,15 @@
 namespace launcher {
 
 // How the supervisor starts a planned step: its argv, environment and folder.
-ChildSpec spec_for(const Step& step);
+process::ChildSpec spec_for(const Step& step);
 
 // Stage the code as `plan` says. Returns 128+N when a stop signal N arrived, else 0.
 // Throws StagingError.
-int stage(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor);
+int stage(const TrainPlan& plan, const PlanInputs& inputs, process::Supervisor& supervisor);
 
 // Install, wait for host names, run the script (the code is staged). Returns the exit status; writes output/success or
 // output/failure for the script's outcome. Throws LauncherError for the launcher's own failures.
-int execute_train(const TrainPlan& plan, const PlanInputs& inputs, Supervisor& supervisor, OutcomeFiles& outcome);
+int execute_train(const TrainPlan& plan, const PlanInputs& inputs, process::Supervisor& supervisor,
+                  process::OutcomeFiles& outcome);
 
 } // namespace launcher

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace launcher {
+namespace local {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -32,22 +32,22 @@ namespace {
 
 // Pack `sources` into `archive`; "" or why not.
 std::string
-pack(Supervisor& supervisor, const env::EnvMap& environment, const std::string& archive,
+pack(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& archive,
      const std::vector<std::string>& sources)
 {
   const std::string partial = archive + ".partial-" + std::to_string(getpid());
-  ChildSpec spec;
-  spec.argv = {fetch_helper_path(), "pack", partial};
+  process::ChildSpec spec;
+  spec.argv = {fetch::fetch_helper_path(), "pack", partial};
   spec.argv.insert(spec.argv.end(), sources.begin(), sources.end());
   spec.envp = environment.to_envp();
   spec.timeout = 600s;
-  const ChildResult r = supervisor.run(spec);
+  const process::ChildResult r = supervisor.run(spec);
   std::string why;
   if (r.exec_errno != 0) {
     why = "cannot run " + spec.argv[0] + ": " + std::system_category().message(r.exec_errno);
   } else if (r.exit_code != 0) {
     // The helper's last line on stderr (which the user sees too) says what went wrong.
-    why = last_lines(r.output_tail, 1024);
+    why = process::last_lines(r.output_tail, 1024);
     const auto last = why.rfind("smlaunch-fetch: ");
     why =
         last != std::string::npos ? why.substr(last + 16) : "smlaunch-fetch exited with " + std::to_string(r.exit_code);
@@ -62,7 +62,7 @@ pack(Supervisor& supervisor, const env::EnvMap& environment, const std::string& 
 } // namespace
 
 std::string
-write_artifacts(Supervisor& supervisor, const env::EnvMap& environment, const LocalJobPlan& plan)
+write_artifacts(process::Supervisor& supervisor, const env::EnvMap& environment, const LocalJobPlan& plan)
 {
   std::vector<std::string> outputs;
   for (const auto& h : plan.hosts) {
@@ -81,4 +81,4 @@ write_artifacts(Supervisor& supervisor, const env::EnvMap& environment, const Lo
   return errors;
 }
 
-} // namespace launcher
+} // namespace local

@@ -8,7 +8,7 @@
 
 #include <string>
 
-namespace launcher {
+namespace local {
 
 // <job dir>/model.tar.gz and <job dir>/output.tar.gz.
 std::string model_archive_path(const LocalJobPlan& plan);
@@ -17,6 +17,6 @@ std::string output_archive_path(const LocalJobPlan& plan);
 // Write both archives, each under a temporary name renamed into place once complete, so
 // a full disk never leaves a truncated archive. Returns "" or, for each archive that could
 // not be written, its name and why ("model.tar.gz: ... No space left on device"), one a line.
-std::string write_artifacts(Supervisor& supervisor, const env::EnvMap& environment, const LocalJobPlan& plan);
+std::string write_artifacts(process::Supervisor& supervisor, const env::EnvMap& environment, const LocalJobPlan& plan);
 
-} // namespace launcher
+} // namespace local

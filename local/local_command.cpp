@@ -22,7 +22,7 @@
 #include <sstream>
 #include <unistd.h>
 
-namespace launcher {
+namespace local {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -45,7 +45,7 @@ write_file(const std::string& path, const std::string& content, fs::perms perms 
   out << content;
   out.close();
   if (!out) {
-    throw SystemError("write", path, errno);
+    throw base::SystemError("write", path, errno);
   }
   if (perms != fs::perms::unknown) {
     fs::permissions(path, perms);
@@ -58,12 +58,13 @@ create_job_directory(const LocalJobPlan& plan)
 {
   std::error_code ec;
   if (fs::exists(plan.job_dir, ec) && !fs::is_empty(plan.job_dir, ec)) {
-    throw UsageError("job directory " + plan.job_dir + " exists and is not empty; give a new --job-dir (or remove it)");
+    throw base::UsageError("job directory " + plan.job_dir +
+                           " exists and is not empty; give a new --job-dir (or remove it)");
   }
   for (const auto& dir : plan.directories) {
     fs::create_directories(dir, ec);
     if (ec) {
-      throw SystemError("mkdir", dir, ec.value());
+      throw base::SystemError("mkdir", dir, ec.value());
     }
   }
   for (const auto& file : plan.files) {
@@ -72,7 +73,7 @@ create_job_directory(const LocalJobPlan& plan)
   for (const auto& link : plan.links) {
     fs::create_symlink(link.target, link.path, ec);
     if (ec) {
-      throw SystemError("symlink", link.path, ec.value());
+      throw base::SystemError("symlink", link.path, ec.value());
     }
   }
 }
@@ -82,9 +83,9 @@ create_job_directory(const LocalJobPlan& plan)
 void
 copy_source(const std::string& source, const std::string& destination, const std::string& job_dir)
 {
-  TreeCopyOptions options;
+  fetch::TreeCopyOptions options;
   options.leave_out.emplace_back(job_dir, "it is the job directory " + job_dir);
-  copy_source_tree(source, destination, options);
+  fetch::copy_source_tree(source, destination, options);
 }
 
 // A folder of the job's own under /tmp, removed with everything in it when the job ends.
@@ -97,7 +98,7 @@ public:
   {
     std::string name = "/tmp/smlaunch-ssh-XXXXXX";
     if (::mkdtemp(name.data()) == nullptr) {
-      throw SystemError("mkdtemp", name, errno);
+      throw base::SystemError("mkdtemp", name, errno);
     }
     m_path = name;
   }
@@ -128,18 +129,18 @@ struct SshFiles
 };
 
 SshFiles
-create_ssh_files(Supervisor& supervisor, const env::EnvMap& environment, const std::string& dir)
+create_ssh_files(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& dir)
 {
-  const std::string path = (environment.get("PATH") != nullptr ? *environment.get("PATH") : k_default_path);
-  const std::string keygen = find_executable("ssh-keygen", path).value_or("ssh-keygen");
+  const std::string path = (environment.get("PATH") != nullptr ? *environment.get("PATH") : process::k_default_path);
+  const std::string keygen = process::find_executable("ssh-keygen", path).value_or("ssh-keygen");
   for (const char* key : {"id_ed25519", "ssh_host_ed25519_key"}) {
-    ChildSpec spec;
+    process::ChildSpec spec;
     spec.argv = {keygen, "-q", "-t", "ed25519", "-N", "", "-C", "smlaunch-local", "-f", dir + "/" + key};
     spec.envp = environment.to_envp();
-    spec.output = OutputMode::capture;
+    spec.output = process::OutputMode::capture;
     spec.timeout = 20s;
     if (supervisor.run(spec).exit_code != 0) {
-      throw ClusterError("ssh-keygen could not create " + dir + "/" + key);
+      throw base::ClusterError("ssh-keygen could not create " + dir + "/" + key);
     }
   }
   fs::copy_file(dir + "/id_ed25519.pub", dir + "/authorized_keys");
@@ -173,7 +174,7 @@ create_ssh_files(Supervisor& supervisor, const env::EnvMap& environment, const s
                                        "X11Forwarding no\n"
                                        "MaxStartups 100:30:200\n"
                                        "MaxSessions 100\n");
-  return {"ssh -F " + shell_quote(dir + "/ssh_config"), dir + "/sshd_config"};
+  return {"ssh -F " + base::shell_quote(dir + "/ssh_config"), dir + "/sshd_config"};
 }
 
 struct HostOutcome
@@ -205,8 +206,8 @@ pad(std::string text, std::size_t width)
 void
 print_block(const std::string& text)
 {
-  std::lock_guard<std::mutex> guard(output_lock());
-  write_all(STDERR_FILENO, text.data(), text.size());
+  std::lock_guard<std::mutex> guard(base::output_lock());
+  base::write_all(STDERR_FILENO, text.data(), text.size());
 }
 
 } // namespace
@@ -244,7 +245,7 @@ require_namespaces(const LocalJobPlan& plan, const env::EnvMap& environment)
 {
   if (const std::string why = SimulatedNetwork::unavailable_reason(environment); !why.empty()) {
     const bool privileges = why.rfind("it needs root", 0) == 0;
-    throw ClusterError(
+    throw base::ClusterError(
         "smlaunch local --instance-count " + std::to_string(plan.hosts.size()) +
         " runs each host in its own network namespace, and " + why +
         (privileges ? ". Run it as root (sudo), or with --instance-count 1." : "; or run with --instance-count 1."));
@@ -262,9 +263,9 @@ host_environment(const LocalOptions& options, const LocalJobPlan& plan, const en
     host_env.set("SMLAUNCH_PYTHON", options.python);
   }
   host_env.set("SMLAUNCH_GRACE_PERIOD", std::to_string(static_cast<double>(options.grace_period.count()) / 1000.0));
-  host_env.set("SMLAUNCH_LOG_LEVEL", options.verbosity == Verbosity::verbose ? "debug"
-                                     : options.verbosity == Verbosity::quiet ? "warning"
-                                                                             : "info");
+  host_env.set("SMLAUNCH_LOG_LEVEL", options.verbosity == base::Verbosity::verbose ? "debug"
+                                     : options.verbosity == base::Verbosity::quiet ? "warning"
+                                                                                   : "info");
   return host_env;
 }
 
@@ -280,22 +281,23 @@ host_name_width(const LocalJobPlan& plan)
 
 // Every host's own `smlaunch train` at once (in its namespaces when `network` is given),
 // every host's output on ours, each line after its host's name.
-std::vector<ChildResult>
-run_hosts(Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& host_env, SimulatedNetwork* network)
+std::vector<process::ChildResult>
+run_hosts(process::Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& host_env,
+          SimulatedNetwork* network)
 {
   const std::size_t width = host_name_width(plan);
   std::error_code exe_ec;
   const std::string self = fs::read_symlink("/proc/self/exe", exe_ec).string();
-  std::vector<ChildSpec> specs;
-  std::vector<std::unique_ptr<PrefixedOutput>> relays;
+  std::vector<process::ChildSpec> specs;
+  std::vector<std::unique_ptr<process::PrefixedOutput>> relays;
   for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
     int out_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-      throw SystemError("pipe2", "host output", errno);
+      throw base::SystemError("pipe2", "host output", errno);
     }
     relays.push_back(
-        std::make_unique<PrefixedOutput>(out_pipe[0], STDOUT_FILENO, pad(plan.hosts[i].name, width) + " | "));
-    ChildSpec spec;
+        std::make_unique<process::PrefixedOutput>(out_pipe[0], STDOUT_FILENO, pad(plan.hosts[i].name, width) + " | "));
+    process::ChildSpec spec;
     if (network != nullptr) {
       spec.argv = network->enter(i);
     }
@@ -309,7 +311,7 @@ run_hosts(Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& h
   }
   spdlog::info("starting {}",
                plan.hosts.size() == 1 ? std::string("algo-1") : "algo-1..algo-" + std::to_string(plan.hosts.size()));
-  std::vector<ChildResult> results;
+  std::vector<process::ChildResult> results;
   try {
     results = supervisor.run_together(specs);
   } catch (...) {
@@ -332,7 +334,7 @@ run_hosts(Supervisor& supervisor, const LocalJobPlan& plan, const env::EnvMap& h
 
 // Each host's exit code, run time, and why it failed (its output/failure, else how it ended).
 std::vector<HostOutcome>
-host_outcomes(const LocalJobPlan& plan, const std::vector<ChildResult>& results)
+host_outcomes(const LocalJobPlan& plan, const std::vector<process::ChildResult>& results)
 {
   std::vector<HostOutcome> outcomes;
   for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
@@ -344,7 +346,7 @@ host_outcomes(const LocalJobPlan& plan, const std::vector<ChildResult>& results)
       if (!failure.empty()) {
         outcome.reason = failure_reason(failure);
       } else if (results[i].term_signal != 0) {
-        outcome.reason = "killed by " + signal_name(results[i].term_signal) + " (no output/failure written)";
+        outcome.reason = "killed by " + base::signal_name(results[i].term_signal) + " (no output/failure written)";
       } else {
         outcome.reason = "exit status " + std::to_string(outcome.exit_code) + " (no output/failure written)";
       }
@@ -368,12 +370,12 @@ write_summary(const LocalJobPlan& plan, const std::vector<HostOutcome>& outcomes
   const std::size_t width = host_name_width(plan);
   nlohmann::ordered_json summary = {{"job_name", plan.job_name}, {"job_dir", plan.job_dir}, {"exit_code", exit_code}};
   if (stop_signal != 0) {
-    summary["stopped_by"] = signal_name(stop_signal);
+    summary["stopped_by"] = base::signal_name(stop_signal);
   }
   summary["hosts"] = nlohmann::ordered_json::array();
   std::string table = "smlaunch local: job " + plan.job_name + " " +
                       (exit_code == 0     ? std::string("completed")
-                       : stop_signal != 0 ? "stopped by " + signal_name(stop_signal)
+                       : stop_signal != 0 ? "stopped by " + base::signal_name(stop_signal)
                                           : "failed (exit " + std::to_string(exit_code) + ")") +
                       "\n  " + pad("host", width + 2) + pad("role", 8) + pad("exit", 6) + pad("time", 10) + "reason\n";
   for (std::size_t i = 0; i < plan.hosts.size(); ++i) {
@@ -402,10 +404,10 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
 {
   const LocalOptions options = parse_local_options(args, environment);
   if (options.help) {
-    print_to(STDOUT_FILENO, local_help_text());
+    base::print_to(STDOUT_FILENO, local_help_text());
     return 0;
   }
-  setup_logging(options.verbosity);
+  base::setup_logging(options.verbosity);
   for (const auto& s : options.settings) {
     spdlog::debug("setting {} = {} ({})", s.name, s.value, s.origin);
   }
@@ -422,10 +424,10 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   create_job_directory(plan);
   spdlog::info("job {}: {} host(s) under {}", plan.job_name, plan.hosts.size(), plan.job_dir);
 
-  Supervisor::Options supervision;
+  process::Supervisor::Options supervision;
   // Each host's launcher gives its script the grace period; this one only backs it up.
   supervision.grace_period = options.grace_period + 10s;
-  Supervisor supervisor(supervision);
+  process::Supervisor supervisor(supervision);
 
   env::EnvMap host_env = host_environment(options, plan, environment);
   const std::string state_dir = plan.job_dir + "/.smlaunch-local";
@@ -447,7 +449,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
     network = std::make_unique<SimulatedNetwork>(supervisor, environment, names, state_dir + "/hosts", plan.job_dir);
   }
 
-  const std::vector<ChildResult> results = run_hosts(supervisor, plan, host_env, network.get());
+  const std::vector<process::ChildResult> results = run_hosts(supervisor, plan, host_env, network.get());
   const int stop_signal = supervisor.poll_stop_signal();
 
   // Artifacts, as the SDK collects them: the shared model directory, and every host's
@@ -468,7 +470,7 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   if (stop_signal != 0) {
     exit_code = 128 + stop_signal;
   } else if (exit_code == 0 && !artifacts_error.empty()) {
-    exit_code = to_int(ExitCode::internal);
+    exit_code = base::to_int(base::ExitCode::internal);
   }
 
   std::string table = write_summary(plan, outcomes, exit_code, stop_signal, {model_archive, output_archive});
@@ -488,4 +490,4 @@ run_local(const std::vector<std::string>& args, const env::EnvMap& environment)
   return exit_code;
 }
 
-} // namespace launcher
+} // namespace local

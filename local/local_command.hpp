@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace local {
 
 // `args`: what follows "local" on the command line. Returns the exit status: 0 when every
 // host succeeded, 128+N after a stop signal N, else the first failing host's status.
@@ -18,4 +18,4 @@ int run_local(const std::vector<std::string>& args, const env::EnvMap& environme
 // One line on why a host failed, from its output/failure: "AlgorithmError: ValueError: boom".
 std::string failure_reason(const std::string& failure_file_text);
 
-} // namespace launcher
+} // namespace local

@@ -13,7 +13,7 @@
 #include <thread>
 #include <unistd.h>
 
-namespace launcher {
+namespace local {
 
 namespace {
 
@@ -30,7 +30,7 @@ std::string
 path_with_sbin(const env::EnvMap& environment)
 {
   const std::string* path = environment.get("PATH");
-  return (path != nullptr ? *path : std::string(k_default_path)) + ":/usr/sbin:/sbin:/usr/bin:/bin";
+  return (path != nullptr ? *path : std::string(process::k_default_path)) + ":/usr/sbin:/sbin:/usr/bin:/bin";
 }
 
 // Effective capabilities from /proc/self/status (CapEff, a hex mask).
@@ -89,7 +89,7 @@ SimulatedNetwork::unavailable_reason(const env::EnvMap& environment)
   }
   const std::string path = path_with_sbin(environment);
   for (const char* tool : {"ip", "unshare", "nsenter", "ssh", "ssh-keygen"}) {
-    if (!find_executable(tool, path)) {
+    if (!process::find_executable(tool, path)) {
       return std::string(tool) + " is not installed (Debian: apt-get install iproute2 util-linux openssh-client)";
     }
   }
@@ -101,16 +101,16 @@ SimulatedNetwork::unavailable_reason(const env::EnvMap& environment)
   return "";
 }
 
-SimulatedNetwork::SimulatedNetwork(Supervisor& supervisor, const env::EnvMap& environment,
+SimulatedNetwork::SimulatedNetwork(process::Supervisor& supervisor, const env::EnvMap& environment,
                                    const std::vector<std::string>& hosts, const std::string& hosts_file,
                                    const std::string& job_dir)
     : m_supervisor(supervisor), m_environment(environment), m_path(path_with_sbin(environment))
 {
   m_environment.set("PATH", m_path);
   m_environment.set("SMLAUNCH_LOCAL_JOB_DIR", job_dir);
-  m_nsenter = find_executable("nsenter", m_path).value_or("nsenter");
-  const std::string ip = find_executable("ip", m_path).value_or("ip");
-  const std::string unshare = find_executable("unshare", m_path).value_or("unshare");
+  m_nsenter = process::find_executable("nsenter", m_path).value_or("nsenter");
+  const std::string ip = process::find_executable("ip", m_path).value_or("ip");
+  const std::string unshare = process::find_executable("unshare", m_path).value_or("unshare");
   try {
     m_bridge = start_anchor({unshare, "--net", "--", "sleep", "infinity"}, "the bridge");
     const std::string bridge = std::to_string(m_bridge);
@@ -171,32 +171,32 @@ SimulatedNetwork::enter(std::size_t index) const
 void
 SimulatedNetwork::run_checked(const std::vector<std::string>& argv, const std::string& step)
 {
-  ChildSpec spec;
+  process::ChildSpec spec;
   // The tools' error messages come on stderr; capture mode keeps stdout only.
   spec.argv = {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"};
   spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
   spec.envp = m_environment.to_envp();
-  spec.output = OutputMode::capture;
+  spec.output = process::OutputMode::capture;
   spec.timeout = 20s;
-  const ChildResult result = m_supervisor.run(spec);
+  const process::ChildResult result = m_supervisor.run(spec);
   if (result.exit_code != 0) {
-    throw ClusterError("simulated network: " + step + " failed (" + join_command(argv) + ", exit " +
-                       std::to_string(result.exit_code) + "): " + last_lines(result.captured, 400));
+    throw base::ClusterError("simulated network: " + step + " failed (" + base::join_command(argv) + ", exit " +
+                             std::to_string(result.exit_code) + "): " + process::last_lines(result.captured, 400));
   }
 }
 
 pid_t
 SimulatedNetwork::start_anchor(const std::vector<std::string>& argv, const std::string& what)
 {
-  ChildSpec spec;
+  process::ChildSpec spec;
   spec.argv = argv;
   spec.envp = m_environment.to_envp();
   spec.cwd = "/";
   pid_t pid = -1;
   try {
     pid = m_supervisor.start_background(spec);
-  } catch (const SystemError& e) {
-    throw ClusterError("cannot start the namespace of " + what + ": " + e.what());
+  } catch (const base::SystemError& e) {
+    throw base::ClusterError("cannot start the namespace of " + what + ": " + e.what());
   }
   // unshare and sh exec() in place: the anchor is ready once the pid runs `sleep`.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -213,7 +213,8 @@ SimulatedNetwork::start_anchor(const std::vector<std::string>& argv, const std::
     std::this_thread::sleep_for(5ms);
   }
   m_supervisor.stop_background(pid, 0ms);
-  throw ClusterError("cannot set up the namespaces of " + what + " (" + join_command(argv) + "); see the lines above");
+  throw base::ClusterError("cannot set up the namespaces of " + what + " (" + base::join_command(argv) +
+                           "); see the lines above");
 }
 
 void
@@ -247,4 +248,4 @@ SimulatedNetwork::close()
   m_bridge = -1;
 }
 
-} // namespace launcher
+} // namespace local

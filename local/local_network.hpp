@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace local {
 
 // /etc/hosts for the hosts: localhost, then "10.42.0.k<TAB>algo-k".
 std::string hosts_file_text(const std::vector<std::string>& hosts);
@@ -26,8 +26,8 @@ public:
   // namespaces; `hosts_file` is bind-mounted over /etc/hosts. Every anchor carries
   // SMLAUNCH_LOCAL_JOB_DIR=`job_dir` in its environment, so a stray one can be traced.
   // Throws LauncherError (ClusterError, exit 68) naming the step that failed.
-  SimulatedNetwork(Supervisor& supervisor, const env::EnvMap& environment, const std::vector<std::string>& hosts,
-                   const std::string& hosts_file, const std::string& job_dir);
+  SimulatedNetwork(process::Supervisor& supervisor, const env::EnvMap& environment,
+                   const std::vector<std::string>& hosts, const std::string& hosts_file, const std::string& job_dir);
   ~SimulatedNetwork();
   SimulatedNetwork(const SimulatedNetwork&) = delete;
   SimulatedNetwork& operator=(const SimulatedNetwork&) = delete;
@@ -43,7 +43,7 @@ private:
   void run_checked(const std::vector<std::string>& argv, const std::string& step);
   pid_t start_anchor(const std::vector<std::string>& argv, const std::string& what);
 
-  Supervisor& m_supervisor;
+  process::Supervisor& m_supervisor;
   env::EnvMap m_environment;
   std::string m_path; // PATH with the sbin directories, where `ip` lives
   std::string m_nsenter;
@@ -52,4 +52,4 @@ private:
   bool m_closed = false;
 };
 
-} // namespace launcher
+} // namespace local

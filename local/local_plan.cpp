@@ -15,7 +15,7 @@
 #include <sstream>
 #include <sys/stat.h>
 
-namespace launcher {
+namespace local {
 
 namespace fs = std::filesystem;
 
@@ -23,7 +23,7 @@ namespace {
 
 // The one table of `smlaunch local`'s options (help text and README are written from it),
 // in the form of train's and serve's: rows without a twin are repeatable and command line only.
-constexpr OptionSpec k_local_options[] = {
+constexpr base::OptionSpec k_local_options[] = {
     {"entry-point", "SMLAUNCH_ENTRY_POINT", nullptr, "", "FILE",
      "the training script (relative to --source-dir when given); required"},
     {"source-dir", "SMLAUNCH_SOURCE_DIR", nullptr, "", "DIR",
@@ -60,7 +60,7 @@ constexpr OptionSpec k_local_options[] = {
     {"log-level", "SMLAUNCH_LOG_LEVEL", nullptr, "info", "LEVEL", "warning, info or debug (also each host's launcher)"},
 };
 
-const OptionSpec*
+const base::OptionSpec*
 find_option(const std::string& name)
 {
   for (const auto& o : k_local_options) {
@@ -72,25 +72,25 @@ find_option(const std::string& name)
 }
 
 bool
-repeatable(const OptionSpec& option)
+repeatable(const base::OptionSpec& option)
 {
   return option.env_twin == nullptr;
 }
 
 int
-parse_count(const Setting& s, int low, int high)
+parse_count(const base::Setting& s, int low, int high)
 {
   const std::string& value = s.value;
   const bool digits = !value.empty() && value.size() <= 6 && value.find_first_not_of("0123456789") == std::string::npos;
   if (!digits || std::stoi(value) < low || std::stoi(value) > high) {
-    throw UsageError(setting_label(s) + " is \"" + value + "\"; expected a whole number from " + std::to_string(low) +
-                     " to " + std::to_string(high));
+    throw base::UsageError(base::setting_label(s) + " is \"" + value + "\"; expected a whole number from " +
+                           std::to_string(low) + " to " + std::to_string(high));
   }
   return std::stoi(value);
 }
 
 bool
-parse_flag(const Setting& s)
+parse_flag(const base::Setting& s)
 {
   const std::string& value = s.value;
   if (value == "1" || value == "true" || value == "yes") {
@@ -99,7 +99,7 @@ parse_flag(const Setting& s)
   if (value.empty() || value == "0" || value == "false" || value == "no") {
     return false;
   }
-  throw UsageError(setting_label(s) + " is \"" + value + "\"; expected 1/true/yes or 0/false/no");
+  throw base::UsageError(base::setting_label(s) + " is \"" + value + "\"; expected 1/true/yes or 0/false/no");
 }
 
 std::pair<std::string, std::string>
@@ -107,14 +107,14 @@ split_pair(const std::string& option, const std::string& value, const char* form
 {
   const auto eq = value.find('=');
   if (eq == std::string::npos || eq == 0) {
-    throw UsageError("--" + option + " \"" + value + "\": expected " + form);
+    throw base::UsageError("--" + option + " \"" + value + "\": expected " + form);
   }
   return {value.substr(0, eq), value.substr(eq + 1)};
 }
 
 // One setting into the options; the row's own parser names the setting and its origin.
 void
-apply(LocalOptions& o, const Setting& s)
+apply(LocalOptions& o, const base::Setting& s)
 {
   const std::string& name = s.name;
   const std::string& value = s.value;
@@ -129,15 +129,15 @@ apply(LocalOptions& o, const Setting& s)
   } else if (name == "channel") {
     auto channel = split_pair(name, value, "NAME=PATH");
     if (channel.first.find('/') != std::string::npos || channel.first == "." || channel.first == "..") {
-      throw UsageError("--channel \"" + value + "\": the channel name must not contain '/'");
+      throw base::UsageError("--channel \"" + value + "\": the channel name must not contain '/'");
     }
     for (const auto& [existing, path] : o.channels) {
       if (existing == channel.first) {
-        throw UsageError("--channel " + channel.first + " is given twice");
+        throw base::UsageError("--channel " + channel.first + " is given twice");
       }
     }
     if (channel.second.empty()) {
-      throw UsageError("--channel \"" + value + "\": expected NAME=PATH with a path");
+      throw base::UsageError("--channel \"" + value + "\": expected NAME=PATH with a path");
     }
     o.channels.push_back(std::move(channel));
   } else if (name == "instance-count") {
@@ -163,9 +163,9 @@ apply(LocalOptions& o, const Setting& s)
   } else if (name == "python") {
     o.python = value;
   } else if (name == "grace-period") {
-    o.grace_period = parse_seconds(s);
+    o.grace_period = base::parse_seconds(s);
   } else if (name == "log-level") {
-    o.verbosity = parse_log_level(s);
+    o.verbosity = base::parse_log_level(s);
   }
 }
 
@@ -232,8 +232,8 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
 {
   LocalOptions o;
   // The command line's values: the last of each option, every one of a repeatable option.
-  std::vector<std::pair<const OptionSpec*, std::string>> given;
-  std::optional<Verbosity> verbosity_flag;
+  std::vector<std::pair<const base::OptionSpec*, std::string>> given;
+  std::optional<base::Verbosity> verbosity_flag;
   bool help = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -242,11 +242,11 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
       continue;
     }
     if (arg == "-v" || arg == "--verbose" || arg == "-q" || arg == "--quiet") {
-      verbosity_flag = arg == "-v" || arg == "--verbose" ? Verbosity::verbose : Verbosity::quiet;
+      verbosity_flag = arg == "-v" || arg == "--verbose" ? base::Verbosity::verbose : base::Verbosity::quiet;
       continue;
     }
     if (arg.rfind("--", 0) != 0) {
-      throw UsageError("local: unexpected argument \"" + arg + "\" (see smlaunch local --help)");
+      throw base::UsageError("local: unexpected argument \"" + arg + "\" (see smlaunch local --help)");
     }
     std::string value;
     bool inline_value = false;
@@ -255,9 +255,9 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
       arg = arg.substr(0, eq);
       inline_value = true;
     }
-    const OptionSpec* spec = find_option(arg.substr(2));
+    const base::OptionSpec* spec = find_option(arg.substr(2));
     if (spec == nullptr) {
-      throw UsageError("local: unknown option \"" + arg + "\" (see smlaunch local --help)");
+      throw base::UsageError("local: unknown option \"" + arg + "\" (see smlaunch local --help)");
     }
     if (spec->value_name[0] == '\0') {
       given.emplace_back(spec, inline_value ? value : "true");
@@ -265,7 +265,7 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
     }
     if (!inline_value) {
       if (i + 1 >= args.size()) {
-        throw UsageError("local: " + arg + " expects " + spec->value_name);
+        throw base::UsageError("local: " + arg + " expects " + spec->value_name);
       }
       value = args[++i];
     }
@@ -275,7 +275,7 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
     if (repeatable(spec)) {
       for (const auto& [option, value] : given) {
         if (option == &spec) {
-          o.settings.push_back(resolve_setting(spec, &value, environment));
+          o.settings.push_back(base::resolve_setting(spec, &value, environment));
           apply(o, o.settings.back());
         }
       }
@@ -287,7 +287,7 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
         last = &value;
       }
     }
-    o.settings.push_back(resolve_setting(spec, last, environment));
+    o.settings.push_back(base::resolve_setting(spec, last, environment));
     if (!o.settings.back().value.empty()) {
       apply(o, o.settings.back());
     }
@@ -301,7 +301,7 @@ parse_local_options(const std::vector<std::string>& args, const env::EnvMap& env
     return o;
   }
   if (o.entry_point.empty()) {
-    throw UsageError("local: --entry-point FILE is required (see smlaunch local --help)");
+    throw base::UsageError("local: --entry-point FILE is required (see smlaunch local --help)");
   }
   return o;
 }
@@ -320,24 +320,24 @@ load_user_hyperparameters(const LocalOptions& options)
   if (!options.hyperparameters_file.empty()) {
     std::ifstream in(options.hyperparameters_file, std::ios::binary);
     if (!in) {
-      throw UsageError("--hyperparameters " + options.hyperparameters_file + ": cannot be read");
+      throw base::UsageError("--hyperparameters " + options.hyperparameters_file + ": cannot be read");
     }
     std::stringstream text;
     text << in.rdbuf();
     const std::string content = text.str();
     if (!env::is_valid_utf8(content)) {
-      throw UsageError("--hyperparameters " + options.hyperparameters_file + ": not UTF-8 text");
+      throw base::UsageError("--hyperparameters " + options.hyperparameters_file + ": not UTF-8 text");
     }
     env::Value parsed;
     try {
       parsed = env::parse_json(content);
     } catch (const env::JsonError& e) {
-      throw UsageError("--hyperparameters " + options.hyperparameters_file + ": invalid JSON at line " +
-                       std::to_string(e.line) + ", column " + std::to_string(e.column) + ": " + e.what());
+      throw base::UsageError("--hyperparameters " + options.hyperparameters_file + ": invalid JSON at line " +
+                             std::to_string(e.line) + ", column " + std::to_string(e.column) + ": " + e.what());
     }
     if (!parsed.is_object()) {
-      throw UsageError("--hyperparameters " + options.hyperparameters_file + ": expected a JSON object of " +
-                       "hyperparameters, found " + parsed.type_name());
+      throw base::UsageError("--hyperparameters " + options.hyperparameters_file + ": expected a JSON object of " +
+                             "hyperparameters, found " + parsed.type_name());
     }
     for (std::size_t i = 0; i < parsed.size(); ++i) {
       user.set(parsed.keys()[i], parsed.items()[i]);
@@ -345,7 +345,7 @@ load_user_hyperparameters(const LocalOptions& options)
   }
   for (const auto& [key, text] : options.hyperparameters) {
     if (!env::is_valid_utf8(key) || !env::is_valid_utf8(text)) {
-      throw UsageError("--hyperparameter " + key + ": not UTF-8 text");
+      throw base::UsageError("--hyperparameter " + key + ": not UTF-8 text");
     }
     user.set(key, hyperparameter_value(text));
   }
@@ -409,7 +409,7 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
   LocalJobPlan plan;
   plan.job_name = options.job_name.empty() ? local_job_name(now) : options.job_name;
   if (plan.job_name.find('/') != std::string::npos || plan.job_name.find('\0') != std::string::npos) {
-    throw UsageError("--job-name \"" + plan.job_name + "\" must not contain '/'");
+    throw base::UsageError("--job-name \"" + plan.job_name + "\" must not contain '/'");
   }
   plan.job_dir = strip_trailing_slash(absolute(options.job_dir.empty() ? plan.job_name : options.job_dir, cwd));
   plan.model_dir = plan.job_dir + "/model";
@@ -421,18 +421,18 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
                                           : fs::path(options.source_dir).append(options.entry_point).string(),
                cwd);
   if (!options.source_dir.empty() && !is_directory(absolute(options.source_dir, cwd))) {
-    throw UsageError("--source-dir " + options.source_dir + ": not a directory");
+    throw base::UsageError("--source-dir " + options.source_dir + ": not a directory");
   }
   if (!is_regular_file(entry)) {
-    throw UsageError("--entry-point " + options.entry_point + ": no such file" +
-                     (options.source_dir.empty() ? std::string() : " in --source-dir " + options.source_dir));
+    throw base::UsageError("--entry-point " + options.entry_point + ": no such file" +
+                           (options.source_dir.empty() ? std::string() : " in --source-dir " + options.source_dir));
   }
   plan.source_dir = options.source_dir.empty() ? fs::path(entry).parent_path().string()
                                                : strip_trailing_slash(absolute(options.source_dir, cwd));
   plan.program = options.source_dir.empty() ? fs::path(entry).filename().string()
                                             : fs::path(options.entry_point).lexically_normal().string();
   if (plan.job_dir == plan.source_dir || plan.source_dir.rfind(plan.job_dir + "/", 0) == 0) {
-    throw UsageError("--job-dir " + plan.job_dir + " must not contain the source directory " + plan.source_dir);
+    throw base::UsageError("--job-dir " + plan.job_dir + " must not contain the source directory " + plan.source_dir);
   }
 
   plan.region = options.region;
@@ -494,13 +494,14 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
     for (const auto& [name, path] : options.channels) {
       std::string data = absolute(path.rfind("file://", 0) == 0 ? path.substr(7) : path, cwd);
       if (path.rfind("s3://", 0) == 0) {
-        throw UsageError("--channel " + name + "=" + path + ": s3:// channels are not supported by smlaunch local; " +
-                         "download the data and give its directory");
+        throw base::UsageError("--channel " + name + "=" + path +
+                               ": s3:// channels are not supported by smlaunch local; " +
+                               "download the data and give its directory");
       }
       if (is_regular_file(data)) {
         data = fs::path(data).parent_path().string();
       } else if (!is_directory(data)) {
-        throw UsageError("--channel " + name + "=" + path + ": no such file or directory");
+        throw base::UsageError("--channel " + name + "=" + path + ": no such file or directory");
       }
       plan.links.push_back({host.base + "/input/data/" + name, strip_trailing_slash(data)});
     }
@@ -509,4 +510,4 @@ plan_local_job(const LocalOptions& options, const env::Value& user_hyperparamete
   return plan;
 }
 
-} // namespace launcher
+} // namespace local

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace launcher {
+namespace local {
 
 struct LocalOptions
 {
@@ -34,9 +34,9 @@ struct LocalOptions
   bool keep = false;                  // keep the per-host trees after collecting artifacts
   std::string python;                 // passed to every host as SMLAUNCH_PYTHON
   std::chrono::milliseconds grace_period{60000};
-  Verbosity verbosity = Verbosity::normal;
+  base::Verbosity verbosity = base::Verbosity::normal;
   bool help = false;
-  std::vector<Setting> settings; // each option's value and its origin (logged with -v)
+  std::vector<base::Setting> settings; // each option's value and its origin (logged with -v)
 };
 
 // `smlaunch local ARGS...` (args after "local"). Options have SMLAUNCH_* twins except the
@@ -115,4 +115,4 @@ LocalJobPlan plan_local_job(const LocalOptions& options, const env::Value& user_
 // The SDK's job name form: <base>-YYYY-MM-DD-HH-MM-SS-mmm (UTC).
 std::string local_job_name(std::chrono::system_clock::time_point now);
 
-} // namespace launcher
+} // namespace local

@@ -95,7 +95,7 @@ resolve_mpi_settings(const env::TrainingEnvironment& e, std::optional<int> clust
       continue;
     }
     try {
-      auto words = launcher::shell_split(env::py_str(*v));
+      auto words = base::shell_split(env::py_str(*v));
       s.custom_options.insert(s.custom_options.end(), words.begin(), words.end());
     } catch (const std::invalid_argument& err) {
       throw env::ConfigError(file, std::string("/") + key,

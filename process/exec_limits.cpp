@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-namespace launcher {
+namespace process {
 
 namespace {
 
@@ -50,4 +50,4 @@ exec_limits_problem(const std::vector<std::string>& argv, const std::vector<std:
   return "";
 }
 
-} // namespace launcher
+} // namespace process

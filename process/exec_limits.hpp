@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace process {
 
 using base::k_max_arg_strlen;
 
@@ -18,4 +18,4 @@ using base::k_max_arg_strlen;
 std::string exec_limits_problem(const std::vector<std::string>& argv, const std::vector<std::string>& envp,
                                 std::size_t arg_max = 0);
 
-} // namespace launcher
+} // namespace process

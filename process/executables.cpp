@@ -3,7 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace launcher {
+namespace process {
 
 std::optional<std::string>
 find_executable(const std::string& name, const std::string& path)
@@ -35,4 +35,4 @@ find_executable(const std::string& name, const std::string& path)
   }
 }
 
-} // namespace launcher
+} // namespace process

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-namespace launcher {
+namespace process {
 
 // The first `dir/name` in the ':'-separated `path` that is executable; `name` itself
 // when it holds a '/'; nullopt when there is none.
@@ -13,4 +13,4 @@ std::optional<std::string> find_executable(const std::string& name, const std::s
 // PATH when a variable map has none (execvp's own default).
 inline constexpr const char* k_default_path = "/usr/local/bin:/usr/bin:/bin";
 
-} // namespace launcher
+} // namespace process

@@ -16,7 +16,7 @@
 #include <system_error>
 #include <unistd.h>
 
-namespace launcher {
+namespace process {
 
 namespace {
 
@@ -133,7 +133,7 @@ is_reference_error_class(const std::string& error_class)
 std::string
 last_lines(const std::string& output, std::size_t max_bytes)
 {
-  auto lines = split_lines(output);
+  auto lines = base::split_lines(output);
   while (!lines.empty() && lines.back().find_first_not_of(" \t") == std::string::npos) {
     lines.pop_back();
   }
@@ -177,7 +177,7 @@ starts_new_section(const std::string& line)
 std::string
 python_error_summary(const std::string& output, std::size_t max_bytes)
 {
-  const auto lines = split_lines(output);
+  const auto lines = base::split_lines(output);
   // The last traceback wins (chained exceptions print the final one last).
   std::size_t header = lines.size();
   for (std::size_t i = lines.size(); i-- > 0;) {
@@ -272,7 +272,7 @@ untag_mpi_output(const std::string& output)
   };
   std::vector<Tagged> tagged;
   bool any = false;
-  for (const auto& line : split_lines(output)) {
+  for (const auto& line : base::split_lines(output)) {
     const std::size_t n = mpi_tag_length(line, 0);
     Tagged t{line.substr(0, n), ""};
     any = any || n > 0;
@@ -355,17 +355,17 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
              : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
                                        : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {
-    cause = "killed by " + signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
+    cause = "killed by " + base::signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
     if (r.killed_after_grace) {
       cause += fmt::format(" after it did not exit within the {:g} s grace period that followed {}", grace_seconds,
-                           signal_name(r.stop_signal));
+                           base::signal_name(r.stop_signal));
     } else if (r.term_signal == SIGKILL) {
       cause += ": the likely cause is running out of memory (the kernel's OOM killer); check the instance's "
                "memory or reduce the batch size";
     }
   } else if (r.stop_signal != 0) {
-    cause =
-        "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " + signal_name(r.stop_signal);
+    cause = "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " +
+            base::signal_name(r.stop_signal);
   }
   const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
   // Under mpirun, the failing rank's traceback, without the tags that split its lines.
@@ -388,7 +388,7 @@ describe_install_failure(const ChildResult& r, const std::string& python)
 {
   const std::string output = from_first_whole_line(r.output_tail, r.relayed_bytes > r.output_tail.size());
   std::string errors;
-  for (const auto& line : split_lines(output)) {
+  for (const auto& line : base::split_lines(output)) {
     if (line.rfind("ERROR:", 0) == 0 && errors.size() + line.size() < k_message_bytes / 2) {
       errors += line + "\n";
     }
@@ -460,7 +460,7 @@ write_outcome_marker(const env::Paths& paths, const std::string& text)
   std::filesystem::create_directories(paths.base + "/.smlaunch", ec);
   const int fd = ::open(outcome_marker(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd >= 0) {
-    (void)write_all(fd, text.data(), text.size());
+    (void)base::write_all(fd, text.data(), text.size());
     ::close(fd);
   }
 }
@@ -576,7 +576,7 @@ write_failure_file(const std::string& path, const std::string& text)
     }
     return false;
   }
-  bool ok = write_all(fd, text.data(), text.size());
+  bool ok = base::write_all(fd, text.data(), text.size());
   const int write_error = ok ? 0 : errno;
   ok = ::close(fd) == 0 && ok;
   if (!ok) {
@@ -586,4 +586,4 @@ write_failure_file(const std::string& path, const std::string& text)
   return ok;
 }
 
-} // namespace launcher
+} // namespace process

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace process {
 
 // "<Class>:\nExitCode <n>\nErrorMessage \"<message>\"\nCommand \"<command>\"\n"; for smlaunch's
 // own classes the first line goes on with the message's first line.
@@ -65,4 +65,4 @@ void release_failure_reserve(const OutcomeFiles& outcome);
 // write_failure_file into the reserved space, remembered as smlaunch's own.
 bool record_failure(OutcomeFiles& outcome, const std::string& text);
 
-} // namespace launcher
+} // namespace process

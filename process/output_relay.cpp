@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace launcher {
+namespace process {
 
 namespace {
 
@@ -172,7 +172,7 @@ OutputRelay::splice_available_bytes(bool& out_broken)
     std::lock_guard<std::mutex> guard(m_tail_lock);
     m_bytes += size;
   }
-  std::lock_guard<std::mutex> guard(output_lock());
+  std::lock_guard<std::mutex> guard(base::output_lock());
   while (size > 0) {
     const int target = out_broken ? m_dev_null : m_out_fd;
     const ssize_t moved = ::splice(m_pipe_fd, nullptr, target, nullptr, size, SPLICE_F_MOVE);
@@ -187,7 +187,7 @@ OutputRelay::splice_available_bytes(bool& out_broken)
       std::vector<char> buffer(size);
       const ssize_t n = ::read(m_pipe_fd, buffer.data(), size);
       if (n > 0 && !out_broken) {
-        out_broken = !write_all(m_out_fd, buffer.data(), static_cast<std::size_t>(n));
+        out_broken = !base::write_all(m_out_fd, buffer.data(), static_cast<std::size_t>(n));
       }
       m_splice_ok = false;
       return true;
@@ -225,13 +225,13 @@ OutputRelay::loop()
     }
     const auto size = static_cast<std::size_t>(n);
     if (!out_broken) {
-      std::lock_guard<std::mutex> guard(output_lock());
+      std::lock_guard<std::mutex> guard(base::output_lock());
       // A reader that went away must not stall the child: keep reading, stop writing.
-      out_broken = !write_all(m_out_fd, m_buffer.get(), size);
+      out_broken = !base::write_all(m_out_fd, m_buffer.get(), size);
     }
     keep(m_buffer.get(), size);
   }
   collect_tail_pipe();
 }
 
-} // namespace launcher
+} // namespace process

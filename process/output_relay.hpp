@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-namespace launcher {
+namespace process {
 
 class OutputRelay
 {
@@ -68,4 +68,4 @@ private:
   std::chrono::steady_clock::time_point m_drain_deadline{};
 };
 
-} // namespace launcher
+} // namespace process

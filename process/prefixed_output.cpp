@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace launcher {
+namespace process {
 
 namespace {
 
@@ -62,8 +62,8 @@ PrefixedOutput::emit(const char* data, std::size_t size)
     text += m_prefix + m_lines.take_partial() + "\n";
   }
   if (!text.empty()) {
-    std::lock_guard<std::mutex> guard(output_lock());
-    write_all(m_out_fd, text.data(), text.size());
+    std::lock_guard<std::mutex> guard(base::output_lock());
+    base::write_all(m_out_fd, text.data(), text.size());
   }
 }
 
@@ -92,9 +92,9 @@ PrefixedOutput::loop()
   if (m_lines.holds_partial()) {
     // The last line had no newline: end it, so the next host's line starts on its own.
     const std::string text = m_prefix + m_lines.take_partial() + "\n";
-    std::lock_guard<std::mutex> guard(output_lock());
-    write_all(m_out_fd, text.data(), text.size());
+    std::lock_guard<std::mutex> guard(base::output_lock());
+    base::write_all(m_out_fd, text.data(), text.size());
   }
 }
 
-} // namespace launcher
+} // namespace process

@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-namespace launcher {
+namespace process {
 
 class PrefixedOutput
 {
@@ -36,4 +36,4 @@ private:
   std::thread m_thread;
 };
 
-} // namespace launcher
+} // namespace process

@@ -9,7 +9,7 @@
 #include <poll.h>
 #include <unistd.h>
 
-namespace launcher {
+namespace process {
 
 namespace {
 
@@ -39,14 +39,14 @@ read_into(Stream& s)
   if (n <= 0) {
     s.open = false;
     const std::string rest = s.lines.take_partial();
-    write_all(s.out, rest.data(), rest.size());
+    base::write_all(s.out, rest.data(), rest.size());
     return;
   }
   const std::string whole = s.lines.feed(buffer, static_cast<std::size_t>(n));
-  write_all(s.out, whole.data(), whole.size());
+  base::write_all(s.out, whole.data(), whole.size());
   if (s.lines.partial_size() >= k_max_partial) {
     const std::string rest = s.lines.take_partial();
-    write_all(s.out, rest.data(), rest.size());
+    base::write_all(s.out, rest.data(), rest.size());
   }
   s.last_data = Clock::now();
 }
@@ -147,7 +147,7 @@ LineRelay::loop()
       }
       if (streams[i].lines.holds_partial() && Clock::now() - streams[i].last_data >= k_partial_pause) {
         const std::string rest = streams[i].lines.take_partial();
-        write_all(streams[i].out, rest.data(), rest.size());
+        base::write_all(streams[i].out, rest.data(), rest.size());
       }
     }
     if (!drain_deadline && (fds[0].revents & POLLIN) != 0) {
@@ -156,8 +156,8 @@ LineRelay::loop()
   }
   for (auto& stream : streams) {
     const std::string rest = stream.lines.take_partial();
-    write_all(stream.out, rest.data(), rest.size());
+    base::write_all(stream.out, rest.data(), rest.size());
   }
 }
 
-} // namespace launcher
+} // namespace process

@@ -11,7 +11,7 @@
 #include <string>
 #include <thread>
 
-namespace launcher {
+namespace process {
 
 // Assembles one stream: feed() what arrived, take() what may be written now.
 class LineAssembler
@@ -62,4 +62,4 @@ private:
   std::thread m_thread;
 };
 
-} // namespace launcher
+} // namespace process

@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <poll.h>
 
-namespace launcher {
+namespace process {
 
 RelayWait
 wait_for_relay(int pipe_fd, int wake_fd, bool& draining, std::chrono::steady_clock::time_point drain_deadline)
@@ -31,4 +31,4 @@ wait_for_relay(int pipe_fd, int wake_fd, bool& draining, std::chrono::steady_clo
   return (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 ? RelayWait::pipe_ready : RelayWait::again;
 }
 
-} // namespace launcher
+} // namespace process

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <poll.h>
 
-namespace launcher {
+namespace process {
 
 enum class RelayWait {
   pipe_ready, // data, end of file or an error on the pipe: read it
@@ -26,4 +26,4 @@ hung_up_without_data(short revents)
 RelayWait wait_for_relay(int pipe_fd, int wake_fd, bool& draining,
                          std::chrono::steady_clock::time_point drain_deadline);
 
-} // namespace launcher
+} // namespace process

@@ -31,7 +31,7 @@
 #include <thread>
 #include <unistd.h>
 
-namespace launcher {
+namespace process {
 
 namespace {
 
@@ -111,7 +111,7 @@ int
 make_pipe(int fds[2])
 {
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    throw SystemError("pipe2", "output pipe", errno);
+    throw base::SystemError("pipe2", "output pipe", errno);
   }
   // A larger pipe means fewer wake-ups for a chatty script (best effort).
   ::fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
@@ -601,7 +601,7 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
   m_spawned = true;
   const pid_t pid = start_child(setup);
   if (pid < 0) {
-    throw SystemError("fork", spec.argv[0], errno);
+    throw base::SystemError("fork", spec.argv[0], errno);
   }
   // Set the group here too, so a signal sent right away reaches the group.
   setpgid(pid, pid);
@@ -613,14 +613,14 @@ Supervisor::start_background(const ChildSpec& spec)
 {
   int exec_error_pipe[2];
   if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
-    throw SystemError("pipe2", "exec status pipe", errno);
+    throw base::SystemError("pipe2", "exec status pipe", errno);
   }
   const pid_t pid = spawn(spec, STDOUT_FILENO, STDERR_FILENO, exec_error_pipe[1], true);
   ::close(exec_error_pipe[1]);
   std::erase(m_background_exited, pid); // a reused pid is a new, running child
   m_background.push_back(pid);
   if (const int exec_errno = read_exec_errno(exec_error_pipe[0]); exec_errno != 0) {
-    throw SystemError("execve", spec.argv[0], exec_errno);
+    throw base::SystemError("execve", spec.argv[0], exec_errno);
   }
   return pid;
 }
@@ -782,7 +782,7 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
     if (shutdown == Shutdown::grace && now >= kill_deadline) {
       spdlog::warn("the script did not exit within the {} s grace period after {}: sending SIGKILL",
                    std::chrono::duration_cast<std::chrono::seconds>(m_options.grace_period).count(),
-                   signal_name(result.stop_signal));
+                   base::signal_name(result.stop_signal));
       kill_now();
     }
     if (has_timeout && now >= timeout_deadline && !result.timed_out) {
@@ -822,7 +822,7 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
         ::ioctl(terminal_fd, TIOCSWINSZ, &size);
       }
     }
-    spdlog::info("forwarding {} to the child's process group", signal_name(sig));
+    spdlog::info("forwarding {} to the child's process group", base::signal_name(sig));
     if (kill(-pid, sig) != 0 && errno == ESRCH) {
       kill(pid, sig);
     }
@@ -849,7 +849,7 @@ Supervisor::run(const ChildSpec& spec)
 
   int exec_error_pipe[2];
   if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
-    throw SystemError("pipe2", "exec status pipe", errno);
+    throw base::SystemError("pipe2", "exec status pipe", errno);
   }
   const pid_t pid = spawn(spec, plumbing.child_stdout, plumbing.child_stderr, exec_error_pipe[1], spec.die_with_parent);
   if (spec.on_start) {
@@ -913,7 +913,7 @@ Supervisor::run_all(const std::vector<ChildSpec>& specs)
     make_pipe(out_pipe);
     int exec_error_pipe[2];
     if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
-      throw SystemError("pipe2", "exec status pipe", errno);
+      throw base::SystemError("pipe2", "exec status pipe", errno);
     }
     running[i].pid = spawn(specs[i], out_pipe[1], dev_null, exec_error_pipe[1], false);
     ::close(out_pipe[1]);
@@ -988,7 +988,7 @@ Supervisor::run_together(const std::vector<ChildSpec>& specs)
     spec.stdin_null = true;
     int exec_error_pipe[2];
     if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) {
-      throw SystemError("pipe2", "exec status pipe", errno);
+      throw base::SystemError("pipe2", "exec status pipe", errno);
     }
     running[i].start = Clock::now();
     const int out = spec.output_fd >= 0 ? spec.output_fd : STDOUT_FILENO;
@@ -1080,4 +1080,4 @@ Supervisor::poll_stop_signal()
   return m_pending_stop;
 }
 
-} // namespace launcher
+} // namespace process

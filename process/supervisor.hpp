@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace launcher {
+namespace process {
 
 class OutputRelay;
 
@@ -158,4 +158,4 @@ struct ExitStatus
 };
 ExitStatus decode_wait_status(int status);
 
-} // namespace launcher
+} // namespace process

@@ -1,4 +1,4 @@
-// fuzz_archive_paths: launcher::unsafe_member_reason against an independent model of
+// fuzz_archive_paths: fetch::unsafe_member_reason against an independent model of
 // where an archive member lands and where its link points. Input: one byte for the
 // member type (value % 5: file, directory, symlink, hardlink, other), then the member
 // name, a NUL byte, and the link target (a tar name cannot hold a NUL itself).
@@ -26,7 +26,7 @@
 
 namespace {
 
-using launcher::MemberType;
+using fetch::MemberType;
 
 std::vector<std::string>
 components(const std::string& path)
@@ -156,7 +156,7 @@ LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
   const std::string path(parts[0]);
   const std::string target(parts.size() > 1 ? parts[1] : std::string_view());
 
-  const std::optional<std::string> reason = launcher::unsafe_member_reason(path, type, target);
+  const std::optional<std::string> reason = fetch::unsafe_member_reason(path, type, target);
   const bool model_safe = model_says_safe(path, type, target);
   const auto member = [&] {
     return std::string(type_name(type)) + " \"" + fuzz::escaped(path) + "\" -> \"" + fuzz::escaped(target) + "\"";

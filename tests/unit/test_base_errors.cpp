@@ -12,20 +12,20 @@ TEST(BaseErrors, EachTypeHasItsClassAndExitCode)
 {
   struct Row
   {
-    launcher::LauncherError error;
+    base::LauncherError error;
     std::string error_class;
     int exit_code;
   };
   const Row rows[] = {
-    {launcher::UsageError("m"), "UsageError", 64},
-    {launcher::BaseDirectoryError("m"), "ConfigError", 65},
-    {launcher::StagingError("m"), "StagingError", 66},
-    {launcher::InstallError("InstallRequirementsError", "m"), "InstallRequirementsError", 67},
-    {launcher::ClusterError("m"), "ClusterError", 68},
-    {launcher::HostResolutionError("m"), "HostResolutionError", 68},
-    {launcher::HostUnreachableError("m"), "HostUnreachableError", 68},
-    {launcher::SshdError("m"), "SshdError", 68},
-    {launcher::ArchiveError("m"), "ArchiveError", 70},
+    {base::UsageError("m"), "UsageError", 64},
+    {base::BaseDirectoryError("m"), "ConfigError", 65},
+    {base::StagingError("m"), "StagingError", 66},
+    {base::InstallError("InstallRequirementsError", "m"), "InstallRequirementsError", 67},
+    {base::ClusterError("m"), "ClusterError", 68},
+    {base::HostResolutionError("m"), "HostResolutionError", 68},
+    {base::HostUnreachableError("m"), "HostUnreachableError", 68},
+    {base::SshdError("m"), "SshdError", 68},
+    {base::ArchiveError("m"), "ArchiveError", 70},
   };
   for (const auto& row : rows) {
     EXPECT_EQ(row.error.error_class(), row.error_class);
@@ -35,12 +35,12 @@ TEST(BaseErrors, EachTypeHasItsClassAndExitCode)
 
 TEST(BaseErrors, StoppedNamesTheSignalAndThePhase)
 {
-  const launcher::StoppedError stop(SIGTERM, "installing with pip");
+  const base::StoppedError stop(SIGTERM, "installing with pip");
   EXPECT_EQ(stop.error_class(), "Stopped");
   EXPECT_EQ(stop.exit_code(), 128 + SIGTERM);
   EXPECT_EQ(stop.signal(), SIGTERM);
   EXPECT_STREQ(stop.what(), "stopped by SIGTERM while installing with pip");
-  EXPECT_EQ(launcher::signal_name(SIGINT), "SIGINT");
+  EXPECT_EQ(base::signal_name(SIGINT), "SIGINT");
 }
 
 } // namespace

@@ -7,20 +7,20 @@
 #include <string>
 #include <vector>
 
-using launcher::FlagSpec;
-using launcher::OptionSpec;
-using launcher::OptionWords;
+using base::FlagSpec;
+using base::OptionSpec;
+using base::OptionWords;
 
 namespace {
 
-constexpr OptionSpec k_options[] = {
+constexpr base::OptionSpec k_options[] = {
     {"sshd", "SMLAUNCH_SSHD", nullptr, "/usr/sbin/sshd", "PATH", ""},
     {"sshd-port", "SMLAUNCH_SSHD_PORT", nullptr, "22", "PORT", ""},
     {"base-dir", "SMLAUNCH_BASE_DIR", nullptr, "/opt/ml", "DIR", ""},
 };
-constexpr FlagSpec k_flags[] = {{"help", 'h'}, {"verbose", 'v'}, {"quiet", 'q'}, {"stage-only", '\0'}};
+constexpr base::FlagSpec k_flags[] = {{"help", 'h'}, {"verbose", 'v'}, {"quiet", 'q'}, {"stage-only", '\0'}};
 
-OptionWords
+base::OptionWords
 read(std::vector<std::string> args)
 {
   args.insert(args.begin(), "smlaunch");
@@ -28,7 +28,7 @@ read(std::vector<std::string> args)
   for (const auto& a : args) {
     argv.push_back(a.c_str());
   }
-  return launcher::read_option_words(static_cast<int>(argv.size()), argv.data(), k_options, k_flags);
+  return base::read_option_words(static_cast<int>(argv.size()), argv.data(), k_options, k_flags);
 }
 
 std::string
@@ -36,7 +36,7 @@ error_of(const std::vector<std::string>& args)
 {
   try {
     read(args);
-  } catch (const launcher::UsageError& e) {
+  } catch (const base::UsageError& e) {
     return e.what();
   }
   return "(no error)";
@@ -44,7 +44,7 @@ error_of(const std::vector<std::string>& args)
 
 TEST(BaseOptionTable, ValuesFlagsAndWords)
 {
-  const OptionWords w = read({"train", "--base-dir", "/b", "--sshd=/s", "-vq", "--stage-only", "extra"});
+  const base::OptionWords w = read({"train", "--base-dir", "/b", "--sshd=/s", "-vq", "--stage-only", "extra"});
   EXPECT_EQ(w.values.at("base-dir"), "/b");
   EXPECT_EQ(w.values.at("sshd"), "/s");
   EXPECT_EQ(w.values.count("sshd-port"), 0U);

@@ -30,7 +30,7 @@ TEST(BaseShellQuote, SafeWordsStayBareOthersAreSingleQuoted)
     {"*", "'*'"},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(launcher::shell_quote(c.word), c.expected) << "[" << c.word << "]";
+    EXPECT_EQ(base::shell_quote(c.word), c.expected) << "[" << c.word << "]";
   }
 }
 
@@ -38,7 +38,7 @@ TEST(BaseShellQuote, SafeWordsStayBareOthersAreSingleQuoted)
 TEST(BaseShellQuote, RoundTripsThroughTheShell)
 {
   for (const std::string word : {"plain", "two words", "it's", "$(false)", "a\"b", "'", "\\", "tab\there", ""}) {
-    const std::string command = "printf %s " + launcher::shell_quote(word);
+    const std::string command = "printf %s " + base::shell_quote(word);
     FILE* pipe = popen(command.c_str(), "r");
     ASSERT_NE(pipe, nullptr);
     std::string out;
@@ -54,9 +54,9 @@ TEST(BaseShellQuote, RoundTripsThroughTheShell)
 
 TEST(BaseShellJoin, SingleSpacesNoQuoting)
 {
-  EXPECT_EQ(launcher::join_command({}), "");
-  EXPECT_EQ(launcher::join_command({"python3", "train.py", "--lr", "0.1"}), "python3 train.py --lr 0.1");
-  EXPECT_EQ(launcher::join_command({"a b", "c"}), "a b c");
+  EXPECT_EQ(base::join_command({}), "");
+  EXPECT_EQ(base::join_command({"python3", "train.py", "--lr", "0.1"}), "python3 train.py --lr 0.1");
+  EXPECT_EQ(base::join_command({"a b", "c"}), "a b c");
 }
 
 // shell_split: expected splits come from Python's shlex.split (POSIX mode), and from the
@@ -117,14 +117,14 @@ const SplitCase k_split_shell_cases[] = {
 TEST(ShellSplit, MatchesShlex)
 {
   for (const auto& c : k_split_cases) {
-    EXPECT_EQ(launcher::shell_split(c.text), c.words) << "text [" << c.text << "]";
+    EXPECT_EQ(base::shell_split(c.text), c.words) << "text [" << c.text << "]";
   }
 }
 
 TEST(ShellSplit, MatchesShellWhereShlexDiffers)
 {
   for (const auto& c : k_split_shell_cases) {
-    EXPECT_EQ(launcher::shell_split(c.text), c.words) << "text [" << c.text << "]";
+    EXPECT_EQ(base::shell_split(c.text), c.words) << "text [" << c.text << "]";
   }
 }
 
@@ -142,7 +142,7 @@ const char* const k_split_bad_cases[] = {
 TEST(ShellSplit, UnbalancedQuotesThrow)
 {
   for (const char* text : k_split_bad_cases) {
-    EXPECT_THROW((void)launcher::shell_split(text), std::invalid_argument) << "text [" << text << "]";
+    EXPECT_THROW((void)base::shell_split(text), std::invalid_argument) << "text [" << text << "]";
   }
 }
 

@@ -44,8 +44,8 @@ protected:
 TEST_F(StateFileTest, WritesWholeWithItsModeAndLeavesNoTemporaryFile)
 {
   const std::string path = m_dir + "/sub/state.json";
-  launcher::write_file_atomically(path, "first", 0600);
-  launcher::write_file_atomically(path, "second", 0644);
+  base::write_file_atomically(path, "first", 0600);
+  base::write_file_atomically(path, "second", 0644);
   EXPECT_EQ(read(path), "second");
   struct stat st
   {
@@ -57,26 +57,26 @@ TEST_F(StateFileTest, WritesWholeWithItsModeAndLeavesNoTemporaryFile)
 
 TEST_F(StateFileTest, AFolderThatCannotBeMadeIsASystemErrorNamingIt)
 {
-  launcher::write_file_atomically(m_dir + "/file", "x", 0600);
+  base::write_file_atomically(m_dir + "/file", "x", 0600);
   try {
-    launcher::write_file_atomically(m_dir + "/file/state.json", "x", 0600);
+    base::write_file_atomically(m_dir + "/file/state.json", "x", 0600);
     FAIL() << "no error";
-  } catch (const launcher::SystemError& e) {
+  } catch (const base::SystemError& e) {
     EXPECT_NE(std::string(e.what()).find(m_dir + "/file"), std::string::npos) << e.what();
   }
 }
 
 TEST(StateFileJson, BytesRoundTripAsTextWhenUtf8ElseHex)
 {
-  EXPECT_EQ(launcher::bytes_to_json("caf\xc3\xa9"), nlohmann::json("caf\xc3\xa9"));
-  EXPECT_EQ(launcher::bytes_to_json(std::string("caf\xe9", 4)), (nlohmann::json{{"hex", "636166e9"}}));
+  EXPECT_EQ(base::bytes_to_json("caf\xc3\xa9"), nlohmann::json("caf\xc3\xa9"));
+  EXPECT_EQ(base::bytes_to_json(std::string("caf\xe9", 4)), (nlohmann::json{{"hex", "636166e9"}}));
   for (const std::string& bytes : {std::string(), std::string("plain"), std::string("\xff\xfe\x80", 3),
                                    std::string("\xed\xa0\x80", 3) /* a lone surrogate */}) {
-    EXPECT_EQ(launcher::bytes_from_json(nlohmann::json::parse(launcher::bytes_to_json(bytes).dump())), bytes);
+    EXPECT_EQ(base::bytes_from_json(nlohmann::json::parse(base::bytes_to_json(bytes).dump())), bytes);
   }
-  EXPECT_THROW((void)launcher::bytes_from_json(nlohmann::json{{"hex", "6"}}), std::runtime_error);
-  EXPECT_THROW((void)launcher::bytes_from_json(nlohmann::json{{"hex", "zz"}}), std::runtime_error);
-  EXPECT_THROW((void)launcher::bytes_from_json(nlohmann::json(3)), std::runtime_error);
+  EXPECT_THROW((void)base::bytes_from_json(nlohmann::json{{"hex", "6"}}), std::runtime_error);
+  EXPECT_THROW((void)base::bytes_from_json(nlohmann::json{{"hex", "zz"}}), std::runtime_error);
+  EXPECT_THROW((void)base::bytes_from_json(nlohmann::json(3)), std::runtime_error);
 }
 
 } // namespace

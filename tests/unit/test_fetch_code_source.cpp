@@ -15,8 +15,8 @@
 #include <vector>
 
 namespace fs = std::filesystem;
-using launcher::SourceKind;
-using launcher::StagingAction;
+using fetch::SourceKind;
+using fetch::StagingAction;
 
 namespace {
 
@@ -75,35 +75,35 @@ TEST_F(LauncherCodeSource, Classify)
   struct Case
   {
     std::string module_dir;
-    SourceKind kind;
+    fetch::SourceKind kind;
     std::string local_path;
   };
   const std::string src = path("src");
   const Case cases[] = {
-    {src, SourceKind::directory, src},
-    {src + "/", SourceKind::directory, src},
-    {src + "///", SourceKind::directory, src},
-    {"file://" + src, SourceKind::directory, src},
-    {"file://" + src + "/", SourceKind::directory, src},
-    {"file://localhost" + src, SourceKind::directory, src},
-    {"file://localhost" + src + "/", SourceKind::directory, src},
-    {code(), SourceKind::code_dir, code()},
-    {code() + "/", SourceKind::code_dir, code()},
-    {"file://" + code(), SourceKind::code_dir, code()},
-    {path("src/../code"), SourceKind::code_dir, path("src/../code")}, // another spelling
-    {path("./code"), SourceKind::code_dir, path("./code")},
-    {path("code-link"), SourceKind::code_dir, path("code-link")},     // a link to it
-    {path("single.py"), SourceKind::file, path("single.py")},
-    {"file://" + path("single.py"), SourceKind::file, path("single.py")},
-    {path("bundle.tar.gz"), SourceKind::archive, path("bundle.tar.gz")},
-    {path("bundle.tgz"), SourceKind::archive, path("bundle.tgz")},
-    {path("bundle.tar"), SourceKind::archive, path("bundle.tar")},
-    {"s3://bucket/job/source/sourcedir.tar.gz", SourceKind::s3, ""},
-    {"s3://bucket/prefix/", SourceKind::s3, ""},
+    {src, fetch::SourceKind::directory, src},
+    {src + "/", fetch::SourceKind::directory, src},
+    {src + "///", fetch::SourceKind::directory, src},
+    {"file://" + src, fetch::SourceKind::directory, src},
+    {"file://" + src + "/", fetch::SourceKind::directory, src},
+    {"file://localhost" + src, fetch::SourceKind::directory, src},
+    {"file://localhost" + src + "/", fetch::SourceKind::directory, src},
+    {code(), fetch::SourceKind::code_dir, code()},
+    {code() + "/", fetch::SourceKind::code_dir, code()},
+    {"file://" + code(), fetch::SourceKind::code_dir, code()},
+    {path("src/../code"), fetch::SourceKind::code_dir, path("src/../code")}, // another spelling
+    {path("./code"), fetch::SourceKind::code_dir, path("./code")},
+    {path("code-link"), fetch::SourceKind::code_dir, path("code-link")},     // a link to it
+    {path("single.py"), fetch::SourceKind::file, path("single.py")},
+    {"file://" + path("single.py"), fetch::SourceKind::file, path("single.py")},
+    {path("bundle.tar.gz"), fetch::SourceKind::archive, path("bundle.tar.gz")},
+    {path("bundle.tgz"), fetch::SourceKind::archive, path("bundle.tgz")},
+    {path("bundle.tar"), fetch::SourceKind::archive, path("bundle.tar")},
+    {"s3://bucket/job/source/sourcedir.tar.gz", fetch::SourceKind::s3, ""},
+    {"s3://bucket/prefix/", fetch::SourceKind::s3, ""},
   };
   for (const auto& c : cases) {
-    const auto s = launcher::classify_code_source(c.module_dir, code());
-    EXPECT_EQ(launcher::to_string(s.kind), std::string(launcher::to_string(c.kind))) << c.module_dir;
+    const auto s = fetch::classify_code_source(c.module_dir, code());
+    EXPECT_EQ(fetch::to_string(s.kind), std::string(fetch::to_string(c.kind))) << c.module_dir;
     EXPECT_EQ(s.uri, c.module_dir);
     EXPECT_EQ(s.local_path, c.local_path) << c.module_dir;
   }
@@ -112,16 +112,16 @@ TEST_F(LauncherCodeSource, Classify)
 TEST_F(LauncherCodeSource, CodeDirThatDoesNotExistYet)
 {
   fs::remove_all(m_base / "code");
-  const auto s = launcher::classify_code_source(code(), code());
-  EXPECT_EQ(s.kind, SourceKind::code_dir);
+  const auto s = fetch::classify_code_source(code(), code());
+  EXPECT_EQ(s.kind, fetch::SourceKind::code_dir);
 }
 
 TEST_F(LauncherCodeSource, PlatformCodeDirMeansThisTreesCodeDir)
 {
   // The SDK's local mode writes "/opt/ml/code"; with another base it is that base's code/.
   for (const std::string module_dir : {"/opt/ml/code", "/opt/ml/code/", "file:///opt/ml/code"}) {
-    const auto s = launcher::classify_code_source(module_dir, code());
-    EXPECT_EQ(s.kind, SourceKind::code_dir) << module_dir;
+    const auto s = fetch::classify_code_source(module_dir, code());
+    EXPECT_EQ(s.kind, fetch::SourceKind::code_dir) << module_dir;
     EXPECT_EQ(s.local_path, code()) << module_dir;
   }
 }
@@ -142,9 +142,9 @@ TEST_F(LauncherCodeSource, MissingPathIsAStagingError)
   };
   for (const auto& c : cases) {
     try {
-      launcher::classify_code_source(c.module_dir, code());
+      fetch::classify_code_source(c.module_dir, code());
       ADD_FAILURE() << "no StagingError for " << c.module_dir;
-    } catch (const launcher::StagingError& e) {
+    } catch (const base::StagingError& e) {
       EXPECT_EQ(e.exit_code(), 66);
       EXPECT_EQ(e.error_class(), "StagingError");
       EXPECT_NE(std::string(e.what()).find(c.named), std::string::npos) << e.what();
@@ -156,65 +156,65 @@ TEST(LauncherCodeSourceDecide, Table)
 {
   struct Case
   {
-    SourceKind kind;
+    fetch::SourceKind kind;
     bool has_files;
     bool staged_by_smlaunch; // code/ holds what an earlier run staged (the marker exists)
-    StagingAction expected;
+    fetch::StagingAction expected;
   };
   const Case cases[] = {
-    {SourceKind::code_dir, false, false, StagingAction::none},
-    {SourceKind::code_dir, true, false, StagingAction::none},
-    {SourceKind::code_dir, true, true, StagingAction::none},
-    {SourceKind::directory, false, false, StagingAction::copy_directory},
-    {SourceKind::directory, true, false, StagingAction::keep_existing},
-    {SourceKind::directory, true, true, StagingAction::copy_directory},
-    {SourceKind::directory, false, true, StagingAction::copy_directory},
-    {SourceKind::file, false, false, StagingAction::copy_file},
-    {SourceKind::file, true, false, StagingAction::keep_existing},
-    {SourceKind::file, true, true, StagingAction::copy_file},
-    {SourceKind::archive, false, false, StagingAction::extract_archive},
-    {SourceKind::archive, true, false, StagingAction::keep_existing},
-    {SourceKind::archive, true, true, StagingAction::extract_archive},
-    {SourceKind::s3, false, false, StagingAction::download_s3},
-    {SourceKind::s3, true, false, StagingAction::keep_existing},
-    {SourceKind::s3, true, true, StagingAction::download_s3},
+    {fetch::SourceKind::code_dir, false, false, fetch::StagingAction::none},
+    {fetch::SourceKind::code_dir, true, false, fetch::StagingAction::none},
+    {fetch::SourceKind::code_dir, true, true, fetch::StagingAction::none},
+    {fetch::SourceKind::directory, false, false, fetch::StagingAction::copy_directory},
+    {fetch::SourceKind::directory, true, false, fetch::StagingAction::keep_existing},
+    {fetch::SourceKind::directory, true, true, fetch::StagingAction::copy_directory},
+    {fetch::SourceKind::directory, false, true, fetch::StagingAction::copy_directory},
+    {fetch::SourceKind::file, false, false, fetch::StagingAction::copy_file},
+    {fetch::SourceKind::file, true, false, fetch::StagingAction::keep_existing},
+    {fetch::SourceKind::file, true, true, fetch::StagingAction::copy_file},
+    {fetch::SourceKind::archive, false, false, fetch::StagingAction::extract_archive},
+    {fetch::SourceKind::archive, true, false, fetch::StagingAction::keep_existing},
+    {fetch::SourceKind::archive, true, true, fetch::StagingAction::extract_archive},
+    {fetch::SourceKind::s3, false, false, fetch::StagingAction::download_s3},
+    {fetch::SourceKind::s3, true, false, fetch::StagingAction::keep_existing},
+    {fetch::SourceKind::s3, true, true, fetch::StagingAction::download_s3},
   };
   for (const auto& c : cases) {
-    launcher::CodeSource s;
+    fetch::CodeSource s;
     s.kind = c.kind;
-    EXPECT_EQ(launcher::to_string(launcher::decide_staging(s, c.has_files, c.staged_by_smlaunch)),
-              std::string(launcher::to_string(c.expected)))
-      << launcher::to_string(c.kind) << " has_files=" << c.has_files << " staged=" << c.staged_by_smlaunch;
+    EXPECT_EQ(fetch::to_string(fetch::decide_staging(s, c.has_files, c.staged_by_smlaunch)),
+              std::string(fetch::to_string(c.expected)))
+      << fetch::to_string(c.kind) << " has_files=" << c.has_files << " staged=" << c.staged_by_smlaunch;
   }
 }
 
 TEST(LauncherCodeSourceDecide, CodeViewRoot)
 {
-  launcher::CodeSource s;
-  s.kind = SourceKind::directory;
+  fetch::CodeSource s;
+  s.kind = fetch::SourceKind::directory;
   s.local_path = "/src";
-  EXPECT_EQ(launcher::code_view_root(s, StagingAction::none, "/ml/code"), "/ml/code");
-  EXPECT_EQ(launcher::code_view_root(s, StagingAction::keep_existing, "/ml/code"), "/ml/code");
-  EXPECT_EQ(launcher::code_view_root(s, StagingAction::copy_directory, "/ml/code"), "/src");
-  EXPECT_EQ(launcher::code_view_root(s, StagingAction::copy_file, "/ml/code"), "");
-  EXPECT_EQ(launcher::code_view_root(s, StagingAction::extract_archive, "/ml/code"), "");
-  EXPECT_EQ(launcher::code_view_root(s, StagingAction::download_s3, "/ml/code"), "");
+  EXPECT_EQ(fetch::code_view_root(s, StagingAction::none, "/ml/code"), "/ml/code");
+  EXPECT_EQ(fetch::code_view_root(s, StagingAction::keep_existing, "/ml/code"), "/ml/code");
+  EXPECT_EQ(fetch::code_view_root(s, StagingAction::copy_directory, "/ml/code"), "/src");
+  EXPECT_EQ(fetch::code_view_root(s, StagingAction::copy_file, "/ml/code"), "");
+  EXPECT_EQ(fetch::code_view_root(s, StagingAction::extract_archive, "/ml/code"), "");
+  EXPECT_EQ(fetch::code_view_root(s, StagingAction::download_s3, "/ml/code"), "");
 }
 
 TEST_F(LauncherCodeSource, DirectoryHasFiles)
 {
-  EXPECT_FALSE(launcher::directory_has_files(code()));
-  EXPECT_FALSE(launcher::directory_has_files(path("missing")));
-  EXPECT_FALSE(launcher::directory_has_files(path("single.py")));
+  EXPECT_FALSE(fetch::directory_has_files(code()));
+  EXPECT_FALSE(fetch::directory_has_files(path("missing")));
+  EXPECT_FALSE(fetch::directory_has_files(path("single.py")));
   write(m_base / "code" / ".keep", "");
-  EXPECT_TRUE(launcher::directory_has_files(code()));
-  EXPECT_TRUE(launcher::directory_has_files(path("src")));
+  EXPECT_TRUE(fetch::directory_has_files(code()));
+  EXPECT_TRUE(fetch::directory_has_files(path("src")));
 }
 
-launcher::StagingContext
+fetch::StagingContext
 context(const std::string& base_dir, const std::string& code_dir)
 {
-  launcher::StagingContext c;
+  fetch::StagingContext c;
   c.base_dir = base_dir;
   c.code_dir = code_dir;
   return c;
@@ -224,9 +224,9 @@ TEST_F(LauncherCodeSource, StageCopiesAFolder)
 {
   const std::string base = path("opt/ml");
   const std::string target = base + "/code"; // created, with its parents
-  const auto s = launcher::classify_code_source("file://" + path("src") + "/", target);
-  ASSERT_EQ(launcher::decide_staging(s, launcher::directory_has_files(target), false), StagingAction::copy_directory);
-  launcher::stage_code(s, StagingAction::copy_directory, context(base, target));
+  const auto s = fetch::classify_code_source("file://" + path("src") + "/", target);
+  ASSERT_EQ(fetch::decide_staging(s, fetch::directory_has_files(target), false), StagingAction::copy_directory);
+  fetch::stage_code(s, StagingAction::copy_directory, context(base, target));
   const fs::path t = target;
 
   EXPECT_EQ(read(t / "train.py"), "import sub.util\n");
@@ -265,44 +265,44 @@ TEST_F(LauncherCodeSource, StageCopiesAFolder)
                                              "sublink", "train.py"}));
   EXPECT_TRUE(fs::exists(m_base / "src" / "train.py"));
   // Nothing is left behind next to code/ but the marker.
-  EXPECT_TRUE(fs::exists(launcher::staging_marker_path(base)));
+  EXPECT_TRUE(fs::exists(fetch::staging_marker_path(base)));
 }
 
 TEST_F(LauncherCodeSource, StageCopiesOneFile)
 {
-  const auto s = launcher::classify_code_source(path("single.py"), code());
-  ASSERT_EQ(launcher::decide_staging(s, false, false), StagingAction::copy_file);
-  launcher::stage_code(s, StagingAction::copy_file, context(m_base.string(), code()));
+  const auto s = fetch::classify_code_source(path("single.py"), code());
+  ASSERT_EQ(fetch::decide_staging(s, false, false), StagingAction::copy_file);
+  fetch::stage_code(s, StagingAction::copy_file, context(m_base.string(), code()));
   EXPECT_EQ(read(m_base / "code" / "single.py"), "print(1)\n");
 }
 
 TEST_F(LauncherCodeSource, StageNoneAndKeepExisting)
 {
   write(m_base / "code" / "mine.py", "kept\n");
-  const auto dir = launcher::classify_code_source(path("src"), code());
-  ASSERT_EQ(launcher::decide_staging(dir, launcher::directory_has_files(code()), false), StagingAction::keep_existing);
-  launcher::stage_code(dir, StagingAction::keep_existing, context(m_base.string(), code()));
+  const auto dir = fetch::classify_code_source(path("src"), code());
+  ASSERT_EQ(fetch::decide_staging(dir, fetch::directory_has_files(code()), false), StagingAction::keep_existing);
+  fetch::stage_code(dir, StagingAction::keep_existing, context(m_base.string(), code()));
   EXPECT_EQ(read(m_base / "code" / "mine.py"), "kept\n");
   EXPECT_FALSE(fs::exists(m_base / "code" / "train.py"));
 
   const std::string fresh = path("fresh/code");
-  launcher::stage_code(launcher::classify_code_source(fresh, fresh), StagingAction::none, context(path("fresh"), fresh));
+  fetch::stage_code(fetch::classify_code_source(fresh, fresh), StagingAction::none, context(path("fresh"), fresh));
   EXPECT_TRUE(fs::is_directory(fresh));
 }
 
 TEST_F(LauncherCodeSource, StageErrors)
 {
   // A .tar.gz that is not one.
-  const auto archive = launcher::classify_code_source(path("bundle.tar.gz"), code());
-  EXPECT_THROW(launcher::stage_code(archive, StagingAction::extract_archive, context(m_base.string(), code())),
-               launcher::StagingError);
+  const auto archive = fetch::classify_code_source(path("bundle.tar.gz"), code());
+  EXPECT_THROW(fetch::stage_code(archive, StagingAction::extract_archive, context(m_base.string(), code())),
+               base::StagingError);
   EXPECT_TRUE(fs::is_directory(code())); // a failure leaves code/ in place
 
   // code/ cannot be created: a file is in the way.
   write(m_base / "not-a-dir", "x");
-  const auto s = launcher::classify_code_source(path("src"), path("not-a-dir"));
-  EXPECT_THROW(launcher::stage_code(s, StagingAction::copy_directory, context(m_base.string(), path("not-a-dir"))),
-               launcher::StagingError);
+  const auto s = fetch::classify_code_source(path("src"), path("not-a-dir"));
+  EXPECT_THROW(fetch::stage_code(s, StagingAction::copy_directory, context(m_base.string(), path("not-a-dir"))),
+               base::StagingError);
 }
 
 } // namespace

@@ -13,7 +13,7 @@
 
 using launcher::Command;
 using launcher::Options;
-using launcher::Verbosity;
+using base::Verbosity;
 
 namespace {
 
@@ -35,7 +35,7 @@ parse(const Args& args, const Vars& vars = {})
   return launcher::parse_command_line(static_cast<int>(args.size()), argv.data(), environment);
 }
 
-const launcher::Setting*
+const base::Setting*
 setting(const Options& o, const std::string& name)
 {
   for (const auto& s : o.settings) {
@@ -145,7 +145,7 @@ TEST(LauncherCli, TypedValues)
   EXPECT_FALSE(d.num_gpus.has_value());
   EXPECT_EQ(d.grace_period, milliseconds(60000));
   EXPECT_EQ(d.dns_timeout, milliseconds(900000));
-  EXPECT_EQ(d.verbosity, Verbosity::normal);
+  EXPECT_EQ(d.verbosity, base::Verbosity::normal);
 
   const Options c = parse({"smlaunch", "train", "--python", "/venv/bin/python", "--num-gpus", "8", "--grace-period",
                            "2.5", "--dns-timeout", "0"});
@@ -183,9 +183,9 @@ TEST(LauncherCli, TypedValues)
 TEST(LauncherCli, SshCommandIsValidatedWhenParsed)
 {
   EXPECT_EQ(parse({"smlaunch", "train", "--ssh-command", "ssh -p 2222"}).ssh_command, "ssh -p 2222");
-  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "ssh -o 'unbalanced"}), launcher::UsageError);
-  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "  "}), launcher::UsageError);
-  EXPECT_THROW(parse({"smlaunch", "plan"}, {{"SMLAUNCH_SSH_COMMAND", "ssh \"x"}}), launcher::UsageError);
+  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "ssh -o 'unbalanced"}), base::UsageError);
+  EXPECT_THROW(parse({"smlaunch", "train", "--ssh-command", "  "}), base::UsageError);
+  EXPECT_THROW(parse({"smlaunch", "plan"}, {{"SMLAUNCH_SSH_COMMAND", "ssh \"x"}}), base::UsageError);
 }
 
 TEST(LauncherCli, CommandDispatch)
@@ -252,23 +252,23 @@ TEST(LauncherCli, Verbosity)
   {
     Args args;
     Vars vars;
-    Verbosity expected;
+    base::Verbosity expected;
   };
   const Case cases[] = {
-    {{"smlaunch", "train"}, {}, Verbosity::normal},
-    {{"smlaunch", "train", "-v"}, {}, Verbosity::verbose},
-    {{"smlaunch", "train", "--verbose"}, {}, Verbosity::verbose},
-    {{"smlaunch", "-q", "train"}, {}, Verbosity::quiet},
-    {{"smlaunch", "train", "--quiet"}, {}, Verbosity::quiet},
-    {{"smlaunch", "train", "--log-level", "debug"}, {}, Verbosity::verbose},
-    {{"smlaunch", "train", "--log-level", "info"}, {}, Verbosity::normal},
-    {{"smlaunch", "train", "--log-level", "warning"}, {}, Verbosity::quiet},
-    {{"smlaunch", "train"}, {{"SMLAUNCH_LOG_LEVEL", "debug"}}, Verbosity::verbose},
-    {{"smlaunch", "train"}, {{"SMLAUNCH_LOG_LEVEL", "warning"}}, Verbosity::quiet},
+    {{"smlaunch", "train"}, {}, base::Verbosity::normal},
+    {{"smlaunch", "train", "-v"}, {}, base::Verbosity::verbose},
+    {{"smlaunch", "train", "--verbose"}, {}, base::Verbosity::verbose},
+    {{"smlaunch", "-q", "train"}, {}, base::Verbosity::quiet},
+    {{"smlaunch", "train", "--quiet"}, {}, base::Verbosity::quiet},
+    {{"smlaunch", "train", "--log-level", "debug"}, {}, base::Verbosity::verbose},
+    {{"smlaunch", "train", "--log-level", "info"}, {}, base::Verbosity::normal},
+    {{"smlaunch", "train", "--log-level", "warning"}, {}, base::Verbosity::quiet},
+    {{"smlaunch", "train"}, {{"SMLAUNCH_LOG_LEVEL", "debug"}}, base::Verbosity::verbose},
+    {{"smlaunch", "train"}, {{"SMLAUNCH_LOG_LEVEL", "warning"}}, base::Verbosity::quiet},
     // The flags beat the level, wherever it came from.
-    {{"smlaunch", "train", "-v"}, {{"SMLAUNCH_LOG_LEVEL", "warning"}}, Verbosity::verbose},
-    {{"smlaunch", "train", "-q", "--log-level", "debug"}, {}, Verbosity::quiet},
-    {{"train", "-v"}, {}, Verbosity::verbose},
+    {{"smlaunch", "train", "-v"}, {{"SMLAUNCH_LOG_LEVEL", "warning"}}, base::Verbosity::verbose},
+    {{"smlaunch", "train", "-q", "--log-level", "debug"}, {}, base::Verbosity::quiet},
+    {{"train", "-v"}, {}, base::Verbosity::verbose},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(parse(c.args, c.vars).verbosity, c.expected) << join(c.args);
@@ -321,7 +321,7 @@ TEST(LauncherCli, UsageErrors)
     try {
       parse(c.args, c.vars);
       ADD_FAILURE() << "no UsageError for: " << join(c.args);
-    } catch (const launcher::UsageError& e) {
+    } catch (const base::UsageError& e) {
       EXPECT_EQ(e.exit_code(), 64) << join(c.args);
       EXPECT_EQ(e.error_class(), "UsageError") << join(c.args);
       EXPECT_NE(std::string(e.what()).find(c.mentions), std::string::npos) << join(c.args) << ": " << e.what();

@@ -121,7 +121,7 @@ protected:
       in.inherited.set(k, v);
     }
     in.python = k_python;
-    in.code_dir_has_files = launcher::directory_has_files(in.paths.code);
+    in.code_dir_has_files = fetch::directory_has_files(in.paths.code);
     return in;
   }
   TrainPlan plan(const Vars& extra = {}) { return launcher::make_train_plan(inputs(extra)); }
@@ -148,8 +148,8 @@ TEST_F(LauncherPlan, ScriptStep)
   EXPECT_EQ(p.entry_point, "train.py");
   EXPECT_EQ(p.entry_type, EntryPointType::python_program);
   EXPECT_FALSE(p.entry_point_missing);
-  EXPECT_EQ(p.source.kind, launcher::SourceKind::directory);
-  EXPECT_EQ(p.staging, launcher::StagingAction::copy_directory);
+  EXPECT_EQ(p.source.kind, fetch::SourceKind::directory);
+  EXPECT_EQ(p.staging, fetch::StagingAction::copy_directory);
   EXPECT_EQ(p.code.root, src().string());
   EXPECT_FALSE(p.install.has_value());
   EXPECT_TRUE(p.dns_hosts.empty());
@@ -311,8 +311,8 @@ TEST_F(LauncherPlan, InstallFromTheCodeDirectoryItself)
   write(fs::path(code()) / "train.py", "print(1)\n");
   write(fs::path(code()) / "requirements.txt", "numpy\n");
   const TrainPlan p = plan();
-  EXPECT_EQ(p.source.kind, launcher::SourceKind::code_dir);
-  EXPECT_EQ(p.staging, launcher::StagingAction::none);
+  EXPECT_EQ(p.source.kind, fetch::SourceKind::code_dir);
+  EXPECT_EQ(p.staging, fetch::StagingAction::none);
   ASSERT_TRUE(p.install.has_value());
   EXPECT_EQ(p.install->argv.back(), "requirements.txt");
   EXPECT_FALSE(p.entry_point_missing);
@@ -403,7 +403,7 @@ TEST_F(LauncherPlan, MissingSubmitDirectoryIsAStagingError)
     try {
       plan();
       ADD_FAILURE() << "no StagingError for " << submit;
-    } catch (const launcher::StagingError& e) {
+    } catch (const base::StagingError& e) {
       EXPECT_EQ(e.exit_code(), 66);
       EXPECT_NE(std::string(e.what()).find(gone), std::string::npos) << e.what();
     }
@@ -609,7 +609,7 @@ TEST_F(LauncherPlan, ClusterDetection)
   const char* argv[] = {"smlaunch", "plan", "--base-dir", "/shared/job/%n/ml"};
   EXPECT_EQ(launcher::parse_command_line(4, argv, environment).base_dir, "/shared/job/algo-1/ml");
   EXPECT_EQ(launcher::parse_command_line(4, argv, environment).base_dir_pattern, "/shared/job/%n/ml");
-  EXPECT_THROW(launcher::parse_command_line(4, argv, no_node), launcher::UsageError);
+  EXPECT_THROW(launcher::parse_command_line(4, argv, no_node), base::UsageError);
 }
 
 // The Slurm mapping feeds the same path as resourceconfig.json: every SM_* variable is the

@@ -54,8 +54,8 @@ TEST_F(ServePlanTest, WorkersModuleAndEnvironment)
   EXPECT_EQ(plan.model_dir, m_root + "/base/model");
   EXPECT_EQ(plan.module, "pkg.serve");
   EXPECT_EQ(plan.workers, 3); // one per CPU by default
-  EXPECT_EQ(plan.source.kind, launcher::SourceKind::directory);
-  EXPECT_EQ(plan.staging, launcher::StagingAction::copy_directory);
+  EXPECT_EQ(plan.source.kind, fetch::SourceKind::directory);
+  EXPECT_EQ(plan.staging, fetch::StagingAction::copy_directory);
   EXPECT_EQ(plan.worker_argv, (std::vector<std::string>{"/usr/bin/python3", "-m", "smlaunch_serving"}));
   EXPECT_EQ(*plan.worker_env.get("PYTHONPATH"), "/opt/smlaunch/share/smlaunch/python:" + m_root + "/base/code:/extra");
   EXPECT_EQ(*plan.worker_env.get("PYTHONUNBUFFERED"), "1");
@@ -131,7 +131,7 @@ TEST_F(ServePlanTest, ModelData)
     try {
       make_serve_plan(m_options, m_env, m_facts);
       ADD_FAILURE() << bad << " accepted";
-    } catch (const launcher::StagingError& e) {
+    } catch (const base::StagingError& e) {
       EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
     }
   }
@@ -141,8 +141,8 @@ TEST_F(ServePlanTest, DefaultCodeIsTheCodeDirectory)
 {
   m_options.submit_directory.clear();
   const auto plan = make_serve_plan(m_options, m_env, m_facts);
-  EXPECT_EQ(plan.source.kind, launcher::SourceKind::code_dir);
-  EXPECT_EQ(plan.staging, launcher::StagingAction::none);
+  EXPECT_EQ(plan.source.kind, fetch::SourceKind::code_dir);
+  EXPECT_EQ(plan.staging, fetch::StagingAction::none);
 }
 
 } // namespace

@@ -27,7 +27,7 @@ usage_error(std::vector<std::string> args, const std::vector<std::pair<std::stri
 {
   try {
     parse(std::move(args), environment);
-  } catch (const launcher::UsageError& e) {
+  } catch (const base::UsageError& e) {
     return e.what();
   }
   return "(accepted)";
@@ -56,7 +56,7 @@ TEST(LauncherServeOptions, Defaults)
   EXPECT_EQ(o.program, "inference.py");
   EXPECT_EQ(o.submit_directory, "");
   EXPECT_EQ(o.base_dir, "/opt/ml");
-  EXPECT_EQ(o.verbosity, launcher::Verbosity::normal);
+  EXPECT_EQ(o.verbosity, base::Verbosity::normal);
   EXPECT_EQ(o.max_buffered_bytes, 512ULL << 20);
   EXPECT_EQ(parse({"serve", "--max-buffered-bytes", "1048576"}, {{"SAGEMAKER_PROGRAM", "a.py"}}).max_buffered_bytes, 1ULL << 20);
   EXPECT_EQ(parse({"serve"}, {{"SAGEMAKER_PROGRAM", "a.py"}, {"SMLAUNCH_MAX_BUFFERED_BYTES", "4096"}}).max_buffered_bytes, 4096U);
@@ -81,7 +81,7 @@ TEST(LauncherServeOptions, ReferenceVariablesThenTwinsThenCommandLine)
   EXPECT_EQ(o.timeout, std::chrono::seconds(5));
   EXPECT_EQ(o.default_accept, "text/csv");
   EXPECT_EQ(o.submit_directory, "s3://bucket/code.tar.gz");
-  EXPECT_EQ(o.verbosity, launcher::Verbosity::verbose);
+  EXPECT_EQ(o.verbosity, base::Verbosity::verbose);
   EXPECT_EQ(o.base_dir, "/srv/ml");
 
   auto with_twins = reference;
@@ -105,7 +105,7 @@ TEST(LauncherServeOptions, ReferenceVariablesThenTwinsThenCommandLine)
   EXPECT_EQ(o.port, 9002);
   EXPECT_EQ(o.workers, 1);
   EXPECT_EQ(o.timeout, std::chrono::milliseconds(500));
-  EXPECT_EQ(o.verbosity, launcher::Verbosity::quiet);
+  EXPECT_EQ(o.verbosity, base::Verbosity::quiet);
 
   // Fractions of a millisecond round up: a timeout never becomes 0 (no wait at all).
   o = parse({"smlaunch", "serve", "--timeout", "0.0011", "--model-load-timeout", "2.0000001"}, with_twins);
@@ -120,10 +120,10 @@ TEST(LauncherServeOptions, LogLevelNumbers)
   const auto level = [](const std::string& v) {
     return parse({"serve"}, {{"SAGEMAKER_PROGRAM", "a.py"}, {"SAGEMAKER_CONTAINER_LOG_LEVEL", v}}).verbosity;
   };
-  EXPECT_EQ(level("10"), launcher::Verbosity::verbose);
-  EXPECT_EQ(level("20"), launcher::Verbosity::normal);
-  EXPECT_EQ(level("30"), launcher::Verbosity::quiet);
-  EXPECT_EQ(level("debug"), launcher::Verbosity::verbose);
+  EXPECT_EQ(level("10"), base::Verbosity::verbose);
+  EXPECT_EQ(level("20"), base::Verbosity::normal);
+  EXPECT_EQ(level("30"), base::Verbosity::quiet);
+  EXPECT_EQ(level("debug"), base::Verbosity::verbose);
 }
 
 TEST(LauncherServeOptions, BadValuesNameTheSettingItsOriginAndTheValue)

@@ -16,10 +16,10 @@
 
 namespace {
 
-using launcher::LocalOptions;
-using launcher::parse_local_options;
+using local::LocalOptions;
+using local::parse_local_options;
 
-LocalOptions
+local::LocalOptions
 parse(std::vector<std::string> args, const env::EnvMap& environment = {})
 {
   return parse_local_options(args, environment);
@@ -30,7 +30,7 @@ usage_error(std::vector<std::string> args, const env::EnvMap& environment = {})
 {
   try {
     parse(std::move(args), environment);
-  } catch (const launcher::UsageError& e) {
+  } catch (const base::UsageError& e) {
     return e.what();
   }
   return "(no error)";
@@ -59,7 +59,7 @@ TEST(LocalOptions, ParsesEveryOptionInBothForms)
   EXPECT_TRUE(o.keep);
   EXPECT_EQ(o.python, "/usr/bin/python3");
   EXPECT_EQ(o.grace_period.count(), 1500);
-  EXPECT_EQ(o.verbosity, launcher::Verbosity::verbose);
+  EXPECT_EQ(o.verbosity, base::Verbosity::verbose);
 }
 
 TEST(LocalOptions, TwinsApplyAndTheCommandLineWins)
@@ -114,23 +114,23 @@ TEST(LocalOptions, EverySettingKnowsWhereItCameFrom)
     EXPECT_NE(std::find(seen.begin(), seen.end(), expected), seen.end()) << expected;
   }
   EXPECT_EQ(o.job_name, "from-env");
-  EXPECT_EQ(o.verbosity, launcher::Verbosity::verbose); // -v wins over --log-level, as for train
+  EXPECT_EQ(o.verbosity, base::Verbosity::verbose); // -v wins over --log-level, as for train
 }
 
 TEST(LocalOptions, HelpNeedsNoEntryPoint)
 {
   EXPECT_TRUE(parse({"--help"}).help);
-  EXPECT_NE(launcher::local_help_text().find("--instance-count N"), std::string::npos);
+  EXPECT_NE(local::local_help_text().find("--instance-count N"), std::string::npos);
 }
 
 TEST(LocalHyperparameters, ValuesAreJsonWhenTheyParse)
 {
-  EXPECT_EQ(env::py_json_dumps_default(launcher::hyperparameter_value("3")), "3");
-  EXPECT_EQ(env::py_json_dumps_default(launcher::hyperparameter_value("1e5")), "100000.0");
-  EXPECT_EQ(env::py_json_dumps_default(launcher::hyperparameter_value("true")), "true");
-  EXPECT_EQ(env::py_json_dumps_default(launcher::hyperparameter_value("[1,{\"b\":2,\"a\":1}]")), "[1, {\"b\": 2, \"a\": 1}]");
-  EXPECT_EQ(env::py_json_dumps_default(launcher::hyperparameter_value("a b")), "\"a b\"");
-  EXPECT_EQ(env::py_json_dumps_default(launcher::hyperparameter_value("caf\xc3\xa9")), "\"caf\\u00e9\"");
+  EXPECT_EQ(env::py_json_dumps_default(local::hyperparameter_value("3")), "3");
+  EXPECT_EQ(env::py_json_dumps_default(local::hyperparameter_value("1e5")), "100000.0");
+  EXPECT_EQ(env::py_json_dumps_default(local::hyperparameter_value("true")), "true");
+  EXPECT_EQ(env::py_json_dumps_default(local::hyperparameter_value("[1,{\"b\":2,\"a\":1}]")), "[1, {\"b\": 2, \"a\": 1}]");
+  EXPECT_EQ(env::py_json_dumps_default(local::hyperparameter_value("a b")), "\"a b\"");
+  EXPECT_EQ(env::py_json_dumps_default(local::hyperparameter_value("caf\xc3\xa9")), "\"caf\\u00e9\"");
 }
 
 TEST(LocalHyperparameters, EncodedInTheSdksOrder)
@@ -141,14 +141,14 @@ TEST(LocalHyperparameters, EncodedInTheSdksOrder)
   // >>> hps = {"sagemaker_program": "user-wins-position.py", "lr": 0.1}
   // >>> enc = {k: json.dumps(v) for k, v in hps.items()}; enc.update({...framework...}); json.dumps(enc)
   const env::Value encoded =
-    launcher::encode_local_hyperparameters(user, "file:///src", "train.py", "job", "us-west-2", {true, 4, 2, "-x A=B"});
+    local::encode_local_hyperparameters(user, "file:///src", "train.py", "job", "us-west-2", {true, 4, 2, "-x A=B"});
   EXPECT_EQ(env::py_json_dumps_default(encoded),
             R"({"sagemaker_program": "\"train.py\"", "lr": "0.1", "sagemaker_submit_directory": "\"file:///src\"", )"
             R"("sagemaker_container_log_level": "20", "sagemaker_job_name": "\"job\"", "sagemaker_region": "\"us-west-2\"", )"
             R"("sagemaker_use_mpi": "true", "sagemaker_num_processes": "4", "sagemaker_process_slots_per_host": "2", )"
             R"("sagemaker_additional_mpi_options": "\"-x A=B\""})");
   // Falsy MPI keys are dropped, as the Chainer estimator drops them.
-  const env::Value plain = launcher::encode_local_hyperparameters(env::Value::object(), "s", "p", "j", "r", {});
+  const env::Value plain = local::encode_local_hyperparameters(env::Value::object(), "s", "p", "j", "r", {});
   EXPECT_EQ(plain.find("sagemaker_use_mpi"), nullptr);
   EXPECT_EQ(plain.find("sagemaker_process_slots_per_host"), nullptr);
   EXPECT_EQ(plain.find("sagemaker_num_processes"), nullptr);
@@ -158,7 +158,7 @@ TEST(LocalHyperparameters, EncodedInTheSdksOrder)
 TEST(LocalJobName, TheSdksForm)
 {
   const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1559751427123LL));
-  EXPECT_EQ(launcher::local_job_name(t), "smlaunch-local-2019-06-05-16-17-07-123");
+  EXPECT_EQ(local::local_job_name(t), "smlaunch-local-2019-06-05-16-17-07-123");
 }
 
 class LocalPlan : public ::testing::Test
@@ -177,11 +177,11 @@ protected:
   }
   void TearDown() override { std::filesystem::remove_all(root); }
 
-  launcher::LocalJobPlan
+  local::LocalJobPlan
   plan(const std::vector<std::string>& args)
   {
     const auto options = parse(args);
-    return launcher::plan_local_job(options, launcher::load_user_hyperparameters(options), root, {},
+    return local::plan_local_job(options, local::load_user_hyperparameters(options), root, {},
                                     std::chrono::system_clock::time_point{});
   }
 
@@ -235,7 +235,7 @@ TEST_F(LocalPlan, MissingInputsAreNamed)
   auto error = [&](const std::vector<std::string>& args) -> std::string {
     try {
       plan(args);
-    } catch (const launcher::UsageError& e) {
+    } catch (const base::UsageError& e) {
       return e.what();
     }
     return "(no error)";
@@ -254,17 +254,17 @@ TEST_F(LocalPlan, MissingInputsAreNamed)
 
 TEST(LocalSummary, FailureReasonIsTheFirstLineAndTheMessage)
 {
-  EXPECT_EQ(launcher::failure_reason("ExecuteUserScriptError:\nExitCode 1\nErrorMessage \"ValueError: bad\n  File x\"\n"
+  EXPECT_EQ(local::failure_reason("ExecuteUserScriptError:\nExitCode 1\nErrorMessage \"ValueError: bad\n  File x\"\n"
                                      "Command \"python x.py\"\n"),
             "ExecuteUserScriptError: ValueError: bad");
-  EXPECT_EQ(launcher::failure_reason("ConfigError: input/config/hyperparameters.json: bad\nExitCode 65\n"),
+  EXPECT_EQ(local::failure_reason("ConfigError: input/config/hyperparameters.json: bad\nExitCode 65\n"),
             "ConfigError: input/config/hyperparameters.json: bad");
-  EXPECT_EQ(launcher::failure_reason("my own words"), "my own words");
+  EXPECT_EQ(local::failure_reason("my own words"), "my own words");
 }
 
 TEST(LocalNetwork, HostsFileNamesEveryHost)
 {
-  EXPECT_EQ(launcher::hosts_file_text({"algo-1", "algo-2"}),
+  EXPECT_EQ(local::hosts_file_text({"algo-1", "algo-2"}),
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.42.0.1\talgo-1\n10.42.0.2\talgo-2\n");
 }
 
@@ -274,7 +274,7 @@ namespace {
 
 TEST(RankLineAssembler, WholeLinesOutPartialHeld)
 {
-  launcher::LineAssembler lines;
+  process::LineAssembler lines;
   EXPECT_EQ(lines.feed("epoch 1", 7), "");
   EXPECT_TRUE(lines.holds_partial());
   EXPECT_EQ(lines.feed("\n", 1), "epoch 1\n");

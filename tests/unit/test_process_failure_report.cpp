@@ -22,7 +22,7 @@
 #include <vector>
 
 namespace fs = std::filesystem;
-using launcher::ChildResult;
+using process::ChildResult;
 
 namespace {
 
@@ -69,7 +69,7 @@ TEST(LauncherFailureFormat, ExactText)
      "Command \"smlaunch train\"\n"},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(launcher::format_failure(c.error_class, c.code, c.message, c.command), c.expected) << c.error_class;
+    EXPECT_EQ(process::format_failure(c.error_class, c.code, c.message, c.command), c.expected) << c.error_class;
   }
 }
 
@@ -89,7 +89,7 @@ TEST(LauncherFailureFormat, JoinCommand)
     {{"/c/run.sh", "--x", ""}, "/c/run.sh --x "},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(launcher::join_command(c.argv), c.expected) << c.expected;
+    EXPECT_EQ(base::join_command(c.argv), c.expected) << c.expected;
   }
 }
 
@@ -235,7 +235,7 @@ check_summary(const std::string& name, const std::string& stderr_text, const std
 {
   for (const std::size_t max : {std::size_t{2048}, std::size_t{1024}, std::size_t{200}, std::size_t{80},
                                 exception.size() + 1, exception.size(), std::size_t{20}, std::size_t{1}}) {
-    const std::string s = launcher::python_error_summary(stderr_text, max);
+    const std::string s = process::python_error_summary(stderr_text, max);
     SCOPED_TRACE(name + " max_bytes=" + std::to_string(max) + " summary=\n" + s);
     EXPECT_LE(s.size(), max);
     EXPECT_TRUE(starts_with(s, exception.substr(0, std::min(max, exception.size()))));
@@ -248,7 +248,7 @@ check_summary(const std::string& name, const std::string& stderr_text, const std
     }
   }
   // With room, the end of the traceback follows: the innermost frame is there.
-  const std::string big = launcher::python_error_summary(stderr_text, 2048);
+  const std::string big = process::python_error_summary(stderr_text, 2048);
   EXPECT_NE(big.find("  File \"/opt/ml/code/"), std::string::npos) << name << "\n" << big;
 }
 
@@ -263,12 +263,12 @@ TEST(LauncherFailureSummary, ExactLayoutExceptionThenTracebackEnd)
 {
   const std::string tb = k_tracebacks[0].stderr_text;
   const std::string exception = "ValueError: learning rate must be positive";
-  EXPECT_EQ(launcher::python_error_summary(tb, 2048), exception + "\n" + tb.substr(0, tb.size() - 1));
+  EXPECT_EQ(process::python_error_summary(tb, 2048), exception + "\n" + tb.substr(0, tb.size() - 1));
   // Less room: the exception, then the last whole lines that fit.
   const std::string raise = "    raise ValueError(\"learning rate must be positive\")";
   const std::size_t room = exception.size() + 1 + raise.size() + 1 + exception.size();
-  EXPECT_EQ(launcher::python_error_summary(tb, room), exception + "\n" + raise + "\n" + exception);
-  EXPECT_EQ(launcher::python_error_summary(tb, room - 1), exception + "\n" + exception);
+  EXPECT_EQ(process::python_error_summary(tb, room), exception + "\n" + raise + "\n" + exception);
+  EXPECT_EQ(process::python_error_summary(tb, room - 1), exception + "\n" + exception);
 }
 
 TEST(LauncherFailureSummary, EmptyWithoutATraceback)
@@ -281,7 +281,7 @@ TEST(LauncherFailureSummary, EmptyWithoutATraceback)
     "Traceback (most recent call last):\n  File \"/opt/ml/code/t.py\", line 1, in <module>\n", // cut off
   };
   for (const char* c : cases) {
-    EXPECT_EQ(launcher::python_error_summary(c, 2048), "") << c;
+    EXPECT_EQ(process::python_error_summary(c, 2048), "") << c;
   }
 }
 
@@ -292,7 +292,7 @@ TEST(LauncherFailureSummary, CrLfLineEnds)
   for (char ch : tb) {
     crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
   }
-  const std::string s = launcher::python_error_summary(crlf, 2048);
+  const std::string s = process::python_error_summary(crlf, 2048);
   EXPECT_TRUE(starts_with(s, "ValueError: learning rate must be positive\n")) << s;
   EXPECT_EQ(s.find('\r'), std::string::npos);
 }
@@ -300,7 +300,7 @@ TEST(LauncherFailureSummary, CrLfLineEnds)
 TEST(LauncherFailureSummaryBug, MessageWithIndentedLines)
 {
   const auto& t = k_indented_message;
-  const std::string s = launcher::python_error_summary(t.stderr_text, 2048);
+  const std::string s = process::python_error_summary(t.stderr_text, 2048);
   if (!starts_with(s, t.exception)) {
     FAIL() << "regression: python_error_summary takes the exception to start after the last indented line, so a "
                     "multi-line exception message with indented lines (pydantic-style) yields \""
@@ -312,7 +312,7 @@ TEST(LauncherFailureSummaryBug, MessageWithIndentedLines)
 TEST(LauncherFailureSummaryBug, IndentedStderrAfterTheTraceback)
 {
   const auto& t = k_indented_after;
-  const std::string s = launcher::python_error_summary(t.stderr_text, 2048);
+  const std::string s = process::python_error_summary(t.stderr_text, 2048);
   if (!starts_with(s, t.exception)) {
     FAIL() << "regression: indented stderr lines written after the traceback (an atexit handler) hide the "
                     "exception: summary is \""
@@ -359,7 +359,7 @@ TEST(LauncherFailureSummary, LiveCPythonTracebacks)
   for (const auto& t : cases) {
     const std::string stderr_text = run_python(dir, t.name, t.script);
     ASSERT_NE(stderr_text.find("Traceback (most recent call last):"), std::string::npos) << t.name << stderr_text;
-    const std::string s = launcher::python_error_summary(stderr_text, 2048);
+    const std::string s = process::python_error_summary(stderr_text, 2048);
     SCOPED_TRACE(std::string(t.name) + " stderr=\n" + stderr_text + "summary=\n" + s);
     EXPECT_LE(s.size(), 2048u);
     if (std::string(t.name) == "syntax_error_in_module") {
@@ -370,7 +370,7 @@ TEST(LauncherFailureSummary, LiveCPythonTracebacks)
     if (t.absent != nullptr) {
       EXPECT_EQ(s.find(t.absent), std::string::npos);
     }
-    EXPECT_LE(launcher::python_error_summary(stderr_text, 40).size(), 40u);
+    EXPECT_LE(process::python_error_summary(stderr_text, 40).size(), 40u);
   }
   fs::remove_all(dir);
 }
@@ -406,7 +406,7 @@ TEST(LauncherFailureLastLines, Table)
     {"zero budget", "a\nb\n", 0, ""},
   };
   for (const auto& c : cases) {
-    const std::string got = launcher::last_lines(c.output, c.max);
+    const std::string got = process::last_lines(c.output, c.max);
     EXPECT_EQ(got, c.expected) << c.name;
     EXPECT_LE(got.size(), c.max) << c.name;
   }
@@ -415,7 +415,7 @@ TEST(LauncherFailureLastLines, Table)
 // ---------------------------------------------------------------------------------------
 // describe_script_failure
 
-ChildResult
+process::ChildResult
 result(int exit_code, const std::string& tail = "")
 {
   ChildResult r;
@@ -427,23 +427,23 @@ result(int exit_code, const std::string& tail = "")
 
 TEST(LauncherFailureDescribe, ExitCodeOnly)
 {
-  EXPECT_EQ(launcher::describe_script_failure(result(3), "/c/run.sh", 60), "exited with code 3 and wrote nothing to stderr");
-  EXPECT_EQ(launcher::describe_script_failure(result(1, "\n\n"), "/c/run.sh", 60),
+  EXPECT_EQ(process::describe_script_failure(result(3), "/c/run.sh", 60), "exited with code 3 and wrote nothing to stderr");
+  EXPECT_EQ(process::describe_script_failure(result(1, "\n\n"), "/c/run.sh", 60),
             "exited with code 1 and wrote nothing to stderr");
   // Non-Python stderr: its last lines.
-  EXPECT_EQ(launcher::describe_script_failure(result(2, "step 1\nfatal: disk full\n"), "/c/run.sh", 60),
+  EXPECT_EQ(process::describe_script_failure(result(2, "step 1\nfatal: disk full\n"), "/c/run.sh", 60),
             "step 1\nfatal: disk full");
   // A Python traceback: the exception first.
   const std::string tb = std::string("epoch 1\n") + k_tracebacks[1].stderr_text;
-  const std::string m = launcher::describe_script_failure(result(1, tb), "/usr/bin/python3", 60);
+  const std::string m = process::describe_script_failure(result(1, tb), "/usr/bin/python3", 60);
   EXPECT_TRUE(starts_with(m, "RuntimeError: bad config file\n")) << m;
 }
 
 TEST(LauncherFailureDescribe, SigkillMentionsOutOfMemory)
 {
-  ChildResult r = result(137, "loading batch 12\n");
+  process::ChildResult r = result(137, "loading batch 12\n");
   r.term_signal = SIGKILL;
-  const std::string m = launcher::describe_script_failure(r, "/usr/bin/python3", 60);
+  const std::string m = process::describe_script_failure(r, "/usr/bin/python3", 60);
   EXPECT_TRUE(starts_with(m, "killed by SIGKILL (signal 9)")) << m;
   EXPECT_NE(m.find("out of memory"), std::string::npos) << m;
   EXPECT_NE(m.find("loading batch 12"), std::string::npos) << m;
@@ -451,7 +451,7 @@ TEST(LauncherFailureDescribe, SigkillMentionsOutOfMemory)
   // Another signal: no OOM guess.
   ChildResult segv = result(139);
   segv.term_signal = SIGSEGV;
-  const std::string s = launcher::describe_script_failure(segv, "/usr/bin/python3", 60);
+  const std::string s = process::describe_script_failure(segv, "/usr/bin/python3", 60);
   EXPECT_EQ(s, "killed by SIGSEGV (signal 11)");
 }
 
@@ -466,11 +466,11 @@ TEST(LauncherFailureDescribe, KilledAfterGrace)
   };
   const Case cases[] = {{SIGTERM, 60, "60 s grace period", "SIGTERM"}, {SIGINT, 5, "5 s grace period", "SIGINT"}};
   for (const auto& c : cases) {
-    ChildResult r = result(137, "saving checkpoint...\n");
+    process::ChildResult r = result(137, "saving checkpoint...\n");
     r.term_signal = SIGKILL;
     r.stop_signal = c.stop_signal;
     r.killed_after_grace = true;
-    const std::string m = launcher::describe_script_failure(r, "/usr/bin/python3", c.grace);
+    const std::string m = process::describe_script_failure(r, "/usr/bin/python3", c.grace);
     EXPECT_TRUE(starts_with(m, "killed by SIGKILL (signal 9)")) << m;
     EXPECT_NE(m.find(c.grace_text), std::string::npos) << m;
     EXPECT_NE(m.find(c.stop_name), std::string::npos) << m;
@@ -481,11 +481,11 @@ TEST(LauncherFailureDescribe, KilledAfterGrace)
 
 TEST(LauncherFailureDescribeBug, FractionalGracePeriod)
 {
-  ChildResult r = result(137);
+  process::ChildResult r = result(137);
   r.term_signal = SIGKILL;
   r.stop_signal = SIGTERM;
   r.killed_after_grace = true;
-  const std::string m = launcher::describe_script_failure(r, "/usr/bin/python3", 0.5);
+  const std::string m = process::describe_script_failure(r, "/usr/bin/python3", 0.5);
   if (m.find("0.5 s grace period") == std::string::npos) {
     FAIL() << "regression: --grace-period 0.5 (accepted by the CLI) is reported as: " << m;
   }
@@ -493,25 +493,25 @@ TEST(LauncherFailureDescribeBug, FractionalGracePeriod)
 
 TEST(LauncherFailureDescribe, ForwardedStopSignal)
 {
-  ChildResult r = result(1, "interrupted\n");
+  process::ChildResult r = result(1, "interrupted\n");
   r.stop_signal = SIGTERM;
-  EXPECT_EQ(launcher::describe_script_failure(r, "/usr/bin/python3", 60),
+  EXPECT_EQ(process::describe_script_failure(r, "/usr/bin/python3", 60),
             "exited with code 1 after smlaunch forwarded SIGTERM\ninterrupted");
 }
 
 TEST(LauncherFailureDescribe, ExecFailure)
 {
-  ChildResult enoent = result(127);
+  process::ChildResult enoent = result(127);
   enoent.exec_errno = ENOENT;
-  EXPECT_EQ(launcher::describe_script_failure(enoent, "/opt/ml/code/run.sh", 60), "/opt/ml/code/run.sh: not found");
+  EXPECT_EQ(process::describe_script_failure(enoent, "/opt/ml/code/run.sh", 60), "/opt/ml/code/run.sh: not found");
   ChildResult eacces = result(126);
   eacces.exec_errno = EACCES;
-  EXPECT_EQ(launcher::describe_script_failure(eacces, "/opt/ml/code/run.sh", 60),
+  EXPECT_EQ(process::describe_script_failure(eacces, "/opt/ml/code/run.sh", 60),
             "/opt/ml/code/run.sh: Permission denied");
   // A shebang naming a missing interpreter also fails with ENOENT: any stderr follows.
   ChildResult shebang = result(127, "bad interpreter\n");
   shebang.exec_errno = ENOENT;
-  EXPECT_EQ(launcher::describe_script_failure(shebang, "/c/x", 60), "/c/x: not found\nbad interpreter");
+  EXPECT_EQ(process::describe_script_failure(shebang, "/c/x", 60), "/c/x: not found\nbad interpreter");
 }
 
 TEST(LauncherFailureDescribe, TailStartingMidLineDropsThePartialLine)
@@ -527,14 +527,14 @@ TEST(LauncherFailureDescribe, TailStartingMidLineDropsThePartialLine)
     {tail.size(), "ial line of an earlier message\nreal line 1\nreal line 2"}, // it did not: all kept
   };
   for (const auto& c : cases) {
-    ChildResult r = result(2, tail);
+    process::ChildResult r = result(2, tail);
     r.relayed_bytes = c.relayed;
-    EXPECT_EQ(launcher::describe_script_failure(r, "/c/run.sh", 60), c.expected) << c.relayed;
+    EXPECT_EQ(process::describe_script_failure(r, "/c/run.sh", 60), c.expected) << c.relayed;
   }
   // A traceback whose "Traceback" header is the partial first line is not misread.
-  ChildResult r = result(1, std::string("back (most recent call last):\n  File \"x\", line 1\nplain end\n"));
+  process::ChildResult r = result(1, std::string("back (most recent call last):\n  File \"x\", line 1\nplain end\n"));
   r.relayed_bytes = 100000;
-  EXPECT_EQ(launcher::describe_script_failure(r, "/c/run.sh", 60), "  File \"x\", line 1\nplain end");
+  EXPECT_EQ(process::describe_script_failure(r, "/c/run.sh", 60), "  File \"x\", line 1\nplain end");
 }
 
 TEST(LauncherFailureDescribe, FirstKilobyteSaysWhatHappened)
@@ -545,9 +545,9 @@ TEST(LauncherFailureDescribe, FirstKilobyteSaysWhatHappened)
     tail += "epoch " + std::to_string(i) + " step loss=0.123456789\n";
   }
   tail += k_tracebacks[0].stderr_text;
-  const std::string m = launcher::describe_script_failure(result(1, tail), "/usr/bin/python3", 60);
+  const std::string m = process::describe_script_failure(result(1, tail), "/usr/bin/python3", 60);
   EXPECT_LE(m.size(), 2048u);
-  const std::string text = launcher::format_failure("ExecuteUserScriptError", 1, m, "/usr/bin/python3 train.py");
+  const std::string text = process::format_failure("ExecuteUserScriptError", 1, m, "/usr/bin/python3 train.py");
   EXPECT_NE(text.substr(0, 1024).find("ValueError: learning rate must be positive"), std::string::npos) << text;
 
   // Without a traceback: the end of stderr, bounded.
@@ -555,7 +555,7 @@ TEST(LauncherFailureDescribe, FirstKilobyteSaysWhatHappened)
   for (int i = 0; i < 5000; ++i) {
     logs += "line " + std::to_string(i) + "\n";
   }
-  const std::string l = launcher::describe_script_failure(result(1, logs), "/c/run.sh", 60);
+  const std::string l = process::describe_script_failure(result(1, logs), "/c/run.sh", 60);
   EXPECT_LE(l.size(), 2048u);
   EXPECT_TRUE(l.ends_with("line 4999")) << l.substr(l.size() - 50);
 }
@@ -563,7 +563,7 @@ TEST(LauncherFailureDescribe, FirstKilobyteSaysWhatHappened)
 TEST(LauncherFailureDescribeBug, MainScriptSyntaxErrorStartsWithTheException)
 {
   // README: "For a Python script the message starts with the exception line".
-  const std::string m = launcher::describe_script_failure(result(1, k_main_syntax_error), "/usr/bin/python3", 60);
+  const std::string m = process::describe_script_failure(result(1, k_main_syntax_error), "/usr/bin/python3", 60);
   EXPECT_NE(m.find("SyntaxError: invalid syntax"), std::string::npos) << m;
   if (!starts_with(m, "SyntaxError: invalid syntax")) {
     FAIL() << "regression: a SyntaxError in the script itself (CPython prints no \"Traceback\" header) is "
@@ -591,7 +591,7 @@ TEST(LauncherFailureInstall, KeepsPipErrorLines)
     {"CRLF", "Looking in links: /opt/wheels\r\n" + error1 + "\r\n" + error2 + "\r\n"},
   };
   for (const auto& c : cases) {
-    const std::string m = launcher::describe_install_failure(result(1, c.tail));
+    const std::string m = process::describe_install_failure(result(1, c.tail));
     EXPECT_EQ(m, "pip exited with code 1\n" + error1 + "\n" + error2) << c.name;
   }
 }
@@ -625,19 +625,19 @@ error: metadata-generation-failed
 note: This is an issue with the package mentioned above, not pip.
 hint: See above for details.
 )pip";
-  const std::string m = launcher::describe_install_failure(result(1, tail));
+  const std::string m = process::describe_install_failure(result(1, tail));
   EXPECT_TRUE(starts_with(m, "pip exited with code 1\n")) << m;
   EXPECT_NE(m.find("RuntimeError: cannot build: missing CUDA_HOME"), std::string::npos) << m;
   EXPECT_TRUE(m.ends_with("hint: See above for details.")) << m;
-  EXPECT_EQ(launcher::describe_install_failure(result(2)), "pip exited with code 2");
+  EXPECT_EQ(process::describe_install_failure(result(2)), "pip exited with code 2");
 }
 
 TEST(LauncherFailureInstall, ExecFailureAndBounds)
 {
-  ChildResult r = result(127);
+  process::ChildResult r = result(127);
   r.exec_errno = ENOENT;
-  EXPECT_EQ(launcher::describe_install_failure(r), "cannot run pip: No such file or directory");
-  EXPECT_EQ(launcher::describe_install_failure(r, "/opt/missing/python3"),
+  EXPECT_EQ(process::describe_install_failure(r), "cannot run pip: No such file or directory");
+  EXPECT_EQ(process::describe_install_failure(r, "/opt/missing/python3"),
             "cannot run pip: /opt/missing/python3: No such file or directory (the Python set by --python / "
             "SMLAUNCH_PYTHON)");
 
@@ -646,14 +646,14 @@ TEST(LauncherFailureInstall, ExecFailureAndBounds)
   for (int i = 0; i < 500; ++i) {
     tail += "ERROR: problem number " + std::to_string(i) + "\n";
   }
-  const std::string m = launcher::describe_install_failure(result(1, tail));
+  const std::string m = process::describe_install_failure(result(1, tail));
   EXPECT_LE(m.size(), 2048u);
   EXPECT_NE(m.find("ERROR: problem number 0\n"), std::string::npos);
 
   // The partial first line of a wrapped tail is dropped, even when it looks like an error.
   ChildResult wrapped = result(1, "ERROR: ...tail of an older line\nERROR: real one\n");
   wrapped.relayed_bytes = 1 << 20;
-  EXPECT_EQ(launcher::describe_install_failure(wrapped), "pip exited with code 1\nERROR: real one");
+  EXPECT_EQ(process::describe_install_failure(wrapped), "pip exited with code 1\nERROR: real one");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -684,10 +684,10 @@ protected:
 TEST_F(LauncherFailureFile, WritesOnceAndNeverOverwrites)
 {
   const fs::path path = m_dir / "failure";
-  const std::string text = launcher::format_failure("ExecuteUserScriptError", 1, "boom", "/py train.py");
-  EXPECT_TRUE(launcher::write_failure_file(path.string(), text));
+  const std::string text = process::format_failure("ExecuteUserScriptError", 1, "boom", "/py train.py");
+  EXPECT_TRUE(process::write_failure_file(path.string(), text));
   EXPECT_EQ(read(path), text);
-  EXPECT_FALSE(launcher::write_failure_file(path.string(), "second\n"));
+  EXPECT_FALSE(process::write_failure_file(path.string(), "second\n"));
   EXPECT_EQ(read(path), text);
 }
 
@@ -695,18 +695,18 @@ TEST_F(LauncherFailureFile, KeepsTheScriptsOwnFile)
 {
   const fs::path path = m_dir / "failure";
   std::ofstream(path) << "my own reason";
-  EXPECT_FALSE(launcher::write_failure_file(path.string(), "launcher text"));
+  EXPECT_FALSE(process::write_failure_file(path.string(), "launcher text"));
   EXPECT_EQ(read(path), "my own reason");
   // Even an empty one.
   const fs::path empty = m_dir / "empty";
   std::ofstream{empty};
-  EXPECT_FALSE(launcher::write_failure_file(empty.string(), "launcher text"));
+  EXPECT_FALSE(process::write_failure_file(empty.string(), "launcher text"));
   EXPECT_EQ(read(empty), "");
 }
 
 TEST_F(LauncherFailureFile, MissingDirectoryFails)
 {
-  EXPECT_FALSE(launcher::write_failure_file((m_dir / "no" / "failure").string(), "x"));
+  EXPECT_FALSE(process::write_failure_file((m_dir / "no" / "failure").string(), "x"));
   EXPECT_FALSE(fs::exists(m_dir / "no"));
 }
 
@@ -714,7 +714,7 @@ TEST_F(LauncherFailureFile, LargeTextWrittenWhole)
 {
   const fs::path path = m_dir / "failure";
   const std::string text(1 << 20, 'z');
-  EXPECT_TRUE(launcher::write_failure_file(path.string(), text));
+  EXPECT_TRUE(process::write_failure_file(path.string(), text));
   EXPECT_EQ(read(path), text);
 }
 
@@ -736,20 +736,20 @@ TEST(LauncherFailureSummary, MpiTaggedTracebackOfTheFailingRank)
                              "[1,1]<stderr>:RuntimeError: algo-2 ran out of data\n"
                              "--------------------------------------------------------------------------\n"
                              "Primary job  terminated normally, but 1 process returned\n";
-  EXPECT_EQ(launcher::untag_mpi_output(output),
+  EXPECT_EQ(process::untag_mpi_output(output),
             "Traceback (most recent call last):\n"
             "  File \"/usr/lib/python3/dist-packages/mpi4py/__main__.py\", line 7, in <module>\n"
             "    main()\n"
             "  File \"train.py\", line 3, in <module>\n"
             "    raise RuntimeError(\"algo-2 ran out of data\")\n"
             "RuntimeError: algo-2 ran out of data\n");
-  launcher::ChildResult r;
+  process::ChildResult r;
   r.exit_code = 1;
   r.output_tail = output;
   r.relayed_bytes = output.size();
-  const std::string message = launcher::describe_script_failure(r, "mpirun", 60);
+  const std::string message = process::describe_script_failure(r, "mpirun", 60);
   EXPECT_EQ(message.substr(0, message.find('\n')), "RuntimeError: algo-2 ran out of data");
-  EXPECT_EQ(launcher::untag_mpi_output("no tags\nhere\n"), "no tags\nhere\n");
+  EXPECT_EQ(process::untag_mpi_output("no tags\nhere\n"), "no tags\nhere\n");
 }
 
 // The failure file is UTF-8 text (SageMaker's FailureReason): escapes and cuts.
@@ -757,7 +757,7 @@ TEST(LauncherFailureFormat, ControlCharactersAndInvalidUtf8AreEscaped)
 {
   const char raw[] = "a\0b\x1b[0m\xff\xc3(\n\té"; // a NUL inside: its length is sizeof - 1
   const std::string text =
-    launcher::format_failure("ExecuteUserScriptError", 1, std::string(raw, sizeof raw - 1), "x");
+    process::format_failure("ExecuteUserScriptError", 1, std::string(raw, sizeof raw - 1), "x");
   EXPECT_NE(text.find("a\\x00b\\x1b[0m\\xff\\xc3(\n\té"), std::string::npos) << text;
 }
 
@@ -767,7 +767,7 @@ TEST(LauncherFailureFormat, CutAt2048BytesBetweenCharacters)
   for (int i = 0; i < 1500; ++i) {
     message += "é"; // two bytes each
   }
-  const std::string text = launcher::format_failure("ExecuteUserScriptError", 1, "x" + message, "cmd");
+  const std::string text = process::format_failure("ExecuteUserScriptError", 1, "x" + message, "cmd");
   const auto start = text.find("ErrorMessage \"") + 14;
   const auto end = text.find("\"\nCommand");
   EXPECT_EQ(end - start, 2047U); // "x" and 1023 two-byte characters
@@ -775,7 +775,7 @@ TEST(LauncherFailureFormat, CutAt2048BytesBetweenCharacters)
 
 TEST(LauncherFailureFormat, ALongCommandIsShortened)
 {
-  const std::string text = launcher::format_failure("ConfigError", 65, "m", std::string(5000, 'c'));
+  const std::string text = process::format_failure("ConfigError", 65, "m", std::string(5000, 'c'));
   EXPECT_NE(text.find(std::string(1024, 'c') + " ... (5000 bytes in all)\"\n"), std::string::npos);
 }
 
@@ -785,5 +785,5 @@ TEST(LauncherFailureLastLines, OneHugeLineIsCutBetweenCharacters)
   for (int i = 0; i < 100; ++i) {
     line += "é";
   }
-  EXPECT_EQ(launcher::last_lines(line, 9), "éééé");
+  EXPECT_EQ(process::last_lines(line, 9), "éééé");
 }

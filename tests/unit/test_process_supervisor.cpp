@@ -26,11 +26,11 @@ using namespace std::chrono_literals;
 TEST(ProcessSupervisorDecode, ExitCodesAndSignals)
 {
   for (int code : {0, 1, 2, 64, 126, 127, 255}) {
-    const auto s = launcher::decode_wait_status(W_EXITCODE(code, 0));
+    const auto s = process::decode_wait_status(W_EXITCODE(code, 0));
     EXPECT_EQ(s.code, code);
     EXPECT_EQ(s.term_signal, 0);
   }
-  const auto killed = launcher::decode_wait_status(W_EXITCODE(0, SIGKILL));
+  const auto killed = process::decode_wait_status(W_EXITCODE(0, SIGKILL));
   EXPECT_EQ(killed.code, 128 + SIGKILL);
   EXPECT_EQ(killed.term_signal, SIGKILL);
 }
@@ -43,13 +43,13 @@ TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
 {
   const std::string ready = ::testing::TempDir() + "smlaunch-cleanup-ready-" + std::to_string(::getpid());
   std::remove(ready.c_str());
-  launcher::Supervisor supervisor(launcher::Supervisor::Options{});
-  launcher::ChildSpec spec;
+  process::Supervisor supervisor(process::Supervisor::Options{});
+  process::ChildSpec spec;
   // (The child waits until the leftover ignores SIGTERM: the clean-up starts with one.)
   spec.argv = {"/bin/sh", "-c", "(trap '' TERM; : >\"$1\"; exec sleep 4) & while [ ! -e \"$1\" ]; do sleep 0.01; done",
                "sh", ready};
   spec.envp = {"PATH=/usr/bin:/bin"};
-  spec.output = launcher::OutputMode::capture;
+  spec.output = process::OutputMode::capture;
   // Created after the supervisor: the thread inherits its blocked signal mask, so the
   // signal stays pending for the supervisor's signalfd. It is sent once the leftover
   // process ignores SIGTERM, and its parent has had time to exit (on a loaded machine too).
@@ -60,7 +60,7 @@ TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
     std::this_thread::sleep_for(300ms);
     ::kill(::getpid(), SIGTERM);
   });
-  const launcher::ChildResult result = supervisor.run(spec);
+  const process::ChildResult result = supervisor.run(spec);
   sender.join();
   std::remove(ready.c_str());
   EXPECT_EQ(result.exit_code, 0);
@@ -83,14 +83,14 @@ TEST(ProcessSupervisorOutput, AClosedOutputIsWaitedOutWithoutSpinning)
   const Case cases[] = {{"exec >&- 2>&-; sleep 0.6; exit 3", "", 3},
                         {"printf 'said '; sleep 0.1; printf 'this'; exec >&- 2>&-; sleep 0.6; exit 4", "said this", 4}};
   for (const auto& c : cases) {
-    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
-    launcher::ChildSpec spec;
+    process::Supervisor supervisor(process::Supervisor::Options{});
+    process::ChildSpec spec;
     spec.argv = {"/bin/sh", "-c", c.script};
     spec.envp = {"PATH=/usr/bin:/bin"};
-    spec.output = launcher::OutputMode::capture;
+    spec.output = process::OutputMode::capture;
     timespec cpu_before{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_before);
-    const launcher::ChildResult result = supervisor.run(spec);
+    const process::ChildResult result = supervisor.run(spec);
     timespec cpu_after{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_after);
     const double cpu_seconds = static_cast<double>(cpu_after.tv_sec - cpu_before.tv_sec) +
@@ -121,13 +121,13 @@ TEST(ProcessSupervisorLines, SameExecRulesAndWholeOutput)
   ASSERT_GE(file, 0);
   ::dup2(file, STDOUT_FILENO);
   ::close(file);
-  launcher::ChildResult script_result;
-  launcher::ChildResult missing_result;
+  process::ChildResult script_result;
+  process::ChildResult missing_result;
   {
-    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
-    launcher::ChildSpec spec;
+    process::Supervisor supervisor(process::Supervisor::Options{});
+    process::ChildSpec spec;
     spec.envp = {"PATH=/usr/bin:/bin"};
-    spec.output = launcher::OutputMode::lines;
+    spec.output = process::OutputMode::lines;
     spec.die_with_parent = true;
     spec.argv = {script};
     script_result = supervisor.run(spec);
@@ -158,14 +158,14 @@ TEST(ProcessSupervisorEndOfLife, ASetsidDaemonThatIgnoresSigtermEndsWithTheSuper
   std::remove(pid_file.c_str());
   pid_t daemon = 0;
   {
-    launcher::Supervisor supervisor(launcher::Supervisor::Options{});
-    launcher::ChildSpec spec;
+    process::Supervisor supervisor(process::Supervisor::Options{});
+    process::ChildSpec spec;
     spec.argv = {"/bin/sh", "-c",
                  "setsid sh -c 'trap \"\" TERM; echo $$ >\"$1\"; exec sleep 30' sh \"$1\" >/dev/null 2>&1 </dev/null &"
                  " while [ ! -s \"$1\" ]; do sleep 0.01; done",
                  "sh", pid_file};
     spec.envp = {"PATH=/usr/bin:/bin"};
-    spec.output = launcher::OutputMode::capture;
+    spec.output = process::OutputMode::capture;
     EXPECT_EQ(supervisor.run(spec).exit_code, 0);
     std::ifstream in(pid_file);
     in >> daemon;
