@@ -39,6 +39,7 @@ start() {
     echo "engine.sh: already running ($DOCKER_HOST)"
     return
   fi
+  unmount_leftovers   # of an engine killed earlier
   mkdir -p "$cache/data" "$exec_root"
   # dockerd 20.10 insists on /etc/docker/key.json; remember to remove it when we made it.
   if [ ! -e /etc/docker/key.json ]; then touch "$cache/made-etc-docker-key"; fi
@@ -101,12 +102,24 @@ stop_pidfile() {
   rm -f "$1"
 }
 
+# Mounts dockerd left under its exec root and data root when it was killed rather than
+# stopped (run/netns/default, an nsfs): they make the checkout's .cache impossible to delete
+# ("Device or resource busy"). Deepest first.
+unmount_leftovers() {
+  local target
+  findmnt -rn -o TARGET | awk -v a="$exec_root/" -v b="$cache/" \
+      'index($0, a) == 1 || index($0, b) == 1' | sort -r | while read -r target; do
+    umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
+  done
+}
+
 stop() {
   if [ -f "$exec_root/dockerd.pid" ] && running; then
     "$docker" ps -q | xargs -r "$docker" rm -f >/dev/null 2>&1 || true
   fi
   stop_pidfile "$exec_root/dockerd.pid"
   stop_pidfile "$exec_root/containerd.pid"   # after dockerd, which uses it to the end
+  unmount_leftovers
   if [ -e "$cache/made-etc-docker-key" ]; then
     rm -f /etc/docker/key.json "$cache/made-etc-docker-key"
   fi
