@@ -63,6 +63,28 @@ nvml_device_count()
   return result;
 }
 
+// "Device Minor:\t 2" of a GPU's `information` file: the N of its /dev/nvidiaN.
+std::optional<int>
+device_minor(const std::filesystem::path& information)
+{
+  std::ifstream in(information);
+  std::string line;
+  constexpr std::string_view k_key = "Device Minor:";
+  while (std::getline(in, line)) {
+    if (line.compare(0, k_key.size(), k_key) != 0) {
+      continue;
+    }
+    const char* text = line.c_str() + k_key.size();
+    char* end = nullptr;
+    const long minor = std::strtol(text, &end, 10);
+    if (end != text && minor >= 0 && minor < 4096) {
+      return static_cast<int>(minor);
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string>
 run_probe(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& program,
           std::vector<std::string> args, std::vector<std::string>& processes_run)
@@ -124,32 +146,6 @@ count_neuron_cores(const std::string& json)
     return 0;
   }
 }
-
-namespace {
-
-// "Device Minor:\t 2" of a GPU's `information` file: the N of its /dev/nvidiaN.
-std::optional<int>
-device_minor(const std::filesystem::path& information)
-{
-  std::ifstream in(information);
-  std::string line;
-  constexpr std::string_view k_key = "Device Minor:";
-  while (std::getline(in, line)) {
-    if (line.compare(0, k_key.size(), k_key) != 0) {
-      continue;
-    }
-    const char* text = line.c_str() + k_key.size();
-    char* end = nullptr;
-    const long minor = std::strtol(text, &end, 10);
-    if (end != text && minor >= 0 && minor < 4096) {
-      return static_cast<int>(minor);
-    }
-    return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-} // namespace
 
 std::optional<int>
 count_proc_gpus(const std::string& proc_gpus_dir, const std::string& dev_dir)
