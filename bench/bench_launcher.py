@@ -48,7 +48,7 @@ def make_tree(root, program, code):
     return base, src
 
 
-DETECT_GPUS = False  # --detect-gpus: the launcher probes the GPUs (NVML) as in a GPU image
+DETECT_GPUS = False  # --detect-gpus: the launcher detects the GPUs, as in a GPU image
 
 
 def env():
@@ -79,7 +79,7 @@ def interleaved(commands, runs):
     return [(statistics.median(s) * 1000, min(s) * 1000) for s in samples]
 
 
-def startup(smlaunch, python, runs, root, program, code, interpreter, before=None):
+def startup(smlaunch, python, runs, root, program, code, interpreter, before=None, tini=None):
     base, src = make_tree(os.path.join(root, program), program, code)
     launcher = [smlaunch, "train", "--base-dir", base, "--python", python]
     subprocess.run(launcher, check=True, env=env())  # stages code/ once
@@ -90,6 +90,8 @@ def startup(smlaunch, python, runs, root, program, code, interpreter, before=Non
     commands = [(direct, os.path.join(base, "code")), (launcher, None)]
     if before:
         commands.append(([before, "train", "--base-dir", base, "--python", python], None))
+    if tini:  # the floor of any supervisor: a PID 1 that only forks, forwards signals and waits
+        commands.append(([tini, "-s", "--"] + direct, os.path.join(base, "code")))
     return interleaved(commands, runs)
 
 
@@ -162,16 +164,17 @@ def main():
     parser.add_argument("--before", help="another smlaunch binary (e.g. the previous release) timed beside it")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up figures")
     parser.add_argument("--detect-gpus", action="store_true",
-                        help="let the launcher detect the GPUs (NVML on a GPU machine) instead of --num-gpus 0")
+                        help="let the launcher detect the GPUs (as in a GPU image) instead of --num-gpus 0")
     args = parser.parse_args()
     global DETECT_GPUS
     DETECT_GPUS = args.detect_gpus
     root = tempfile.mkdtemp(prefix="smlaunch-bench-")
     rows = []
+    tini = shutil.which("tini")  # Debian's tini (scripts/install-packages.sh bench); its row is left out without it
     try:
         for program, code, interp, label in (("train.sh", TRIVIAL_SH, None, "shell script"),
                                             ("train.py", TRIVIAL_PY, args.python, "python script")):
-            timings = startup(args.smlaunch, args.python, args.runs, root, program, code, interp, args.before)
+            timings = startup(args.smlaunch, args.python, args.runs, root, program, code, interp, args.before, tini)
             (d_med, d_min), (l_med, l_min) = timings[0], timings[1]
             rows.append(("start-up, %s, median of %d (ms)" % (label, args.runs), l_med, d_med,
                          "launcher's own share %.2f ms" % (l_med - d_med)))
@@ -181,6 +184,10 @@ def main():
                 b_med, b_min = timings[2]
                 rows.append(("start-up, %s, median of %d, --before binary (ms)" % (label, args.runs), b_med, d_med,
                              "launcher's own share %.2f ms" % (b_med - d_med)))
+            if tini:
+                t_med, _ = timings[-1]
+                rows.append(("start-up, %s, median of %d, tini -s -- (ms)" % (label, args.runs), t_med, d_med,
+                             "tini's share %.2f ms: smlaunch's is %.2f ms more" % (t_med - d_med, l_med - t_med)))
         version = [[args.smlaunch, "--version"]] + ([[args.before, "--version"]] if args.before else [])
         timings = interleaved([(["/bin/true"], None)] + [(v, None) for v in version], args.runs)
         for v, (v_med, _) in zip(version, timings[1:]):

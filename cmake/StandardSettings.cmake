@@ -34,19 +34,25 @@ if(SMLAUNCH_ENABLE_UBSAN)
   target_link_options(smlaunch_settings INTERFACE -fsanitize=undefined)
 endif()
 
-# The smlaunch binary itself links libstdc++ and libgcc statically: it starts at every job
-# (and once per MPI rank), and the dynamic loader's symbol lookups in libstdc++ were most of
-# its start-up (bench/README.md). Not with sanitizers, nor for test binaries (GoogleTest is
-# a shared library built against the shared libstdc++).
-option(SMLAUNCH_STATIC_RUNTIME "Link the smlaunch binary with libstdc++ and libgcc statically" ON)
+# The smlaunch binary is a static PIE (libc, libstdc++ and libgcc linked in, still loaded at
+# a random address), as tini ships tini-static for PID 1: it starts at every job and once
+# per MPI rank, and mapping and relocating libc.so was 0.2-0.3 ms of its 1.2-1.6 ms share
+# of a start (bench/README.md, eighth pass). It also runs whatever glibc the image has
+# (its smlaunch-fetch helper and hostname library are still shared). Host names resolve: glibc has its `files` and `dns` lookups built in, and
+# the link warns that other NSS modules would need this glibc's shared libraries. Not with
+# sanitizers, nor for test binaries (GoogleTest is a shared library).
+# SMLAUNCH_STATIC_RUNTIME=OFF links libc (and libstdc++, libgcc) as shared libraries.
+option(SMLAUNCH_STATIC_RUNTIME "Link the smlaunch binary statically (a static PIE)" ON)
 add_library(smlaunch_static_runtime INTERFACE)
 if(SMLAUNCH_STATIC_RUNTIME AND NOT SMLAUNCH_ENABLE_ASAN AND NOT SMLAUNCH_ENABLE_UBSAN)
-  target_link_options(smlaunch_static_runtime INTERFACE -static-libstdc++ -static-libgcc)
+  target_link_options(smlaunch_static_runtime INTERFACE -static-pie)
+  set(SMLAUNCH_STATIC_BINARY ON)
+else()
+  set(SMLAUNCH_STATIC_BINARY OFF)
 endif()
 # Unused functions and data dropped from the binary (every object is compiled with a
 # section per function): 5.9 -> 4.5 MB, and fewer pages faulted in at each start.
 target_compile_options(smlaunch_settings INTERFACE -ffunction-sections -fdata-sections)
 target_link_options(smlaunch_static_runtime INTERFACE -Wl,--gc-sections)
-# Only the shared libraries the binary calls are loaded at start: g++ adds libm for
-# libstdc++, which smlaunch itself does not use (one library less to map and relocate).
+# Only the shared libraries the binary calls are loaded at start (when it is not static).
 target_link_options(smlaunch_static_runtime INTERFACE -Wl,--as-needed)

@@ -20,7 +20,7 @@ constexpr base::OptionSpec k_options[] = {
     {"python", "SMLAUNCH_PYTHON", nullptr, "python3", "PATH",
      "the Python that runs pip and Python entry points (default: the first python3 on PATH)"},
     {"num-gpus", "SMLAUNCH_NUM_GPUS", nullptr, "detect", "N",
-     "GPUs on this host (default: detect with NVML, else nvidia-smi --list-gpus)"},
+     "GPUs on this host (default: detect from /proc/driver/nvidia/gpus, else nvidia-smi --list-gpus)"},
     {"grace-period", "SMLAUNCH_GRACE_PERIOD", nullptr, "60", "SECONDS",
      "after SIGTERM/SIGINT, how long the script may run to save a checkpoint before SIGKILL"},
     {"dns-timeout", "SMLAUNCH_DNS_TIMEOUT", nullptr, "900", "SECONDS",

@@ -6,7 +6,6 @@
 #include "process/failure_report.hpp"
 
 #include <cstdlib>
-#include <dlfcn.h>
 #include <filesystem>
 #include <fstream>
 #include <spdlog/spdlog.h>
@@ -26,41 +25,12 @@ neuron_driver_present()
 }
 
 // Without NVIDIA's kernel driver (no /proc/driver/nvidia, no /dev/nvidiactl; GPU
-// containers get both) neither NVML nor nvidia-smi can find a GPU: then neither dlopen's
-// search of ~45 library paths nor a PATH search for nvidia-smi is made.
+// containers get both) nvidia-smi cannot find a GPU: then no PATH search for it is made.
 bool
 nvidia_driver_present()
 {
   std::error_code ec;
   return std::filesystem::exists("/proc/driver/nvidia", ec) || std::filesystem::exists("/dev/nvidiactl", ec);
-}
-
-// NVML's device count without linking against the driver: the library is only on
-// GPU machines, so it is opened at run time.
-std::optional<int>
-nvml_device_count()
-{
-  void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    return std::nullopt;
-  }
-  using InitFn = int (*)();
-  using CountFn = int (*)(unsigned*);
-  auto init = reinterpret_cast<InitFn>(dlsym(lib, "nvmlInit_v2"));
-  auto count = reinterpret_cast<CountFn>(dlsym(lib, "nvmlDeviceGetCount_v2"));
-  auto shutdown = reinterpret_cast<InitFn>(dlsym(lib, "nvmlShutdown"));
-  std::optional<int> result;
-  if (init != nullptr && count != nullptr && init() == 0) {
-    unsigned n = 0;
-    if (count(&n) == 0) {
-      result = static_cast<int>(n);
-    }
-    if (shutdown != nullptr) {
-      shutdown();
-    }
-  }
-  dlclose(lib);
-  return result;
 }
 
 // "Device Minor:\t 2" of a GPU's `information` file: the N of its /dev/nvidiaN.
@@ -198,18 +168,16 @@ probe_machine(process::Supervisor& supervisor, const env::EnvMap& environment, c
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN); // what multiprocessing.cpu_count() reads
   probe.facts.num_cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
 
-  const bool nvidia = !num_gpus && nvidia_driver_present(); // else none of the three below can find a GPU
+  const bool nvidia = !num_gpus && nvidia_driver_present(); // else neither of the two below can find a GPU
   if (num_gpus) {
     probe.facts.num_gpus = *num_gpus;
     probe.gpu_source = "option";
   } else if (const auto listed = nvidia ? count_proc_gpus() : std::nullopt) {
-    // Files first: NVML's init took 12-25 ms on an H200 host with persistence mode on
-    // (bench/README.md), ten times the rest of the launcher's start; both count the same.
+    // Files, not NVML: its init took 12-25 ms on an H200 host with persistence mode on
+    // (bench/README.md), and a static binary cannot safely dlopen it (it would load a
+    // second libc). Where the driver has no /proc (WSL 2), nvidia-smi counts them.
     probe.facts.num_gpus = *listed;
     probe.gpu_source = "proc";
-  } else if (const auto n = nvidia ? nvml_device_count() : std::nullopt) {
-    probe.facts.num_gpus = *n;
-    probe.gpu_source = "nvml";
   } else if (const auto out =
                  nvidia ? run_probe(supervisor, environment, "nvidia-smi", {"--list-gpus"}, probe.processes_run)
                         : std::nullopt) {

@@ -15,9 +15,9 @@ namespace launcher {
 struct MachineProbe
 {
   env::MachineFacts facts;
-  std::string gpu_source; // "option", "nvml", "proc", "nvidia-smi", "none"
+  std::string gpu_source; // "option", "proc", "nvidia-smi", "none"
   // Every process a probe ran, as a command line ("nvidia-smi --list-gpus"): `smlaunch plan`
-  // lists them. Empty wherever /proc, NVML or the instance type answered.
+  // lists them. Empty wherever an option, /proc or the instance type answered.
   std::vector<std::string> processes_run;
 };
 

@@ -36,8 +36,9 @@ for group in "$@"; do
     docker)
       packages+=(docker.io docker-compose mmdebstrap) ;;
     bench)
-      # The reference BLAS, the baseline of bench_blas.py (OpenBLAS stays the default).
-      packages+=(libblas3 liblapack3) ;;
+      # The reference BLAS, the baseline of bench_blas.py (OpenBLAS stays the default), and
+      # tini, the minimal supervisor that bench_launcher.py's start-up figures are set beside.
+      packages+=(libblas3 liblapack3 tini) ;;
     *) echo "install-packages.sh: unknown group '$group' (build, run, test, tidy, fuzz, docker or bench)" >&2; exit 2 ;;
   esac
 done

@@ -320,9 +320,9 @@ class TestMpi(unittest.TestCase):
         self.assertEqual(plan["machine"]["num_gpus"], 0)
         self.assertEqual(plan["machine"]["probes_run"], [])
         # Where the driver lists its GPUs (/proc/driver/nvidia/gpus, a folder per GPU) they are
-        # counted from there, before NVML (whose init took 12-25 ms on a GPU host) and with
-        # nvidia-smi not run; but a GPU counts only where its /dev/nvidia<minor> is, since the
-        # driver's /proc is the host's, also in a container given no GPU.
+        # counted from there, with nvidia-smi not run; but a GPU counts only where its
+        # /dev/nvidia<minor> is, since the driver's /proc is the host's, also in a container
+        # given no GPU.
         self.assertFalse(os.path.exists("/dev/nvidia7") or os.path.exists("/dev/nvidia8"))
         gpus = "/proc/driver/nvidia/gpus"
         listed = ("mount -t tmpfs smlaunch-test /proc/driver && mkdir -p {g}/0000:10:1c.0 {g}/0000:10:1d.0 "

@@ -5,7 +5,9 @@ reference_oracle.py, the reference toolkit's rules computed by Python itself.
 """
 import json
 import os
+import socket
 import stat
+import struct
 import unittest
 
 import harness
@@ -285,6 +287,35 @@ class TestTrain(unittest.TestCase):
         result = subprocess.run([train], env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assert_matches_reference(tree, tree.probe(), inherited=env)
+
+    def test_the_binary_is_a_static_pie_that_still_resolves_host_names(self):
+        """smlaunch is linked as a static PIE (cmake/StandardSettings.cmake): no dynamic loader
+        to run at every start, still loaded at a random address; and its DNS wait still
+        resolves names through /etc/hosts (glibc's `files` lookup is built in)."""
+        if os.environ.get("SMLAUNCH_EXPECT_STATIC") != "ON":
+            self.skipTest("not a static build (SMLAUNCH_STATIC_RUNTIME=OFF, or sanitizers)")
+        with open(harness.SMLAUNCH, "rb") as f:
+            header = f.read(64)
+            self.assertEqual(header[:4], b"\x7fELF")
+            e_type, = struct.unpack_from("<H", header, 16)
+            e_phoff, = struct.unpack_from("<Q", header, 32)
+            e_phentsize, e_phnum = struct.unpack_from("<HH", header, 54)
+            f.seek(e_phoff)
+            table = f.read(e_phentsize * e_phnum)
+        segment_types = [struct.unpack_from("<I", table, i * e_phentsize)[0] for i in range(e_phnum)]
+        self.assertEqual(e_type, 3, "ET_DYN: a position-independent executable")
+        self.assertNotIn(3, segment_types, "a PT_INTERP segment: the binary asks for a dynamic loader")
+        other = socket.gethostname()
+        try:
+            socket.getaddrinfo(other, None)
+        except OSError:
+            self.skipTest("this machine's own name (%s) does not resolve" % other)
+        hps = {"sagemaker_program": "train.py", "sagemaker_use_mpi": False}
+        tree = Tree(self, hyperparameters=hps, hosts=("localhost", other), current_host="localhost",
+                    code={"train.py": PROBE})
+        result = tree.run(env=clean_env(SMLAUNCH_DNS_TIMEOUT="20"), timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(tree.probe()["env"]["SM_HOSTS"], json.dumps(["localhost", other], separators=(",", ":")))
 
 
 class TestChainerExample(unittest.TestCase):
