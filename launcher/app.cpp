@@ -50,8 +50,7 @@ probe_open_mpi_major(process::Supervisor& supervisor, const env::EnvMap& inherit
   if (!maybe_mpi) {
     return 4;
   }
-  const std::string* path = inherited.get("PATH");
-  const auto mpirun = process::find_executable(options.mpirun, path != nullptr ? *path : process::k_default_path);
+  const auto mpirun = process::find_executable(options.mpirun, inherited);
   if (!mpirun) {
     return 4;
   }
@@ -104,9 +103,7 @@ gather_inputs(const Options& options, const env::Paths& paths, const env::EnvMap
     in.gpu_source = "SLURM_GPUS_ON_NODE";
   }
   in.probes_run = probe.processes_run;
-  const std::string* path = inherited.get("PATH");
-  in.python = process::find_executable(options.python, path != nullptr ? *path : process::k_default_path)
-                  .value_or(options.python);
+  in.python = process::find_executable(options.python, inherited).value_or(options.python);
   in.code_dir_has_files = fetch::directory_has_files(in.paths.code);
   in.staged_by_smlaunch = ::access(fetch::staging_marker_path(in.paths.base).c_str(), F_OK) == 0;
   std::error_code ec;

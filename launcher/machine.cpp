@@ -59,8 +59,7 @@ std::optional<std::string>
 run_probe(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& program,
           std::vector<std::string> args, std::vector<std::string>& processes_run)
 {
-  const std::string* path = environment.get("PATH");
-  const auto exe = process::find_executable(program, path != nullptr ? *path : process::k_default_path);
+  const auto exe = process::find_executable(program, environment);
   if (!exe) {
     return std::nullopt;
   }
@@ -195,8 +194,7 @@ probe_machine(process::Supervisor& supervisor, const env::EnvMap& environment, c
     }
   }
 
-  const std::string* path = environment.get("PATH");
-  const std::string path_value = path != nullptr ? *path : process::k_default_path;
+  const std::string path_value = process::search_path(environment);
   probe.facts.smddprun_installed = process::find_executable("smddprun", path_value).has_value();
   probe.facts.smddpmprun_installed = process::find_executable("smddpmprun", path_value).has_value();
   spdlog::debug("machine: {} CPUs, {} GPUs (from {}), {} Neuron cores", probe.facts.num_cpus, probe.facts.num_gpus,

@@ -148,9 +148,7 @@ gather_facts(const ServeOptions& options, const env::EnvMap& inherited, const st
   std::error_code ec;
   const auto cwd = fs::current_path(ec);
   facts.cwd = ec ? "/" : cwd.string();
-  const std::string* path = inherited.get("PATH");
-  facts.python = process::find_executable(options.python, path != nullptr ? *path : process::k_default_path)
-                     .value_or(options.python);
+  facts.python = process::find_executable(options.python, inherited).value_or(options.python);
   facts.python_share = serving_python_dir();
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   facts.cpus = cpus > 0 ? static_cast<int>(cpus) : 1;

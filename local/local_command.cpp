@@ -131,8 +131,7 @@ struct SshFiles
 SshFiles
 create_ssh_files(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& dir)
 {
-  const std::string path = (environment.get("PATH") != nullptr ? *environment.get("PATH") : process::k_default_path);
-  const std::string keygen = process::find_executable("ssh-keygen", path).value_or("ssh-keygen");
+  const std::string keygen = process::find_executable("ssh-keygen", environment).value_or("ssh-keygen");
   for (const char* key : {"id_ed25519", "ssh_host_ed25519_key"}) {
     process::ChildSpec spec;
     spec.argv = {keygen, "-q", "-t", "ed25519", "-N", "", "-C", "smlaunch-local", "-f", dir + "/" + key};

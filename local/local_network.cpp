@@ -29,8 +29,7 @@ host_address(std::size_t index)
 std::string
 path_with_sbin(const env::EnvMap& environment)
 {
-  const std::string* path = environment.get("PATH");
-  return (path != nullptr ? *path : std::string(process::k_default_path)) + ":/usr/sbin:/sbin:/usr/bin:/bin";
+  return process::search_path(environment) + ":/usr/sbin:/sbin:/usr/bin:/bin";
 }
 
 // Effective capabilities from /proc/self/status (CapEff, a hex mask).

@@ -35,4 +35,17 @@ find_executable(const std::string& name, const std::string& path)
   }
 }
 
+std::string
+search_path(const env::EnvMap& environment)
+{
+  const std::string* path = environment.get("PATH");
+  return path != nullptr ? *path : k_default_path;
+}
+
+std::optional<std::string>
+find_executable(const std::string& name, const env::EnvMap& environment)
+{
+  return find_executable(name, search_path(environment));
+}
+
 } // namespace process
