@@ -110,9 +110,11 @@ def launcher_memory(smlaunch, python, root):
     def mib(key):
         return int(fields[key].split()[0]) / 1024.0
 
-    # RSS counts shared library pages too (libc, libstdc++ are shared with the script);
-    # private pages are what the launcher alone adds to the machine.
-    return mib("VmRSS"), mib("Pss"), mib("Private_Clean") + mib("Private_Dirty")
+    # RSS counts shared library pages too (a dynamic build's libc is shared with the script);
+    # private pages are the ones no other process maps: clean ones are the binary's own
+    # file in the page cache (shared by every smlaunch running), dirty ones its heap, stack
+    # and written data, which only its exit gives back.
+    return mib("VmRSS"), mib("Pss"), mib("Private_Clean") + mib("Private_Dirty"), mib("Private_Dirty")
 
 
 def throughput(smlaunch, python, root, stream, gib, merged):
@@ -196,10 +198,12 @@ def main():
                          "over /bin/true %.2f ms" % (v_med - timings[0][0])))
         if args.startup_only:
             return print_rows(rows)
-        rss, pss, private = launcher_memory(args.smlaunch, args.python, root)
+        rss, pss, private, dirty = launcher_memory(args.smlaunch, args.python, root)
         rows.append(("smlaunch memory while the script runs: RSS (MiB)", rss, 0.0, "extra process"))
         rows.append(("smlaunch memory while the script runs: PSS (MiB)", pss, 0.0, "extra process"))
         rows.append(("smlaunch memory while the script runs: private (MiB)", private, 0.0, "extra process"))
+        rows.append(("smlaunch memory while the script runs: private dirty (MiB)", dirty, 0.0,
+                     "extra process: heap, stack, written data"))
         for stream, merged in (("stdout", False), ("stderr", False), ("stdout", True)):
             pairs = [throughput(args.smlaunch, args.python, root, stream, args.gib, merged)
                      for _ in range(args.repeat)]
