@@ -174,7 +174,7 @@ probe_machine(process::Supervisor& supervisor, const env::EnvMap& environment, c
   } else if (const auto listed = nvidia ? count_proc_gpus() : std::nullopt) {
     // Files, not NVML: its init took 12-25 ms on an H200 host with persistence mode on
     // (bench/README.md), and a static binary cannot safely dlopen it (it would load a
-    // second libc). Where the driver has no /proc (WSL 2), nvidia-smi counts them.
+    // second libc). Where /dev/nvidiactl is but that folder is not, nvidia-smi counts them.
     probe.facts.num_gpus = *listed;
     probe.gpu_source = "proc";
   } else if (const auto out =
