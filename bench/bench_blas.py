@@ -3,7 +3,9 @@
 alternative) against the reference BLAS (forced with LD_LIBRARY_PATH to Debian's blas/ and
 lapack/ folders), and, for several ranks per host, with smlaunch's thread budget against
 none (every rank free to use every core: OMP/OPENBLAS/MKL_NUM_THREADS = the CPU count, set
-as the user would, which the budget keeps). Each configuration is a whole `smlaunch local`
+as the user would, which the budget keeps), and on one host with the kernels OpenBLAS picks
+itself (OPENBLAS_CORETYPE set to what it reports without smlaunch, which smlaunch keeps)
+against those smlaunch sets from the CPU (env/blas_core.hpp). Each configuration is a whole `smlaunch local`
 job, timed from its start to its exit (model.tar.gz written); the final test accuracy is
 read from the job's output. The variants of one shape run in turn, `--rounds` times.
 
@@ -37,6 +39,14 @@ def blas_in_use(python, env):
     code = ("import threadpoolctl, numpy; i = threadpoolctl.threadpool_info(); "
             "print(','.join(sorted(set(x['internal_api'] for x in i))) or 'reference')")
     return subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def openblas_own_kernels(python, env):
+    """The kernels OpenBLAS picks itself here (threadpoolctl's architecture), or None."""
+    code = ("import threadpoolctl, numpy; i = [x for x in threadpoolctl.threadpool_info() "
+            "if x['internal_api'] == 'openblas']; print(i[0]['architecture'] if i else '')")
+    found = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return found or None
 
 
 def run_job(smlaunch, python, data, root, name, hosts, per_host, args, env):
@@ -87,12 +97,16 @@ def main():
     unbudgeted = dict(optimized, **{n: str(cpus) for n in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     print("BLAS: optimized = %s, reference = %s (LD_LIBRARY_PATH=%s); %d CPUs" %
           (blas_in_use(args.python, optimized), blas_in_use(args.python, reference), REFERENCE, cpus))
+    own = openblas_own_kernels(args.python, optimized)
+    print("OpenBLAS's own kernels here: %s" % own)
     print("example: --units %d --samples %d --epochs %d" % (args.units, args.samples, args.epochs))
 
     rows = []
     for shape in args.shapes.split(","):
         hosts, per_host = (int(x) for x in shape.split("x"))
         variants = [("optimized BLAS", optimized)]
+        if own and hosts * per_host == 1:
+            variants.append(("optimized BLAS, OpenBLAS's own kernels (%s)" % own, dict(optimized, OPENBLAS_CORETYPE=own)))
         if hosts * per_host > 1 and per_host > 1:
             variants.append(("optimized BLAS, no thread budget (%d threads per rank)" % cpus, unbudgeted))
         if not (args.skip_reference_mpi and hosts * per_host > 1):

@@ -2,6 +2,7 @@
 // the SM_* variables computed from it, byte for byte.
 #pragma once
 
+#include "env/blas_core.hpp"
 #include "env/config_files.hpp"
 #include "env/env_map.hpp"
 #include "env/hyperparameters.hpp"
@@ -22,6 +23,7 @@ struct MachineFacts
   int num_neurons = 0;
   bool smddprun_installed = false;
   bool smddpmprun_installed = false;
+  VectorIsa vector_isa = VectorIsa::other; // for OPENBLAS_CORETYPE (env/blas_core.hpp)
 };
 
 struct TrainingEnvironment

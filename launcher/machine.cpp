@@ -159,6 +159,22 @@ open_mpi_major_from_files(const std::string& mpirun_path)
   return std::nullopt;
 }
 
+env::VectorIsa
+probe_vector_isa()
+{
+#if defined(__x86_64__)
+  // GCC's cpuid reading, which also checks that the kernel saves the AVX registers (XCR0).
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+    return env::VectorIsa::avx512;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return env::VectorIsa::avx2;
+  }
+#endif
+  return env::VectorIsa::other;
+}
+
 MachineProbe
 probe_machine(process::Supervisor& supervisor, const env::EnvMap& environment, const std::string& instance_type,
               std::optional<int> num_gpus)
@@ -166,6 +182,7 @@ probe_machine(process::Supervisor& supervisor, const env::EnvMap& environment, c
   MachineProbe probe;
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN); // what multiprocessing.cpu_count() reads
   probe.facts.num_cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
+  probe.facts.vector_isa = probe_vector_isa();
 
   const bool nvidia = !num_gpus && nvidia_driver_present(); // else neither of the two below can find a GPU
   if (num_gpus) {

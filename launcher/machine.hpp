@@ -39,6 +39,9 @@ MachineProbe probe_machine(process::Supervisor& supervisor, const env::EnvMap& e
 // Count the lines of `nvidia-smi --list-gpus` that start with "GPU " (as the reference).
 int count_gpu_lines(const std::string& list_gpus_output);
 
+// The widest vector instructions this CPU and the kernel support (cpuid, no process).
+env::VectorIsa probe_vector_isa();
+
 // Sum the "nc_count" fields of `neuron-ls -j` output; 0 when it is not that JSON.
 int count_neuron_cores(const std::string& neuron_ls_json);
 

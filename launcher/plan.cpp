@@ -148,6 +148,7 @@ plan_mpi(TrainPlan& plan, const PlanInputs& in)
     }
   }
   plan.thread_budget = env::thread_budget(in.machine.num_cpus, mpi::processes_on_host(plan.mpi, e.current_host), user);
+  plan.blas_core = env::blas_core_type(in.machine.vector_isa, user);
 
   // mpirun's own environment: the host's, plus where local ranks find this host's tree.
   env::EnvMap mpirun_env = in.inherited;
@@ -289,6 +290,10 @@ make_train_plan(const PlanInputs& in)
   for (const auto& [k, v] : plan.added.entries()) {
     script_env.set(k, v);
   }
+  if (!plan.mpi.enabled) { // under MPI, plan_mpi() decides it with the user's -x values
+    plan.blas_core = env::blas_core_type(in.machine.vector_isa, in.inherited);
+    env::apply_blas_core_type(plan.blas_core, script_env);
+  }
   plan.script = Step{"script", "ExecuteUserScriptError",
                      script_argv(plan.entry_type, plan.entry_point, in.python, in.paths.code, e.user_args),
                      std::move(script_env), in.paths.code};
@@ -365,6 +370,13 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
         {"rank_program", plan.rank_program},
         {"open_mpi_major", in.open_mpi_major}}},
       {"thread_budget", thread_budget_to_json(plan.thread_budget)},
+      {"blas_core_type",
+       {{"variable", env::k_blas_core_variable},
+        {"value", plan.blas_core.value},
+        {"origin", plan.blas_core.origin},
+        {"why", plan.blas_core.why},
+        {"cpu", env::to_string(in.machine.vector_isa)},
+        {"applies_to", plan.mpi.enabled ? "mpi_ranks: each host's from its own CPU" : "script"}}},
       {"code",
        {{"source", plan.source.uri},
         {"kind", to_string(plan.source.kind)},

@@ -2,6 +2,7 @@
 // `smlaunch plan` prints exactly what `smlaunch train` will run.
 #pragma once
 
+#include "env/blas_core.hpp"
 #include "env/config_files.hpp"
 #include "env/env_map.hpp"
 #include "env/slurm.hpp"
@@ -83,6 +84,9 @@ struct TrainPlan
   std::optional<Step> slurm_setup;
   // MPI: what each rank on this host gets (the rank step applies it; see rank.hpp).
   std::optional<env::ThreadBudget> thread_budget;
+  // OPENBLAS_CORETYPE for this host's processes: applied to the script; under MPI each
+  // host's rank step applies its own (see env/blas_core.hpp).
+  env::BlasCoreType blas_core;
 };
 
 // The variables smlaunch adds for a script on this host: SM_*, PYTHONPATH,

@@ -6,6 +6,7 @@
 #include "env/slurm.hpp"
 #include "env/training_environment.hpp"
 #include "launcher/host_state.hpp"
+#include "launcher/machine.hpp"
 #include "launcher/plan.hpp"
 #include "process/supervisor.hpp"
 
@@ -105,6 +106,8 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     // environment (image and job) and what mpirun exported (the user's `-x` included).
     env::apply_thread_budget(rank_thread_budget(training, host.machine.num_cpus, process_environment, environment),
                              environment);
+    // OpenBLAS's kernels for this host's CPU, on the same terms (env/blas_core.hpp).
+    env::apply_blas_core_type(env::blas_core_type(probe_vector_isa(), environment), environment);
     const env::EnvMap added = script_variables(training, paths, host.environment, Launch::mpi_rank);
     for (const auto& [name, value] : added.entries()) {
       environment.set(name, value);

@@ -7,6 +7,7 @@
 #include "fetch/fetch_helper.hpp"
 #include "launcher/entry_point.hpp"
 #include "launcher/install_step.hpp"
+#include "launcher/machine.hpp"
 #include "process/executables.hpp"
 #include "process/failure_report.hpp"
 #include "process/supervisor.hpp"
@@ -152,6 +153,7 @@ gather_facts(const ServeOptions& options, const env::EnvMap& inherited, const st
   facts.python_share = serving_python_dir();
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   facts.cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
+  facts.vector_isa = probe_vector_isa();
   facts.code_dir_has_files = fetch::directory_has_files(code_dir);
   facts.staged_by_smlaunch = ::access(fetch::staging_marker_path(base_dir).c_str(), F_OK) == 0;
   return facts;
@@ -225,6 +227,8 @@ make_serve_plan(const ServeOptions& options, const env::EnvMap& inherited, const
   plan.worker_env.set("SMLAUNCH_SERVE_DEFAULT_ACCEPT", options.default_accept);
   plan.thread_budget = env::thread_budget(facts.cpus, plan.workers, inherited, "workers");
   env::apply_thread_budget(plan.thread_budget, plan.worker_env);
+  plan.blas_core = env::blas_core_type(facts.vector_isa, inherited);
+  env::apply_blas_core_type(plan.blas_core, plan.worker_env);
   return plan;
 }
 
@@ -302,6 +306,9 @@ run_serve(int argc, const char* const* argv, const env::EnvMap& inherited)
     for (const auto& t : plan.thread_budget.settings) {
       spdlog::info("thread budget: {}={} ({})", t.name, t.value,
                    t.origin == env::ThreadOrigin::user ? "user" : plan.thread_budget.why);
+    }
+    if (!plan.blas_core.value.empty()) {
+      spdlog::info("{}={} ({})", env::k_blas_core_variable, plan.blas_core.value, plan.blas_core.why);
     }
     SupervisedWorkers workers(supervisor, plan);
     const serve::ServeOutcome outcome = serve::run_server(config, workers);

@@ -4,6 +4,7 @@
 // supervisor.
 #pragma once
 
+#include "env/blas_core.hpp"
 #include "env/env_map.hpp"
 #include "env/thread_budget.hpp"
 #include "fetch/code_source.hpp"
@@ -21,6 +22,7 @@ struct ServeFacts
   std::string python;       // --python resolved on PATH
   std::string python_share; // the smlaunch_serving package's folder
   int cpus = 1;
+  env::VectorIsa vector_isa = env::VectorIsa::other;
   bool code_dir_has_files = false;
   bool staged_by_smlaunch = false;
 };
@@ -40,6 +42,7 @@ struct ServePlan
   std::vector<std::string> worker_argv;
   env::EnvMap worker_env;          // without the per-worker SMLAUNCH_SERVE_FD / _WORKER
   env::ThreadBudget thread_budget; // cpus / workers, applied to worker_env (user values kept)
+  env::BlasCoreType blas_core;     // OPENBLAS_CORETYPE, applied to worker_env (a user value kept)
 };
 
 // Throws UsageError or StagingError.

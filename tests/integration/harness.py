@@ -150,6 +150,26 @@ def alive(pid):
         return False
 
 
+def cpu_flags():
+    """The flags of /proc/cpuinfo's first processor."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def expected_openblas_core():
+    """OPENBLAS_CORETYPE as smlaunch sets it on this CPU (env/blas_core.hpp), None where it
+    leaves it unset; stated here from the CPU's flags, not taken from the code under test."""
+    flags = cpu_flags()
+    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
 def require_binary(testcase):
     if not SMLAUNCH or not os.access(SMLAUNCH, os.X_OK):
         raise unittest.SkipTest("SMLAUNCH_BIN is not set to the smlaunch binary")

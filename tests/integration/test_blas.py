@@ -44,6 +44,34 @@ class TestBlas(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assert_optimized(json.loads(tree.read("output", "data", "blas.json")))
 
+    def run_report(self, **env):
+        harness.require_binary(self)
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"})
+        tree.add_code("train.py", REPORT)
+        result = tree.run(env=clean_env(**env))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return [i for i in json.loads(tree.read("output", "data", "blas.json")) if i["internal_api"] == "openblas"]
+
+    def test_openblas_runs_the_kernels_of_this_cpu(self):
+        """Debian 12's OpenBLAS 0.3.21 falls back to its SSE3 kernels (Prescott) on a CPU newer
+        than its model table, as this machine's; smlaunch sets OPENBLAS_CORETYPE from the CPU's
+        AVX-512 or AVX2 (env/blas_core.hpp)."""
+        expected = harness.expected_openblas_core()
+        if expected is None:
+            self.skipTest("no AVX2 and FMA here: OpenBLAS's own choice is kept")
+        libs = self.run_report()
+        if not libs:
+            self.skipTest("numpy does not run on OpenBLAS here")
+        self.assertEqual([lib["architecture"] for lib in libs], [expected] * len(libs))
+
+    def test_an_openblas_core_type_the_user_set_is_kept(self):
+        if harness.expected_openblas_core() is None:
+            self.skipTest("no AVX2 and FMA here")
+        libs = self.run_report(OPENBLAS_CORETYPE="Sandybridge")
+        if not libs:
+            self.skipTest("numpy does not run on OpenBLAS here")
+        self.assertEqual([lib["architecture"] for lib in libs], ["Sandybridge"] * len(libs))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -31,7 +31,8 @@ info = {"rank": comm.Get_rank(), "size": comm.Get_size(), "sum": total, "hostnam
         "processor_name": MPI.Get_processor_name(), "sm_current_host": os.environ["SM_CURRENT_HOST"],
         "sm_hosts": os.environ["SM_HOSTS"], "argv": sys.argv[1:], "started": started,
         "cwd": os.getcwd(), "model_dir": os.environ["SM_MODEL_DIR"], "marker": os.environ.get("HOST_MARKER"),
-        "threads": {n: os.environ.get(n) for n in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+        "threads": {n: os.environ.get(n) for n in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+        "blas_core": os.environ.get("OPENBLAS_CORETYPE")}
 sleep_rank = int(os.environ.get("SM_HP_SLEEP_RANK", "-1"))
 if comm.Get_rank() == sleep_rank:
     time.sleep(float(os.environ["SM_HP_SLEEP_SECONDS"]))
@@ -50,6 +51,11 @@ if os.environ.get("OMPI_COMM_WORLD_RANK") == "0":
 from mpi4py import MPI
 MPI.COMM_WORLD.Barrier()
 '''
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 class MpiJob:
@@ -110,7 +116,7 @@ class MpiJob:
 
     def ranks(self, host):
         d = self.path(host, "output", "data")
-        return [json.load(open(os.path.join(d, n))) for n in sorted(os.listdir(d)) if n.startswith("rank-")]
+        return [load_json(os.path.join(d, n)) for n in sorted(os.listdir(d)) if n.startswith("rank-")]
 
     def failure(self, host):
         with open(self.path(host, "output", "failure")) as f:
@@ -166,6 +172,7 @@ class TestMpi(unittest.TestCase):
     def test_thread_budget_per_host_keeps_the_users_values(self):
         # Issue 13: 2 ranks per host share its CPUs; algo-2's own environment sets
         # OPENBLAS_NUM_THREADS and the job's mpirun options export MKL_NUM_THREADS: both kept.
+        # Each host's rank step sets OPENBLAS_CORETYPE from its CPU, but not over algo-2's own.
         c = self.cluster(2)
         job = MpiJob(self, c, {"sagemaker_process_slots_per_host": 2,
                                "sagemaker_additional_mpi_options": "-x MKL_NUM_THREADS=5"})
@@ -176,8 +183,11 @@ class TestMpi(unittest.TestCase):
         self.assertEqual(plan["thread_budget"]["why"], "%d = %d cpus / 2 processes" % (share, os.cpu_count()))
         self.assertEqual(plan["thread_budget"]["variables"]["MKL_NUM_THREADS"], {"value": "5", "origin": "user"})
         self.assertEqual(plan["thread_budget"]["variables"]["OMP_NUM_THREADS"], {"value": str(share), "origin": "budget"})
+        core = harness.expected_openblas_core()
+        self.assertEqual(plan["blas_core_type"]["applies_to"], "mpi_ranks: each host's from its own CPU")
+        self.assertEqual(plan["blas_core_type"]["value"], core or "")
         job.start("algo-1")
-        job.start("algo-2", OPENBLAS_NUM_THREADS="7")
+        job.start("algo-2", OPENBLAS_NUM_THREADS="7", OPENBLAS_CORETYPE="Sandybridge")
         for h in c.hosts:
             rc, out = job.wait(h)
             self.assertEqual(rc, 0, "%s:\n%s" % (h, out))
@@ -187,6 +197,7 @@ class TestMpi(unittest.TestCase):
             expected = {"OMP_NUM_THREADS": str(share), "MKL_NUM_THREADS": "5",
                         "OPENBLAS_NUM_THREADS": "7" if r["sm_current_host"] == "algo-2" else str(share)}
             self.assertEqual(r["threads"], expected, r["sm_current_host"])
+            self.assertEqual(r["blas_core"], "Sandybridge" if r["sm_current_host"] == "algo-2" else core)
 
     def test_a_late_rank_on_a_worker_finishes_before_the_job_ends(self):
         c = self.cluster(2)

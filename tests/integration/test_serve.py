@@ -429,7 +429,7 @@ def model_fn(model_dir):
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     path = os.path.join(os.environ["SERVE_TEST_LOG"], "threads-%d.json" % os.getpid())
     with open(path + ".tmp", "w") as f:
-        json.dump({n: os.environ.get(n) for n in names}, f)
+        json.dump({n: os.environ.get(n) for n in names + ("OPENBLAS_CORETYPE",)}, f)
     os.rename(path + ".tmp", path)  # whole, once listed
     return lambda x: x
 '''
@@ -454,6 +454,9 @@ class ThreadBudgetTest(unittest.TestCase):
         seen = [json.loads(read(os.path.join(server.log_dir, n))) for n in sorted(found)]
         self.assertEqual(len(seen), workers, seen)
         self.assertEqual(server.stop(), 0, server.output())
+        # Every worker runs OpenBLAS's kernels for this CPU (env/blas_core.hpp), or the user's.
+        core = (env or {}).get("OPENBLAS_CORETYPE", harness.expected_openblas_core())
+        self.assertEqual([w.pop("OPENBLAS_CORETYPE") for w in seen], [core] * workers)
         return seen, server.output()
 
     def test_each_of_several_workers_gets_its_share(self):
@@ -471,6 +474,10 @@ class ThreadBudgetTest(unittest.TestCase):
         for worker in seen:
             self.assertEqual(worker, {"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": "7", "MKL_NUM_THREADS": share})
         self.assertIn("thread budget: OPENBLAS_NUM_THREADS=7 (user)", output)
+
+    def test_the_users_openblas_core_type_is_kept(self):
+        _, output = self.worker_threads(2, {"OPENBLAS_CORETYPE": "Sandybridge"})
+        self.assertIn("OPENBLAS_CORETYPE=Sandybridge (set by the user)", output)
 
     def test_one_worker_keeps_every_core(self):
         seen, _ = self.worker_threads(1)
