@@ -230,6 +230,20 @@ def start_smlaunch(args, python, root, code, model, module, env):
     return port, [proc]
 
 
+def smlaunch_blas_core():
+    """OPENBLAS_CORETYPE as smlaunch gives its workers on this CPU (env/blas_core.hpp), so
+    that the baseline's workers run the same OpenBLAS kernels; None where it sets none."""
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        return "SkylakeX"
+    return "Haswell" if {"avx2", "fma"} <= flags else None
+
+
 def start_baseline(args, python, nginx, root, model, module, env):
     port = free_port()
     run_dir = os.path.join(root, "baseline-" + module)
@@ -238,6 +252,9 @@ def start_baseline(args, python, nginx, root, model, module, env):
     with open(os.path.join(run_dir, "nginx.conf"), "w") as f:
         f.write(NGINX_CONF.format(root=run_dir, port=port))
     environment = dict(env, BENCH_MODULE=module, BENCH_MODEL_DIR=model)
+    core = smlaunch_blas_core()
+    if core and "OPENBLAS_CORETYPE" not in environment:
+        environment["OPENBLAS_CORETYPE"] = core
     environment["PYTHONPATH"] = root + ":" + env["PYTHONPATH"]
     log = open(os.path.join(run_dir, "gunicorn.log"), "w")
     gunicorn = subprocess.Popen([python, "-m", "gunicorn", "--timeout", "60", "-k", "gevent", "-b",
