@@ -6,6 +6,9 @@
 #include "process/failure_report.hpp"
 
 #include <cstdlib>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <filesystem>
 #include <fstream>
 #include <spdlog/spdlog.h>
@@ -163,12 +166,28 @@ env::VectorIsa
 probe_vector_isa()
 {
 #if defined(__x86_64__)
-  // GCC's cpuid reading, which also checks that the kernel saves the AVX registers (XCR0).
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+  // Two cpuid leaves and XCR0, read only here: __builtin_cpu_supports would link libgcc's
+  // constructor, which reads its many leaves at every start (even `--version`), and cpuid
+  // traps to the hypervisor in a VM (1.2 us each on this project's VM).
+  unsigned eax = 0;
+  unsigned ebx = 0;
+  unsigned ecx = 0;
+  unsigned edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || (ecx & bit_OSXSAVE) == 0 || (ecx & bit_AVX) == 0) {
+    return env::VectorIsa::other;
+  }
+  const bool fma = (ecx & bit_FMA) != 0;
+  unsigned xcr0 = 0;
+  unsigned xcr0_high = 0;
+  __asm__("xgetbv" : "=a"(xcr0), "=d"(xcr0_high) : "c"(0));
+  if ((xcr0 & 0x6U) != 0x6U || __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) {
+    return env::VectorIsa::other; // the kernel does not save the AVX registers
+  }
+  constexpr unsigned k_avx512 = bit_AVX512F | bit_AVX512CD | bit_AVX512BW | bit_AVX512DQ | bit_AVX512VL;
+  if ((ebx & k_avx512) == k_avx512 && (xcr0 & 0xe6U) == 0xe6U) { // and the AVX-512 registers
     return env::VectorIsa::avx512;
   }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+  if ((ebx & bit_AVX2) != 0 && fma) {
     return env::VectorIsa::avx2;
   }
 #endif
