@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Issue 13: where the launcher's share of a Python script's start goes, in CPU time. Each
+round runs, in a shuffled order, the trivial Python script directly, under tini (a supervisor
+that only forks and waits), under `smlaunch train`, and directly with the environment smlaunch
+gives the script (SM_*, PYTHONPATH: the contract's cost inside Python itself); wall time and
+CPU time (getrusage of the children) are medians over the rounds.
+
+Usage: startup_cpu.py SMLAUNCH PYTHON [--runs 300]    (pin it with taskset -c N to take the
+CPU placement of a small VM out)
+"""
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+from bench_launcher import TRIVIAL_PY, env, make_tree
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("smlaunch")
+    parser.add_argument("python")
+    parser.add_argument("--runs", type=int, default=300)
+    args = parser.parse_args()
+    if "/" in args.smlaunch:
+        args.smlaunch = os.path.abspath(args.smlaunch)  # the runs start in the tree's code/
+    root = tempfile.mkdtemp(prefix="smlaunch-bench-cpu-")
+    try:
+        base, _ = make_tree(root, "train.py", TRIVIAL_PY)
+        launcher = [args.smlaunch, "train", "--base-dir", base, "--python", args.python]
+        subprocess.run(launcher, check=True, env=env(), stdout=subprocess.DEVNULL)  # stages code/ once
+        with open(os.path.join(base, "input", "config", "hyperparameters.json"), "w") as f:
+            json.dump({"sagemaker_program": json.dumps("train.py")}, f)
+        plan = json.loads(subprocess.run([args.smlaunch, "plan", "--base-dir", base, "--python", args.python],
+                                         check=True, env=env(), capture_output=True, text=True).stdout)
+        code = os.path.join(base, "code")
+        direct = [args.python, "train.py"]
+        cases = {"direct": (direct, env()), "tini -s --": (["tini", "-s", "--"] + direct, env()),
+                 "smlaunch train": (launcher, env()),
+                 "direct, with the script's environment from smlaunch": (direct, plan["steps"][-1]["env"])}
+        if not shutil.which("tini"):
+            del cases["tini -s --"]
+        wall = {k: [] for k in cases}
+        cpu = {k: [] for k in cases}
+        order = list(cases)
+        shuffler = random.Random(13)
+        for _ in range(args.runs):
+            shuffler.shuffle(order)
+            for name in order:
+                argv, environment = cases[name]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                subprocess.run(argv, cwd=code, env=environment, check=True, stdout=subprocess.DEVNULL)
+                wall[name].append((time.perf_counter() - start) * 1000)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
+        base_wall, base_cpu = statistics.median(wall["direct"]), statistics.median(cpu["direct"])
+        print("%-55s %9s %9s %12s %12s" % ("python script, median of %d" % args.runs, "wall ms", "cpu ms",
+                                            "wall - direct", "cpu - direct"))
+        for name in cases:
+            w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+            print("%-55s %9.2f %9.2f %12.2f %12.2f" % (name, w, c, w - base_wall, c - base_cpu))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
