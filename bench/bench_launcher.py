@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,24 +60,34 @@ def env():
     return e
 
 
-def interleaved(commands, runs):
-    """Run each (argv, cwd) in turn, `runs` times, so that any drift of a shared machine
-    falls on every side alike; returns per command (median, min) in ms. The order changes
-    from round to round (seeded): on a small VM a run is 0.5 ms faster or slower depending
-    on which command ran just before it (the CPU it is placed on), and a fixed order gave
-    that to one side."""
-    samples = [[] for _ in commands]
-    e = env()
+def interleaved_samples(commands, runs):
+    """Run each (argv, cwd[, environment]) in turn, `runs` times, so that any drift of a
+    shared machine falls on every side alike; returns per command its wall times and its CPU
+    times (getrusage of the children), in ms. The order changes from round to round
+    (seeded): on a small VM a run is 0.5 ms faster or slower depending on which command ran
+    just before it (the CPU it is placed on), and a fixed order gave that to one side."""
+    wall = [[] for _ in commands]
+    cpu = [[] for _ in commands]
+    default = env()
     order = list(range(len(commands)))
     shuffler = random.Random(13)
     for _ in range(runs):
         shuffler.shuffle(order)
         for i in order:
-            argv, cwd = commands[i]
+            argv, cwd, environment = (tuple(commands[i]) + (default,))[:3]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run(argv, check=True, cwd=cwd, env=e, stdout=subprocess.DEVNULL)
-            samples[i].append(time.perf_counter() - start)
-    return [(statistics.median(s) * 1000, min(s) * 1000) for s in samples]
+            subprocess.run(argv, check=True, cwd=cwd, env=environment, stdout=subprocess.DEVNULL)
+            wall[i].append((time.perf_counter() - start) * 1000)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[i].append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
+    return wall, cpu
+
+
+def interleaved(commands, runs):
+    """interleaved_samples(), as (median, min) wall time in ms per command."""
+    wall, _ = interleaved_samples(commands, runs)
+    return [(statistics.median(s), min(s)) for s in wall]
 
 
 def startup(smlaunch, python, runs, root, program, code, interpreter, before=None, tini=None):

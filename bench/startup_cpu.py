@@ -11,15 +11,12 @@ CPU placement of a small VM out)
 import argparse
 import json
 import os
-import random
-import resource
 import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 
-from bench_launcher import TRIVIAL_PY, env, make_tree
+from bench_launcher import TRIVIAL_PY, env, interleaved_samples, make_tree
 
 
 def main():
@@ -46,20 +43,10 @@ def main():
                  "direct, with the script's environment from smlaunch": (direct, plan["steps"][-1]["env"])}
         if not shutil.which("tini"):
             del cases["tini -s --"]
-        wall = {k: [] for k in cases}
-        cpu = {k: [] for k in cases}
-        order = list(cases)
-        shuffler = random.Random(13)
-        for _ in range(args.runs):
-            shuffler.shuffle(order)
-            for name in order:
-                argv, environment = cases[name]
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                start = time.perf_counter()
-                subprocess.run(argv, cwd=code, env=environment, check=True, stdout=subprocess.DEVNULL)
-                wall[name].append((time.perf_counter() - start) * 1000)
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu[name].append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
+        names = list(cases)
+        wall_samples, cpu_samples = interleaved_samples([(cases[n][0], code, cases[n][1]) for n in names], args.runs)
+        wall = dict(zip(names, wall_samples))
+        cpu = dict(zip(names, cpu_samples))
         base_wall, base_cpu = statistics.median(wall["direct"]), statistics.median(cpu["direct"])
         print("%-55s %9s %9s %12s %12s" % ("python script, median of %d" % args.runs, "wall ms", "cpu ms",
                                             "wall - direct", "cpu - direct"))
