@@ -45,7 +45,7 @@ valid_utf8(const std::string& text)
 } // namespace
 
 void
-write_file_atomically(const std::string& path, std::string_view text, mode_t mode)
+write_file_atomically(const std::string& path, std::string_view text, mode_t mode, Durability durability)
 {
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
   std::error_code ec;
@@ -63,7 +63,7 @@ write_file_atomically(const std::string& path, std::string_view text, mode_t mod
       throw SystemError("fchmod", tmp, errno);
     }
     write_whole(fd, text, tmp);
-    if (::fsync(fd) != 0) {
+    if (durability == Durability::crash_safe && ::fsync(fd) != 0) {
       throw SystemError("fsync", tmp, errno);
     }
     if (::close(fd) != 0) {
@@ -82,9 +82,10 @@ write_file_atomically(const std::string& path, std::string_view text, mode_t mod
 }
 
 void
-write_json_atomically(const std::string& path, const nlohmann::ordered_json& document, mode_t mode)
+write_json_atomically(const std::string& path, const nlohmann::ordered_json& document, mode_t mode,
+                      Durability durability)
 {
-  write_file_atomically(path, document.dump(2) + "\n", mode);
+  write_file_atomically(path, document.dump(2) + "\n", mode, durability);
 }
 
 nlohmann::json

@@ -9,14 +9,24 @@
 
 namespace base {
 
-// Write `text` to a temporary file in `path`'s folder (created when missing), fsync it,
-// then rename it over `path`. Throws SystemError naming the file and the failed call.
-void write_file_atomically(const std::string& path, std::string_view text, mode_t mode);
+// Whether the file must also survive a crash of the machine (fsync before the rename), or
+// only be seen whole by every reader on this machine (the rename alone).
+enum class Durability {
+  crash_safe,
+  atomic_only,
+};
+
+// Write `text` to a temporary file in `path`'s folder (created when missing), fsync it
+// when `durability` asks, then rename it over `path`. Throws SystemError naming the file
+// and the failed call.
+void write_file_atomically(const std::string& path, std::string_view text, mode_t mode,
+                           Durability durability = Durability::crash_safe);
 
 // `document` as JSON, atomically (above). Strings must be valid UTF-8: nlohmann throws
 // on anything else, and a caller that may hold bytes (environment values) stores them
 // with bytes_to_json() instead.
-void write_json_atomically(const std::string& path, const nlohmann::ordered_json& document, mode_t mode);
+void write_json_atomically(const std::string& path, const nlohmann::ordered_json& document, mode_t mode,
+                           Durability durability = Durability::crash_safe);
 
 // A state file's JSON; throws std::runtime_error naming the file and the cause.
 nlohmann::json read_json_state(const std::string& path);

@@ -3,6 +3,7 @@
 #include "base/errors.hpp"
 #include "base/logging.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <dirent.h>
 #include <fcntl.h>
@@ -39,7 +40,24 @@ struct TreeCopy
 {
   const TreeCopyOptions& options;
   std::vector<std::pair<std::pair<dev_t, ino_t>, std::string>> left_out; // (device, inode), why
-  std::vector<char> buffer = std::vector<char>(1 << 20);
+  // Grown to the largest file met, up to 1 MiB, and never zero-filled: a zeroed 1 MiB
+  // buffer cost 256 page faults (0.7 ms here) to copy a one-line script.
+  std::unique_ptr<char[]> buffer;
+  std::size_t buffer_size = 0;
+
+  std::size_t
+  reserve_buffer(off_t file_size)
+  {
+    constexpr std::size_t largest = std::size_t{1} << 20;
+    constexpr std::size_t page = 4096;
+    const std::size_t wanted =
+        std::min(largest, (static_cast<std::size_t>(std::max<off_t>(file_size, 0)) / page + 1) * page);
+    if (wanted > buffer_size) {
+      buffer = std::make_unique_for_overwrite<char[]>(wanted);
+      buffer_size = wanted;
+    }
+    return buffer_size;
+  }
 
   void
   check_stop() const
@@ -84,8 +102,9 @@ struct TreeCopy
       ::close(out);
       throw base::StagingError("cannot copy " + from + " into " + to + ": " + what + error_text(err));
     };
+    const std::size_t chunk = reserve_buffer(st.st_size);
     while (true) {
-      const ssize_t n = ::read(in, buffer.data(), buffer.size());
+      const ssize_t n = ::read(in, buffer.get(), chunk);
       if (n < 0 && errno == EINTR) {
         continue;
       }
@@ -96,7 +115,7 @@ struct TreeCopy
         break;
       }
       for (ssize_t done = 0; done < n;) {
-        const ssize_t w = ::write(out, buffer.data() + done, static_cast<std::size_t>(n - done));
+        const ssize_t w = ::write(out, buffer.get() + done, static_cast<std::size_t>(n - done));
         if (w < 0 && errno != EINTR) {
           fail("", errno);
         }
@@ -179,7 +198,7 @@ struct TreeCopy
 void
 copy_source_tree(const std::string& from, const std::string& to, const TreeCopyOptions& options)
 {
-  TreeCopy copy{options, {}};
+  TreeCopy copy{options, {}, nullptr, 0};
   for (const auto& [path, why] : options.leave_out) {
     struct stat st
     {

@@ -55,6 +55,21 @@ TEST_F(StateFileTest, WritesWholeWithItsModeAndLeavesNoTemporaryFile)
   EXPECT_EQ(std::distance(fs::directory_iterator(m_dir + "/sub"), fs::directory_iterator()), 1);
 }
 
+// Without the fsync (the staging marker) the write is as whole and as atomic.
+TEST_F(StateFileTest, AtomicOnlyWritesWholeWithItsModeAndLeavesNoTemporaryFile)
+{
+  const std::string path = m_dir + "/marker.json";
+  base::write_file_atomically(path, "first", 0600, base::Durability::atomic_only);
+  base::write_file_atomically(path, "second\n", 0644, base::Durability::atomic_only);
+  EXPECT_EQ(read(path), "second\n");
+  struct stat st
+  {
+  };
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644U);
+  EXPECT_EQ(std::distance(fs::directory_iterator(m_dir), fs::directory_iterator()), 1);
+}
+
 TEST_F(StateFileTest, AFolderThatCannotBeMadeIsASystemErrorNamingIt)
 {
   base::write_file_atomically(m_dir + "/file", "x", 0600);

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -266,6 +268,37 @@ TEST_F(LauncherCodeSource, StageCopiesAFolder)
   EXPECT_TRUE(fs::exists(m_base / "src" / "train.py"));
   // Nothing is left behind next to code/ but the marker.
   EXPECT_TRUE(fs::exists(fetch::staging_marker_path(base)));
+}
+
+// The copy's buffer grows with the largest file met (up to 1 MiB) and is reused: files on
+// either side of a page and of the buffer's size, small after large, arrive byte for byte.
+TEST_F(LauncherCodeSource, StageCopiesFilesOfEverySizeWhole)
+{
+  const std::vector<std::size_t> sizes = {0, 1, 4095, 4096, 4097, (1U << 20) - 1, 1U << 20, (1U << 20) + 1,
+                                          (3U << 20) + 17, 5, 8191};
+  fs::remove_all(m_base / "src");
+  fs::create_directories(m_base / "src");
+  std::vector<std::string> contents;
+  std::uint32_t state = 12345;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    std::string bytes(sizes[i], '\0');
+    for (char& c : bytes) {
+      state = state * 1664525U + 1013904223U;
+      c = static_cast<char>(state >> 24);
+    }
+    // Names sort in this order, the order the copy takes them in.
+    std::ofstream(m_base / "src" / ("f" + std::to_string(10 + i)), std::ios::binary) << bytes;
+    contents.push_back(std::move(bytes));
+  }
+  const auto s = fetch::classify_code_source(path("src"), code());
+  fetch::stage_code(s, StagingAction::copy_directory, context(m_base.string(), code()));
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const fs::path copied = m_base / "code" / ("f" + std::to_string(10 + i));
+    ASSERT_EQ(fs::file_size(copied), sizes[i]) << copied;
+    std::ifstream in(copied, std::ios::binary);
+    const std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(back == contents[i]) << copied << " differs from its source";
+  }
 }
 
 TEST_F(LauncherCodeSource, StageCopiesOneFile)
