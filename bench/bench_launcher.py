@@ -103,7 +103,8 @@ def startup(smlaunch, python, runs, root, program, code, interpreter, before=Non
         commands.append(([before, "train", "--base-dir", base, "--python", python], None))
     if tini:  # the floor of any supervisor: a PID 1 that only forks, forwards signals and waits
         commands.append(([tini, "-s", "--"] + direct, os.path.join(base, "code")))
-    return interleaved(commands, runs)
+    wall, _ = interleaved_samples(commands, runs)
+    return [(statistics.median(s), min(s)) for s in wall], wall
 
 
 def staged_startup(smlaunch, python, runs, root, before=None):
@@ -189,6 +190,7 @@ def installed_copy(binary, root, name):
     install or an image's COPY writes it. The file a linker wrote has another page-cache
     layout: the same binary started 0.05-0.15 ms slower from the build folder than from a
     copy here (bench/README.md), which would tilt a --before comparison."""
+    binary = os.path.abspath(binary)
     folder = os.path.join(root, name)
     os.makedirs(folder)
     for source in (binary, os.path.join(os.path.dirname(binary), "smlaunch-fetch")):
@@ -212,18 +214,27 @@ def main():
     global DETECT_GPUS
     DETECT_GPUS = args.detect_gpus
     root = tempfile.mkdtemp(prefix="smlaunch-bench-")
-    args.smlaunch = installed_copy(os.path.abspath(args.smlaunch), root, "smlaunch-bin")
+    args.smlaunch = installed_copy(args.smlaunch, root, "smlaunch-bin")
     if args.before:
-        args.before = installed_copy(os.path.abspath(args.before), root, "before-bin")
+        args.before = installed_copy(args.before, root, "before-bin")
     rows = []
     tini = shutil.which("tini")  # Debian's tini (scripts/install-packages.sh bench); its row is left out without it
     try:
         for program, code, interp, label in (("train.sh", TRIVIAL_SH, None, "shell script"),
                                             ("train.py", TRIVIAL_PY, args.python, "python script")):
-            timings = startup(args.smlaunch, args.python, args.runs, root, program, code, interp, args.before, tini)
+            timings, wall = startup(args.smlaunch, args.python, args.runs, root, program, code, interp,
+                                    args.before, tini)
             (d_med, d_min), (l_med, l_min) = timings[0], timings[1]
             rows.append(("start-up, %s, median of %d (ms)" % (label, args.runs), l_med, d_med,
                          "launcher's own share %.2f ms" % (l_med - d_med)))
+            # The same rounds paired: each run against the direct run of its own round, so a
+            # slow stretch of the machine falls on both sides of every difference.
+            paired = statistics.median(l - d for l, d in zip(wall[1], wall[0]))
+            note = "launcher's own share %.2f ms" % paired
+            if tini:
+                note += ", tini's %.2f ms" % statistics.median(t - d for t, d in zip(wall[-1], wall[0]))
+            rows.append(("start-up, %s, median of %d differences in a round (ms)" % (label, args.runs),
+                         paired, 0.0, note))
             rows.append(("start-up, %s, best of %d (ms)" % (label, args.runs), l_min, d_min,
                          "launcher's own share %.2f ms" % (l_min - d_min)))
             if args.before:

@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import tempfile
 
-from bench_launcher import TRIVIAL_PY, env, interleaved_samples, make_tree
+from bench_launcher import TRIVIAL_PY, env, installed_copy, interleaved_samples, make_tree
 
 
 def main():
@@ -25,10 +25,9 @@ def main():
     parser.add_argument("python")
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
-    if "/" in args.smlaunch:
-        args.smlaunch = os.path.abspath(args.smlaunch)  # the runs start in the tree's code/
     root = tempfile.mkdtemp(prefix="smlaunch-bench-cpu-")
     try:
+        args.smlaunch = installed_copy(shutil.which(args.smlaunch) or args.smlaunch, root, "bin")
         base, _ = make_tree(root, "train.py", TRIVIAL_PY)
         launcher = [args.smlaunch, "train", "--base-dir", base, "--python", args.python]
         subprocess.run(launcher, check=True, env=env(), stdout=subprocess.DEVNULL)  # stages code/ once

@@ -20,10 +20,14 @@ inline constexpr const char* k_blas_core_variable = "OPENBLAS_CORETYPE";
 enum class VectorIsa { other, avx2, avx512 };
 const char* to_string(VectorIsa isa);
 
+// Who chose the value: the user (kept as it is), smlaunch from the CPU, or nobody (unset).
+enum class BlasCoreOrigin { user, cpu, none };
+const char* to_string(BlasCoreOrigin origin);
+
 struct BlasCoreType
 {
-  std::string value;  // what OPENBLAS_CORETYPE is for the processes; empty: left unset
-  std::string origin; // "user", "cpu" or "none"
+  std::string value; // what OPENBLAS_CORETYPE is for the processes; empty: left unset
+  BlasCoreOrigin origin = BlasCoreOrigin::none;
   std::string why;
 };
 

@@ -373,7 +373,7 @@ plan_to_json(const TrainPlan& plan, const PlanInputs& in)
       {"blas_core_type",
        {{"variable", env::k_blas_core_variable},
         {"value", plan.blas_core.value},
-        {"origin", plan.blas_core.origin},
+        {"origin", env::to_string(plan.blas_core.origin)},
         {"why", plan.blas_core.why},
         {"cpu", env::to_string(in.machine.vector_isa)},
         {"applies_to", plan.mpi.enabled ? "mpi_ranks: each host's from its own CPU" : "script"}}},

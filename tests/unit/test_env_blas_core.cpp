@@ -10,11 +10,11 @@ TEST(BlasCore, FollowsTheWidestVectorInstructions)
   const env::EnvMap none;
   const BlasCoreType avx512 = env::blas_core_type(VectorIsa::avx512, none);
   EXPECT_EQ(avx512.value, "SkylakeX");
-  EXPECT_EQ(avx512.origin, "cpu");
+  EXPECT_EQ(avx512.origin, env::BlasCoreOrigin::cpu);
   EXPECT_EQ(env::blas_core_type(VectorIsa::avx2, none).value, "Haswell");
   const BlasCoreType other = env::blas_core_type(VectorIsa::other, none);
   EXPECT_EQ(other.value, "");
-  EXPECT_EQ(other.origin, "none");
+  EXPECT_EQ(other.origin, env::BlasCoreOrigin::none);
 }
 
 TEST(BlasCore, TheUsersValueIsKeptEvenEmpty)
@@ -23,9 +23,9 @@ TEST(BlasCore, TheUsersValueIsKeptEvenEmpty)
   user.set("OPENBLAS_CORETYPE", "Zen");
   const BlasCoreType core = env::blas_core_type(VectorIsa::avx512, user);
   EXPECT_EQ(core.value, "Zen");
-  EXPECT_EQ(core.origin, "user");
+  EXPECT_EQ(core.origin, env::BlasCoreOrigin::user);
   user.set("OPENBLAS_CORETYPE", "");
-  EXPECT_EQ(env::blas_core_type(VectorIsa::avx2, user).origin, "user");
+  EXPECT_EQ(env::blas_core_type(VectorIsa::avx2, user).origin, env::BlasCoreOrigin::user);
 }
 
 TEST(BlasCore, ApplySetsOnlyWhatSmlaunchChoseAndNeverReplaces)
@@ -44,4 +44,7 @@ TEST(BlasCore, ApplySetsOnlyWhatSmlaunchChoseAndNeverReplaces)
   env::apply_blas_core_type(env::blas_core_type(VectorIsa::other, untouched), untouched);
   EXPECT_EQ(untouched.get("OPENBLAS_CORETYPE"), nullptr);
   EXPECT_STREQ(env::to_string(VectorIsa::avx512), "avx512");
+  EXPECT_STREQ(env::to_string(env::BlasCoreOrigin::cpu), "cpu");
+  EXPECT_STREQ(env::to_string(env::BlasCoreOrigin::user), "user");
+  EXPECT_STREQ(env::to_string(env::BlasCoreOrigin::none), "none");
 }
