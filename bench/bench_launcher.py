@@ -186,10 +186,11 @@ def throughput(smlaunch, python, root, stream, gib, merged):
 
 
 def installed_copy(binary, root, name):
-    """`binary` copied (with its smlaunch-fetch helper) into the bench's folder, as an
-    install or an image's COPY writes it. The file a linker wrote has another page-cache
-    layout: the same binary started 0.05-0.15 ms slower from the build folder than from a
-    copy here (bench/README.md), which would tilt a --before comparison."""
+    """`binary` copied (with smlaunch's smlaunch-fetch helper) into the bench's folder, as an
+    install or an image's COPY writes it. How a file came into the page cache changes how
+    fast it starts: the same bytes started 0.05-0.15 ms slower as the linker wrote them, or
+    once faulted back in after an eviction, than freshly copied (bench/README.md, ninth
+    pass). Every binary timed is copied, so no side gets the other's pages."""
     binary = os.path.abspath(binary)
     folder = os.path.join(root, name)
     os.makedirs(folder)
@@ -219,6 +220,8 @@ def main():
         args.before = installed_copy(args.before, root, "before-bin")
     rows = []
     tini = shutil.which("tini")  # Debian's tini (scripts/install-packages.sh bench); its row is left out without it
+    if tini:  # from a copy too, on the same terms as the two launchers
+        tini = installed_copy(tini, root, "tini-bin")
     try:
         for program, code, interp, label in (("train.sh", TRIVIAL_SH, None, "shell script"),
                                             ("train.py", TRIVIAL_PY, args.python, "python script")):
