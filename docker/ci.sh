@@ -5,7 +5,7 @@
 # The engine is private to this checkout (docker/engine.sh: data under .cache/docker, no
 # iptables rules, no ip_forward change); nothing of this machine's /etc/ssh, /root, /usr/local
 # or /opt is touched. Checks, each in containers:
-#   1. the image's numpy runs on OpenBLAS;
+#   1. the image's numpy runs on OpenBLAS, and a job smlaunch starts runs this CPU's kernels;
 #   2. one host: `docker run -v TREE:/opt/ml IMAGE train` trains the Chainer example;
 #   3. two hosts with docker-compose.yml: ChainerMN over MPI between algo-1 and algo-2;
 #   4. `serve` on a published loopback port answers /ping and a real prediction;
@@ -66,6 +66,28 @@ import json, numpy, threadpoolctl
 info = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
 print("docker/ci.sh: image BLAS:", json.dumps(info))
 assert info and all(i["internal_api"] in ("openblas", "mkl", "blis") for i in info), info'
+
+echo "== docker/ci.sh: 1b. a job that smlaunch starts in the image runs OpenBLAS's kernels for this CPU"
+# The image's OpenBLAS (Debian's 0.3.21) falls back to its SSE3 kernels on CPUs newer than its
+# table; smlaunch sets OPENBLAS_CORETYPE for the job (env/blas_core.hpp). Expected value from
+# the CPU's flags, as tests/integration/test_blas.py states it.
+expected=$("$python" -c 'import sys; sys.path.insert(0, "tests/integration"); import harness
+print(harness.expected_openblas_core() or "")')
+if [ -n "$expected" ]; then
+  mkdir -p "$work/blas/input/config" "$work/blas/code"
+  printf '%s\n' 'import json, numpy, threadpoolctl' \
+    'print("kernels:", json.dumps(sorted({i["architecture"] for i in threadpoolctl.threadpool_info()' \
+    '                                     if i["internal_api"] == "openblas"})))' > "$work/blas/code/kernels.py"
+  echo '{"sagemaker_program": "\"kernels.py\""}' > "$work/blas/input/config/hyperparameters.json"
+  echo '{"current_host": "algo-1", "hosts": ["algo-1"]}' > "$work/blas/input/config/resourceconfig.json"
+  echo "{}" > "$work/blas/input/config/inputdataconfig.json"
+  "$docker" run --rm --network none -v "$work/blas:/opt/ml" "$image" train > "$work/blas.log" 2>&1 \
+    || { cat "$work/blas.log" >&2; exit 1; }
+  grep -F "kernels: [\"$expected\"]" "$work/blas.log" || {
+    cat "$work/blas.log" >&2; echo "docker/ci.sh: the job did not run OpenBLAS's $expected kernels" >&2; exit 1; }
+else
+  echo "docker/ci.sh: no AVX2 and FMA on this CPU: OpenBLAS's own choice is kept (nothing to check)"
+fi
 
 echo "== docker/ci.sh: 2. one host: docker run -v TREE:/opt/ml $image train"
 "$python" examples/chainer/make_tree.py "$work/one" --epochs 2 --samples 2000 --code-in-tree >/dev/null
