@@ -84,19 +84,36 @@ def interleaved_samples(commands, runs):
     return wall, cpu
 
 
-def interleaved(commands, runs):
-    """interleaved_samples(), as (median, min) wall time in ms per command."""
-    wall, _ = interleaved_samples(commands, runs)
+def median_and_best(wall):
+    """Per command, (median, min) of its wall times."""
     return [(statistics.median(s), min(s)) for s in wall]
 
 
-def startup(smlaunch, python, runs, root, program, code, interpreter, before=None, tini=None):
-    base, src = make_tree(os.path.join(root, program), program, code)
-    launcher = [smlaunch, "train", "--base-dir", base, "--python", python]
-    subprocess.run(launcher, check=True, env=env())  # stages code/ once
-    hps_path = os.path.join(base, "input", "config", "hyperparameters.json")
-    with open(hps_path, "w") as f:  # from now on the code is already in place: no staging
+def interleaved(commands, runs):
+    """interleaved_samples(), as (median, min) wall time in ms per command."""
+    return median_and_best(interleaved_samples(commands, runs)[0])
+
+
+def paired_median(samples, baseline):
+    """The median of each run's difference from the baseline's run of the same round: a slow
+    stretch of the machine falls on both sides of every difference."""
+    return statistics.median(x - y for x, y in zip(samples, baseline))
+
+
+def tree_in_place(root, program, code, smlaunch, python):
+    """make_tree(), staged once by smlaunch, then without sagemaker_submit_directory: from
+    then on the code is already in place and a start copies nothing. Returns the base dir."""
+    base, _ = make_tree(root, program, code)
+    subprocess.run([smlaunch, "train", "--base-dir", base, "--python", python], check=True, env=env(),
+                   stdout=subprocess.DEVNULL)
+    with open(os.path.join(base, "input", "config", "hyperparameters.json"), "w") as f:
         json.dump({"sagemaker_program": json.dumps(program)}, f)
+    return base
+
+
+def startup(smlaunch, python, runs, root, program, code, interpreter, before=None, tini=None):
+    base = tree_in_place(os.path.join(root, program), program, code, smlaunch, python)
+    launcher = [smlaunch, "train", "--base-dir", base, "--python", python]
     direct = ([interpreter, program] if interpreter else ["./" + program])
     commands = [(direct, os.path.join(base, "code")), (launcher, None)]
     if before:
@@ -104,7 +121,7 @@ def startup(smlaunch, python, runs, root, program, code, interpreter, before=Non
     if tini:  # the floor of any supervisor: a PID 1 that only forks, forwards signals and waits
         commands.append(([tini, "-s", "--"] + direct, os.path.join(base, "code")))
     wall, _ = interleaved_samples(commands, runs)
-    return [(statistics.median(s), min(s)) for s in wall], wall
+    return median_and_best(wall), wall
 
 
 def staged_startup(smlaunch, python, runs, root, before=None):
@@ -112,10 +129,7 @@ def staged_startup(smlaunch, python, runs, root, before=None):
     at every start, as when a job is simulated again and again on one tree, beside the same
     script already in place (the start-up rows' tree) and run directly."""
     base, _ = make_tree(os.path.join(root, "staged"), "train.sh", TRIVIAL_SH)
-    in_place, _ = make_tree(os.path.join(root, "in-place"), "train.sh", TRIVIAL_SH)
-    subprocess.run([smlaunch, "train", "--base-dir", in_place, "--python", python], check=True, env=env())
-    with open(os.path.join(in_place, "input", "config", "hyperparameters.json"), "w") as f:
-        json.dump({"sagemaker_program": json.dumps("train.sh")}, f)
+    in_place = tree_in_place(os.path.join(root, "in-place"), "train.sh", TRIVIAL_SH, smlaunch, python)
     commands = [(["./train.sh"], os.path.join(in_place, "code")),
                 ([smlaunch, "train", "--base-dir", base, "--python", python], None),
                 ([smlaunch, "train", "--base-dir", in_place, "--python", python], None)]
@@ -215,14 +229,14 @@ def main():
     global DETECT_GPUS
     DETECT_GPUS = args.detect_gpus
     root = tempfile.mkdtemp(prefix="smlaunch-bench-")
-    args.smlaunch = installed_copy(args.smlaunch, root, "smlaunch-bin")
-    if args.before:
-        args.before = installed_copy(args.before, root, "before-bin")
     rows = []
     tini = shutil.which("tini")  # Debian's tini (scripts/install-packages.sh bench); its row is left out without it
-    if tini:  # from a copy too, on the same terms as the two launchers
-        tini = installed_copy(tini, root, "tini-bin")
     try:
+        args.smlaunch = installed_copy(args.smlaunch, root, "smlaunch-bin")
+        if args.before:
+            args.before = installed_copy(args.before, root, "before-bin")
+        if tini:  # from a copy too, on the same terms as the two launchers
+            tini = installed_copy(tini, root, "tini-bin")
         for program, code, interp, label in (("train.sh", TRIVIAL_SH, None, "shell script"),
                                             ("train.py", TRIVIAL_PY, args.python, "python script")):
             timings, wall = startup(args.smlaunch, args.python, args.runs, root, program, code, interp,
@@ -230,12 +244,10 @@ def main():
             (d_med, d_min), (l_med, l_min) = timings[0], timings[1]
             rows.append(("start-up, %s, median of %d (ms)" % (label, args.runs), l_med, d_med,
                          "launcher's own share %.2f ms" % (l_med - d_med)))
-            # The same rounds paired: each run against the direct run of its own round, so a
-            # slow stretch of the machine falls on both sides of every difference.
-            paired = statistics.median(l - d for l, d in zip(wall[1], wall[0]))
+            paired = paired_median(wall[1], wall[0])
             note = "launcher's own share %.2f ms" % paired
             if tini:
-                note += ", tini's %.2f ms" % statistics.median(t - d for t, d in zip(wall[-1], wall[0]))
+                note += ", tini's %.2f ms" % paired_median(wall[-1], wall[0])
             rows.append(("start-up, %s, median of %d differences in a round (ms)" % (label, args.runs),
                          paired, 0.0, note))
             rows.append(("start-up, %s, best of %d (ms)" % (label, args.runs), l_min, d_min,

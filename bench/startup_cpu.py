@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import tempfile
 
-from bench_launcher import TRIVIAL_PY, env, installed_copy, interleaved_samples, make_tree
+from bench_launcher import TRIVIAL_PY, env, installed_copy, interleaved_samples, paired_median, tree_in_place
 
 
 def main():
@@ -29,11 +29,8 @@ def main():
     root = tempfile.mkdtemp(prefix="smlaunch-bench-cpu-")
     try:
         args.smlaunch = installed_copy(shutil.which(args.smlaunch) or args.smlaunch, root, "bin")
-        base, _ = make_tree(root, "train.py", TRIVIAL_PY)
+        base = tree_in_place(root, "train.py", TRIVIAL_PY, args.smlaunch, args.python)
         launcher = [args.smlaunch, "train", "--base-dir", base, "--python", args.python]
-        subprocess.run(launcher, check=True, env=env(), stdout=subprocess.DEVNULL)  # stages code/ once
-        with open(os.path.join(base, "input", "config", "hyperparameters.json"), "w") as f:
-            json.dump({"sagemaker_program": json.dumps("train.py")}, f)
         plan = json.loads(subprocess.run([args.smlaunch, "plan", "--base-dir", base, "--python", args.python],
                                          check=True, env=env(), capture_output=True, text=True).stdout)
         code = os.path.join(base, "code")
@@ -54,7 +51,7 @@ def main():
                                                  "wall - direct", "cpu - direct", "paired wall"))
         for name in cases:
             w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-            paired = statistics.median(x - y for x, y in zip(wall[name], wall["direct"]))
+            paired = paired_median(wall[name], wall["direct"])
             print("%-58s %9.2f %9.2f %12.2f %12.2f %12.2f" % (name, w, c, w - base_wall, c - base_cpu, paired))
     finally:
         shutil.rmtree(root, ignore_errors=True)
