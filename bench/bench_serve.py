@@ -19,6 +19,7 @@ Installs nginx-light, gunicorn, python3-gevent, python3-flask and wrk with apt-g
 they are missing (root).
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -230,18 +231,21 @@ def start_smlaunch(args, python, root, code, model, module, env):
     return port, [proc]
 
 
-def smlaunch_blas_core():
-    """OPENBLAS_CORETYPE as smlaunch gives its workers on this CPU (env/blas_core.hpp), so
-    that the baseline's workers run the same OpenBLAS kernels; None where it sets none."""
-    flags = set()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags:
-        return "SkylakeX"
-    return "Haswell" if {"avx2", "fma"} <= flags else None
+def smlaunch_blas_core(smlaunch, python, root, env):
+    """OPENBLAS_CORETYPE as smlaunch gives its processes on this CPU (its serving workers
+    too: env::blas_core_type), read from `smlaunch plan` on a scratch tree rather than
+    restated here, so that the baseline's workers run the same OpenBLAS kernels; None where
+    it sets none."""
+    base = os.path.join(root, "blas-core", "opt", "ml")
+    os.makedirs(os.path.join(base, "input", "config"), exist_ok=True)
+    for name, content in (("hyperparameters.json", {"sagemaker_program": "train.py"}),
+                          ("resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]}),
+                          ("inputdataconfig.json", {})):
+        with open(os.path.join(base, "input", "config", name), "w") as f:
+            json.dump(content, f)
+    plan = json.loads(subprocess.run([smlaunch, "plan", "--base-dir", base, "--python", python], env=env,
+                                     check=True, capture_output=True, text=True).stdout)
+    return plan["blas_core_type"]["value"] or None
 
 
 def start_baseline(args, python, nginx, root, model, module, env):
@@ -252,7 +256,7 @@ def start_baseline(args, python, nginx, root, model, module, env):
     with open(os.path.join(run_dir, "nginx.conf"), "w") as f:
         f.write(NGINX_CONF.format(root=run_dir, port=port))
     environment = dict(env, BENCH_MODULE=module, BENCH_MODEL_DIR=model)
-    core = smlaunch_blas_core()
+    core = smlaunch_blas_core(args.smlaunch, python, root, env)
     if core and "OPENBLAS_CORETYPE" not in environment:
         environment["OPENBLAS_CORETYPE"] = core
     environment["PYTHONPATH"] = root + ":" + env["PYTHONPATH"]

@@ -17,7 +17,8 @@ import statistics
 import subprocess
 import tempfile
 
-from bench_launcher import TRIVIAL_PY, env, installed_copy, interleaved_samples, paired_median, tree_in_place
+from bench_launcher import (TRIVIAL_PY, env, installed_copy, interleaved_samples, paired_interval, paired_median,
+                            tree_in_place)
 
 
 def main():
@@ -47,12 +48,14 @@ def main():
         wall = dict(zip(names, wall_samples))
         cpu = dict(zip(names, cpu_samples))
         base_wall, base_cpu = statistics.median(wall["direct"]), statistics.median(cpu["direct"])
-        print("%-58s %9s %9s %12s %12s %12s" % ("python script, median of %d" % args.runs, "wall ms", "cpu ms",
-                                                 "wall - direct", "cpu - direct", "paired wall"))
+        print("%-58s %9s %9s %12s %12s %12s %14s" % ("python script, median of %d" % args.runs, "wall ms", "cpu ms",
+                                                      "wall - direct", "cpu - direct", "paired wall", "95% interval"))
         for name in cases:
             w, c = statistics.median(wall[name]), statistics.median(cpu[name])
             paired = paired_median(wall[name], wall["direct"])
-            print("%-58s %9.2f %9.2f %12.2f %12.2f %12.2f" % (name, w, c, w - base_wall, c - base_cpu, paired))
+            low, high = paired_interval(wall[name], wall["direct"])
+            print("%-58s %9.2f %9.2f %12.2f %12.2f %12.2f %14s" % (name, w, c, w - base_wall, c - base_cpu, paired,
+                                                                  "%.2f-%.2f" % (low, high)))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
