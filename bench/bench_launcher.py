@@ -94,17 +94,22 @@ def interleaved(commands, runs):
     return median_and_best(interleaved_samples(commands, runs)[0])
 
 
+def paired_differences(samples, baseline):
+    """Each run's difference from the baseline's run of the same round: a slow stretch of the
+    machine falls on both sides of every difference."""
+    return [x - y for x, y in zip(samples, baseline)]
+
+
 def paired_median(samples, baseline):
-    """The median of each run's difference from the baseline's run of the same round: a slow
-    stretch of the machine falls on both sides of every difference."""
-    return statistics.median(x - y for x, y in zip(samples, baseline))
+    """The median of paired_differences()."""
+    return statistics.median(paired_differences(samples, baseline))
 
 
 def paired_interval(samples, baseline, level=0.95, resamples=1000):
     """A bootstrap interval of paired_median() (rounds drawn again with replacement, seeded): how
     far another invocation on the same machine may move the figure. On a 2-core VM the Python
     rows move by more than their differences from one invocation to the next."""
-    differences = [x - y for x, y in zip(samples, baseline)]
+    differences = paired_differences(samples, baseline)
     draw = random.Random(13)
     medians = sorted(statistics.median(draw.choices(differences, k=len(differences))) for _ in range(resamples))
     tail = (1.0 - level) / 2.0

@@ -31,6 +31,8 @@ import tempfile
 import time
 import urllib.request
 
+from bench_launcher import make_tree
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(HERE)
 
@@ -233,22 +235,16 @@ def start_smlaunch(args, python, root, code, model, module, env):
 
 def smlaunch_blas_core(smlaunch, python, root, env):
     """OPENBLAS_CORETYPE as smlaunch gives its processes on this CPU (its serving workers
-    too: env::blas_core_type), read from `smlaunch plan` on a scratch tree rather than
-    restated here, so that the baseline's workers run the same OpenBLAS kernels; None where
-    it sets none."""
-    base = os.path.join(root, "blas-core", "opt", "ml")
-    os.makedirs(os.path.join(base, "input", "config"), exist_ok=True)
-    for name, content in (("hyperparameters.json", {"sagemaker_program": "train.py"}),
-                          ("resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]}),
-                          ("inputdataconfig.json", {})):
-        with open(os.path.join(base, "input", "config", name), "w") as f:
-            json.dump(content, f)
+    too: env::blas_core_type), read from `smlaunch plan` on bench_launcher's scratch tree
+    rather than restated here, so that the baseline's workers run the same OpenBLAS kernels;
+    None where it sets none."""
+    base, _ = make_tree(os.path.join(root, "blas-core"), "train.py", "pass\n")
     plan = json.loads(subprocess.run([smlaunch, "plan", "--base-dir", base, "--python", python], env=env,
                                      check=True, capture_output=True, text=True).stdout)
     return plan["blas_core_type"]["value"] or None
 
 
-def start_baseline(args, python, nginx, root, model, module, env):
+def start_baseline(args, python, nginx, root, model, module, env, blas_core):
     port = free_port()
     run_dir = os.path.join(root, "baseline-" + module)
     for d in ("client_body", "proxy"):
@@ -256,9 +252,8 @@ def start_baseline(args, python, nginx, root, model, module, env):
     with open(os.path.join(run_dir, "nginx.conf"), "w") as f:
         f.write(NGINX_CONF.format(root=run_dir, port=port))
     environment = dict(env, BENCH_MODULE=module, BENCH_MODEL_DIR=model)
-    core = smlaunch_blas_core(args.smlaunch, python, root, env)
-    if core and "OPENBLAS_CORETYPE" not in environment:
-        environment["OPENBLAS_CORETYPE"] = core
+    if blas_core and "OPENBLAS_CORETYPE" not in environment:
+        environment["OPENBLAS_CORETYPE"] = blas_core
     environment["PYTHONPATH"] = root + ":" + env["PYTHONPATH"]
     log = open(os.path.join(run_dir, "gunicorn.log"), "w")
     gunicorn = subprocess.Popen([python, "-m", "gunicorn", "--timeout", "60", "-k", "gevent", "-b",
@@ -330,6 +325,7 @@ for name, rows in (("1KiB", 1), ("1MiB", 1024)):
 
         with open(os.path.join(root, "app.py"), "w") as f:
             f.write(BASELINE_APP)
+        blas_core = smlaunch_blas_core(args.smlaunch, python, root, env)  # once: the same for every model
         ours, theirs = {}, {}
         for model_name, module in [(n, m) for n, m in MODELS if n in args.models.split(",")]:
             # Both stacks run at once, idle while the other is measured; each figure is
@@ -339,7 +335,7 @@ for name, rows in (("1KiB", 1), ("1MiB", 1024)):
             try:
                 port_ours, procs = start_smlaunch(args, python, root, code, model, module, env)
                 running += procs
-                port_theirs, procs = start_baseline(args, python, nginx, root, model, module, env)
+                port_theirs, procs = start_baseline(args, python, nginx, root, model, module, env, blas_core)
                 running += procs
                 for payload, script in [(p, s) for p, s in scripts.items() if p in args.payloads.split(",")]:
                     for connections in (1, 32):
