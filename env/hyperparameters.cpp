@@ -38,7 +38,10 @@ decode_hyperparameter(const Value& raw)
   }
   try {
     return parse_json(raw.text());
-  } catch (const JsonError&) {
+  } catch (const JsonError& e) {
+    if (e.too_deep) {
+      throw;
+    }
     return raw;
   }
 }
@@ -53,7 +56,13 @@ decode_hyperparameters(const Value& raw_object)
   for (std::size_t i = 0; i < raw_object.size(); ++i) {
     const std::string& key = raw_object.keys()[i];
     const Value& raw = raw_object.items()[i];
-    Value decoded = decode_hyperparameter(raw);
+    Value decoded;
+    try {
+      decoded = decode_hyperparameter(raw);
+    } catch (const JsonError& e) {
+      throw UndecodableHyperparameter(key, std::string("holds JSON that json.loads cannot decode (") + e.what() +
+                                               "); the reference fails with RecursionError there");
+    }
     if (is_platform_key(key)) {
       if (!is_reserved_key(key)) {
         hps.framework_params.append_unique(key, decoded);
@@ -66,18 +75,47 @@ decode_hyperparameters(const Value& raw_object)
   return hps;
 }
 
-std::vector<std::string>
-to_cmd_args(const Value& user_hyperparameters)
+namespace {
+
+// The indices of an object's members, in sorted() order of their keys (code points, which is
+// UTF-8 byte order).
+std::vector<std::size_t>
+sorted_key_order(const Value& object)
 {
-  std::vector<std::size_t> order(user_hyperparameters.size());
+  std::vector<std::size_t> order(object.size());
   for (std::size_t i = 0; i < order.size(); ++i) {
     order[i] = i;
   }
-  // sorted() on str compares code points, which is UTF-8 byte order.
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return user_hyperparameters.keys()[a] < user_hyperparameters.keys()[b];
-  });
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return object.keys()[a] < object.keys()[b]; });
+  return order;
+}
 
+} // namespace
+
+std::string
+cmd_arg_value(const Value& value)
+{
+  if (value.is_null()) {
+    return {};
+  }
+  if (!value.is_object()) {
+    return py_str(value);
+  }
+  std::string joined;
+  for (std::size_t k : sorted_key_order(value)) {
+    if (!joined.empty()) {
+      joined += ',';
+    }
+    joined += value.keys()[k] + "=" + py_str(value.items()[k]);
+  }
+  return joined;
+}
+
+std::vector<std::string>
+to_cmd_args(const Value& user_hyperparameters)
+{
+  const std::vector<std::size_t> order = sorted_key_order(user_hyperparameters);
   std::vector<std::string> args;
   args.reserve(order.size() * 2);
   for (std::size_t i : order) {
@@ -93,26 +131,7 @@ to_cmd_args(const Value& user_hyperparameters)
       }
       args.push_back((code_points > 1 ? "--" : "-") + key);
     }
-    if (value.is_null()) {
-      args.emplace_back();
-    } else if (value.is_object()) {
-      std::vector<std::size_t> korder(value.size());
-      for (std::size_t k = 0; k < korder.size(); ++k) {
-        korder[k] = k;
-      }
-      std::sort(korder.begin(), korder.end(),
-                [&](std::size_t a, std::size_t b) { return value.keys()[a] < value.keys()[b]; });
-      std::string joined;
-      for (std::size_t k : korder) {
-        if (!joined.empty()) {
-          joined += ',';
-        }
-        joined += value.keys()[k] + "=" + py_str(value.items()[k]);
-      }
-      args.push_back(std::move(joined));
-    } else {
-      args.push_back(py_str(value));
-    }
+    args.push_back(cmd_arg_value(value));
   }
   return args;
 }

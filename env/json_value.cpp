@@ -188,8 +188,6 @@ namespace {
 // Python refuses to convert integers longer than this (sys.int_info.default_max_str_digits);
 // json.loads then raises ValueError, so the reference keeps such a value as a raw string.
 constexpr std::size_t k_max_int_digits = 4300;
-// Deeper nesting makes Python raise RecursionError; we refuse it with a clear message.
-constexpr int k_max_depth = 500;
 
 class Parser
 {
@@ -217,7 +215,7 @@ private:
 
   // Python counts characters, not bytes: UTF-8 continuation bytes are skipped.
   [[noreturn]] void
-  fail_at(const std::string& what, std::size_t pos) const
+  fail_at(const std::string& what, std::size_t pos, bool too_deep = false) const
   {
     std::size_t line = 1;
     std::size_t column = 1;
@@ -236,7 +234,7 @@ private:
     }
     throw JsonError(what + ": line " + std::to_string(line) + " column " + std::to_string(column) + " (char " +
                         std::to_string(chars) + ")",
-                    chars, line, column);
+                    chars, line, column, too_deep);
   }
 
   void
@@ -261,8 +259,9 @@ private:
   Value
   parse_value(int depth)
   {
-    if (depth > k_max_depth) {
-      fail("Nesting deeper than " + std::to_string(k_max_depth) + " levels");
+    if (depth > k_max_json_depth) {
+      // Deeper nesting makes Python raise RecursionError; we refuse it with a clear message.
+      fail_at("Nesting deeper than " + std::to_string(k_max_json_depth) + " levels", m_pos, true);
     }
     if (m_pos >= m_text.size()) {
       fail("Expecting value");

@@ -118,14 +118,20 @@ private:
 
 struct JsonError : std::runtime_error
 {
-  JsonError(const std::string& message, std::size_t offset_, std::size_t line_, std::size_t column_)
-      : std::runtime_error(message), offset(offset_), line(line_), column(column_)
+  JsonError(const std::string& message, std::size_t offset_, std::size_t line_, std::size_t column_,
+            bool too_deep_ = false)
+      : std::runtime_error(message), offset(offset_), line(line_), column(column_), too_deep(too_deep_)
   {
   }
   std::size_t offset;
   std::size_t line;
   std::size_t column;
+  bool too_deep; // nested past k_max_json_depth: Python raises RecursionError, not a JSON error
 };
+
+// The deepest nesting parse_json() accepts. Python 3.11's json.loads raises RecursionError
+// from 996 levels at a module's top level, a few levels sooner inside the toolkit.
+constexpr int k_max_json_depth = 980;
 
 // Parse `text` as Python's json.loads does: NaN/Infinity accepted, integers of any size
 // (up to Python's 4300-digit limit), duplicate keys keep the last value, control

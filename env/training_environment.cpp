@@ -133,7 +133,11 @@ build_training_environment(const Paths& paths, const ConfigFiles& files, const M
   e.machine = machine;
   e.resource_config = files.resource_config;
   e.input_data_config = files.input_data_config;
-  e.hyperparameters = decode_hyperparameters(files.hyperparameters);
+  try {
+    e.hyperparameters = decode_hyperparameters(files.hyperparameters);
+  } catch (const UndecodableHyperparameter& bad) {
+    throw ConfigError(paths.hyperparameters_file, "/" + bad.key, bad.what());
+  }
   // SM_HPS carries every script hyperparameter in one variable, which the kernel caps at
   // MAX_ARG_STRLEN: a value too large for it is refused here, before the arguments and the
   // other variables copy it a dozen times (one 50 MB value reached the kernel's refusal
@@ -221,10 +225,15 @@ build_training_environment(const Paths& paths, const ConfigFiles& files, const M
 
   // Arguments and variables cannot carry a NUL byte: refuse it here, naming the key.
   e.user_args = to_cmd_args(e.hyperparameters.user);
+  // The argument's raw text is checked, not str(): a dict's str() is its repr(), which
+  // escapes a NUL that "k=v" keeps.
   for (std::size_t i = 0; i < e.hyperparameters.user.size(); ++i) {
-    if (py_str(e.hyperparameters.user.items()[i]).find('\0') != std::string::npos) {
-      throw ConfigError(paths.hyperparameters_file, "/" + e.hyperparameters.user.keys()[i],
-                        "value contains a NUL byte, which no argument or variable can carry");
+    const std::string& key = e.hyperparameters.user.keys()[i];
+    const Value& value = e.hyperparameters.user.items()[i];
+    if (key.find('\0') != std::string::npos || py_str(value).find('\0') != std::string::npos ||
+        cmd_arg_value(value).find('\0') != std::string::npos) {
+      throw ConfigError(paths.hyperparameters_file, "/" + key,
+                        "contains a NUL byte, which no argument or variable can carry");
     }
   }
   // Every other text that becomes a variable's value as it is.

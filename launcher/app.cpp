@@ -203,7 +203,8 @@ run(int argc, const char* const* argv, char** envp)
     PlanInputs inputs = gather_inputs(options, paths, inherited, supervisor);
     const TrainPlan plan = make_train_plan(inputs);
     if (options.command == Command::plan) {
-      base::print_to(STDOUT_FILENO, plan_to_json(plan, inputs).dump(2) + "\n");
+      base::print_to(STDOUT_FILENO,
+                     plan_to_json(plan, inputs).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
       return 0;
     }
     if (options.stage_only) {

@@ -1,11 +1,14 @@
 #include "launcher/plan.hpp"
 
+#include "base/state_file.hpp"
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
 #include "env/slurm.hpp"
 #include "mpi/mpirun_command.hpp"
 #include "mpi/ssh.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <unistd.h>
 
 namespace launcher {
@@ -13,13 +16,15 @@ namespace launcher {
 namespace {
 
 // Secret values are hidden wherever they appear: under their own name, and inside other
-// values (SM_HPS, SM_USER_ARGS, SM_TRAINING_ENV, argv).
+// values (SM_HPS, SM_USER_ARGS, SM_TRAINING_ENV, argv). A value or argument that is not
+// UTF-8 (an inherited variable may hold any bytes) is {"hex": "..."}, as in host.json.
 nlohmann::ordered_json
 env_to_json(const env::EnvMap& map, const std::vector<std::string>& secrets)
 {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& [name, value] : map.entries()) {
-    out[name] = env::is_secret_name(name) && !value.empty() ? "<redacted>" : env::redact_secrets(value, secrets);
+    out[name] = env::is_secret_name(name) && !value.empty() ? nlohmann::json("<redacted>")
+                                                            : base::bytes_to_json(env::redact_secrets(value, secrets));
   }
   return out;
 }
@@ -27,9 +32,9 @@ env_to_json(const env::EnvMap& map, const std::vector<std::string>& secrets)
 nlohmann::ordered_json
 step_to_json(const Step& step, const std::vector<std::string>& secrets)
 {
-  std::vector<std::string> argv;
+  nlohmann::ordered_json argv = nlohmann::ordered_json::array();
   for (const auto& a : step.argv) {
-    argv.push_back(env::redact_secrets(a, secrets));
+    argv.push_back(nlohmann::ordered_json(base::bytes_to_json(env::redact_secrets(a, secrets))));
   }
   return {{"name", step.name},
           {"argv", argv},
@@ -303,7 +308,10 @@ make_train_plan(const PlanInputs& in)
   }
 
   const std::string* studio = in.inherited.get("SM_STUDIO_LOCAL_MODE");
-  const bool studio_local = studio != nullptr && (*studio == "true" || *studio == "True" || *studio == "TRUE");
+  // The reference: os.environ.get("SM_STUDIO_LOCAL_MODE", "False").lower() == "true".
+  const bool studio_local = studio != nullptr && studio->size() == 4 &&
+                            std::equal(studio->begin(), studio->end(), "true",
+                                       [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
   if (e.hosts.size() > 1 && in.options.dns_timeout.count() > 0 && !studio_local) {
     plan.dns_hosts = e.hosts;
   }

@@ -310,7 +310,11 @@ env::Value
 hyperparameter_value(const std::string& text)
 {
   // As the container decodes hyperparameters.json's values: one rule (env/).
-  return env::decode_hyperparameter(env::Value::string(text));
+  try {
+    return env::decode_hyperparameter(env::Value::string(text));
+  } catch (const env::JsonError& e) {
+    throw base::UsageError(std::string("local: a hyperparameter's value cannot be decoded: ") + e.what());
+  }
 }
 
 env::Value

@@ -123,6 +123,35 @@ class TestBadInput(unittest.TestCase):
     def test_a_nul_in_a_value_is_refused(self):
         self.run_case(hps=dict(GOOD_HPS, v='"a\\u0000b"'), mentions=("/v", "NUL"))
 
+    def test_a_nul_inside_a_dict_value_is_refused(self):
+        # str() of a dict escapes the NUL, but its argument "k=v,..." would carry it raw and
+        # execve would cut the argument there: refused, naming the key.
+        self.run_case(hps=dict(GOOD_HPS, d='{"k": "a\\u0000b", "z": 1}'), mentions=("/d", "NUL"))
+
+    def test_a_value_nested_past_pythons_recursion_limit_is_refused(self):
+        # The reference's json.loads raises RecursionError (its job fails); 600 levels decode.
+        self.run_case(hps=dict(GOOD_HPS, deep="[" * 1000 + "]" * 1000), mentions=("/deep", "RecursionError"))
+        tree = Tree(self, raw_hyperparameters=dict(GOOD_HPS, deep="[" * 600 + "]" * 600), code={"train.py": PROBE})
+        result = tree.run(timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertEqual(json.loads(tree.probe()["env"]["SM_HPS"])["deep"], json.loads("[" * 600 + "]" * 600))
+
+    def test_plan_prints_values_that_are_not_utf8(self):
+        # An inherited variable may hold any bytes, and json.loads keeps a lone surrogate:
+        # `plan` prints them ({"hex": ...}) instead of failing.
+        tree = Tree(self, raw_hyperparameters=dict(GOOD_HPS, s='"\\ud800"'), code={"train.py": PROBE})
+        env = clean_env()
+        env_bytes = {k.encode(): v.encode() for k, v in env.items()}
+        env_bytes[b"TEST_BYTES_VALUE"] = b"\xff\xfe"
+        result = subprocess.run([harness.SMLAUNCH, "plan", "--base-dir", tree.base, "--python", harness.PYTHON],
+                                env=env_bytes, capture_output=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        plan = json.loads(result.stdout)
+        step = plan["steps"][-1]
+        self.assertEqual(step["env"]["TEST_BYTES_VALUE"], {"hex": "fffe"})
+        self.assertEqual(step["argv"][-1], {"hex": "eda080"})
+        self.assertEqual(tree.run(timeout=60).returncode, 0, "train runs the same tree")
+
     def test_shell_metacharacters_reach_the_script_literally(self):
         tree = Tree(self, hyperparameters={"sagemaker_program": "train.py", "a": "$(touch /tmp/smlaunch-pwned-1)",
                                            "b": "; rm -rf / #", "c": "`touch /tmp/smlaunch-pwned-2`", "d": "| cat"},

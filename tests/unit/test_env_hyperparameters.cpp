@@ -116,6 +116,29 @@ TEST(DecodeHyperparameter, IntegerBeyondPythonDigitLimitStaysAString)
   EXPECT_EQ(decoded.text(), std::string(4300, '1'));
 }
 
+TEST(DecodeHyperparameter, NestingIsDecodedAsDeepAsPythonDecodesIt)
+{
+  // json.loads decodes 600 levels (it raises RecursionError only near 990): a nested value,
+  // not the raw text.
+  const auto nested = [](int levels) {
+    return Value::string(std::string(static_cast<std::size_t>(levels), '[') +
+                         std::string(static_cast<std::size_t>(levels), ']'));
+  };
+  EXPECT_EQ(env::decode_hyperparameter(nested(600)).kind(), Value::Kind::array);
+  EXPECT_EQ(env::decode_hyperparameter(nested(env::k_max_json_depth)).kind(), Value::Kind::array);
+  // Deeper, the reference's job fails with RecursionError: refused naming the key, never
+  // passed on as text.
+  Value raw = Value::object();
+  raw.append_unique("deep", nested(1000));
+  try {
+    (void)env::decode_hyperparameters(raw);
+    ADD_FAILURE() << "1000 levels were accepted";
+  } catch (const env::UndecodableHyperparameter& e) {
+    EXPECT_EQ(e.key, "deep");
+    EXPECT_NE(std::string(e.what()).find("RecursionError"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DecodeHyperparameter, NonStringValuesAreKeptAsTheyAre)
 {
   // json.loads(5), json.loads(True), json.loads(None), json.loads([1]), json.loads({})

@@ -27,6 +27,13 @@ TEST(EnvNulFields, EachSourceIsRefusedNamingItsKey)
      "/sagemaker_job_name"},
     {R"({"sagemaker_program": "\"t.py\"", "sagemaker_region": "\"us\\u0000\""})", R"({"current_host": "a", "hosts": ["a"]})",
      "/sagemaker_region"},
+    // A dict's str() is its repr(), which escapes the NUL; its argument "k=v,..." would carry
+    // it raw, and execve would cut the argument there.
+    {R"({"sagemaker_program": "\"t.py\"", "d": "{\"k\": \"a\\u0000b\", \"z\": 1}"})",
+     R"({"current_host": "a", "hosts": ["a"]})", "/d"},
+    {R"({"sagemaker_program": "\"t.py\"", "e": "{\"k\\u0000\": 1}"})", R"({"current_host": "a", "hosts": ["a"]})",
+     "/e"},
+    {R"({"sagemaker_program": "\"t.py\"", "f\u0000g": "1"})", R"({"current_host": "a", "hosts": ["a"]})", "/f"},
   };
   const env::Paths paths = env::Paths::under("/opt/ml");
   for (const auto& c : cases) {

@@ -427,6 +427,8 @@ TEST_F(LauncherPlan, DnsHosts)
     {"timeout 0 skips", {"algo-1", "algo-2"}, 0, {}, false},
     {"studio local mode", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "true"}}, false},
     {"studio local mode True", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "True"}}, false},
+    {"studio local mode tRue", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "tRue"}}, false},
+    {"studio local mode trueish", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "truex"}}, true},
     {"studio local mode false", {"algo-1", "algo-2"}, 900000, {{"SM_STUDIO_LOCAL_MODE", "false"}}, true},
   };
   for (const auto& c : cases) {
