@@ -180,6 +180,48 @@ class TestArchives(unittest.TestCase):
             self.assertEqual(f.read(), "keep me\n")
         self.assertIn("is a mount point: left in place", result.stderr)
 
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root to bind-mount in a namespace")
+    def test_a_code_folder_that_is_a_mount_point_is_replaced_in_place(self):
+        # code/ is a volume: its contents are replaced, the mount kept. A mount inside it
+        # cannot be moved aside: the staging fails naming it, and deletes nothing there.
+        tree, archive = self.tree_with_archive()
+        volume = os.path.join(tree.root, "volume")
+        host = os.path.join(tree.root, "host-data")
+        os.makedirs(volume)
+        os.makedirs(host)
+        with open(os.path.join(host, "precious.txt"), "w") as f:
+            f.write("keep me\n")
+        os.makedirs(tree.path("code"))
+
+        def run_with_mounts(*mounts):
+            script = "".join('mount --bind "%s" "%s" && ' % m for m in mounts)
+            script += 'exec "$0" train --base-dir "$1" --python "$2"'
+            return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, harness.SMLAUNCH,
+                                   tree.base, harness.PYTHON], env=clean_env(), capture_output=True, text=True,
+                                  timeout=120)
+
+        code_archive(archive)
+        first = run_with_mounts((volume, tree.path("code")))
+        if first.returncode != 0 and "smlaunch" not in first.stderr:
+            self.skipTest("cannot bind-mount here: " + first.stderr)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertIn("is a mount point: replacing its contents in place", first.stderr)
+        code_archive(archive, script=SCRIPT_SH.replace("from the archive", "version 2"))
+        second = run_with_mounts((volume, tree.path("code")))
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertEqual(tree.read("model", "out.txt"), "version 2: --epochs 2\n")
+        self.assertEqual(sorted(os.listdir(volume)), ["lib", "train.sh"])
+
+        os.makedirs(os.path.join(volume, "data"))
+        code_archive(archive, script=SCRIPT_SH.replace("from the archive", "version 3"))
+        third = run_with_mounts((volume, tree.path("code")), (host, tree.path("code", "data")))
+        self.assertEqual(third.returncode, 66, third.stderr)
+        message = harness.failure_fields(tree.read("output", "failure"))["message"]
+        self.assertIn(os.path.join(tree.path("code"), "data"), message)
+        with open(os.path.join(host, "precious.txt")) as f:
+            self.assertEqual(f.read(), "keep me\n")
+        self.assertEqual(sorted(os.listdir(volume)), ["data", "lib", "train.sh"], "the old code is back")
+
     def test_a_second_run_does_not_unpack_again(self):
         tree, archive = self.tree_with_archive()
         code_archive(archive)
