@@ -108,6 +108,11 @@ unsafe_member_reason(const std::string& path, MemberType type, const std::string
   if (has_dot_dot(path)) {
     return "has a '..' component";
   }
+  const auto parts = normalized_parts(path);
+  if (type != MemberType::directory && parts && parts->empty()) {
+    // "." or "./": it would replace the code directory itself with a file or link.
+    return "is named like the code directory itself";
+  }
   switch (type) {
   case MemberType::file:
   case MemberType::directory:
@@ -124,8 +129,7 @@ unsafe_member_reason(const std::string& path, MemberType type, const std::string
       return "is a symbolic link to \"" + link_target + "\", outside the code directory";
     }
     // Where the link really lands: libarchive drops trailing "/" and "." ("a/." is "a").
-    const auto parts = normalized_parts(path);
-    if (!parts || parts->empty()) {
+    if (!parts) {
       return "is a symbolic link named like the code directory itself";
     }
     std::string dir;
@@ -168,9 +172,9 @@ write_error(archive* a)
 namespace {
 
 // Whether `link_target`, read from a link at `member` (relative to `root`), lands inside
-// `root` once the links already extracted are followed: `a -> .` then `b -> a/..` is
-// lexically inside but really the parent of `root`. Parts not extracted yet count as
-// plain names (a later member cannot turn an existing folder into a link).
+// `root` once the links in the tree are followed: `a -> .` then `b -> a/..` is lexically
+// inside but really the parent of `root`. Missing parts count as plain names, so a
+// dangling link is judged by its path: it may not climb out either.
 bool
 resolves_inside(const std::string& root, const std::string& member, const std::string& link_target)
 {
@@ -228,6 +232,33 @@ resolves_inside(const std::string& root, const std::string& member, const std::s
 
 } // namespace
 
+std::optional<EscapingLink>
+find_link_outside(const std::string& root)
+{
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_symlink(ec)) {
+      continue;
+    }
+    const std::string member = it->path().lexically_relative(root).string();
+    const std::string target = fs::read_symlink(it->path(), ec).string();
+    if (ec) {
+      break;
+    }
+    if (!resolves_inside(root, member, target)) {
+      return EscapingLink{member, target};
+    }
+  }
+  if (ec) {
+    // Unchecked links are not trusted: a folder that cannot be read fails the staging.
+    const std::string where = it != fs::recursive_directory_iterator() ? it->path().string() : root;
+    throw base::StagingError("cannot check the links under " + where + ": " + ec.message());
+  }
+  return std::nullopt;
+}
+
 void
 extract_archive(const std::string& archive_path, const std::string& destination_dir)
 {
@@ -280,10 +311,22 @@ extract_archive(const std::string& archive_path, const std::string& destination_
     if (const auto reason = unsafe_member_reason(name, type, target)) {
       throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + name + "\" " + *reason);
     }
+    if (type == MemberType::directory && normalized_parts(name)->empty()) {
+      continue; // "." is the destination itself: its mode is not the archive's to set
+    }
     if (type == MemberType::symlink && !resolves_inside(destination, name, target)) {
       throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + name +
                                "\" is a symbolic link to \"" + target +
                                "\", which lands outside the code directory through the links before it");
+    }
+    struct stat linked
+    {
+    };
+    if (type == MemberType::hardlink && ::lstat((destination + "/" + target).c_str(), &linked) == 0 &&
+        S_ISLNK(linked.st_mode)) {
+      // A second name for a symbolic link moves it to another depth, where its ".." reach further.
+      throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + name +
+                               "\" is a hard link to the symbolic link \"" + target + "\"");
     }
     archive_entry_set_pathname(entry, (destination + "/" + name).c_str());
     if (hardlink != nullptr) {
@@ -318,6 +361,13 @@ extract_archive(const std::string& archive_path, const std::string& destination_
   }
   if (archive_write_close(out.get()) < ARCHIVE_WARN) {
     throw base::StagingError("cannot finish extracting " + archive_path + ": " + archive_error_string(out.get()));
+  }
+  // Each link was checked against the members before it only: a later one can turn a
+  // parent into a link. The whole tree is checked again before it becomes code/.
+  if (const auto escaping = find_link_outside(destination)) {
+    throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + escaping->member +
+                             "\" is a symbolic link to \"" + escaping->target +
+                             "\", which lands outside the code directory");
   }
 }
 

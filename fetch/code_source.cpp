@@ -7,11 +7,16 @@
 #include "fetch/tree_copy.hpp"
 
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <system_error>
 #include <unistd.h>
 #include <vector>
@@ -275,13 +280,109 @@ is_mount_point(const std::string& dir)
   return ::stat(dir.c_str(), &self) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
 }
 
+std::string
+errno_text(int err)
+{
+  return std::system_category().message(err);
+}
+
+// Removes `name` (at `path`, in the folder `parent_fd`) and all below it that lies on the
+// file system `dev`: a mount point (host data bind-mounted under code/) is never entered.
+// Folders are made u+rwx first (an archive may hold a 0555 one). Keeps the first error.
+void
+remove_below(int parent_fd, const char* name, dev_t dev, const std::string& path, std::string& first_error)
+{
+  const auto note = [&](const std::string& what) {
+    if (first_error.empty()) {
+      first_error = what;
+    }
+  };
+  struct statx stx
+  {
+  };
+  if (::statx(parent_fd, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE, &stx) != 0) {
+    if (errno != ENOENT) {
+      note("cannot inspect " + path + ": " + errno_text(errno));
+    }
+    return;
+  }
+  if (!S_ISDIR(stx.stx_mode)) {
+    if (::unlinkat(parent_fd, name, 0) != 0 && errno != ENOENT) {
+      note("cannot remove " + path + ": " + errno_text(errno));
+    }
+    return;
+  }
+  const bool mount_root =
+      (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0 && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+  if (mount_root || makedev(stx.stx_dev_major, stx.stx_dev_minor) != dev) {
+    note(path + " is a mount point: left in place");
+    return;
+  }
+  if ((stx.stx_mode & S_IRWXU) != S_IRWXU) {
+    if (::fchmodat(parent_fd, name, (stx.stx_mode & 07777) | S_IRWXU, 0) != 0) {
+      note("cannot make " + path + " writable: " + errno_text(errno));
+    }
+  }
+  const int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    note("cannot open " + path + ": " + errno_text(errno));
+    return;
+  }
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    note("cannot read " + path + ": " + errno_text(errno));
+    ::close(fd);
+    return;
+  }
+  std::vector<std::string> names;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir is safe on a stream no other thread uses
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string child = e->d_name;
+    if (child != "." && child != "..") {
+      names.push_back(child);
+    }
+  }
+  for (const auto& child : names) {
+    remove_below(::dirfd(dir), child.c_str(), dev, path + "/" + child, first_error);
+  }
+  ::closedir(dir);
+  if (::unlinkat(parent_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    note("cannot remove " + path + ": " + errno_text(errno));
+  }
+}
+
+// Like fs::remove_all, but never across a mount boundary; "" or the first error, naming the file.
+std::string
+remove_tree(const std::string& path)
+{
+  const fs::path p(path);
+  const std::string parent = p.has_parent_path() ? p.parent_path().string() : ".";
+  const int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (parent_fd < 0) {
+    return errno == ENOENT ? "" : "cannot open " + parent + ": " + errno_text(errno);
+  }
+  std::string first_error;
+  struct stat st
+  {
+  };
+  if (::fstat(parent_fd, &st) != 0) {
+    first_error = "cannot inspect " + parent + ": " + errno_text(errno);
+  } else {
+    remove_below(parent_fd, p.filename().c_str(), st.st_dev, path, first_error);
+  }
+  ::close(parent_fd);
+  return first_error;
+}
+
 // A fresh, empty `staging` folder (whatever an earlier run left there removed) filled by
 // `fill`; removed again when `fill` throws.
 void
 fill_new_folder(const std::string& staging, const std::function<void(const std::string&)>& fill)
 {
+  if (const std::string problem = remove_tree(staging); !problem.empty()) {
+    throw base::StagingError("cannot clear the staging folder " + staging + ": " + problem);
+  }
   std::error_code ec;
-  fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
   if (ec) {
     throw base::StagingError("cannot create " + staging + ": " + ec.message());
@@ -289,44 +390,95 @@ fill_new_folder(const std::string& staging, const std::function<void(const std::
   try {
     fill(staging);
   } catch (...) {
-    fs::remove_all(staging, ec);
+    (void)remove_tree(staging);
     throw;
   }
 }
 
+// The marker goes before code/ changes: a failure part-way then stages again next time
+// instead of trusting a half-replaced tree.
+void
+remove_marker(const std::string& base_dir)
+{
+  const std::string marker = staging_marker_path(base_dir);
+  if (::unlink(marker.c_str()) != 0 && errno != ENOENT) {
+    throw base::StagingError("cannot remove the staging marker " + marker + ": " + errno_text(errno));
+  }
+}
+
+void
+remove_old_copy(const std::string& old)
+{
+  if (const std::string problem = remove_tree(old); !problem.empty()) {
+    spdlog::warn("cannot remove the previous code in {}: {}", old, problem);
+  }
+}
+
 // code/ is a volume (Docker's `-v ...:/opt/ml/code`): it cannot be renamed over, so the
-// code is staged in a folder inside it, then the old entries are removed and the new ones
-// renamed up one level (same volume, so each move is a rename).
+// code is staged in a folder inside it, the old entries are moved aside into another
+// (same volume, so each move is a rename), the new ones moved up one level, and the old
+// folder removed without crossing into any mount below it.
 void
 replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
 {
   const std::string name = ".smlaunch-staging-" + std::to_string(getpid());
+  const std::string old_name = ".smlaunch-old-" + std::to_string(getpid());
   const std::string staging = ctx.code_dir + "/" + name;
+  const std::string old = ctx.code_dir + "/" + old_name;
   fill_new_folder(staging, fill);
+  remove_marker(ctx.base_dir);
   std::error_code ec;
+  if (std::string problem = remove_tree(old); !problem.empty() || !fs::create_directory(old, ec)) {
+    (void)remove_tree(staging);
+    throw base::StagingError("cannot create " + old + ": " + (problem.empty() ? ec.message() : problem));
+  }
+  std::vector<std::string> names; // listed first: the folder changes while they move
   for (const auto& entry : fs::directory_iterator(ctx.code_dir, ec)) {
-    if (entry.path().filename() != name) {
-      fs::remove_all(entry.path(), ec);
-      if (ec) {
-        throw base::StagingError("cannot remove " + entry.path().string() + " from " + ctx.code_dir + ": " +
-                                 ec.message());
-      }
+    const std::string entry_name = entry.path().filename().string();
+    if (entry_name != name && entry_name != old_name) {
+      names.push_back(entry_name);
     }
   }
+  std::vector<std::string> moved;
+  std::string failure = ec ? "cannot read " + ctx.code_dir + ": " + ec.message() : "";
+  for (const auto& entry_name : failure.empty() ? names : std::vector<std::string>{}) {
+    const std::string from = ctx.code_dir + "/" + entry_name;
+    if (::rename(from.c_str(), (old + "/" + entry_name).c_str()) != 0) {
+      failure = "cannot move " + from + " aside into " + old + ": " + errno_text(errno);
+      break;
+    }
+    moved.push_back(entry_name);
+  }
+  if (!failure.empty()) {
+    for (const auto& entry_name : moved) {
+      (void)::rename((old + "/" + entry_name).c_str(), (ctx.code_dir + "/" + entry_name).c_str());
+    }
+    (void)remove_tree(staging);
+    (void)::rmdir(old.c_str());
+    throw base::StagingError(failure);
+  }
+  names.clear();
   for (const auto& entry : fs::directory_iterator(staging, ec)) {
-    fs::rename(entry.path(), fs::path(ctx.code_dir) / entry.path().filename(), ec);
-    if (ec) {
-      throw base::StagingError("cannot move " + entry.path().string() + " into " + ctx.code_dir + ": " + ec.message());
+    names.push_back(entry.path().filename().string());
+  }
+  if (ec) {
+    throw base::StagingError("cannot read " + staging + ": " + ec.message());
+  }
+  for (const auto& entry_name : names) {
+    const std::string from = staging + "/" + entry_name;
+    const std::string to = ctx.code_dir + "/" + entry_name;
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      throw base::StagingError("cannot move " + from + " to " + to + ": " + errno_text(errno));
     }
   }
-  fs::remove(staging, ec);
-  if (ec) {
-    throw base::StagingError("cannot remove " + staging + ": " + ec.message());
+  if (::rmdir(staging.c_str()) != 0) {
+    throw base::StagingError("cannot remove " + staging + ": " + errno_text(errno));
   }
+  remove_old_copy(old);
 }
 
-// Unpack or copy into a fresh folder next to code/, then swap it in, so a failure
-// leaves no half-staged code/ behind.
+// Unpack or copy into a fresh folder next to code/, then swap it in with two renames, so
+// a failure leaves no half-staged code/ behind.
 void
 replace_code_dir(const StagingContext& ctx, const std::function<void(const std::string&)>& fill)
 {
@@ -335,14 +487,31 @@ replace_code_dir(const StagingContext& ctx, const std::function<void(const std::
     replace_code_dir_in_place(ctx, fill);
     return;
   }
-  const std::string staging = ctx.base_dir + "/.smlaunch/staging-" + std::to_string(getpid());
+  const std::string suffix = std::to_string(getpid());
+  const std::string staging = ctx.base_dir + "/.smlaunch/staging-" + suffix;
+  const std::string old = ctx.base_dir + "/.smlaunch/old-" + suffix;
   fill_new_folder(staging, fill);
-  std::error_code ec;
-  fs::remove_all(ctx.code_dir, ec);
-  fs::rename(staging, ctx.code_dir, ec);
-  if (ec) {
-    fs::remove_all(staging, ec);
-    throw base::StagingError("cannot move the staged code into " + ctx.code_dir + ": " + ec.message());
+  remove_marker(ctx.base_dir);
+  if (const std::string problem = remove_tree(old); !problem.empty()) {
+    (void)remove_tree(staging);
+    throw base::StagingError("cannot clear " + old + ": " + problem);
+  }
+  const bool had_old = ::rename(ctx.code_dir.c_str(), old.c_str()) == 0;
+  if (!had_old && errno != ENOENT) {
+    const int err = errno;
+    (void)remove_tree(staging);
+    throw base::StagingError("cannot move the old code " + ctx.code_dir + " aside to " + old + ": " + errno_text(err));
+  }
+  if (::rename(staging.c_str(), ctx.code_dir.c_str()) != 0) {
+    const int err = errno;
+    if (had_old) {
+      (void)::rename(old.c_str(), ctx.code_dir.c_str());
+    }
+    (void)remove_tree(staging);
+    throw base::StagingError("cannot move the staged code " + staging + " to " + ctx.code_dir + ": " + errno_text(err));
+  }
+  if (had_old) {
+    remove_old_copy(old);
   }
 }
 
@@ -373,9 +542,17 @@ unpack_or_copy(const StagingContext& ctx, const std::string& file, const std::st
     return;
   }
   std::error_code ec;
-  fs::copy_file(file, fs::path(into) / fs::path(name).filename(), ec);
+  const fs::path to = fs::path(into) / fs::path(name).filename();
+  fs::copy_file(file, to, ec);
   if (ec) {
     throw base::StagingError("cannot copy " + file + " into " + into + ": " + ec.message());
+  }
+  // copy_file keeps setuid/setgid; archives and folder copies drop them, so does this.
+  struct stat st
+  {
+  };
+  if (::stat(to.c_str(), &st) != 0 || ::chmod(to.c_str(), st.st_mode & 0777) != 0) {
+    throw base::StagingError("cannot set the mode of " + to.string() + ": " + errno_text(errno));
   }
 }
 

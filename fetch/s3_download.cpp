@@ -4,10 +4,12 @@
 #include "base/logging.hpp"
 #include "env/json_value.hpp"
 
+#include <cerrno>
 #include <cstdio>
 #include <curl/curl.h>
 #include <fstream>
 #include <memory>
+#include <system_error>
 #include <thread>
 
 namespace fetch {
@@ -70,6 +72,8 @@ struct Transfer
   std::chrono::steady_clock::time_point last_log = std::chrono::steady_clock::now();
   const StopCheck* stop = nullptr;
   bool stopped = false;
+  std::string destination; // where `file` writes
+  int write_errno = 0;     // why writing there failed (a full disk): curl only says "write error"
 };
 
 size_t
@@ -79,7 +83,11 @@ on_data(char* data, size_t size, size_t count, void* user)
   const size_t n = size * count;
   t->received += n;
   if (t->file != nullptr) {
-    return std::fwrite(data, 1, n, t->file);
+    const size_t written = std::fwrite(data, 1, n, t->file);
+    if (written != n && t->write_errno == 0) {
+      t->write_errno = errno != 0 ? errno : EIO;
+    }
+    return written;
   }
   if (t->body.size() < 64 * 1024) {
     t->body.append(data, n);
@@ -208,6 +216,9 @@ std::string
 describe(const Response& r, const Transfer& t, const S3Location& loc)
 {
   const std::string where = "s3://" + loc.bucket + "/" + loc.key;
+  if (t.write_errno != 0) {
+    return where + ": cannot write " + t.destination + ": " + std::system_category().message(t.write_errno);
+  }
   if (r.code != CURLE_OK) {
     return where + ": " + r.curl_error;
   }
@@ -388,10 +399,16 @@ s3_download(const S3Settings& settings, const AwsCredentials& credentials, const
   return with_retries(settings, location, stop, [&](Transfer& t) {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(destination.c_str(), "wb"), std::fclose);
     if (!file) {
-      throw base::StagingError("cannot write " + destination);
+      throw base::StagingError("cannot write " + destination + ": " + std::system_category().message(errno));
     }
     t.file = file.get();
+    t.destination = destination;
     Response r = perform(url, settings, &credentials, false, t);
+    // The last buffered bytes reach the disk only here: a full disk may show now.
+    if (r.code == CURLE_OK && r.status >= 200 && r.status < 300 && std::fflush(file.get()) != 0) {
+      t.write_errno = errno;
+      r.code = CURLE_WRITE_ERROR;
+    }
     if (r.code == CURLE_OK && (r.status < 200 || r.status >= 300)) {
       // The error body went to the file: read it back for the message.
       t.file = nullptr;

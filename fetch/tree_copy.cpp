@@ -103,25 +103,53 @@ struct TreeCopy
       throw base::StagingError("cannot copy " + from + " into " + to + ": " + what + error_text(err));
     };
     const std::size_t chunk = reserve_buffer(st.st_size);
-    while (true) {
-      const ssize_t n = ::read(in, buffer.get(), chunk);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0) {
-        fail("reading: ", errno);
-      }
-      if (n == 0) {
-        break;
-      }
-      for (ssize_t done = 0; done < n;) {
-        const ssize_t w = ::write(out, buffer.get() + done, static_cast<std::size_t>(n - done));
-        if (w < 0 && errno != EINTR) {
-          fail("", errno);
+    // Copies from the current offsets up to `end` (or the end of the file when negative).
+    const auto copy_bytes = [&](off_t end) {
+      off_t pos = end < 0 ? 0 : ::lseek(in, 0, SEEK_CUR);
+      while (end < 0 || pos < end) {
+        const std::size_t want = end < 0 ? chunk : std::min(chunk, static_cast<std::size_t>(end - pos));
+        const ssize_t n = ::read(in, buffer.get(), want);
+        if (n < 0 && errno == EINTR) {
+          continue;
         }
-        done += w > 0 ? w : 0;
+        if (n < 0) {
+          fail("reading: ", errno);
+        }
+        if (n == 0) {
+          break;
+        }
+        for (ssize_t done = 0; done < n;) {
+          const ssize_t w = ::write(out, buffer.get() + done, static_cast<std::size_t>(n - done));
+          if (w < 0 && errno != EINTR) {
+            fail("", errno);
+          }
+          done += w > 0 ? w : 0;
+        }
+        pos += n;
+        check_stop();
       }
-      check_stop();
+    };
+    // A sparse file (fewer blocks than its size) is copied extent by extent: its holes
+    // stay holes instead of gigabytes of zeros written at every start.
+    const bool sparse = st.st_blocks * 512 < st.st_size;
+    off_t data = sparse ? ::lseek(in, 0, SEEK_DATA) : -1;
+    if (!sparse || (data < 0 && errno != ENXIO)) {
+      copy_bytes(-1); // not sparse, or SEEK_DATA unsupported (EINVAL): the plain loop
+    } else {
+      while (data >= 0) {
+        const off_t hole = ::lseek(in, data, SEEK_HOLE);
+        if (hole < 0 || ::lseek(in, data, SEEK_SET) < 0 || ::lseek(out, data, SEEK_SET) < 0) {
+          fail("seeking: ", errno);
+        }
+        copy_bytes(hole);
+        data = ::lseek(in, hole, SEEK_DATA);
+      }
+      if (errno != ENXIO) {
+        fail("seeking: ", errno);
+      }
+      if (::ftruncate(out, st.st_size) != 0) {
+        fail("", errno);
+      }
     }
     // A full disk on some file systems (NFS, quotas) shows only at close.
     if (::close(out) != 0) {

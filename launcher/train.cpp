@@ -149,11 +149,17 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& 
   }
   if (plan.entry_type == EntryPointType::command) {
     // The reference makes the entry point executable (chmod 777); adding x bits is enough.
-    const std::string path = in.paths.code + "/" + plan.entry_point;
+    // Only on a file inside code/: a link there may lead anywhere, and chmod follows it.
+    std::error_code code_ec;
+    std::error_code ec;
+    const auto code = std::filesystem::canonical(in.paths.code, code_ec);
+    const auto path = std::filesystem::canonical(in.paths.code + "/" + plan.entry_point, ec);
+    const auto inside = path.lexically_relative(code);
     struct stat st
     {
     };
-    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0111) != 0111) {
+    if (!code_ec && !ec && !inside.empty() && *inside.begin() != ".." && ::lstat(path.c_str(), &st) == 0 &&
+        S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0111) {
       ::chmod(path.c_str(), (st.st_mode & 07777) | 0111); // not when set: a journalled write on every run
     }
   }

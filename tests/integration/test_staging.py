@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import stat
+import subprocess
 import tarfile
 import time
 import unittest
@@ -113,6 +114,113 @@ class TestArchives(unittest.TestCase):
         self.assertEqual(result.returncode, 66, result.stderr)
         self.assertIn('"escape"', harness.failure_fields(tree.read("output", "failure"))["message"])
         self.assertEqual(os.listdir(outside), [], "nothing was written through the link")
+
+    def test_links_made_escaping_by_later_members_are_refused(self):
+        # Each link is lexically inside when extracted; the later `p -> .` links make the
+        # first reach the outside folder, and the entry point used to be chmodded through it.
+        outside = tempfile.mkdtemp(prefix="smlaunch-outside-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        victim = os.path.join(outside, "victim.sh")
+        with open(victim, "w") as f:
+            f.write("#!/bin/sh\necho victim\n")
+        os.chmod(victim, 0o600)
+        tree, archive = self.tree_with_archive()
+        depth = len(tree.path("code").strip("/").split("/"))
+        names = ["p%d" % i for i in range(depth)]
+        target = "/".join(names) + "/" + "/".join([".."] * depth) + outside
+        members = [({"name": "x", "type": tarfile.SYMTYPE, "linkname": target}, None)]
+        members += [({"name": n, "type": tarfile.SYMTYPE, "linkname": "."}, None) for n in names]
+        code_archive(archive, extra=members)
+        hps = harness.sdk_encode({"sagemaker_program": "x/victim.sh", "sagemaker_submit_directory": archive})
+        tree.write_config("hyperparameters.json", hps)
+        result = tree.run()
+        self.assertEqual(result.returncode, 66, result.stderr)
+        message = harness.failure_fields(tree.read("output", "failure"))["message"]
+        self.assertIn('member "x"', message)
+        self.assertIn(target, message)
+        self.assertEqual(stat.S_IMODE(os.stat(victim).st_mode), 0o600, "nothing outside was chmodded")
+
+    def test_member_dot_cannot_replace_the_code_folder(self):
+        tree, archive = self.tree_with_archive()
+        make_tar(archive, [({"name": "."}, b"print('dot')\n")])
+        result = tree.run()
+        self.assertEqual(result.returncode, 66, result.stderr)
+        message = harness.failure_fields(tree.read("output", "failure"))["message"]
+        self.assertIn('member "."', message)
+        self.assertIn("code directory itself", message)
+        self.assertTrue(os.path.isdir(tree.path("code")))
+        # A "." folder entry is skipped: its mode 000 is not applied to code/.
+        code_archive(archive, extra=[({"name": ".", "type": tarfile.DIRTYPE, "mode": 0}, None)])
+        result = tree.run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(tree.path("code")).st_mode) & 0o700, 0o700)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root to bind-mount in a namespace")
+    def test_restaging_never_deletes_inside_a_mount_under_code(self):
+        # A host folder bind-mounted under code/ (like a data volume) keeps its files when
+        # code/ is replaced: the old copy is removed without crossing the mount.
+        tree, archive = self.tree_with_archive()
+        code_archive(archive)
+        self.assertEqual(tree.run().returncode, 0)
+        host = os.path.join(tree.root, "host-data")
+        os.makedirs(host)
+        with open(os.path.join(host, "precious.txt"), "w") as f:
+            f.write("keep me\n")
+        os.makedirs(tree.path("code", "data"))
+        code_archive(archive, script=SCRIPT_SH.replace("from the archive", "version 2"))
+        script = 'mount --bind "$1" "$2" && exec "$3" train --base-dir "$4" --python "$5"'
+        result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", host,
+                                 tree.path("code", "data"), harness.SMLAUNCH, tree.base, harness.PYTHON],
+                                env=clean_env(), capture_output=True, text=True, timeout=120)
+        if "mount:" in result.stderr and result.returncode != 0 and "smlaunch" not in result.stderr:
+            self.skipTest("cannot bind-mount here: " + result.stderr)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(tree.read("model", "out.txt"), "version 2: --epochs 2\n")
+        with open(os.path.join(host, "precious.txt")) as f:
+            self.assertEqual(f.read(), "keep me\n")
+        self.assertIn("is a mount point: left in place", result.stderr)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root to bind-mount in a namespace")
+    def test_a_code_folder_that_is_a_mount_point_is_replaced_in_place(self):
+        # code/ is a volume: its contents are replaced, the mount kept. A mount inside it
+        # cannot be moved aside: the staging fails naming it, and deletes nothing there.
+        tree, archive = self.tree_with_archive()
+        volume = os.path.join(tree.root, "volume")
+        host = os.path.join(tree.root, "host-data")
+        os.makedirs(volume)
+        os.makedirs(host)
+        with open(os.path.join(host, "precious.txt"), "w") as f:
+            f.write("keep me\n")
+        os.makedirs(tree.path("code"))
+
+        def run_with_mounts(*mounts):
+            script = "".join('mount --bind "%s" "%s" && ' % m for m in mounts)
+            script += 'exec "$0" train --base-dir "$1" --python "$2"'
+            return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, harness.SMLAUNCH,
+                                   tree.base, harness.PYTHON], env=clean_env(), capture_output=True, text=True,
+                                  timeout=120)
+
+        code_archive(archive)
+        first = run_with_mounts((volume, tree.path("code")))
+        if first.returncode != 0 and "smlaunch" not in first.stderr:
+            self.skipTest("cannot bind-mount here: " + first.stderr)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertIn("is a mount point: replacing its contents in place", first.stderr)
+        code_archive(archive, script=SCRIPT_SH.replace("from the archive", "version 2"))
+        second = run_with_mounts((volume, tree.path("code")))
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertEqual(tree.read("model", "out.txt"), "version 2: --epochs 2\n")
+        self.assertEqual(sorted(os.listdir(volume)), ["lib", "train.sh"])
+
+        os.makedirs(os.path.join(volume, "data"))
+        code_archive(archive, script=SCRIPT_SH.replace("from the archive", "version 3"))
+        third = run_with_mounts((volume, tree.path("code")), (host, tree.path("code", "data")))
+        self.assertEqual(third.returncode, 66, third.stderr)
+        message = harness.failure_fields(tree.read("output", "failure"))["message"]
+        self.assertIn(os.path.join(tree.path("code"), "data"), message)
+        with open(os.path.join(host, "precious.txt")) as f:
+            self.assertEqual(f.read(), "keep me\n")
+        self.assertEqual(sorted(os.listdir(volume)), ["data", "lib", "train.sh"], "the old code is back")
 
     def test_a_second_run_does_not_unpack_again(self):
         tree, archive = self.tree_with_archive()
@@ -239,6 +347,23 @@ class TestS3(unittest.TestCase):
         result = tree.run(env=clean_env(S3_ENDPOINT_URL=self.server.endpoint))
         self.assertEqual(result.returncode, 66)
         self.assertIn("AWS_ACCESS_KEY_ID", tree.read("output", "failure"))
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root to mount a small tmpfs")
+    def test_a_full_disk_names_the_file_and_the_cause(self):
+        big = os.path.join(self.tmp, "full.tar.gz")
+        with open(big, "wb") as f:
+            f.write(os.urandom(1024 * 1024))
+        self.server.upload("job-3/source/sourcedir.tar.gz", big)
+        tree = self.tree_for("job-3/source/sourcedir.tar.gz")
+        os.makedirs(tree.path(".smlaunch"))
+        script = 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" train --base-dir "$3" --python "$4"'
+        result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                                 tree.path(".smlaunch"), harness.SMLAUNCH, tree.base, harness.PYTHON],
+                                env=self.env(), capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 66, result.stderr)
+        message = harness.failure_fields(tree.read("output", "failure"))["message"]
+        self.assertIn("cannot write " + tree.path(".smlaunch", "download-"), message)
+        self.assertIn("No space left on device", message)
 
     def test_a_100_mib_archive(self):
         big = os.path.join(self.tmp, "big.tar.gz")

@@ -11,7 +11,11 @@
 #include <cstdint>
 #include <fstream>
 #include <iterator>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <sstream>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -307,6 +311,128 @@ TEST_F(LauncherCodeSource, StageCopiesOneFile)
   ASSERT_EQ(fetch::decide_staging(s, false, false), StagingAction::copy_file);
   fetch::stage_code(s, StagingAction::copy_file, context(m_base.string(), code()));
   EXPECT_EQ(read(m_base / "code" / "single.py"), "print(1)\n");
+}
+
+// Like a folder copy or an archive, a single file loses setuid and setgid.
+TEST_F(LauncherCodeSource, StageCopiesOneFileWithoutSetuid)
+{
+  ASSERT_EQ(::chmod(path("single.py").c_str(), 06755), 0);
+  const auto s = fetch::classify_code_source(path("single.py"), code());
+  fetch::stage_code(s, StagingAction::copy_file, context(m_base.string(), code()));
+  struct stat st
+  {
+  };
+  ASSERT_EQ(::stat(path("code/single.py").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755U);
+}
+
+// A sparse file's holes stay holes: a 256 MiB file with 5 bytes of data is not written whole.
+TEST_F(LauncherCodeSource, StageCopiesSparseFilesSparse)
+{
+  constexpr off_t size = off_t{1} << 28;
+  {
+    std::ofstream(m_base / "src" / "sparse.bin");
+  }
+  fs::resize_file(m_base / "src" / "sparse.bin", static_cast<std::uintmax_t>(size));
+  {
+    std::fstream f(m_base / "src" / "sparse.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(size / 2);
+    f << "hello";
+  }
+  fetch::stage_code(fetch::classify_code_source(path("src"), code()), StagingAction::copy_directory,
+                    context(m_base.string(), code()));
+  struct stat st
+  {
+  };
+  ASSERT_EQ(::stat(path("code/sparse.bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, size);
+  EXPECT_LT(st.st_blocks * 512, off_t{16} << 20) << "the holes were written as data";
+  std::ifstream in(m_base / "code" / "sparse.bin", std::ios::binary);
+  in.seekg(size / 2 - 1);
+  std::string around(7, 'x');
+  in.read(around.data(), 7);
+  EXPECT_EQ(around, std::string("\0hello\0", 7));
+}
+
+// Sets or clears the immutable flag (chattr +i), which stops even root from removing or
+// renaming; false where the file system or the capabilities do not allow it.
+bool
+set_immutable(const fs::path& p, bool on)
+{
+  const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  int flags = 0;
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+  ok = ok && ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The old code/ is renamed aside before the new one moves in: a file in it that cannot
+// be removed no longer stops the swap (it used to fail with "Success", the old code half
+// removed).
+TEST_F(LauncherCodeSource, OldCodeThatCannotBeRemovedDoesNotStopTheSwap)
+{
+  fs::create_directories(m_base / "code" / "stuck");
+  write(m_base / "code" / "stuck" / "old.py", "old\n");
+  if (!set_immutable(m_base / "code" / "stuck" / "old.py", true)) {
+    GTEST_SKIP() << "cannot set the immutable flag here";
+  }
+  std::string error;
+  try {
+    fetch::stage_code(fetch::classify_code_source(path("src"), code()), StagingAction::copy_directory,
+                      context(m_base.string(), code()));
+  } catch (const base::StagingError& e) {
+    error = e.what();
+  }
+  // The old copy is left in .smlaunch/ (with a warning); clear the flag before checking.
+  std::vector<fs::path> stuck;
+  for (const auto& e : fs::recursive_directory_iterator(m_base)) {
+    if (e.path().filename() == "old.py") {
+      stuck.push_back(e.path());
+    }
+  }
+  for (const auto& p : stuck) {
+    set_immutable(p, false);
+  }
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(read(m_base / "code" / "train.py"), "import sub.util\n");
+  EXPECT_FALSE(fs::exists(m_base / "code" / "stuck"));
+  EXPECT_TRUE(fs::exists(fetch::staging_marker_path(m_base.string())));
+}
+
+// When the swap fails, the message names the file and the cause (not "Success"), the old
+// code is still there, and the marker is gone so the next start stages again.
+TEST_F(LauncherCodeSource, FailedSwapKeepsTheOldCodeAndSaysWhy)
+{
+  const auto dir = fetch::classify_code_source(path("src"), code());
+  fetch::stage_code(dir, StagingAction::copy_directory, context(m_base.string(), code()));
+  ASSERT_TRUE(fs::exists(fetch::staging_marker_path(m_base.string())));
+  write(m_base / "src" / "train.py", "new\n");
+  if (!set_immutable(m_base, true)) { // code/ cannot be renamed nor removed
+    GTEST_SKIP() << "cannot set the immutable flag here";
+  }
+  std::string error;
+  try {
+    fetch::stage_code(dir, StagingAction::copy_directory, context(m_base.string(), code()));
+  } catch (const base::StagingError& e) {
+    error = e.what();
+  }
+  set_immutable(m_base, false);
+  EXPECT_NE(error.find(code()), std::string::npos) << error;
+  EXPECT_NE(error.find("Operation not permitted"), std::string::npos) << error;
+  EXPECT_EQ(error.find("Success"), std::string::npos) << error;
+  EXPECT_EQ(read(m_base / "code" / "train.py"), "import sub.util\n");
+  EXPECT_TRUE(fs::exists(m_base / "code" / "sub" / "util.py"));
+  EXPECT_FALSE(fs::exists(fetch::staging_marker_path(m_base.string())));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(m_base / ".smlaunch")) {
+    left.push_back(e.path().filename().string());
+  }
+  EXPECT_TRUE(left.empty()) << left.front(); // no staging or old folder left behind
 }
 
 TEST_F(LauncherCodeSource, StageNoneAndKeepExisting)
