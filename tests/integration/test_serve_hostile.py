@@ -659,6 +659,24 @@ class UnparsedBytesTest(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 5, "the connection was kept open")
         self.assertNotIn(b"keep-alive", response.lower())
 
+    # RFC 9112 section 2.2: empty lines before a request-line are ignored.
+    def test_empty_lines_before_a_request_line(self):
+        response = raw_exchange(self.server.port, b"\r\n\r\n" + request_bytes("GET", "/ping", headers=["Connection: close"]))
+        self.assertEqual(status_of(response), 200, response[:300])
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(request_bytes("GET", "/ping") + b"\r\n")  # a stray CRLF after a request
+            first = s.recv(4096)
+            self.assertEqual(status_of(first), 200, first)
+            s.sendall(request_bytes("GET", "/ping", headers=["Connection: close"]))
+            second = b""
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                second += chunk
+            self.assertEqual(status_of(second), 200, second)
+
     def test_no_100_continue_for_http10(self):
         data = request_bytes("POST", "/invocations", b"[1]",
                              ["Content-Type: application/json", "Content-Length: 3", "Expect: 100-continue"],
