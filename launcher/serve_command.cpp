@@ -53,6 +53,7 @@ public:
     spec.argv = m_plan.worker_argv;
     spec.envp = environment.to_envp();
     spec.cwd = m_plan.code_dir;
+    spec.only_inherited_fd = channel_fd; // a second guard: the port and clients are close-on-exec
     return m_supervisor.start_background(spec);
   }
 

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <linux/close_range.h>
 #include <memory>
 #include <optional>
 #include <poll.h>
@@ -23,6 +24,7 @@
 #include <sstream>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -168,12 +170,41 @@ struct ChildSetup
   int exec_error_fd = -1;
   bool background = false; // sshd and the like: no terminal foreground
   bool stdin_null = false;
+  int only_inherited_fd = -1; // >= 0: every other descriptor above 2 is closed at exec
+  int max_fd = 0;             // the fallback's bound without close_range (Linux < 5.11)
   pid_t parent = 0;
   const sigset_t* original_mask = nullptr;
   const struct sigaction* original_ttin = nullptr;
   const struct sigaction* original_ttou = nullptr;
   const struct sigaction* original_pipe = nullptr;
 };
+
+// Marks every descriptor above stderr but `keep` close-on-exec (the exec status pipe is
+// already, and stays usable until exec).
+void
+cloexec_all_but(int keep, int max_fd)
+{
+  const auto mark = [max_fd](unsigned first, unsigned last) {
+    if (first > last) {
+      return;
+    }
+    if (::close_range(first, last, CLOSE_RANGE_CLOEXEC) == 0) {
+      return;
+    }
+    for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(max_fd); ++fd) {
+      const int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+      if (flags >= 0) {
+        ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+      }
+    }
+  };
+  if (keep <= STDERR_FILENO) {
+    mark(STDERR_FILENO + 1, ~0U);
+    return;
+  }
+  mark(STDERR_FILENO + 1, static_cast<unsigned>(keep) - 1);
+  mark(static_cast<unsigned>(keep) + 1, ~0U);
+}
 
 // Child: its own process group, the caller's signal state, then exec. Never returns.
 [[noreturn]] void
@@ -202,6 +233,9 @@ child_after_fork(const ChildSetup& c)
   }
   if (c.child_stderr != STDERR_FILENO) {
     dup2(c.child_stderr, STDERR_FILENO);
+  }
+  if (c.only_inherited_fd >= 0) {
+    cloexec_all_but(c.only_inherited_fd, c.max_fd);
   }
   int err = 0;
   if (c.cwd != nullptr && chdir(c.cwd) != 0) {
@@ -592,6 +626,13 @@ Supervisor::spawn(const ChildSpec& spec, int child_stdout, int child_stderr, int
   setup.exec_error_fd = exec_error_fd;
   setup.background = background;
   setup.stdin_null = spec.stdin_null;
+  setup.only_inherited_fd = spec.only_inherited_fd;
+  if (spec.only_inherited_fd >= 0) {
+    rlimit limit{};
+    setup.max_fd = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < (1U << 20)
+                       ? static_cast<int>(limit.rlim_cur)
+                       : 1 << 20;
+  }
   setup.parent = getpid();
   setup.original_mask = &m_original_mask;
   setup.original_ttin = &m_original_ttin;

@@ -35,6 +35,9 @@ struct ChildSpec
   bool stdin_null = false;              // /dev/null as stdin (the terminal stays the launcher's)
   bool die_with_parent = false;         // run(): never hand it the terminal (a rank); every child
                                         // dies with the launcher (PR_SET_PDEATHSIG) anyway
+  // >= 0: of the launcher's descriptors above stderr, the child inherits only this one (a
+  // serving worker: its channel, never the listening socket or a client's connection).
+  int only_inherited_fd = -1;
 };
 
 struct ChildResult

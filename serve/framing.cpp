@@ -61,6 +61,10 @@ decode_header(const std::array<char, k_frame_header_size>& bytes, std::uint64_t 
     throw FramingError("bad frame: metadata of " + std::to_string(h.meta_size) + " bytes (at most " +
                        std::to_string(k_max_meta_size) + ")");
   }
+  if (h.kind == FrameKind::response && h.meta_size > k_max_response_meta_size) {
+    throw FramingError("bad frame: a content type of " + std::to_string(h.meta_size) + " bytes (at most " +
+                       std::to_string(k_max_response_meta_size) + ")");
+  }
   if (h.body_size > max_body) {
     throw FramingError("bad frame: body of " + std::to_string(h.body_size) + " bytes (at most " +
                        std::to_string(max_body) + ")");
@@ -69,6 +73,12 @@ decode_header(const std::array<char, k_frame_header_size>& bytes, std::uint64_t 
     throw FramingError("bad frame: response status " + std::to_string(h.status));
   }
   return h;
+}
+
+bool
+response_status_allowed(unsigned status)
+{
+  return status >= 200 && status <= 599 && status != 204 && status != 304;
 }
 
 std::string

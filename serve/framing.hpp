@@ -33,6 +33,9 @@ enum class FrameKind : std::uint16_t {
 constexpr std::uint32_t k_frame_magic = 0x534c4d53; // "SMLS" in memory
 constexpr std::size_t k_frame_header_size = 32;
 constexpr std::uint32_t k_max_meta_size = 64 * 1024;
+// A response's metadata (its content type) becomes a header field: well under Beast's
+// limit for one field value (65533 bytes), which it enforces by throwing.
+constexpr std::uint32_t k_max_response_meta_size = 8 * 1024;
 
 struct FrameHeader
 {
@@ -51,13 +54,18 @@ public:
 
 std::array<char, k_frame_header_size> encode_header(const FrameHeader& header);
 
-// Checks the magic, the kind and the sizes (metadata up to k_max_meta_size, body up to
-// `max_body`); throws FramingError naming what is wrong.
+// Checks the magic, the kind and the sizes (metadata up to k_max_meta_size, a response's up
+// to k_max_response_meta_size, body up to `max_body`); throws FramingError naming what is
+// wrong.
 FrameHeader decode_header(const std::array<char, k_frame_header_size>& bytes, std::uint64_t max_body);
 
 // A request's metadata and its inverse (a content type or accept holds no newline: HTTP
 // field values cannot).
 std::string request_meta(std::string_view content_type, std::string_view accept);
+
+// Whether an answer with this status may carry a body (and so be sent as a worker's
+// answer): 200-599 except 204 and 304. 1xx, 204 and 304 never have one (RFC 9110).
+bool response_status_allowed(unsigned status);
 
 const char* to_string(FrameKind kind);
 

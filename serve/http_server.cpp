@@ -37,6 +37,22 @@ namespace {
 
 class Front;
 
+// A request's header, and what of the connection's bytes waits unparsed (a chunk line, a
+// trailer): their memory follows this, not what a client sends. A header costs about 20
+// times its size in Beast's fields, hence also a limit on their number.
+constexpr std::uint32_t k_header_limit = 16 * 1024;
+constexpr std::size_t k_max_header_fields = 100;
+constexpr std::size_t k_max_unparsed = 64 * 1024;
+
+// Descriptors that workers (user code) must not inherit: the port and client connections.
+void
+close_on_exec(int fd)
+{
+  if (fd >= 0) {
+    ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  }
+}
+
 std::optional<std::string_view>
 header(const http::request_header<>& req, std::string_view name)
 {
@@ -147,7 +163,7 @@ class Session : public std::enable_shared_from_this<Session>
 {
 public:
   Session(tcp::socket socket, Front& front)
-      : m_stream(std::move(socket)), m_front(front), m_wait(m_stream.get_executor())
+      : m_stream(std::move(socket)), m_front(front), m_buffer(k_max_unparsed), m_wait(m_stream.get_executor())
   {
   }
   void
@@ -171,6 +187,7 @@ public:
 
 private:
   void read_header();
+  void scan_header();
   void on_header(beast::error_code ec);
   void read_body();
   void read_body_direct(std::uint64_t size);
@@ -181,12 +198,15 @@ private:
   bool gone();
   void dispatch(const http::request_header<>& req, bool keep_alive, std::string body);
   void respond(Reply&& reply, std::string_view allow = {});
+  void write_response(Reply&& reply, std::string_view allow, bool keep_alive);
   void on_written(beast::error_code ec, bool keep_alive);
 
   beast::tcp_stream m_stream;
   Front& m_front;
   beast::flat_buffer m_buffer;
   std::optional<http::request_parser<http::string_body>> m_parser;
+  std::optional<http::request_header<>> m_header; // a chunked request's, as it was before its trailer
+  bool m_header_keep_alive = true;
   std::optional<http::response<http::string_body>> m_response;
   std::string m_body;
   std::uint64_t m_body_filled = 0;     // bytes of m_body received (its size is what was allocated)
@@ -197,6 +217,9 @@ private:
   bool m_idle = true;
   bool m_keep_alive = true;
   bool m_head = false;
+  bool m_must_close = false; // whatever the request says (HTTP/1.0 with Transfer-Encoding)
+  std::size_t m_scanned = 0; // bytes of the next header looked at for its end
+  std::size_t m_lines = 0;   // line ends among them
   unsigned m_version = 11;
 };
 
@@ -230,6 +253,7 @@ public:
     if (m_acceptor.open(endpoint.protocol(), ec); ec) {
       throw ServeError(ServeFailure::bind, "cannot open a socket for " + where + ": " + ec.message());
     }
+    close_on_exec(m_acceptor.native_handle()); // Asio opens it without SOCK_CLOEXEC
     m_acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (m_acceptor.bind(endpoint, ec); ec) {
       throw ServeError(ServeFailure::bind,
@@ -345,6 +369,7 @@ private:
         return;
       }
       if (!ec) {
+        close_on_exec(socket.native_handle()); // Asio accepts without SOCK_CLOEXEC
         socket.set_option(tcp::no_delay(true), ec);
         auto session = std::make_shared<Session>(std::move(socket), *this);
         if (m_sessions.size() > 1024) {
@@ -416,11 +441,64 @@ Session::read_header()
 {
   m_idle = true;
   m_head = false;
+  m_must_close = false;
   m_hold.reset();
+  m_header.reset();
   m_parser.emplace();
-  m_parser->header_limit(64 * 1024);
+  m_parser->header_limit(k_header_limit);
   m_parser->body_limit(m_front.config().max_body_size);
   m_stream.expires_after(m_front.config().idle_connection_timeout);
+  m_scanned = 0;
+  m_lines = 0;
+  scan_header();
+}
+
+// Beast keeps every field as it parses (about 20 times its size for short ones), and has no
+// limit on their number: the header's lines are counted before it parses them.
+void
+Session::scan_header()
+{
+  const auto bytes = [this] {
+    const auto data = m_buffer.data();
+    return std::string_view(static_cast<const char*>(data.data()), data.size());
+  };
+  // RFC 9112 section 2.2: empty lines before a request-line are ignored.
+  std::size_t empty = 0;
+  while (m_scanned == 0 && empty < bytes().size() && (bytes()[empty] == '\r' || bytes()[empty] == '\n')) {
+    ++empty;
+  }
+  m_buffer.consume(empty);
+  const std::string_view text = bytes();
+  bool complete = false;
+  for (; m_scanned < text.size() && !complete; ++m_scanned) {
+    if (text[m_scanned] == '\n') {
+      ++m_lines;
+      complete = m_scanned > 0 && (text[m_scanned - 1] == '\n' ||
+                                   (text[m_scanned - 1] == '\r' && m_scanned > 1 && text[m_scanned - 2] == '\n'));
+    }
+  }
+  if (m_lines > k_max_header_fields + 2) { // the request-line, the fields, the empty line
+    m_front.busy(1);
+    m_idle = false;
+    m_keep_alive = false;
+    respond(Reply{431, "application/json",
+                  error_body("BadRequest",
+                             "the request has more than " + std::to_string(k_max_header_fields) + " header fields")});
+    return;
+  }
+  if (!complete && text.size() < k_header_limit) {
+    m_stream.async_read_some(m_buffer.prepare(k_header_limit - text.size()),
+                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                               if (ec) {
+                                 self->on_header(ec);
+                                 return;
+                               }
+                               self->m_buffer.commit(n);
+                               self->scan_header();
+                             });
+    return;
+  }
+  // Complete, or too long (the parser says so): it parses what is buffered.
   http::async_read_header(
       m_stream, m_buffer, *m_parser,
       [self = shared_from_this()](beast::error_code ec, std::size_t /*n*/) { self->on_header(ec); });
@@ -447,7 +525,8 @@ Session::on_header(beast::error_code ec)
                                                       " bytes (SMLAUNCH_MAX_BODY_SIZE)")});
       return;
     }
-    respond(Reply{ec == http::error::header_limit ? 431U : 400U, "application/json",
+    const bool too_large = ec == http::error::header_limit || ec == http::error::buffer_overflow;
+    respond(Reply{too_large ? 431U : 400U, "application/json",
                   error_body("BadRequest", "the request could not be parsed: " + ec.message())});
     return;
   }
@@ -455,6 +534,8 @@ Session::on_header(beast::error_code ec)
   m_front.busy(1);
   const auto& req = m_parser->get();
   m_version = req.version();
+  // RFC 9112 section 6.1: a Transfer-Encoding in HTTP/1.0 may be a relic of a proxy.
+  m_must_close = req.version() < 11 && req.count(http::field::transfer_encoding) != 0;
   if (const unsigned refusal = transfer_encoding_refusal(req); refusal != 0) {
     m_keep_alive = false;
     respond(Reply{refusal, "application/json",
@@ -471,6 +552,16 @@ Session::on_header(beast::error_code ec)
                                                : "the request has more than one Host header")});
     return;
   }
+  // A list ("N, N") or a repeated field (RFC 9112 section 6.3 allows refusing either):
+  // its length must never reach a reserve().
+  if (const auto lengths = req.count(http::field::content_length);
+      lengths > 1 || (lengths == 1 && !declared_length(req))) {
+    m_keep_alive = false;
+    respond(Reply{400, "application/json",
+                  error_body("BadRequest", "Content-Length must be one decimal number; it is \"" +
+                                               std::string(header(req, "Content-Length").value_or("")) + "\"")});
+    return;
+  }
   // A body we will refuse is not waited for.
   if (const auto length = declared_length(req); length && *length > m_front.config().max_body_size) {
     m_keep_alive = false;
@@ -481,7 +572,8 @@ Session::on_header(beast::error_code ec)
     return;
   }
   const auto expect = header(req, "Expect");
-  if (expect && beast::iequals(beast::string_view(expect->data(), expect->size()), "100-continue")) {
+  if (expect && req.version() >= 11 &&
+      beast::iequals(beast::string_view(expect->data(), expect->size()), "100-continue")) {
     auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
     m_stream.expires_after(m_front.config().timeout);
     http::async_write(m_stream, *interim, [self = shared_from_this(), interim](beast::error_code e, std::size_t /*n*/) {
@@ -509,7 +601,10 @@ Session::read_body()
     return;
   }
   // Chunked: Beast's parser decodes it, a read at a time, so the budget is looked at
-  // between reads. A slow upload is bounded like a slow model.
+  // between reads. A slow upload is bounded like a slow model. The request is the header
+  // as it is now: a trailer's fields (merged by the parser) must not change it.
+  m_header = m_parser->get().base();
+  m_header_keep_alive = m_parser->keep_alive();
   m_hold = std::make_shared<BufferHold>(m_front.budget());
   m_body_deadline = Clock::now() + m_front.config().timeout;
   when_room(&Session::read_chunked_more);
@@ -558,9 +653,8 @@ Session::read_chunked_more()
                             return;
                           }
                           self->m_stream.expires_never();
-                          const bool keep_alive = self->m_parser->keep_alive();
                           http::request<http::string_body> req = self->m_parser->release();
-                          self->dispatch(req.base(), keep_alive, std::move(req.body()));
+                          self->dispatch(*self->m_header, self->m_header_keep_alive, std::move(req.body()));
                         });
 }
 
@@ -661,7 +755,7 @@ void
 Session::dispatch(const http::request_header<>& req, bool keep_alive, std::string body)
 {
   m_stream.expires_never();
-  m_keep_alive = keep_alive;
+  m_keep_alive = keep_alive && !m_must_close;
   m_head = req.method() == http::verb::head;
   auto hold = std::move(m_hold);
   m_front.end_overdraft(hold);
@@ -714,6 +808,34 @@ Session::respond(Reply&& reply, std::string_view allow)
     reply = Reply{500, "application/json",
                   error_body("InvalidContentType", "output_fn returned a content type with control characters")};
   }
+  if (!response_status_allowed(reply.status) || reply.content_type.size() > k_max_response_meta_size) {
+    reply = Reply{500, "application/json",
+                  error_body("InvalidResponse", "the answer had status " + std::to_string(reply.status) +
+                                                    " and a content type of " +
+                                                    std::to_string(reply.content_type.size()) + " bytes")};
+  }
+  // Beast throws on what it cannot write: this connection gets a 500, or is closed; the
+  // server (and every other connection) lives on.
+  try {
+    write_response(std::move(reply), allow, keep_alive);
+    return;
+  } catch (const std::exception& e) {
+    spdlog::error("could not write an answer: {}", e.what());
+  }
+  try {
+    write_response(Reply{500, "application/json", error_body("InternalError", "the answer could not be written")}, {},
+                   false);
+  } catch (const std::exception& e) {
+    spdlog::error("could not write a 500: {}", e.what());
+    m_response.reset();
+    m_front.busy(-1);
+    close();
+  }
+}
+
+void
+Session::write_response(Reply&& reply, std::string_view allow, bool keep_alive)
+{
   m_response.emplace(static_cast<http::status>(reply.status), 11);
   m_response->set(http::field::server, "smlaunch");
   if (!reply.content_type.empty()) {
@@ -850,7 +972,16 @@ run_server(const ServerConfig& config, WorkerProcesses& processes)
   poll();
 
   pool.start();
-  io.run();
+  // Each handler keeps its exceptions (respond() answers 500): this is the last guard, so
+  // that one connection's bad_alloc never stops the server.
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("a request failed: {}", e.what());
+    }
+  }
   outcome.requests = front.requests();
   outcome.stopped_at_once = at_once;
   outcome.worker_restarts = pool.restarts();

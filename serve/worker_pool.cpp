@@ -238,12 +238,26 @@ WorkerPool::on_frame(Slot& slot)
       lost(slot, "it answered request " + std::to_string(slot.frame.id) + ", which it was not handling");
       return;
     }
+    if (slot.writing) {
+      // Answered before reading all of its request: the body is still being written from
+      // the job's buffer. Held (the channel is not read meanwhile) until the write ends.
+      slot.answer_held = true;
+      return;
+    }
     slot.timer.cancel();
     Job job = std::move(*slot.job);
     slot.job.reset();
     slot.state = State::idle;
     m_idle.push_back(&slot);
-    finish(job, Reply{slot.frame.status, std::move(slot.rx_meta), std::move(slot.rx_body)});
+    Reply reply{slot.frame.status, std::move(slot.rx_meta), std::move(slot.rx_body)};
+    if (!response_status_allowed(reply.status)) {
+      // User code's status (a ServingError subclass): 1xx, 204 and 304 cannot carry the
+      // body every answer has.
+      reply = Reply{500, "application/json",
+                    error_body("InvalidStatus", "the handler answered status " + std::to_string(reply.status) +
+                                                    " (a worker may answer 200-599, except 204 and 304)")};
+    }
+    finish(job, std::move(reply));
     pump();
     break;
   }
@@ -288,6 +302,7 @@ void
 WorkerPool::send(Slot& slot, Job job)
 {
   slot.state = State::busy;
+  slot.writing = true;
   slot.job = std::move(job);
   slot.job_timed_out = false;
   Job& j = *slot.job;
@@ -303,6 +318,7 @@ WorkerPool::send(Slot& slot, Job job)
                       if (generation != slot.generation) {
                         return;
                       }
+                      slot.writing = false;
                       if (ec) {
                         lost(slot, "writing the request to it failed: " + ec.message());
                         return;
@@ -316,6 +332,10 @@ WorkerPool::send(Slot& slot, Job job)
                           m_heap_trim.large_released(); // memory follows the bodies held, a moment later
                         }
                       }
+                      if (slot.answer_held) {
+                        slot.answer_held = false;
+                        on_frame(slot);
+                      }
                     });
   slot.timer.expires_after(m_config.timeout);
   slot.timer.async_wait([this, &slot, generation](const boost::system::error_code& ec) {
@@ -328,7 +348,7 @@ WorkerPool::send(Slot& slot, Job job)
                                                       seconds_text(m_config.timeout) +
                                                       ", SAGEMAKER_MODEL_SERVER_TIMEOUT); worker " +
                                                       std::to_string(slot.index) + " was replaced")});
-    slot.job.reset();
+    // lost() closes the channel (a pending write of the body stops) before the job goes.
     lost(slot, "it was still working on a request after " + seconds_text(m_config.timeout));
   });
 }
@@ -347,6 +367,8 @@ WorkerPool::lost(Slot& slot, const std::string& why)
   slot.timer.cancel();
   std::erase(m_idle, &slot);
   slot.state = State::restarting;
+  slot.writing = false;
+  slot.answer_held = false;
   if (slot.job) {
     finish(*slot.job,
            Reply{500, "application/json",

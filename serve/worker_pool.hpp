@@ -91,6 +91,8 @@ private:
     std::string rx_body;
     std::optional<Job> job;
     bool job_timed_out = false;
+    bool writing = false;     // the request (its body, from the job) is being written
+    bool answer_held = false; // its answer came while writing: handled when the write ends
     std::array<char, k_frame_header_size> tx_header{};
     std::string tx_meta;
     std::string fatal_message;

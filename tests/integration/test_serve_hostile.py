@@ -440,6 +440,307 @@ def model_fn(model_dir):
     with open(os.path.join(os.environ["SERVE_TEST_LOG"], "detached.pids"), "a") as f:
         f.write("%d\n" % child.pid)''')
 
+# Hostile user code: statuses that cannot carry a body, a content type too long for a header
+# field, a listing of the worker's descriptors (steered by the first value).
+HANDLER_MODULE = NUMPY_MODULE + r"""
+from smlaunch_serving import ServingError
+
+class NoContent(ServingError):
+    status = 204
+
+class NotModified(ServingError):
+    status = 304
+
+class Continue(ServingError):
+    status = 100
+
+def predict_fn(data, model):
+    first = float(np.asarray(data).ravel()[0]) if np.asarray(data).size else 0.0
+    if first == -204:
+        raise NoContent("nothing")
+    if first == -304:
+        raise NotModified("same")
+    if first == -100:
+        raise Continue("go on")
+    if first == -6:
+        # [TCP sockets, Unix sockets] among the descriptors above 2 (the channel: Unix)
+        import socket
+        counts = [0, 0]
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink("/proc/self/fd/" + name)
+            except OSError:
+                continue
+            if int(name) > 2 and target.startswith("socket:"):
+                with socket.socket(fileno=os.dup(int(name))) as s:
+                    counts[0 if s.family in (socket.AF_INET, socket.AF_INET6) else 1] += 1
+        return np.asarray(counts, dtype=np.float32)
+    if first == -5:
+        os._exit(1)
+    return model(data)
+
+def output_fn(prediction, accept):
+    first = float(np.asarray(prediction).ravel()[0])
+    if first == -130:  # input -65 with scale 2
+        return "x", "a/" + "b" * 65532
+    if first == -132:  # input -66
+        return "x", "a/" + "b" * 9000
+    from smlaunch_serving import defaults
+    return defaults.output_fn(prediction, accept)
+"""
+
+
+class HostileHandlerTest(unittest.TestCase):
+    """What a worker answers never stops the server, and it inherits nothing of the front."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_numpy(cls)
+        cls._holder = unittest.TestCase()
+        cls.server = Server(cls._holder, {"inference.py": HANDLER_MODULE}, model_files={"scale.txt": "2"},
+                            env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "20"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._holder.doCleanups()
+
+    def assert_healthy(self):
+        self.assertIsNone(self.server.proc.poll(), self.server.output()[-2000:])
+        status, _, body = self.server.invoke("[1]", "application/json", "application/json", timeout=30)
+        self.assertEqual((status, body), (200, b"[2.0]"))
+
+    # Beast throws "invalid response body" for a 1xx, 204 or 304 answer with a body.
+    def test_status_that_cannot_carry_a_body_is_500(self):
+        for value in ("-204", "-304", "-100"):
+            with self.subTest(value=value):
+                status, _, body = self.server.invoke("[%s]" % value, "application/json", timeout=30)
+                self.assertEqual(status, 500, body)
+                self.assertEqual(json.loads(body)["error"], "InvalidStatus", body)
+                self.assertIn(value[1:], json.loads(body)["message"])
+                self.assert_healthy()
+
+    # Beast throws length_error for a field value over 65533 bytes.
+    def test_content_type_too_long_for_a_header_is_500(self):
+        for value in ("-65", "-66"):
+            with self.subTest(value=value):
+                status, _, body = self.server.invoke("[%s]" % value, "application/json", timeout=30)
+                self.assertEqual(status, 500, body[:300])
+                self.assert_healthy()
+
+    # Neither the listening socket nor a client's connection reaches user code, also for a
+    # worker started while connections are open.
+    def test_worker_inherits_no_socket_but_its_channel(self):
+        def listed():
+            status, _, body = self.server.invoke("[-6]", "application/json", timeout=30)
+            self.assertEqual(status, 200, body)
+            return json.loads(body)
+
+        self.assertEqual(listed(), [0.0, 1.0])
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as idle:
+            idle.sendall(b"GET /ping HTTP/1.1\r\n")  # accepted, its header unfinished
+            time.sleep(0.2)
+            status, _, body = self.server.invoke("[-5]", "application/json", timeout=30)
+            self.assertEqual(status, 500, body)  # the worker died; a new one starts now
+            self.assertEqual(listed(), [0.0, 1.0])
+
+
+def chunked_post(chunks, extra=()):
+    return request_bytes("POST", "/invocations", chunks,
+                         ["Content-Type: application/json", "Transfer-Encoding: chunked", *extra])
+
+
+class UnparsedBytesTest(unittest.TestCase):
+    """Bytes the parser holds (a chunk line, a trailer, a header) are bounded."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_numpy(cls)
+        cls._holder = unittest.TestCase()
+        cls.server = Server(cls._holder, {"inference.py": NUMPY_MODULE}, model_files={"scale.txt": "2"},
+                            args=["--timeout", "20", "--max-body-size", "1000"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._holder.doCleanups()
+
+    def assert_healthy(self):
+        self.assertIsNone(self.server.proc.poll(), self.server.output()[-2000:])
+        status, _, body = self.server.invoke("[1]", "application/json", "application/json", timeout=30)
+        self.assertEqual((status, body), (200, b"[2.0]"))
+
+    def flood(self, start, limit=64 << 20):
+        """Send `start`, then 'a' until the server answers and closes (or `limit` bytes):
+        what it answered, the bytes sent and how much the server grew."""
+        pid = self.server.proc.pid
+        before = vm_rss_kib(pid)
+        sent = 0
+        grown = 0
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(start)
+            filler = b"a" * (1 << 20)
+            try:
+                while sent < limit:
+                    s.sendall(filler)
+                    sent += len(filler)
+                    grown = max(grown, vm_rss_kib(pid) - before)
+            except OSError:
+                pass  # reset or broken pipe: the server closed
+            grown = max(grown, vm_rss_kib(pid) - before)
+            answer = b""
+            try:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except OSError:
+                pass
+        return answer, sent, grown
+
+    def test_endless_chunk_extension_is_refused(self):
+        answer, sent, grown = self.flood(chunked_post(b"1;"))
+        self.assertLess(sent, 32 << 20, "the server read %d MiB of one chunk line" % (sent >> 20))
+        self.assertLess(grown, 16 * 1024, "the server grew by %d KiB" % grown)
+        if answer:
+            self.assertEqual(status_of(answer), 400, answer[:300])
+        self.assert_healthy()
+
+    def test_endless_trailer_is_refused(self):
+        answer, sent, grown = self.flood(chunked_post(b"1\r\n1\r\n0\r\nX-T: "))
+        self.assertLess(sent, 32 << 20, "the server read %d MiB of one trailer" % (sent >> 20))
+        self.assertLess(grown, 16 * 1024, "the server grew by %d KiB" % grown)
+        self.assert_healthy()
+
+    def test_long_chunk_extension_is_answered_400(self):
+        data = chunked_post(b"1;" + b"a" * (256 << 10) + b"\r\n1\r\n0\r\n\r\n")
+        response = raw_exchange(self.server.port, data)
+        self.assertEqual(status_of(response), 400, response[:300])
+
+    # A list would otherwise reach string_body's reserve() (RFC 9112 section 6.3 allows 400).
+    def test_content_length_list_is_400(self):
+        for value in ("900, 900", "900,900", "900\r\nContent-Length: 900"):
+            with self.subTest(value=value):
+                data = request_bytes("POST", "/invocations", b"[1,",
+                                     ["Content-Type: application/json", "Content-Length: " + value])
+                response = raw_exchange(self.server.port, data)
+                self.assertEqual(status_of(response), 400, response[:300])
+        self.assert_healthy()
+
+    def test_header_fields_are_counted_and_limited(self):
+        fields = ["X-F%d: v" % i for i in range(90)]
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", headers=fields + ["Connection: close"]))
+        self.assertEqual(status_of(response), 200, response[:300])
+        fields = ["a: " for _ in range(200)]
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", headers=fields))
+        self.assertEqual(status_of(response), 431, response[:300])
+        response = raw_exchange(self.server.port, request_bytes("GET", "/ping", headers=["X-Big: " + "b" * 20000]))
+        self.assertEqual(status_of(response), 431, response[:300])
+        self.assert_healthy()
+
+    # RFC 9110 section 6.5.1: a trailer field must not change how the body is handled.
+    def test_trailer_does_not_change_the_content_type(self):
+        for trailer in (b"Content-Type: text/csv", b"ContentType: text/csv"):
+            with self.subTest(trailer=trailer):
+                data = request_bytes("POST", "/invocations", b"3\r\n[1]\r\n0\r\n" + trailer + b"\r\n\r\n",
+                                     ["Transfer-Encoding: chunked", "Connection: close"])
+                response = raw_exchange(self.server.port, data)
+                self.assertEqual(status_of(response), 200, response[:300])
+                self.assertTrue(response.endswith(b"[2.0]"), response[-200:])
+
+    # RFC 9112 section 6.1: HTTP/1.0 with Transfer-Encoding closes after the answer.
+    def test_http10_with_transfer_encoding_closes(self):
+        data = request_bytes("POST", "/invocations", b"3\r\n[1]\r\n0\r\n\r\n",
+                             ["Content-Type: application/json", "Transfer-Encoding: chunked",
+                              "Connection: keep-alive"], version="HTTP/1.0", host=False)
+        started = time.monotonic()
+        response = raw_exchange(self.server.port, data, timeout=8)
+        self.assertEqual(status_of(response), 200, response[:300])
+        self.assertLess(time.monotonic() - started, 5, "the connection was kept open")
+        self.assertNotIn(b"keep-alive", response.lower())
+
+    # RFC 9112 section 2.2: empty lines before a request-line are ignored.
+    def test_empty_lines_before_a_request_line(self):
+        response = raw_exchange(self.server.port, b"\r\n\r\n" + request_bytes("GET", "/ping", headers=["Connection: close"]))
+        self.assertEqual(status_of(response), 200, response[:300])
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(request_bytes("GET", "/ping") + b"\r\n")  # a stray CRLF after a request
+            first = s.recv(4096)
+            self.assertEqual(status_of(first), 200, first)
+            s.sendall(request_bytes("GET", "/ping", headers=["Connection: close"]))
+            second = b""
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                second += chunk
+            self.assertEqual(status_of(second), 200, second)
+
+    def test_no_100_continue_for_http10(self):
+        data = request_bytes("POST", "/invocations", b"[1]",
+                             ["Content-Type: application/json", "Content-Length: 3", "Expect: 100-continue"],
+                             version="HTTP/1.0", host=False)
+        response = raw_exchange(self.server.port, data, timeout=8)
+        self.assertEqual(status_of(response), 200, response[:300])
+        self.assertNotIn(b"100 Continue", response)
+
+
+# A worker that answers each request as soon as its frame header arrives, then reads the
+# rest slowly: the front must not free the body under its pending write, nor write twice
+# at once on the channel.
+EARLY_MODULE = r"""
+import time
+import smlaunch_serving.worker as w
+
+def model_fn(model_dir):
+    return lambda x: x
+
+def _receive(self):
+    while True:
+        if not self._fill(w.HEADER.size):
+            return None
+        magic, kind, _s, ident, meta_size, _r, body_size = w.HEADER.unpack_from(self.buffer, self.start)
+        self.start += w.HEADER.size
+        self.send(w.RESPONSE, ident, 200, "text/plain", b"early\n")
+        need = meta_size + body_size
+        d = min(need, self.end - self.start)
+        self.start += d
+        need -= d
+        while need:
+            time.sleep(0.002)
+            got = self.sock.recv(min(need, 1 << 18))
+            if not got:
+                return None
+            need -= len(got)
+
+w.Channel.receive = _receive
+"""
+
+
+class EarlyAnswerTest(unittest.TestCase):
+    def test_answer_before_the_request_is_written(self):
+        server = Server(self, {"inference.py": EARLY_MODULE}, model_files={"scale.txt": "2"},
+                        env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "30"])
+        body = b"[" + b"1," * (8 << 20) + b"1]"
+        results = []
+
+        def client():
+            try:
+                status, _, answer = server.invoke(body, "application/json", timeout=40)
+                results.append((status, answer))
+            except OSError as e:
+                results.append((None, str(e).encode()))
+
+        for _ in range(2):
+            threads = [threading.Thread(target=client) for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+        self.assertIsNone(server.proc.poll(), server.output()[-3000:])
+        self.assertEqual(results, [(200, b"early\n")] * 6, server.output()[-3000:])
+
 
 alive = harness.alive
 

@@ -177,4 +177,32 @@ TEST(ProcessSupervisorEndOfLife, ASetsidDaemonThatIgnoresSigtermEndsWithTheSuper
   std::remove(pid_file.c_str());
 }
 
+// A serving worker inherits its channel and nothing else of the launcher's (the listening
+// socket, client connections); other children keep what is not close-on-exec, as before.
+TEST(ProcessSupervisorDescriptors, OnlyTheNamedDescriptorIsInheritedWhenAsked)
+{
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(null_fd, 0);
+  ASSERT_EQ(::dup2(null_fd, 50), 50); // dup2: not close-on-exec
+  ASSERT_EQ(::dup2(null_fd, 51), 51);
+  ::close(null_fd);
+  std::string only_51;
+  std::string both;
+  {
+    process::Supervisor supervisor(process::Supervisor::Options{});
+    process::ChildSpec spec;
+    spec.argv = {"/bin/sh", "-c", "for fd in 50 51; do [ -e /proc/self/fd/$fd ] && echo $fd; done; true"};
+    spec.envp = {"PATH=/usr/bin:/bin"};
+    spec.output = process::OutputMode::capture;
+    spec.only_inherited_fd = 51;
+    only_51 = supervisor.run(spec).captured;
+    spec.only_inherited_fd = -1;
+    both = supervisor.run(spec).captured;
+  }
+  ::close(50);
+  ::close(51);
+  EXPECT_EQ(only_51, "51\n");
+  EXPECT_EQ(both, "50\n51\n");
+}
+
 } // namespace

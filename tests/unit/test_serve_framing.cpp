@@ -47,6 +47,11 @@ TEST(ServeFraming, RefusesWhatIsNotAFrame)
     {"body too large", FrameHeader{FrameKind::response, 200, 0, 0, 101}, -1, 0, 100, "body of 101 bytes"},
     {"status 99", FrameHeader{FrameKind::response, 99, 0, 0, 0}, -1, 0, 100, "status 99"},
     {"status 600", FrameHeader{FrameKind::response, 600, 0, 0, 0}, -1, 0, 100, "status 600"},
+    // Beast throws for a field value over 65533 bytes: a content type that long must not
+    // reach it.
+    {"content type too large", FrameHeader{FrameKind::response, 200, 0, serve::k_max_response_meta_size + 1, 0}, -1, 0,
+     100, "content type of 8193 bytes"},
+    {"content type of 65534", FrameHeader{FrameKind::response, 200, 0, 65534, 0}, -1, 0, 100, "content type"},
   };
   for (const auto& c : cases) {
     auto bytes = serve::encode_header(c.header);
@@ -65,6 +70,31 @@ TEST(ServeFraming, RefusesWhatIsNotAFrame)
 TEST(ServeFraming, BodyAtTheLimitIsAccepted)
 {
   EXPECT_EQ(serve::decode_header(serve::encode_header(FrameHeader{FrameKind::response, 200, 1, 0, 100}), 100).body_size, 100U);
+}
+
+TEST(ServeFraming, ResponseMetaAtItsLimitIsAccepted)
+{
+  const FrameHeader h{FrameKind::response, 200, 1, serve::k_max_response_meta_size, 0};
+  EXPECT_EQ(serve::decode_header(serve::encode_header(h), 100).meta_size, serve::k_max_response_meta_size);
+  // Other kinds keep the larger limit (a fatal frame carries a traceback).
+  const FrameHeader fatal{FrameKind::fatal, 0, 0, serve::k_max_response_meta_size + 1, 0};
+  EXPECT_EQ(serve::decode_header(serve::encode_header(fatal), 100).meta_size, serve::k_max_response_meta_size + 1);
+}
+
+// Beast's prepare_payload() throws for a 1xx, 204 or 304 answer with a body.
+TEST(ServeFraming, OnlyStatusesThatMayCarryABodyAreSent)
+{
+  struct Case
+  {
+    unsigned status;
+    bool allowed;
+  };
+  const Case cases[] = {{100, false}, {101, false}, {199, false}, {200, true}, {201, true}, {203, true},
+                        {204, false}, {205, true},  {299, true},  {303, true}, {304, false}, {305, true},
+                        {404, true},  {500, true},  {599, true},  {600, false}, {0, false}};
+  for (const auto& c : cases) {
+    EXPECT_EQ(serve::response_status_allowed(c.status), c.allowed) << c.status;
+  }
 }
 
 TEST(ServeFraming, RequestMetaIsContentTypeNewlineAccept)
