@@ -171,8 +171,14 @@ class Server:
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            # SIGTERM first: the server's end-of-life sweep ends what user code left (a child
+            # forked by a worker that was then killed is the server's, as subreaper).
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.stderr.close()
         subprocess.run(["rm", "-rf", self.root])
 
