@@ -12,7 +12,8 @@
 //    symbolic link's target is relative and, resolved from the link's directory, never
 //    climbs above the destination; devices, FIFOs and sockets are never accepted;
 //  - no over-refusal: a member the model finds safe is accepted (a symbolic link with an
-//    empty target is refused on purpose: symlink(2) refuses it too).
+//    empty target is refused on purpose: symlink(2) refuses it too; so is any member but a
+//    directory named "." or "./": it would replace the code directory itself).
 // SMLAUNCH_FUZZ_SAFETY_ONLY=1 checks the safety property alone.
 #include "fetch/archive.hpp"
 #include "fuzz_common.hpp"
@@ -100,21 +101,23 @@ model_says_safe(const std::string& path, MemberType type, const std::string& tar
   if (!is_relative_without_dot_dot(path)) {
     return false;
   }
+  // A member other than a directory whose name is the destination itself ("." or "./") is
+  // refused by design: it would replace the code directory with a file or link.
+  bool names_root = true;
+  for (const auto& part : fuzz::split(path, '/', 1 << 20)) {
+    names_root = names_root && (part.empty() || part == ".");
+  }
+  if (names_root && type != MemberType::directory) {
+    return false;
+  }
   switch (type) {
   case MemberType::file:
   case MemberType::directory:
     return true;
   case MemberType::hardlink:
     return is_relative_without_dot_dot(target);
-  case MemberType::symlink: {
-    // A link whose name is the destination itself ("." or "./") is refused by design: it
-    // would replace the code directory.
-    bool names_root = true;
-    for (const auto& part : fuzz::split(path, '/', 1 << 20)) {
-      names_root = names_root && (part.empty() || part == ".");
-    }
-    return !names_root && stays_inside(link_directory_depth(path), target);
-  }
+  case MemberType::symlink:
+    return stays_inside(link_directory_depth(path), target);
   case MemberType::other:
     return false;
   }
