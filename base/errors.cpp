@@ -5,8 +5,14 @@
 
 namespace base {
 
+std::string
+errno_text(int err)
+{
+  return std::system_category().message(err);
+}
+
 SystemError::SystemError(const std::string& call, const std::string& what, int err)
-    : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + std::system_category().message(err))
+    : LauncherError("SystemError", ExitCode::internal, call + "(" + what + "): " + errno_text(err))
 {
 }
 

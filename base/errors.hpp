@@ -83,6 +83,9 @@ struct StagingError : LauncherError
   explicit StagingError(const std::string& message) : LauncherError("StagingError", ExitCode::staging, message) {}
 };
 
+// The system's text for errno value `err` ("No space left on device").
+std::string errno_text(int err);
+
 // A system call failed: names the call and the object it acted on.
 struct SystemError : LauncherError
 {

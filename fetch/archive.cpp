@@ -314,11 +314,6 @@ extract_archive(const std::string& archive_path, const std::string& destination_
     if (type == MemberType::directory && normalized_parts(name)->empty()) {
       continue; // "." is the destination itself: its mode is not the archive's to set
     }
-    if (type == MemberType::symlink && !resolves_inside(destination, name, target)) {
-      throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + name +
-                               "\" is a symbolic link to \"" + target +
-                               "\", which lands outside the code directory through the links before it");
-    }
     struct stat linked
     {
     };
@@ -362,8 +357,9 @@ extract_archive(const std::string& archive_path, const std::string& destination_
   if (archive_write_close(out.get()) < ARCHIVE_WARN) {
     throw base::StagingError("cannot finish extracting " + archive_path + ": " + archive_error_string(out.get()));
   }
-  // Each link was checked against the members before it only: a later one can turn a
-  // parent into a link. The whole tree is checked again before it becomes code/.
+  // Links are judged in the finished tree, not as they come: a later member can turn a
+  // parent into a link (libarchive's SECURE_SYMLINKS keeps writes from going through one
+  // meanwhile).
   if (const auto escaping = find_link_outside(destination)) {
     throw base::StagingError("refusing the code archive " + archive_path + ": member \"" + escaping->member +
                              "\" is a symbolic link to \"" + escaping->target +

@@ -280,12 +280,6 @@ is_mount_point(const std::string& dir)
   return ::stat(dir.c_str(), &self) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
 }
 
-std::string
-errno_text(int err)
-{
-  return std::system_category().message(err);
-}
-
 // Removes `name` (at `path`, in the folder `parent_fd`) and all below it that lies on the
 // file system `dev`: a mount point (host data bind-mounted under code/) is never entered.
 // Folders are made u+rwx first (an archive may hold a 0555 one). Keeps the first error.
@@ -302,13 +296,13 @@ remove_below(int parent_fd, const char* name, dev_t dev, const std::string& path
   };
   if (::statx(parent_fd, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE, &stx) != 0) {
     if (errno != ENOENT) {
-      note("cannot inspect " + path + ": " + errno_text(errno));
+      note("cannot inspect " + path + ": " + base::errno_text(errno));
     }
     return;
   }
   if (!S_ISDIR(stx.stx_mode)) {
     if (::unlinkat(parent_fd, name, 0) != 0 && errno != ENOENT) {
-      note("cannot remove " + path + ": " + errno_text(errno));
+      note("cannot remove " + path + ": " + base::errno_text(errno));
     }
     return;
   }
@@ -320,17 +314,17 @@ remove_below(int parent_fd, const char* name, dev_t dev, const std::string& path
   }
   if ((stx.stx_mode & S_IRWXU) != S_IRWXU) {
     if (::fchmodat(parent_fd, name, (stx.stx_mode & 07777) | S_IRWXU, 0) != 0) {
-      note("cannot make " + path + " writable: " + errno_text(errno));
+      note("cannot make " + path + " writable: " + base::errno_text(errno));
     }
   }
   const int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    note("cannot open " + path + ": " + errno_text(errno));
+    note("cannot open " + path + ": " + base::errno_text(errno));
     return;
   }
   DIR* dir = ::fdopendir(fd);
   if (dir == nullptr) {
-    note("cannot read " + path + ": " + errno_text(errno));
+    note("cannot read " + path + ": " + base::errno_text(errno));
     ::close(fd);
     return;
   }
@@ -347,7 +341,7 @@ remove_below(int parent_fd, const char* name, dev_t dev, const std::string& path
   }
   ::closedir(dir);
   if (::unlinkat(parent_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    note("cannot remove " + path + ": " + errno_text(errno));
+    note("cannot remove " + path + ": " + base::errno_text(errno));
   }
 }
 
@@ -359,14 +353,14 @@ remove_tree(const std::string& path)
   const std::string parent = p.has_parent_path() ? p.parent_path().string() : ".";
   const int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (parent_fd < 0) {
-    return errno == ENOENT ? "" : "cannot open " + parent + ": " + errno_text(errno);
+    return errno == ENOENT ? "" : "cannot open " + parent + ": " + base::errno_text(errno);
   }
   std::string first_error;
   struct stat st
   {
   };
   if (::fstat(parent_fd, &st) != 0) {
-    first_error = "cannot inspect " + parent + ": " + errno_text(errno);
+    first_error = "cannot inspect " + parent + ": " + base::errno_text(errno);
   } else {
     remove_below(parent_fd, p.filename().c_str(), st.st_dev, path, first_error);
   }
@@ -402,7 +396,7 @@ remove_marker(const std::string& base_dir)
 {
   const std::string marker = staging_marker_path(base_dir);
   if (::unlink(marker.c_str()) != 0 && errno != ENOENT) {
-    throw base::StagingError("cannot remove the staging marker " + marker + ": " + errno_text(errno));
+    throw base::StagingError("cannot remove the staging marker " + marker + ": " + base::errno_text(errno));
   }
 }
 
@@ -444,7 +438,7 @@ replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(co
   for (const auto& entry_name : failure.empty() ? names : std::vector<std::string>{}) {
     const std::string from = ctx.code_dir + "/" + entry_name;
     if (::rename(from.c_str(), (old + "/" + entry_name).c_str()) != 0) {
-      failure = "cannot move " + from + " aside into " + old + ": " + errno_text(errno);
+      failure = "cannot move " + from + " aside into " + old + ": " + base::errno_text(errno);
       break;
     }
     moved.push_back(entry_name);
@@ -468,11 +462,11 @@ replace_code_dir_in_place(const StagingContext& ctx, const std::function<void(co
     const std::string from = staging + "/" + entry_name;
     const std::string to = ctx.code_dir + "/" + entry_name;
     if (::rename(from.c_str(), to.c_str()) != 0) {
-      throw base::StagingError("cannot move " + from + " to " + to + ": " + errno_text(errno));
+      throw base::StagingError("cannot move " + from + " to " + to + ": " + base::errno_text(errno));
     }
   }
   if (::rmdir(staging.c_str()) != 0) {
-    throw base::StagingError("cannot remove " + staging + ": " + errno_text(errno));
+    throw base::StagingError("cannot remove " + staging + ": " + base::errno_text(errno));
   }
   remove_old_copy(old);
 }
@@ -500,7 +494,8 @@ replace_code_dir(const StagingContext& ctx, const std::function<void(const std::
   if (!had_old && errno != ENOENT) {
     const int err = errno;
     (void)remove_tree(staging);
-    throw base::StagingError("cannot move the old code " + ctx.code_dir + " aside to " + old + ": " + errno_text(err));
+    throw base::StagingError("cannot move the old code " + ctx.code_dir + " aside to " + old + ": " +
+                             base::errno_text(err));
   }
   if (::rename(staging.c_str(), ctx.code_dir.c_str()) != 0) {
     const int err = errno;
@@ -508,7 +503,8 @@ replace_code_dir(const StagingContext& ctx, const std::function<void(const std::
       (void)::rename(old.c_str(), ctx.code_dir.c_str());
     }
     (void)remove_tree(staging);
-    throw base::StagingError("cannot move the staged code " + staging + " to " + ctx.code_dir + ": " + errno_text(err));
+    throw base::StagingError("cannot move the staged code " + staging + " to " + ctx.code_dir + ": " +
+                             base::errno_text(err));
   }
   if (had_old) {
     remove_old_copy(old);
@@ -552,7 +548,7 @@ unpack_or_copy(const StagingContext& ctx, const std::string& file, const std::st
   {
   };
   if (::stat(to.c_str(), &st) != 0 || ::chmod(to.c_str(), st.st_mode & 0777) != 0) {
-    throw base::StagingError("cannot set the mode of " + to.string() + ": " + errno_text(errno));
+    throw base::StagingError("cannot set the mode of " + to.string() + ": " + base::errno_text(errno));
   }
 }
 

@@ -10,19 +10,12 @@
 #include <memory>
 #include <set>
 #include <sys/stat.h>
-#include <system_error>
 #include <unistd.h>
 #include <utility>
 
 namespace fetch {
 
 namespace {
-
-std::string
-error_text(int err)
-{
-  return std::system_category().message(err);
-}
 
 const char*
 special_kind(mode_t mode)
@@ -85,7 +78,7 @@ struct TreeCopy
   {
     const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (in < 0) {
-      throw base::StagingError("cannot read " + from + ": " + error_text(errno));
+      throw base::StagingError("cannot read " + from + ": " + base::errno_text(errno));
     }
     const auto close_in = std::unique_ptr<const int, void (*)(const int*)>(&in, [](const int* fd) { ::close(*fd); });
     struct stat st
@@ -96,11 +89,11 @@ struct TreeCopy
     }
     const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
     if (out < 0) {
-      throw base::StagingError("cannot create " + to + " (copying " + from + "): " + error_text(errno));
+      throw base::StagingError("cannot create " + to + " (copying " + from + "): " + base::errno_text(errno));
     }
     const auto fail = [&](const std::string& what, int err) {
       ::close(out);
-      throw base::StagingError("cannot copy " + from + " into " + to + ": " + what + error_text(err));
+      throw base::StagingError("cannot copy " + from + " into " + to + ": " + what + base::errno_text(err));
     };
     const std::size_t chunk = reserve_buffer(st.st_size);
     // Copies from the current offsets up to `end` (or the end of the file when negative).
@@ -153,7 +146,7 @@ struct TreeCopy
     }
     // A full disk on some file systems (NFS, quotas) shows only at close.
     if (::close(out) != 0) {
-      throw base::StagingError("cannot copy " + from + " into " + to + ": " + error_text(errno));
+      throw base::StagingError("cannot copy " + from + " into " + to + ": " + base::errno_text(errno));
     }
     ::chmod(to.c_str(), mode & 0777);
   }
@@ -163,7 +156,7 @@ struct TreeCopy
   {
     std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(from.c_str()), ::closedir);
     if (!dir) {
-      throw base::StagingError("cannot read the folder " + from + ": " + error_text(errno));
+      throw base::StagingError("cannot read the folder " + from + ": " + base::errno_text(errno));
     }
     std::set<std::string> names; // sorted: the same order on every run
     errno = 0;
@@ -175,7 +168,7 @@ struct TreeCopy
       }
     }
     if (errno != 0) {
-      throw base::StagingError("cannot read the folder " + from + ": " + error_text(errno));
+      throw base::StagingError("cannot read the folder " + from + ": " + base::errno_text(errno));
     }
     dir.reset();
     for (const auto& name : names) {
@@ -189,7 +182,7 @@ struct TreeCopy
         if (errno == ENOENT) {
           continue; // removed meanwhile
         }
-        throw base::StagingError("cannot read " + source + ": " + error_text(errno));
+        throw base::StagingError("cannot read " + source + ": " + base::errno_text(errno));
       }
       if (S_ISDIR(st.st_mode)) {
         if (const std::string* why = left_out_reason(st)) {
@@ -197,7 +190,7 @@ struct TreeCopy
           continue;
         }
         if (::mkdir(target.c_str(), 0700) != 0) {
-          throw base::StagingError("cannot create " + target + " (copying " + source + "): " + error_text(errno));
+          throw base::StagingError("cannot create " + target + " (copying " + source + "): " + base::errno_text(errno));
         }
         copy_dir(source, target);
         ::chmod(target.c_str(), (st.st_mode & 0777) | 0700);
@@ -205,12 +198,12 @@ struct TreeCopy
         std::string link(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
         const ssize_t n = ::readlink(source.c_str(), link.data(), link.size());
         if (n < 0) {
-          throw base::StagingError("cannot read the link " + source + ": " + error_text(errno));
+          throw base::StagingError("cannot read the link " + source + ": " + base::errno_text(errno));
         }
         link.resize(static_cast<std::size_t>(n));
         if (::symlink(link.c_str(), target.c_str()) != 0) {
           throw base::StagingError("cannot create the link " + target + " (copying " + source +
-                                   "): " + error_text(errno));
+                                   "): " + base::errno_text(errno));
         }
       } else if (S_ISREG(st.st_mode)) {
         copy_file(source, target, st.st_mode);
@@ -245,7 +238,7 @@ copy_source_tree(const std::string& from, const std::string& to, const TreeCopyO
     throw base::StagingError("cannot copy " + from + ": " + *why);
   }
   if (::mkdir(to.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw base::StagingError("cannot create " + to + ": " + error_text(errno));
+    throw base::StagingError("cannot create " + to + ": " + base::errno_text(errno));
   }
   // The copy itself never enters its own destination (a destination inside the source).
   struct stat destination

@@ -808,14 +808,9 @@ Session::respond(Reply&& reply, std::string_view allow)
     reply = Reply{500, "application/json",
                   error_body("InvalidContentType", "output_fn returned a content type with control characters")};
   }
-  if (!response_status_allowed(reply.status) || reply.content_type.size() > k_max_response_meta_size) {
-    reply = Reply{500, "application/json",
-                  error_body("InvalidResponse", "the answer had status " + std::to_string(reply.status) +
-                                                    " and a content type of " +
-                                                    std::to_string(reply.content_type.size()) + " bytes")};
-  }
-  // Beast throws on what it cannot write: this connection gets a 500, or is closed; the
-  // server (and every other connection) lives on.
+  // A worker's status and content type are checked where its frame is read (framing.cpp,
+  // WorkerPool::on_frame). Whatever Beast still cannot write: this connection gets a 500, or
+  // is closed; the server (and every other connection) lives on.
   try {
     write_response(std::move(reply), allow, keep_alive);
     return;
