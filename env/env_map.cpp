@@ -65,21 +65,25 @@ is_secret_name(std::string_view name)
 {
   // Whole words only (split at '_' and any other non-alphanumeric character), so that
   // AWS_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID and HF_TOKEN are secrets but SM_HP_TOKENIZER
-  // and SM_HP_MONKEY are not.
-  std::string word;
-  const auto is_secret_word = [](const std::string& w) {
-    return w == "KEY" || w == "SECRET" || w == "TOKEN" || w == "PASSWORD" || w == "CREDENTIALS";
+  // and SM_HP_MONKEY are not. Compared in place: every variable of every start passes here.
+  const auto is_secret_word = [](std::string_view w) {
+    const auto is = [&](std::string_view secret) {
+      return w.size() == secret.size() && std::equal(w.begin(), w.end(), secret.begin(), [](char a, char b) {
+               return std::toupper(static_cast<unsigned char>(a)) == b;
+             });
+    };
+    return is("KEY") || is("SECRET") || is("TOKEN") || is("PASSWORD") || is("CREDENTIALS");
   };
-  for (const char c : name) {
-    if (std::isalnum(static_cast<unsigned char>(c)) != 0) {
-      word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    } else if (is_secret_word(word)) {
-      return true;
-    } else {
-      word.clear();
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || std::isalnum(static_cast<unsigned char>(name[i])) == 0) {
+      if (is_secret_word(name.substr(start, i - start))) {
+        return true;
+      }
+      start = i + 1;
     }
   }
-  return is_secret_word(word);
+  return false;
 }
 
 std::vector<std::string>

@@ -161,6 +161,16 @@ json_quote_into(std::string& out, std::string_view s)
   out += '"';
   std::size_t i = 0;
   while (i < s.size()) {
+    // A run of printable ASCII that needs no escape goes in at once (most of SM_TRAINING_ENV).
+    std::size_t plain = i;
+    while (plain < s.size() && s[plain] >= 0x20 && s[plain] <= 0x7E && s[plain] != '"' && s[plain] != '\\') {
+      ++plain;
+    }
+    if (plain > i) {
+      out.append(s, i, plain - i);
+      i = plain;
+      continue;
+    }
     const std::uint32_t cp = next_code_point(s, i);
     switch (cp) {
     case '"':
