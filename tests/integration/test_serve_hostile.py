@@ -98,23 +98,33 @@ def post(body, extra=()):
                          ["Content-Type: application/json", "Content-Length: %d" % len(body), *extra])
 
 
-class HostileClientTest(unittest.TestCase):
-    """One server (2 workers) for the checks that leave it healthy."""
+class SharedServerTest(unittest.TestCase):
+    """One server for a whole class of checks that leave it healthy: MODULE, ENV and ARGS."""
+    MODULE = None
+    ENV = None
+    ARGS = ()
 
     @classmethod
     def setUpClass(cls):
         require_numpy(cls)
         cls._holder = unittest.TestCase()
-        cls.server = Server(cls._holder, {"inference.py": LOGGING_MODULE}, model_files={"scale.txt": "2"},
-                            args=["--timeout", "5"])
+        cls.server = Server(cls._holder, {"inference.py": cls.MODULE}, model_files={"scale.txt": "2"},
+                            env=cls.ENV, args=list(cls.ARGS))
 
     @classmethod
     def tearDownClass(cls):
         cls._holder.doCleanups()
 
     def assert_healthy(self):
-        status, _, body = self.server.invoke("[1]", "application/json", "application/json")
+        self.assertIsNone(self.server.proc.poll(), self.server.output()[-2000:])
+        status, _, body = self.server.invoke("[1]", "application/json", "application/json", timeout=30)
         self.assertEqual((status, body), (200, b"[2.0]"))
+
+
+class HostileClientTest(SharedServerTest):
+    """One server (2 workers) for the checks that leave it healthy."""
+    MODULE = LOGGING_MODULE
+    ARGS = ("--timeout", "5")
 
     # Defect 1: memory follows the bytes received, not the Content-Length promised.
     def test_declared_gigabyte_allocates_nothing(self):
@@ -490,24 +500,11 @@ def output_fn(prediction, accept):
 """
 
 
-class HostileHandlerTest(unittest.TestCase):
+class HostileHandlerTest(SharedServerTest):
     """What a worker answers never stops the server, and it inherits nothing of the front."""
-
-    @classmethod
-    def setUpClass(cls):
-        require_numpy(cls)
-        cls._holder = unittest.TestCase()
-        cls.server = Server(cls._holder, {"inference.py": HANDLER_MODULE}, model_files={"scale.txt": "2"},
-                            env={"SAGEMAKER_MODEL_SERVER_WORKERS": 1}, args=["--timeout", "20"])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._holder.doCleanups()
-
-    def assert_healthy(self):
-        self.assertIsNone(self.server.proc.poll(), self.server.output()[-2000:])
-        status, _, body = self.server.invoke("[1]", "application/json", "application/json", timeout=30)
-        self.assertEqual((status, body), (200, b"[2.0]"))
+    MODULE = HANDLER_MODULE
+    ENV = {"SAGEMAKER_MODEL_SERVER_WORKERS": 1}
+    ARGS = ("--timeout", "20")
 
     # Beast throws "invalid response body" for a 1xx, 204 or 304 answer with a body.
     def test_status_that_cannot_carry_a_body_is_500(self):
@@ -549,24 +546,10 @@ def chunked_post(chunks, extra=()):
                          ["Content-Type: application/json", "Transfer-Encoding: chunked", *extra])
 
 
-class UnparsedBytesTest(unittest.TestCase):
+class UnparsedBytesTest(SharedServerTest):
     """Bytes the parser holds (a chunk line, a trailer, a header) are bounded."""
-
-    @classmethod
-    def setUpClass(cls):
-        require_numpy(cls)
-        cls._holder = unittest.TestCase()
-        cls.server = Server(cls._holder, {"inference.py": NUMPY_MODULE}, model_files={"scale.txt": "2"},
-                            args=["--timeout", "20", "--max-body-size", "1000"])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._holder.doCleanups()
-
-    def assert_healthy(self):
-        self.assertIsNone(self.server.proc.poll(), self.server.output()[-2000:])
-        status, _, body = self.server.invoke("[1]", "application/json", "application/json", timeout=30)
-        self.assertEqual((status, body), (200, b"[2.0]"))
+    MODULE = NUMPY_MODULE
+    ARGS = ("--timeout", "20", "--max-body-size", "1000")
 
     def flood(self, start, limit=64 << 20):
         """Send `start`, then 'a' until the server answers and closes (or `limit` bytes):
