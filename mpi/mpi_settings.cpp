@@ -61,6 +61,14 @@ resolve_mpi_settings(const env::TrainingEnvironment& e, std::optional<int> clust
     s.enabled = e.hosts.size() > 1;
     s.why = std::to_string(e.hosts.size()) + (e.hosts.size() > 1 ? " hosts" : " host");
   }
+  // mpirun runs on the distribution hosts only: a host outside them would wait for a master
+  // that never starts ranks on it nor tells it the outcome. The toolkit runs the script
+  // there as a plain process (MPI only when the current group is a distribution group).
+  if (s.enabled && std::find(s.hosts.begin(), s.hosts.end(), e.current_host) == s.hosts.end()) {
+    s.enabled = false;
+    s.why = s.why + ", but " + e.current_host + " is not in the distribution instance groups (" +
+            env::py_json_dumps(e.distribution_instance_groups) + ")";
+  }
 
   // The counts are checked only when MPI runs: the Chainer estimator writes
   // sagemaker_num_processes for one instance with use_mpi=False, and the reference runs

@@ -113,6 +113,29 @@ TEST(MpiSettings, WorkerIsNotMaster)
   EXPECT_EQ(s.master, "algo-2");
 }
 
+TEST(MpiSettings, AHostOutsideTheDistributionGroupsRunsWithoutMpi)
+{
+  // Two groups, MPI over "train" only. mpirun's hosts are algo-1 and algo-2: algo-3 would
+  // wait for a master that never starts a rank there nor tells it the outcome (it failed
+  // with HostLostError once the master's sshd stopped). The toolkit runs it as a process.
+  const char* const groups = R"json({"current_group_name": "data", "current_host": "algo-3", "hosts": ["algo-1", "algo-2", "algo-3"], "instance_groups": [{"hosts": ["algo-1", "algo-2"], "instance_group_name": "train", "instance_type": "ml.c5.xlarge"}, {"hosts": ["algo-3"], "instance_group_name": "data", "instance_type": "ml.c5.xlarge"}]})json";
+  for (const char* flag : {"sagemaker_mpi_enabled", "sagemaker_use_mpi"}) {
+    const std::string hps = std::string(R"json({")json") + flag +
+                            R"json(": "true", "sagemaker_distribution_instance_groups": "[\"train\"]", "sagemaker_num_processes": "7"})json";
+    const mpi::MpiSettings s = settings(hps.c_str(), groups);
+    EXPECT_FALSE(s.enabled) << flag;
+    EXPECT_NE(s.why.find("algo-3 is not in the distribution instance groups"), std::string::npos) << s.why;
+    EXPECT_EQ(s.hosts, (Strings{"algo-1", "algo-2"}));
+  }
+  // A host of the distribution group still runs MPI, also when it is the group's only one.
+  const char* const member = R"json({"current_group_name": "train", "current_host": "algo-1", "hosts": ["algo-1", "algo-2"], "instance_groups": [{"hosts": ["algo-1"], "instance_group_name": "train", "instance_type": "ml.c5.xlarge"}, {"hosts": ["algo-2"], "instance_group_name": "data", "instance_type": "ml.c5.xlarge"}]})json";
+  const mpi::MpiSettings m =
+      settings(R"json({"sagemaker_mpi_enabled": "true", "sagemaker_distribution_instance_groups": "[\"train\"]"})json",
+               member);
+  EXPECT_TRUE(m.enabled);
+  EXPECT_EQ(m.hosts, (Strings{"algo-1"}));
+}
+
 // ---------------------------------------------------------------------------------------
 // Slots and process counts
 // ---------------------------------------------------------------------------------------
