@@ -6,6 +6,7 @@
 #include "env/env_map.hpp"
 #include "env/json_value.hpp"
 #include "env/paths.hpp"
+#include "env/py_format.hpp"
 #include "env/training_environment.hpp"
 
 #include <gtest/gtest.h>
@@ -308,6 +309,40 @@ TEST(MpiSettings, UnbalancedCustomOptionsNameTheKey)
     ASSERT_EQ(err.problems().size(), 1u);
     EXPECT_EQ(err.problems()[0].file, "/opt/ml/input/config/hyperparameters.json");
     EXPECT_EQ(err.problems()[0].key, "/sagemaker_mpi_custom_mpi_options");
+  }
+}
+
+TEST(MpiSettings, AnOptionWithoutItsValueNamesTheKey)
+{
+  // mpirun's argv goes on with `smlaunch rank ... -- <program>`: "-x" last took smlaunch's
+  // path as the variable to export and mpirun failed on "rank", an executable it could not find.
+  struct Case
+  {
+    const char* options;
+    const char* option;
+  };
+  for (const Case& c : {Case{"-x", "\"-x\""}, Case{"-x A=1 -mca btl_tcp_if_include", "\"-mca\""},
+                        Case{"--mca btl", "\"--mca\""}, Case{"--NCCL_DEBUG", "\"--NCCL_DEBUG\""},
+                        Case{"--display-allocation --map-by", "\"--map-by\""}, Case{"-np", "\"-np\""}}) {
+    const std::string hps = R"json({"sagemaker_mpi_custom_mpi_options": )json" +
+                            env::py_json_quote(env::py_json_quote(c.options)) + "}";
+    const env::TrainingEnvironment e = environment(hps.c_str(), k_two_hosts);
+    try {
+      (void)mpi::resolve_mpi_settings(e);
+      ADD_FAILURE() << c.options << ": accepted";
+    } catch (const env::ConfigError& err) {
+      ASSERT_EQ(err.problems().size(), 1u);
+      EXPECT_EQ(err.problems()[0].key, "/sagemaker_mpi_custom_mpi_options");
+      EXPECT_NE(err.problems()[0].message.find(c.option), std::string::npos) << err.problems()[0].message;
+    }
+  }
+  // Values that look like options, options mpirun knows without a value, a value that
+  // happens to be an option's name: all kept as given.
+  for (const char* options : {"-x A=1 --display-allocation", "-mca btl_tcp_if_include eth0 --report-bindings",
+                              "--NCCL_DEBUG WARN", "-x -x", "-mca pml -x --tag-output", "-v --lr 35"}) {
+    const std::string hps = R"json({"sagemaker_mpi_custom_mpi_options": )json" +
+                            env::py_json_quote(env::py_json_quote(options)) + "}";
+    EXPECT_NO_THROW((void)settings(hps.c_str(), k_two_hosts)) << options;
   }
 }
 
