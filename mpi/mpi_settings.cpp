@@ -3,6 +3,7 @@
 #include "base/shell.hpp"
 #include "env/config_error.hpp"
 #include "env/py_format.hpp"
+#include "mpi/mpirun_command.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -61,6 +62,14 @@ resolve_mpi_settings(const env::TrainingEnvironment& e, std::optional<int> clust
     s.enabled = e.hosts.size() > 1;
     s.why = std::to_string(e.hosts.size()) + (e.hosts.size() > 1 ? " hosts" : " host");
   }
+  // mpirun runs on the distribution hosts only: a host outside them would wait for a master
+  // that never starts ranks on it nor tells it the outcome. The toolkit runs the script
+  // there as a plain process (MPI only when the current group is a distribution group).
+  if (s.enabled && std::find(s.hosts.begin(), s.hosts.end(), e.current_host) == s.hosts.end()) {
+    s.enabled = false;
+    s.why = s.why + ", but " + e.current_host + " is not in the distribution instance groups (" +
+            env::py_json_dumps(e.distribution_instance_groups) + ")";
+  }
 
   // The counts are checked only when MPI runs: the Chainer estimator writes
   // sagemaker_num_processes for one instance with use_mpi=False, and the reference runs
@@ -94,13 +103,27 @@ resolve_mpi_settings(const env::TrainingEnvironment& e, std::optional<int> clust
     if (v == nullptr || v->is_null() || !s.enabled) {
       continue;
     }
+    std::vector<std::string> words;
     try {
-      auto words = base::shell_split(env::py_str(*v));
-      s.custom_options.insert(s.custom_options.end(), words.begin(), words.end());
+      words = base::shell_split(env::py_str(*v));
     } catch (const std::invalid_argument& err) {
       throw env::ConfigError(file, std::string("/") + key,
                              std::string("cannot be split like a shell line: ") + err.what());
     }
+    // mpirun's argv goes on with the program: an option left without its value would take
+    // the program's first word as its value, and mpirun would fail on the rest.
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      const auto needed = static_cast<std::size_t>(option_value_count(words[i]));
+      if (needed > 0 && i + needed >= words.size()) {
+        throw env::ConfigError(file, std::string("/") + key,
+                               "ends before the value" + std::string(needed > 1 ? "s" : "") + " of \"" + words[i] +
+                                   "\"; expected " + std::to_string(needed) + (needed > 1 ? " words" : " word") +
+                                   " after it (e.g. \"-x NAME=value\", \"-mca name value\"): mpirun would "
+                                   "take the program each rank runs as its value");
+      }
+      i += needed;
+    }
+    s.custom_options.insert(s.custom_options.end(), words.begin(), words.end());
   }
   return s;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <string_view>
 
 namespace mpi {
 
@@ -22,7 +23,37 @@ contains(const std::array<const char*, N>& list, const std::string& item)
   return std::any_of(list.begin(), list.end(), [&](const char* s) { return item == s; });
 }
 
+// mpirun's options that take values, without their leading dashes (Open MPI accepts one or
+// two for long names; single letters count with one dash only), each between spaces.
+constexpr std::string_view k_options_with_a_value =
+    " am app bind-to c cartofile cf cpu-list cpu-set cpus-per-proc cpus-per-rank debugger default-hostfile H hnp"
+    " host hostfile launch-agent machinefile map-by max-restarts max-vm-size n N np npernode npersocket ompi-server"
+    " output-filename path personality ppr prefix preload-files rank-by rankfile report-events report-pid"
+    " report-uri rf stdin timeout tune wd wdir xml-file xterm NCCL_DEBUG ";
+constexpr std::string_view k_options_with_two_values = " mca gmca prtemca pmixmca ";
+
 } // namespace
+
+int
+option_value_count(const std::string& word)
+{
+  if (word == "-x") {
+    return 1;
+  }
+  const auto start = word.find_first_not_of('-');
+  if (start == 0 || start == std::string::npos || start > 2 || word.find(' ') != std::string::npos) {
+    return 0;
+  }
+  const std::string name = word.substr(start);
+  if (name.size() == 1 && word.size() != 2) {
+    return 0; // "--c": not an option of mpirun's
+  }
+  const std::string spaced = " " + name + " ";
+  if (k_options_with_two_values.find(spaced) != std::string_view::npos) {
+    return 2;
+  }
+  return k_options_with_a_value.find(spaced) != std::string_view::npos ? 1 : 0;
+}
 
 OpenMpiNames
 open_mpi_names(int major)

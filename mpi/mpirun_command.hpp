@@ -56,6 +56,10 @@ struct MpirunCommand
 // Build the command (see README "MPI" for the flags and why each is there).
 MpirunCommand build_mpirun_command(const MpirunInputs& inputs);
 
+// How many values the mpirun option `word` takes (Open MPI 4.1's `mpirun --help all`, 5's
+// prterun for its own MCA prefixes, and the reference's --NCCL_DEBUG); 0 for anything else.
+int option_value_count(const std::string& word);
+
 // Split "--NCCL_DEBUG X" / "--NCCL_DEBUG=X" out of the user's options, as the reference
 // does; returns the level ("INFO" when absent) and leaves the other options in place.
 std::string take_nccl_debug(std::vector<std::string>& options);

@@ -57,6 +57,9 @@ sshd_argv(const SshdInputs& in)
   argv.insert(argv.end(), {"-o", "SetEnv=" + set_env});
   // The liveness probes connect every second; at sshd's default level each would log.
   argv.insert(argv.end(), {"-o", "LogLevel=ERROR"});
+  // sshd -D still writes its PidFile (Debian: /run/sshd.pid, a system sshd's too); smlaunch
+  // supervises this one itself, and writes nothing outside the tree.
+  argv.insert(argv.end(), {"-o", "PidFile=none"});
   return argv;
 }
 

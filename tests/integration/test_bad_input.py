@@ -195,6 +195,14 @@ class TestBadInput(unittest.TestCase):
             ("unbalanced quote", {"sagemaker_additional_mpi_options": '"-x \'A=b"'}, ("unbalanced",)),
             ("unbalanced double quote", {"sagemaker_mpi_custom_mpi_options": '"-x \\"A=b"'}, ("unbalanced",)),
             ("trailing backslash", {"sagemaker_mpi_custom_mpi_options": '"-x A\\\\"'}, ("backslash",)),
+            # An option without its value would take smlaunch's rank step as its value, and
+            # mpirun then failed on "rank", an executable it could not find.
+            ("-x without its value", {"sagemaker_mpi_custom_mpi_options": '"-x"'},
+             ("sagemaker_mpi_custom_mpi_options", '"-x"')),
+            ("-mca with one value", {"sagemaker_additional_mpi_options": '"-x A=1 -mca btl_tcp_if_include"'},
+             ("sagemaker_additional_mpi_options", '"-mca"', "2 words")),
+            ("--NCCL_DEBUG without its level", {"sagemaker_mpi_custom_mpi_options": '"--NCCL_DEBUG"'},
+             ("sagemaker_mpi_custom_mpi_options", '"--NCCL_DEBUG"')),
         ]
         for label, extra, mentions in cases:
             with self.subTest(label):

@@ -12,7 +12,7 @@ import time
 import unittest
 
 import harness
-from harness import clean_env
+from harness import PROBE, clean_env
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
 from cluster import Cluster  # noqa: E402
@@ -493,6 +493,28 @@ class TestMpiOneHost(unittest.TestCase):
         self.assertTrue(os.path.exists(marker))
         self.assertEqual(plan["machine"]["probes_run"], [os.path.join(fake_bin, "mpirun") + " --version"])
         self.assertEqual(plan["mpi"]["open_mpi_major"], 5)
+
+    def test_a_host_outside_the_distribution_groups_runs_the_script_as_a_process(self):
+        # MPI over the "train" group (algo-1, algo-2) only: algo-3 is no host of mpirun's, so
+        # no master starts a rank there or tells it the outcome. It used to start sshd and
+        # wait for algo-1 (then fail: HostLostError once the master's sshd stopped). The
+        # toolkit runs it as a plain process; so does smlaunch now.
+        groups = [{"instance_group_name": "train", "instance_type": "ml.c5.xlarge", "hosts": ["algo-1", "algo-2"]},
+                  {"instance_group_name": "data", "instance_type": "ml.c5.xlarge", "hosts": ["algo-3"]}]
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_mpi_enabled": True,
+                                                   "sagemaker_distribution_instance_groups": ["train"]},
+                            hosts=("algo-1", "algo-2", "algo-3"), current_host="algo-3",
+                            resource_extra={"current_group_name": "data", "instance_groups": groups},
+                            code={"train.py": PROBE})
+        env = clean_env(SMLAUNCH_SSHD="/nonexistent/sshd", SMLAUNCH_SSH_TIMEOUT="2")
+        plan = json.loads(tree.run("plan", env=env, timeout=60).stdout)
+        self.assertFalse(plan["mpi"]["enabled"], plan["mpi"])
+        self.assertIn("algo-3 is not in the distribution instance groups", plan["mpi"]["why"])
+        result = tree.run(env=env, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertNotIn("sshd", result.stderr)
+        self.assertEqual(tree.probe()["env"]["SM_CURRENT_HOST"], "algo-3")
+        self.assertTrue(os.path.exists(tree.path("output", "success")))
 
     def test_one_rank_per_host_keeps_every_core(self):
         tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True},

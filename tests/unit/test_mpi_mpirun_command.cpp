@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace {
 
@@ -154,6 +155,20 @@ TEST(MpirunCommand, OpenMpiVersions)
   EXPECT_EQ(mpi::parse_open_mpi_major("garbage"), 4);
   EXPECT_STREQ(mpi::open_mpi_names(5).abort_on_non_zero_status, "prte_abort_on_non_zero_status");
   EXPECT_STREQ(mpi::open_mpi_names(4).abort_on_non_zero_status, "orte_abort_on_non_zero_status");
+}
+
+TEST(MpirunCommand, OptionValueCounts)
+{
+  const std::pair<const char*, int> cases[] = {
+      {"-x", 1},         {"-mca", 2},     {"--mca", 2},         {"-gmca", 2},       {"--prtemca", 2},
+      {"-np", 1},        {"--np", 1},     {"-n", 1},            {"-H", 1},          {"--host", 1},
+      {"--map-by", 1},   {"-bind-to", 1}, {"--NCCL_DEBUG", 1},  {"--tag-output", 0}, {"-v", 0},
+      {"--x", 0},        {"--c", 0},      {"---mca", 0},        {"-", 0},           {"", 0},
+      {"mca", 0},        {"-am app", 0},  {"--report-bindings", 0},
+  };
+  for (const auto& [word, count] : cases) {
+    EXPECT_EQ(mpi::option_value_count(word), count) << word;
+  }
 }
 
 } // namespace

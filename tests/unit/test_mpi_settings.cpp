@@ -6,6 +6,7 @@
 #include "env/env_map.hpp"
 #include "env/json_value.hpp"
 #include "env/paths.hpp"
+#include "env/py_format.hpp"
 #include "env/training_environment.hpp"
 
 #include <gtest/gtest.h>
@@ -111,6 +112,29 @@ TEST(MpiSettings, WorkerIsNotMaster)
   EXPECT_TRUE(s.enabled);
   EXPECT_EQ(s.hosts, (Strings{"algo-2", "algo-1"}));
   EXPECT_EQ(s.master, "algo-2");
+}
+
+TEST(MpiSettings, AHostOutsideTheDistributionGroupsRunsWithoutMpi)
+{
+  // Two groups, MPI over "train" only. mpirun's hosts are algo-1 and algo-2: algo-3 would
+  // wait for a master that never starts a rank there nor tells it the outcome (it failed
+  // with HostLostError once the master's sshd stopped). The toolkit runs it as a process.
+  const char* const groups = R"json({"current_group_name": "data", "current_host": "algo-3", "hosts": ["algo-1", "algo-2", "algo-3"], "instance_groups": [{"hosts": ["algo-1", "algo-2"], "instance_group_name": "train", "instance_type": "ml.c5.xlarge"}, {"hosts": ["algo-3"], "instance_group_name": "data", "instance_type": "ml.c5.xlarge"}]})json";
+  for (const char* flag : {"sagemaker_mpi_enabled", "sagemaker_use_mpi"}) {
+    const std::string hps = std::string(R"json({")json") + flag +
+                            R"json(": "true", "sagemaker_distribution_instance_groups": "[\"train\"]", "sagemaker_num_processes": "7"})json";
+    const mpi::MpiSettings s = settings(hps.c_str(), groups);
+    EXPECT_FALSE(s.enabled) << flag;
+    EXPECT_NE(s.why.find("algo-3 is not in the distribution instance groups"), std::string::npos) << s.why;
+    EXPECT_EQ(s.hosts, (Strings{"algo-1", "algo-2"}));
+  }
+  // A host of the distribution group still runs MPI, also when it is the group's only one.
+  const char* const member = R"json({"current_group_name": "train", "current_host": "algo-1", "hosts": ["algo-1", "algo-2"], "instance_groups": [{"hosts": ["algo-1"], "instance_group_name": "train", "instance_type": "ml.c5.xlarge"}, {"hosts": ["algo-2"], "instance_group_name": "data", "instance_type": "ml.c5.xlarge"}]})json";
+  const mpi::MpiSettings m =
+      settings(R"json({"sagemaker_mpi_enabled": "true", "sagemaker_distribution_instance_groups": "[\"train\"]"})json",
+               member);
+  EXPECT_TRUE(m.enabled);
+  EXPECT_EQ(m.hosts, (Strings{"algo-1"}));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -285,6 +309,40 @@ TEST(MpiSettings, UnbalancedCustomOptionsNameTheKey)
     ASSERT_EQ(err.problems().size(), 1u);
     EXPECT_EQ(err.problems()[0].file, "/opt/ml/input/config/hyperparameters.json");
     EXPECT_EQ(err.problems()[0].key, "/sagemaker_mpi_custom_mpi_options");
+  }
+}
+
+TEST(MpiSettings, AnOptionWithoutItsValueNamesTheKey)
+{
+  // mpirun's argv goes on with `smlaunch rank ... -- <program>`: "-x" last took smlaunch's
+  // path as the variable to export and mpirun failed on "rank", an executable it could not find.
+  struct Case
+  {
+    const char* options;
+    const char* option;
+  };
+  for (const Case& c : {Case{"-x", "\"-x\""}, Case{"-x A=1 -mca btl_tcp_if_include", "\"-mca\""},
+                        Case{"--mca btl", "\"--mca\""}, Case{"--NCCL_DEBUG", "\"--NCCL_DEBUG\""},
+                        Case{"--display-allocation --map-by", "\"--map-by\""}, Case{"-np", "\"-np\""}}) {
+    const std::string hps = R"json({"sagemaker_mpi_custom_mpi_options": )json" +
+                            env::py_json_quote(env::py_json_quote(c.options)) + "}";
+    const env::TrainingEnvironment e = environment(hps.c_str(), k_two_hosts);
+    try {
+      (void)mpi::resolve_mpi_settings(e);
+      ADD_FAILURE() << c.options << ": accepted";
+    } catch (const env::ConfigError& err) {
+      ASSERT_EQ(err.problems().size(), 1u);
+      EXPECT_EQ(err.problems()[0].key, "/sagemaker_mpi_custom_mpi_options");
+      EXPECT_NE(err.problems()[0].message.find(c.option), std::string::npos) << err.problems()[0].message;
+    }
+  }
+  // Values that look like options, options mpirun knows without a value, a value that
+  // happens to be an option's name: all kept as given.
+  for (const char* options : {"-x A=1 --display-allocation", "-mca btl_tcp_if_include eth0 --report-bindings",
+                              "--NCCL_DEBUG WARN", "-x -x", "-mca pml -x --tag-output", "-v --lr 35"}) {
+    const std::string hps = R"json({"sagemaker_mpi_custom_mpi_options": )json" +
+                            env::py_json_quote(env::py_json_quote(options)) + "}";
+    EXPECT_NO_THROW((void)settings(hps.c_str(), k_two_hosts)) << options;
   }
 }
 

@@ -45,12 +45,14 @@ TEST(MpiSsh, GoldenSshdArgv)
   mpi::SshdInputs in;
   in.base_dir = "/opt/ml";
   EXPECT_EQ(mpi::sshd_argv(in),
-            (Strings{"sshd", "-D", "-e", "-o", "SetEnv=SMLAUNCH_BASE_DIR=/opt/ml", "-o", "LogLevel=ERROR"}));
+            (Strings{"sshd", "-D", "-e", "-o", "SetEnv=SMLAUNCH_BASE_DIR=/opt/ml", "-o", "LogLevel=ERROR", "-o",
+                     "PidFile=none"}));
   in.sshd = "/usr/sbin/sshd";
   in.config = "/etc/smlaunch/sshd_config";
   in.port = 2222;
   EXPECT_EQ(mpi::sshd_argv(in), (Strings{"/usr/sbin/sshd", "-D", "-e", "-f", "/etc/smlaunch/sshd_config", "-p", "2222",
-                                         "-o", "SetEnv=SMLAUNCH_BASE_DIR=/opt/ml", "-o", "LogLevel=ERROR"}));
+                                         "-o", "SetEnv=SMLAUNCH_BASE_DIR=/opt/ml", "-o", "LogLevel=ERROR", "-o",
+                                         "PidFile=none"}));
 }
 
 TEST(SshdArgv, ABaseDirWithASpaceOrAQuoteIsOneQuotedValueForSshd)
