@@ -233,6 +233,15 @@ read_slurm_cluster(const EnvMap& environment)
       throw ConfigError(nodelist_name, "", "names the host \"" + h + "\"; expected letters, digits, '.', '-', '_'");
     }
   }
+  for (std::size_t i = 0; i < cluster.hosts.size(); ++i) {
+    // Checked here, where the list comes from: the tree's resourceconfig.json does not exist yet.
+    if (std::find(cluster.hosts.begin(), cluster.hosts.begin() + static_cast<std::ptrdiff_t>(i), cluster.hosts[i]) !=
+        cluster.hosts.begin() + static_cast<std::ptrdiff_t>(i)) {
+      throw ConfigError(nodelist_name, "",
+                        "is \"" + nodelist + "\": the host \"" + cluster.hosts[i] +
+                            "\" is listed twice; expected each node once");
+    }
+  }
   cluster.current_host = required("SLURMD_NODENAME");
   if (std::find(cluster.hosts.begin(), cluster.hosts.end(), cluster.current_host) == cluster.hosts.end()) {
     throw ConfigError("SLURMD_NODENAME", "",

@@ -121,6 +121,11 @@ TEST(SlurmCluster, NamesTheVariableThatIsWrong)
   EXPECT_NE(message({{"SLURM_JOB_NODELIST", "a,b"}, {"SLURMD_NODENAME", "a"}, {"SLURM_TASKS_PER_NODE", "2,1"}})
                 .find("different task counts"),
             std::string::npos);
+  // A host twice is refused where the list came from (no resourceconfig.json exists yet).
+  const std::string twice = message({{"SLURM_JOB_NODELIST", "algo-1,algo-1"}, {"SLURMD_NODENAME", "algo-1"}});
+  EXPECT_NE(twice.find("SLURM_JOB_NODELIST"), std::string::npos) << twice;
+  EXPECT_NE(twice.find("listed twice"), std::string::npos) << twice;
+  EXPECT_EQ(twice.find("resourceconfig"), std::string::npos) << twice;
 }
 
 TEST(SlurmCluster, ResourceConfigIsSageMakers)
