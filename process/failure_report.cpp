@@ -434,10 +434,27 @@ reserve_path(const OutcomeFiles& outcome)
                               : outcome.paths.output + "/.smlaunch-failure-reserve";
 }
 
+// Opens one of smlaunch's own files in the tree for writing. Whatever else the tree's owner
+// or the script left at its name is replaced, never opened: through a symbolic link,
+// O_TRUNC and posix_fallocate clobbered (and O_CREAT created) a file outside the tree, and
+// opening a FIFO blocked the launcher forever. O_NOFOLLOW and O_NONBLOCK keep that so
+// should one reappear between the lstat and the open.
+int
+open_own_file(const std::string& path, mode_t mode)
+{
+  struct stat st
+  {
+  };
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    ::unlink(path.c_str());
+  }
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
+}
+
 bool
 read_whole(const std::string& path, std::string& out, std::size_t limit)
 {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
   if (fd < 0) {
     return false;
   }
@@ -458,7 +475,7 @@ write_outcome_marker(const env::Paths& paths, const std::string& text)
 {
   std::error_code ec;
   std::filesystem::create_directories(paths.base + "/.smlaunch", ec);
-  const int fd = ::open(outcome_marker(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = open_own_file(outcome_marker(paths), 0600);
   if (fd >= 0) {
     (void)base::write_all(fd, text.data(), text.size());
     ::close(fd);
@@ -504,12 +521,12 @@ prepare_outcome(const env::Paths& paths)
     struct stat kept
     {
     };
-    if (::stat(reserve_path(outcome).c_str(), &kept) == 0 && S_ISREG(kept.st_mode) &&
+    if (::lstat(reserve_path(outcome).c_str(), &kept) == 0 && S_ISREG(kept.st_mode) &&
         kept.st_blocks * 512 >= k_reserve_bytes) {
       return outcome; // the previous run's reserve is still there
     }
   }
-  const int fd = ::open(reserve_path(outcome).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = open_own_file(reserve_path(outcome), 0600);
   if (fd >= 0) {
     const int err = ::posix_fallocate(fd, 0, k_reserve_bytes);
     ::close(fd);
@@ -548,8 +565,10 @@ record_outcome(OutcomeFiles& outcome, int code, const std::string& error_class, 
   std::filesystem::create_directories(outcome.paths.output, ec);
   if (code == 0) {
     release_failure_reserve(outcome);
-    const int fd = ::open(outcome.paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
+    const int fd = open_own_file(outcome.paths.success_file, 0644);
+    if (fd < 0) {
+      spdlog::error("cannot write {}: {}", outcome.paths.success_file, std::system_category().message(errno));
+    } else {
       ::close(fd);
       if (!outcome.marker_says_success) {
         write_outcome_marker(outcome.paths, "success\n");
