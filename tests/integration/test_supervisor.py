@@ -134,6 +134,35 @@ class TestSignals(unittest.TestCase):
         self.assertEqual(proc.returncode, 0)
         self.assertEqual(tree.read("model", "checkpoint"), "saved at step 7")
 
+    def test_sigterm_reaches_a_stopped_script_within_the_grace_period(self):
+        # A script stopped by SIGSTOP (a suspended job, a debugger's freeze) is continued
+        # after the forwarded SIGTERM, so it can still checkpoint. Before, it stayed frozen
+        # for the whole grace period and was killed with SIGKILL (exit 137).
+        code = ("import os, signal, sys, time\n"
+                "out = os.environ['SM_MODEL_DIR']\n"
+                "def stop(sig, frame):\n"
+                "    open(os.path.join(out, 'checkpoint'), 'w').write('saved while stopped')\n"
+                "    sys.exit(0)\n"
+                "signal.signal(signal.SIGTERM, stop)\n"
+                "open(os.path.join(out, 'pid'), 'w').write(str(os.getpid()))\n"
+                "os.kill(os.getpid(), signal.SIGSTOP)\n"
+                "time.sleep(60)\n")
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"}, code={"train.py": code})
+        os.makedirs(tree.path("model"))
+        proc = start(tree, env=clean_env(SMLAUNCH_GRACE_PERIOD="5"))
+
+        def stopped():
+            try:
+                with open("/proc/%s/stat" % tree.read("model", "pid")) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "T"
+            except (OSError, ValueError, IndexError):
+                return False
+        wait_for(stopped, 30, "the script to stop itself")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace")[-2000:])
+        self.assertEqual(tree.read("model", "checkpoint"), "saved while stopped")
+
     def test_script_ignoring_sigterm_is_killed_after_the_grace_period(self):
         code = ("import os, signal, time\n"
                 "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
