@@ -343,6 +343,17 @@ missing_file_cause(const std::string& program)
   return cause;
 }
 
+// "killed by SIGSEGV (signal 11)".
+std::string
+killed_by(int term_signal)
+{
+  return "killed by " + base::signal_name(term_signal) + " (signal " + std::to_string(term_signal) + ")";
+}
+
+// The usual cause of a SIGKILL that smlaunch did not send.
+constexpr const char* k_out_of_memory =
+    ": the likely cause is running out of memory (the kernel's OOM killer); check the instance's memory";
+
 } // namespace
 
 std::string
@@ -355,13 +366,12 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
              : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
                                        : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {
-    cause = "killed by " + base::signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
+    cause = killed_by(r.term_signal);
     if (r.killed_after_grace) {
       cause += fmt::format(" after it did not exit within the {:g} s grace period that followed {}", grace_seconds,
                            base::signal_name(r.stop_signal));
     } else if (r.term_signal == SIGKILL) {
-      cause += ": the likely cause is running out of memory (the kernel's OOM killer); check the instance's "
-               "memory or reduce the batch size";
+      cause += std::string(k_out_of_memory) + " or reduce the batch size";
     }
   } else if (r.stop_signal != 0) {
     cause = "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " +
@@ -393,7 +403,12 @@ describe_install_failure(const ChildResult& r, const std::string& python)
       errors += line + "\n";
     }
   }
+  // pip killed by a signal (SIGKILL: out of memory, building a large wheel) did not exit
+  // with a code: say which signal, as for the script.
   std::string message = "pip exited with code " + std::to_string(r.exit_code);
+  if (r.term_signal != 0) {
+    message = "pip was " + killed_by(r.term_signal) + (r.term_signal == SIGKILL ? k_out_of_memory : "");
+  }
   if (r.exec_errno != 0) {
     // The usual cause is a wrong --python / SMLAUNCH_PYTHON: name the path.
     message = "cannot run pip: " + (python.empty() ? std::string() : python + ": ") +

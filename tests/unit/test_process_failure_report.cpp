@@ -634,6 +634,20 @@ hint: See above for details.
   EXPECT_EQ(process::describe_install_failure(result(2)), "pip exited with code 2");
 }
 
+// pip killed by a signal did not "exit with code 137": the signal is named, and for a
+// SIGKILL the usual cause (before: "pip exited with code 137" and nothing else).
+TEST(LauncherFailureInstall, KilledBySignal)
+{
+  ChildResult killed = result(137, "Collecting torch\n");
+  killed.term_signal = SIGKILL;
+  const std::string m = process::describe_install_failure(killed);
+  EXPECT_TRUE(starts_with(m, "pip was killed by SIGKILL (signal 9): the likely cause is running out of memory")) << m;
+  EXPECT_NE(m.find("Collecting torch"), std::string::npos) << m;
+  ChildResult segv = result(139);
+  segv.term_signal = SIGSEGV;
+  EXPECT_EQ(process::describe_install_failure(segv), "pip was killed by SIGSEGV (signal 11)");
+}
+
 TEST(LauncherFailureInstall, ExecFailureAndBounds)
 {
   process::ChildResult r = result(127);
