@@ -1,6 +1,7 @@
 #include "base/logging.hpp"
 
 #include <cerrno>
+#include <poll.h>
 #include <spdlog/sinks/base_sink.h>
 #include <unistd.h>
 
@@ -14,12 +15,28 @@ output_lock()
 }
 
 bool
+wait_writable(int fd)
+{
+  pollfd out{fd, POLLOUT, 0};
+  int ready = 0;
+  do {
+    ready = ::poll(&out, 1, -1);
+  } while (ready < 0 && errno == EINTR);
+  return ready > 0;
+}
+
+bool
 write_all(int fd, const char* data, std::size_t size)
 {
   while (size > 0) {
     const ssize_t n = ::write(fd, data, size);
     if (n < 0) {
       if (errno == EINTR) {
+        continue;
+      }
+      // A full non-blocking pipe or terminal is not a broken one: a script's output
+      // relayed there was silently dropped from the first EAGAIN on.
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_writable(fd)) {
         continue;
       }
       return false;

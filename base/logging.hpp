@@ -16,8 +16,14 @@ void setup_logging(Verbosity verbosity);
 // Held while writing to the launcher's stdout or stderr.
 std::mutex& output_lock();
 
-// Write all of `data` to `fd`, retrying on EINTR and short writes; false on error.
+// Write all of `data` to `fd`, retrying on EINTR and short writes; false on error. A
+// descriptor in non-blocking mode (a file description shared with a parent that set
+// O_NONBLOCK) is waited on until it takes the data, as a blocking one would be.
 bool write_all(int fd, const char* data, std::size_t size);
+
+// Wait until `fd` can take more data (after EAGAIN on a non-blocking descriptor); false
+// when poll() fails.
+bool wait_writable(int fd);
 
 // Help, version, plan and usage errors on the launcher's stdout (1) or stderr (2), whole,
 // under the output lock. Not std::cout: no file includes <iostream>, so the standard

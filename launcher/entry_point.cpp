@@ -2,8 +2,9 @@
 
 #include "base/text.hpp"
 
-#include <fstream>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace launcher {
 
@@ -45,10 +46,26 @@ CodeView::read(const std::string& relative) const
   if (root.empty()) {
     return "";
   }
-  std::ifstream in(root + "/" + relative, std::ios::binary);
-  std::string text(64 * 1024, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
+  // Regular files only, opened without blocking: a FIFO named pyproject.toml in a code/
+  // that smlaunch kept (baked into the image) blocked planning forever, deaf to SIGTERM.
+  const int fd = ::open((root + "/" + relative).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return "";
+  }
+  std::string text;
+  struct stat st
+  {
+  };
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    text.resize(64 * 1024);
+    std::size_t size = 0;
+    ssize_t n = 0;
+    while (size < text.size() && (n = ::read(fd, text.data() + size, text.size() - size)) > 0) {
+      size += static_cast<std::size_t>(n);
+    }
+    text.resize(size);
+  }
+  ::close(fd);
   return text;
 }
 

@@ -343,6 +343,17 @@ missing_file_cause(const std::string& program)
   return cause;
 }
 
+// "killed by SIGSEGV (signal 11)".
+std::string
+killed_by(int term_signal)
+{
+  return "killed by " + base::signal_name(term_signal) + " (signal " + std::to_string(term_signal) + ")";
+}
+
+// The usual cause of a SIGKILL that smlaunch did not send.
+constexpr const char* k_out_of_memory =
+    ": the likely cause is running out of memory (the kernel's OOM killer); check the instance's memory";
+
 } // namespace
 
 std::string
@@ -355,13 +366,12 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
              : r.exec_errno == ENOEXEC ? "cannot execute binary file: " + std::system_category().message(ENOEXEC)
                                        : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {
-    cause = "killed by " + base::signal_name(r.term_signal) + " (signal " + std::to_string(r.term_signal) + ")";
+    cause = killed_by(r.term_signal);
     if (r.killed_after_grace) {
       cause += fmt::format(" after it did not exit within the {:g} s grace period that followed {}", grace_seconds,
                            base::signal_name(r.stop_signal));
     } else if (r.term_signal == SIGKILL) {
-      cause += ": the likely cause is running out of memory (the kernel's OOM killer); check the instance's "
-               "memory or reduce the batch size";
+      cause += std::string(k_out_of_memory) + " or reduce the batch size";
     }
   } else if (r.stop_signal != 0) {
     cause = "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " +
@@ -393,7 +403,12 @@ describe_install_failure(const ChildResult& r, const std::string& python)
       errors += line + "\n";
     }
   }
+  // pip killed by a signal (SIGKILL: out of memory, building a large wheel) did not exit
+  // with a code: say which signal, as for the script.
   std::string message = "pip exited with code " + std::to_string(r.exit_code);
+  if (r.term_signal != 0) {
+    message = "pip was " + killed_by(r.term_signal) + (r.term_signal == SIGKILL ? k_out_of_memory : "");
+  }
   if (r.exec_errno != 0) {
     // The usual cause is a wrong --python / SMLAUNCH_PYTHON: name the path.
     message = "cannot run pip: " + (python.empty() ? std::string() : python + ": ") +
@@ -434,10 +449,27 @@ reserve_path(const OutcomeFiles& outcome)
                               : outcome.paths.output + "/.smlaunch-failure-reserve";
 }
 
+// Opens one of smlaunch's own files in the tree for writing. Whatever else the tree's owner
+// or the script left at its name is replaced, never opened: through a symbolic link,
+// O_TRUNC and posix_fallocate clobbered (and O_CREAT created) a file outside the tree, and
+// opening a FIFO blocked the launcher forever. O_NOFOLLOW and O_NONBLOCK keep that so
+// should one reappear between the lstat and the open.
+int
+open_own_file(const std::string& path, mode_t mode)
+{
+  struct stat st
+  {
+  };
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    ::unlink(path.c_str());
+  }
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
+}
+
 bool
 read_whole(const std::string& path, std::string& out, std::size_t limit)
 {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
   if (fd < 0) {
     return false;
   }
@@ -458,7 +490,7 @@ write_outcome_marker(const env::Paths& paths, const std::string& text)
 {
   std::error_code ec;
   std::filesystem::create_directories(paths.base + "/.smlaunch", ec);
-  const int fd = ::open(outcome_marker(paths).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = open_own_file(outcome_marker(paths), 0600);
   if (fd >= 0) {
     (void)base::write_all(fd, text.data(), text.size());
     ::close(fd);
@@ -504,12 +536,12 @@ prepare_outcome(const env::Paths& paths)
     struct stat kept
     {
     };
-    if (::stat(reserve_path(outcome).c_str(), &kept) == 0 && S_ISREG(kept.st_mode) &&
+    if (::lstat(reserve_path(outcome).c_str(), &kept) == 0 && S_ISREG(kept.st_mode) &&
         kept.st_blocks * 512 >= k_reserve_bytes) {
       return outcome; // the previous run's reserve is still there
     }
   }
-  const int fd = ::open(reserve_path(outcome).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = open_own_file(reserve_path(outcome), 0600);
   if (fd >= 0) {
     const int err = ::posix_fallocate(fd, 0, k_reserve_bytes);
     ::close(fd);
@@ -548,8 +580,10 @@ record_outcome(OutcomeFiles& outcome, int code, const std::string& error_class, 
   std::filesystem::create_directories(outcome.paths.output, ec);
   if (code == 0) {
     release_failure_reserve(outcome);
-    const int fd = ::open(outcome.paths.success_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
+    const int fd = open_own_file(outcome.paths.success_file, 0644);
+    if (fd < 0) {
+      spdlog::error("cannot write {}: {}", outcome.paths.success_file, std::system_category().message(errno));
+    } else {
       ::close(fd);
       if (!outcome.marker_says_success) {
         write_outcome_marker(outcome.paths, "success\n");

@@ -178,7 +178,10 @@ OutputRelay::splice_available_bytes(bool& out_broken)
     const ssize_t moved = ::splice(m_pipe_fd, nullptr, target, nullptr, size, SPLICE_F_MOVE);
     if (moved > 0) {
       size -= static_cast<std::size_t>(moved);
-    } else if (moved < 0 && errno == EINTR) {
+    } else if (moved < 0 && (errno == EINTR || (!out_broken && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+                                                base::wait_writable(target)))) {
+      // An output in non-blocking mode that is full waits for room, as a blocking one does
+      // (before, the first EAGAIN marked it broken and the rest of the output was dropped).
       continue;
     } else if (!out_broken && moved < 0 && errno != EINVAL) {
       out_broken = true; // the reader went away: keep draining so the child never stalls

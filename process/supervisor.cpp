@@ -867,6 +867,12 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
     if (kill(-pid, sig) != 0 && errno == ESRCH) {
       kill(pid, sig);
     }
+    if (is_stop_signal(sig)) {
+      // A stopped script (SIGSTOP, a suspended job) would only act on the signal once
+      // continued, so it spent its whole grace period frozen and got SIGKILL without the
+      // chance to checkpoint: continue the group, as systemd does after its stop signal.
+      kill(-pid, SIGCONT);
+    }
     if (sig == SIGINT && ++sigint_count >= 2) {
       // A second Ctrl-C means "now".
       spdlog::warn("second SIGINT: sending SIGKILL without waiting");

@@ -1,5 +1,6 @@
 """Issue 3: smlaunch as PID 1: exit codes, signals, reaping, output, failure reasons."""
 import os
+import select
 import shutil
 import signal
 import socket
@@ -132,6 +133,35 @@ class TestSignals(unittest.TestCase):
         proc.communicate(timeout=20)
         self.assertEqual(proc.returncode, 0)
         self.assertEqual(tree.read("model", "checkpoint"), "saved at step 7")
+
+    def test_sigterm_reaches_a_stopped_script_within_the_grace_period(self):
+        # A script stopped by SIGSTOP (a suspended job, a debugger's freeze) is continued
+        # after the forwarded SIGTERM, so it can still checkpoint. Before, it stayed frozen
+        # for the whole grace period and was killed with SIGKILL (exit 137).
+        code = ("import os, signal, sys, time\n"
+                "out = os.environ['SM_MODEL_DIR']\n"
+                "def stop(sig, frame):\n"
+                "    open(os.path.join(out, 'checkpoint'), 'w').write('saved while stopped')\n"
+                "    sys.exit(0)\n"
+                "signal.signal(signal.SIGTERM, stop)\n"
+                "open(os.path.join(out, 'pid'), 'w').write(str(os.getpid()))\n"
+                "os.kill(os.getpid(), signal.SIGSTOP)\n"
+                "time.sleep(60)\n")
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"}, code={"train.py": code})
+        os.makedirs(tree.path("model"))
+        proc = start(tree, env=clean_env(SMLAUNCH_GRACE_PERIOD="5"))
+
+        def stopped():
+            try:
+                with open("/proc/%s/stat" % tree.read("model", "pid")) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "T"
+            except (OSError, ValueError, IndexError):
+                return False
+        wait_for(stopped, 30, "the script to stop itself")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace")[-2000:])
+        self.assertEqual(tree.read("model", "checkpoint"), "saved while stopped")
 
     def test_script_ignoring_sigterm_is_killed_after_the_grace_period(self):
         code = ("import os, signal, time\n"
@@ -416,6 +446,46 @@ class TestOutput(unittest.TestCase):
             self.assertRegex(result.stderr, r"^last words \d+\n")
             word = result.stderr.split()[2]
             self.assertIn("last words " + word, tree.read("output", "failure"))
+
+    def test_output_to_a_full_non_blocking_pipe_is_waited_on_not_dropped(self):
+        # The launcher's stderr is a pipe whose file description is in non-blocking mode (a
+        # parent set O_NONBLOCK on its end) and whose reader is busy until the script has
+        # written everything. Before, the relay took the first EAGAIN for a broken output and
+        # dropped the rest of the script's 4 MB, exiting 0.
+        lines = 40000
+        code = ("import os, sys\n"
+                "for i in range(%d):\n"
+                "    sys.stderr.write('line %%06d %%s\\n' %% (i, 'x' * 90))\n"
+                "open(os.path.join(os.environ['SM_MODEL_DIR'], 'written'), 'w').close()\n" % lines)
+        tree = Tree(self, hyperparameters={"sagemaker_program": "train.py"}, code={"train.py": code})
+        os.makedirs(tree.path("model"))
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        self.addCleanup(os.close, read_end)
+        try:
+            proc = subprocess.Popen([harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON,
+                                     "-q"], env=clean_env(), stdout=subprocess.DEVNULL, stderr=write_end)
+        finally:
+            os.close(write_end)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        # The reader starts once the script is done, or after 3 s when the script is (rightly)
+        # held back by the full pipe.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not os.path.exists(tree.path("model", "written")):
+            time.sleep(0.05)
+        received = bytearray()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not select.select([read_end], [], [], 1)[0]:
+                continue
+            chunk = os.read(read_end, 1 << 20)
+            if not chunk:
+                break
+            received += chunk
+        self.assertEqual(proc.wait(timeout=60), 0)
+        expected = "".join("line %06d %s\n" % (i, "x" * 90) for i in range(lines)).encode()
+        self.assertEqual(len(received), len(expected))
+        self.assertEqual(bytes(received), expected)
 
     def test_pythonunbuffered_is_set_unless_the_user_set_it(self):
         code = "import os\nopen(os.environ['SM_MODEL_DIR'] + '/u', 'w').write(os.environ['PYTHONUNBUFFERED'])\n"

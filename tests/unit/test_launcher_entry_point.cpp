@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -103,6 +105,30 @@ TEST_F(CodeDir, RejectsUnsafeOrWrongNames)
   EXPECT_TRUE(launcher::entry_point_problem("sub", view()));
   EXPECT_FALSE(launcher::entry_point_problem("sub/train.py", view()));
   EXPECT_FALSE(launcher::entry_point_problem("train..py", view()));
+}
+
+// A FIFO named pyproject.toml (in a code/ smlaunch kept as it was) is not a project file:
+// reading it blocked the planning step forever, with no writer to come. Run in a child
+// bounded by alarm(). A regular pyproject.toml is still read.
+TEST_F(CodeDir, AFifoNamedPyprojectIsNotRead)
+{
+  ASSERT_EQ(::mkfifo((m_root / "pyproject.toml").c_str(), 0644), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(20);
+    const bool none = !launcher::install_command(EntryPointType::python_program, view(), "/py");
+    ::_exit(none ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+  fs::remove(m_root / "pyproject.toml");
+  std::ofstream(m_root / "pyproject.toml") << "[project]\nname = 'x'\n";
+  const auto project = launcher::install_command(EntryPointType::python_program, view(), "/py");
+  ASSERT_TRUE(project);
+  EXPECT_EQ(project->argv, (std::vector<std::string>{"/py", "-m", "pip", "install", "."}));
 }
 
 } // namespace

@@ -18,6 +18,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -632,6 +634,20 @@ hint: See above for details.
   EXPECT_EQ(process::describe_install_failure(result(2)), "pip exited with code 2");
 }
 
+// pip killed by a signal did not "exit with code 137": the signal is named, and for a
+// SIGKILL the usual cause (before: "pip exited with code 137" and nothing else).
+TEST(LauncherFailureInstall, KilledBySignal)
+{
+  ChildResult killed = result(137, "Collecting torch\n");
+  killed.term_signal = SIGKILL;
+  const std::string m = process::describe_install_failure(killed);
+  EXPECT_TRUE(starts_with(m, "pip was killed by SIGKILL (signal 9): the likely cause is running out of memory")) << m;
+  EXPECT_NE(m.find("Collecting torch"), std::string::npos) << m;
+  ChildResult segv = result(139);
+  segv.term_signal = SIGSEGV;
+  EXPECT_EQ(process::describe_install_failure(segv), "pip was killed by SIGSEGV (signal 11)");
+}
+
 TEST(LauncherFailureInstall, ExecFailureAndBounds)
 {
   process::ChildResult r = result(127);
@@ -716,6 +732,61 @@ TEST_F(LauncherFailureFile, LargeTextWrittenWhole)
   const std::string text(1 << 20, 'z');
   EXPECT_TRUE(process::write_failure_file(path.string(), text));
   EXPECT_EQ(read(path), text);
+}
+
+// The outcome files are smlaunch's own, inside the tree: a symbolic link left at one of
+// their names (by whoever prepared the tree, or a script) is replaced, never written
+// through. Before, a successful job truncated the target of output/success and filled the
+// target of .smlaunch/failure-reserve with 64 KiB of zeros, outside --base-dir.
+TEST_F(LauncherFailureFile, OutcomeFilesAreNeverWrittenThroughALink)
+{
+  const env::Paths paths = env::Paths::under((m_dir / "ml").string());
+  fs::create_directories(paths.output);
+  fs::create_directories(paths.base + "/.smlaunch");
+  const std::vector<std::string> names = {paths.success_file, paths.base + "/.smlaunch/outcome",
+                                          paths.base + "/.smlaunch/failure-reserve"};
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const fs::path outside = m_dir / ("outside-" + std::to_string(i));
+    std::ofstream(outside) << "precious";
+    fs::create_symlink(outside, names[i]);
+  }
+  const fs::path dangling = m_dir / "created-outside";
+  process::OutcomeFiles outcome = process::prepare_outcome(paths);
+  EXPECT_EQ(process::record_outcome(outcome, 0, "", "", "/py train.py", env::EnvMap{}), 0);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(read(m_dir / ("outside-" + std::to_string(i))), "precious") << names[i];
+  }
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(paths.success_file)));
+  // A dangling link: O_CREAT would have made its target. (Without the marker of the
+  // success above, which has prepare_outcome remove output/success itself.)
+  fs::remove(paths.base + "/.smlaunch/outcome");
+  fs::remove(paths.success_file);
+  fs::create_symlink(dangling, paths.success_file);
+  outcome = process::prepare_outcome(paths);
+  EXPECT_EQ(process::record_outcome(outcome, 0, "", "", "/py train.py", env::EnvMap{}), 0);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dangling)));
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(paths.success_file)));
+}
+
+// A FIFO at output/success: opening it for writing waited for a reader forever, so the
+// launcher hung after a successful job. Run in a child bounded by alarm().
+TEST_F(LauncherFailureFile, AFifoAtTheSuccessFileDoesNotBlock)
+{
+  const env::Paths paths = env::Paths::under((m_dir / "ml").string());
+  fs::create_directories(paths.output);
+  ASSERT_EQ(::mkfifo(paths.success_file.c_str(), 0644), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(20);
+    process::OutcomeFiles outcome = process::prepare_outcome(paths);
+    process::record_outcome(outcome, 0, "", "", "/py train.py", env::EnvMap{});
+    ::_exit(fs::is_regular_file(fs::symlink_status(paths.success_file)) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
 }
 
 } // namespace
