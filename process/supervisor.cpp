@@ -871,7 +871,9 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
       // A stopped script (SIGSTOP, a suspended job) would only act on the signal once
       // continued, so it spent its whole grace period frozen and got SIGKILL without the
       // chance to checkpoint: continue the group, as systemd does after its stop signal.
-      kill(-pid, SIGCONT);
+      if (kill(-pid, SIGCONT) != 0 && errno == ESRCH) {
+        kill(pid, SIGCONT);
+      }
     }
     if (sig == SIGINT && ++sigint_count >= 2) {
       // A second Ctrl-C means "now".
