@@ -5,6 +5,7 @@
 #include "base/shell.hpp"
 #include "launcher/host_state.hpp"
 #include "mpi/mpi_settings.hpp"
+#include "mpi/mpirun_command.hpp"
 #include "mpi/ssh.hpp"
 #include "process/failure_report.hpp"
 
@@ -332,6 +333,9 @@ run_mpi_master(const TrainPlan& plan, const PlanInputs& in, process::Supervisor&
     spec.envp = plan.mpirun->env.to_envp();
     spec.cwd = plan.mpirun->cwd;
     spec.on_start = [&watchdog](pid_t pid) { watchdog.set_target(pid); };
+    // SIGTERM reaches the ranks' programs through their rank steps, with the whole grace
+    // period; mpirun gets SIGTERM only when it ends.
+    spec.term_as = mpi::k_rank_stop_signal;
     spdlog::info("invoking mpirun: {}", env::redact_secrets(command, plan.script.env));
     const process::ChildResult r = supervisor.run(spec);
     watchdog.stop();

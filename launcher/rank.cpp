@@ -8,6 +8,7 @@
 #include "launcher/host_state.hpp"
 #include "launcher/machine.hpp"
 #include "launcher/plan.hpp"
+#include "mpi/mpirun_command.hpp"
 #include "process/supervisor.hpp"
 
 #include <cerrno>
@@ -133,7 +134,12 @@ run_rank(const Options& options, const env::EnvMap& process_environment)
     process::ChildResult result;
     {
       base::setup_logging(base::Verbosity::quiet); // stdout is the rank's: only warnings, on stderr
-      process::Supervisor supervisor(process::Supervisor::Options{});
+      // mpirun forwards the job's SIGTERM as k_rank_stop_signal: the program gets SIGTERM.
+      process::Supervisor::Options supervision;
+      supervision.term_alias = mpi::k_rank_stop_signal;
+      // The master's --grace-period governs: when it ends, mpirun stops this step (SIGKILL).
+      supervision.grace_period = std::chrono::hours(24);
+      process::Supervisor supervisor(supervision);
       result = supervisor.run(spec);
     } // the signal mask is restored here
     if (result.exec_errno != 0) {

@@ -59,9 +59,11 @@ OpenMpiNames
 open_mpi_names(int major)
 {
   if (major >= 5) {
-    return OpenMpiNames{major, "prte_abort_on_non_zero_status", "smsc", "^openib,ofi,uct"};
+    return OpenMpiNames{major, "prte_abort_on_non_zero_status", "smsc", "^openib,ofi,uct",
+                        "prte_ess_base_forward_signals"};
   }
-  return OpenMpiNames{major, "orte_abort_on_non_zero_status", "btl_vader_single_copy_mechanism", "^openib,ofi,uct"};
+  return OpenMpiNames{major, "orte_abort_on_non_zero_status", "btl_vader_single_copy_mechanism", "^openib,ofi,uct",
+                      "ess_base_forward_signals"};
 }
 
 int
@@ -150,6 +152,10 @@ build_mpirun_command(const MpirunInputs& in)
   }
   a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", in.names.btl_exclude,
                      "-mca", in.names.abort_on_non_zero_status, "1", "-mca", in.names.vader_single_copy, "none"});
+  if (!in.rank_wrapper.empty()) {
+    // The rank steps' stop request (k_rank_stop_signal), forwarded by mpirun and every daemon.
+    a.insert(a.end(), {"-mca", in.names.forward_signals, k_rank_stop_signal_name});
+  }
 
   std::vector<std::string> options = s.custom_options;
   const std::string nccl_debug = take_nccl_debug(options);

@@ -4,6 +4,7 @@
 
 #include "mpi/mpi_settings.hpp"
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,15 @@ struct OpenMpiNames
   // The reference passes "^openib"; ofi and uct are excluded too, as Debian's own default
   // does: without a fabric, the ofi BTL alone adds a second to every job's end.
   const char* btl_exclude;
+  const char* forward_signals; // "ess_base_forward_signals" (4), "prte_ess_base_forward_signals" (5)
 };
+
+// What the master sends mpirun in place of a SIGTERM, and each rank step turns back into
+// SIGTERM for its program: on SIGTERM itself, mpirun kills the ranks within 2 s, whatever the
+// grace period; this one it only forwards (with -mca <forward_signals>), and its default
+// action is to be ignored.
+inline constexpr int k_rank_stop_signal = SIGURG;
+inline constexpr const char* k_rank_stop_signal_name = "SIGURG";
 
 // The names for Open MPI `major` (4 and 5 are known; others use 4's).
 OpenMpiNames open_mpi_names(int major);

@@ -374,6 +374,9 @@ Supervisor::Supervisor(Options options) : m_options(options)
   for (int sig : k_forwarded) {
     sigaddset(&m_wait_set, sig);
   }
+  if (m_options.term_alias > 0) {
+    sigaddset(&m_wait_set, m_options.term_alias);
+  }
   m_signal_fd = signalfd(-1, &m_wait_set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (m_signal_fd < 0) {
     const int err = errno;
@@ -508,7 +511,8 @@ Supervisor::wait_signal(std::chrono::milliseconds timeout, int fd)
   if (ready > 0 && (fds[0].revents & POLLIN) != 0) {
     signalfd_siginfo info{};
     if (::read(m_signal_fd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
-      return static_cast<int>(info.ssi_signo);
+      const int sig = static_cast<int>(info.ssi_signo);
+      return sig == m_options.term_alias ? SIGTERM : sig;
     }
   }
   if (ready > 0 && fd >= 0 && fds[1].revents != 0) {
@@ -783,9 +787,32 @@ start_relays(OutputPlumbing& p, OutputMode mode, std::size_t tail_bytes)
 }
 
 // How far a child's shutdown has gone (torchrun's state machine): running until a stop
-// signal (TERM/INT) is forwarded, then a grace period until its deadline, then SIGKILL.
-// A second SIGINT goes straight to killed.
-enum class Shutdown { running, grace, killed };
+// signal (TERM/INT) is forwarded, then a grace period until its deadline, then SIGKILL
+// (a ChildSpec::term_as child: terminated, SIGTERM, in between). A second SIGINT goes
+// straight to killed.
+enum class Shutdown { running, grace, terminated, killed };
+
+// The grace period (or term_as's SIGTERM time) is over: SIGKILL to the group, or first
+// SIGTERM to a term_as child, with SIGKILL k_term_to_kill later.
+void
+end_grace(pid_t pid, const ChildSpec& spec, std::chrono::milliseconds grace, Shutdown& shutdown,
+          Clock::time_point& kill_deadline, ChildResult& result)
+{
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(grace).count();
+  if (shutdown == Shutdown::grace && spec.term_as > 0) {
+    spdlog::warn("the job did not end within the {} s grace period after {}: sending SIGTERM, SIGKILL in {} s", seconds,
+                 base::signal_name(result.stop_signal), k_term_to_kill.count());
+    kill(-pid, SIGTERM);
+    shutdown = Shutdown::terminated;
+    kill_deadline = Clock::now() + k_term_to_kill;
+    return;
+  }
+  spdlog::warn("the script did not exit within the {} s grace period after {}: sending SIGKILL", seconds,
+               base::signal_name(result.stop_signal));
+  kill(-pid, SIGKILL);
+  shutdown = Shutdown::killed;
+  result.killed_after_grace = true;
+}
 
 } // namespace
 
@@ -820,11 +847,9 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
       return status;
     }
     const auto now = Clock::now();
-    if (shutdown == Shutdown::grace && now >= kill_deadline) {
-      spdlog::warn("the script did not exit within the {} s grace period after {}: sending SIGKILL",
-                   std::chrono::duration_cast<std::chrono::seconds>(m_options.grace_period).count(),
-                   base::signal_name(result.stop_signal));
-      kill_now();
+    const bool deadline_set = shutdown == Shutdown::grace || shutdown == Shutdown::terminated;
+    if (deadline_set && now >= kill_deadline) {
+      end_grace(pid, spec, m_options.grace_period, shutdown, kill_deadline, result);
     }
     if (has_timeout && now >= timeout_deadline && !result.timed_out) {
       kill(-pid, SIGKILL);
@@ -835,7 +860,7 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
       wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) +
                                 std::chrono::milliseconds(1));
     };
-    if (shutdown == Shutdown::grace) {
+    if (deadline_set) {
       until(kill_deadline);
     }
     if (has_timeout && !result.timed_out) {
@@ -863,9 +888,11 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
         ::ioctl(terminal_fd, TIOCSWINSZ, &size);
       }
     }
-    spdlog::info("forwarding {} to the child's process group", base::signal_name(sig));
-    if (kill(-pid, sig) != 0 && errno == ESRCH) {
-      kill(pid, sig);
+    const int sent = sig == SIGTERM && spec.term_as > 0 ? spec.term_as : sig;
+    spdlog::info("forwarding {} to the child's process group{}", base::signal_name(sig),
+                 sent == sig ? "" : " as " + base::signal_name(sent));
+    if (kill(-pid, sent) != 0 && errno == ESRCH) {
+      kill(pid, sent);
     }
     if (is_stop_signal(sig)) {
       // A stopped script (SIGSTOP, a suspended job) would only act on the signal once

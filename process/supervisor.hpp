@@ -38,7 +38,15 @@ struct ChildSpec
   // >= 0: of the launcher's descriptors above stderr, the child inherits only this one (a
   // serving worker: its channel, never the listening socket or a client's connection).
   int only_inherited_fd = -1;
+  // > 0: SIGTERM reaches the child's group as this signal, and SIGTERM itself only when the
+  // grace period ends, then SIGKILL k_term_to_kill later (mpirun: on SIGTERM it would kill
+  // the ranks within 2 s, so it gets a signal it forwards to them instead; launcher/mpi_job.cpp).
+  int term_as = 0;
 };
+
+// With ChildSpec::term_as: how long the child has between SIGTERM and SIGKILL once the grace
+// period has ended (mpirun's own stop of the ranks takes about 2 s).
+inline constexpr std::chrono::seconds k_term_to_kill{5};
 
 struct ChildResult
 {
@@ -62,6 +70,9 @@ public:
   {
     std::chrono::milliseconds grace_period{std::chrono::seconds(60)};
     std::size_t tail_bytes = 64 * 1024;
+    // > 0: this signal is collected and handled exactly as SIGTERM (the rank step: mpirun
+    // forwards it in place of the job's SIGTERM, see ChildSpec::term_as).
+    int term_alias = 0;
   };
 
   // Block signals and become a child subreaper when not PID 1.

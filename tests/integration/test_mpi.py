@@ -52,6 +52,26 @@ from mpi4py import MPI
 MPI.COMM_WORLD.Barrier()
 '''
 
+# Each rank says it is up, then waits; on SIGTERM it "checkpoints" for 3 s (longer than
+# Open MPI's own kill sequence, about 2 s) and writes stopped-<rank>.
+CHECKPOINT_ON_SIGTERM = r'''
+import os, signal, sys, time
+rank = os.environ["OMPI_COMM_WORLD_RANK"]
+out = os.environ["SM_OUTPUT_DATA_DIR"]
+def on_term(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(3)
+    with open(os.path.join(out, "stopped-" + rank), "w") as f:
+        f.write("checkpointed")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, on_term)
+os.makedirs(out, exist_ok=True)
+with open(os.path.join(out, "started-" + rank), "w") as f:
+    f.write("up")
+for _ in range(1200):
+    time.sleep(0.1)
+'''
+
 
 def load_json(path):
     with open(path) as f:
@@ -260,6 +280,27 @@ class TestMpi(unittest.TestCase):
         self.assertTrue(failure.startswith("Stopped: stopped by SIGTERM while waiting for the workers' SSH logins\n"),
                         failure)
         self.assertIn("ExitCode 143\n", failure)
+
+    def test_sigterm_gives_the_ranks_on_every_host_the_grace_period(self):
+        # The remote host's daemon forwards the master's SIGURG to its rank step too.
+        c = self.cluster(2)
+        job = MpiJob(self, c, {}, program=CHECKPOINT_ON_SIGTERM, extra_env={"SMLAUNCH_GRACE_PERIOD": "20"})
+        job.start_all()
+        started = [job.path(h, "output", "data", "started-%d" % r) for r, h in enumerate(c.hosts)]
+        deadline = time.monotonic() + 90
+        while not all(map(os.path.exists, started)) and job.procs["algo-1"].poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(all(map(os.path.exists, started)), started)
+        job.procs["algo-1"].send_signal(signal.SIGTERM)
+        rc, out = job.wait("algo-1", timeout=60)
+        rc2, out2 = job.wait("algo-2", timeout=60)
+        for r, h in enumerate(c.hosts):
+            self.assertTrue(os.path.exists(job.path(h, "output", "data", "stopped-%d" % r)), out)
+        self.assertNotEqual(rc, 0, out)
+        self.assertNotEqual(rc2, 0, out2)
+        self.assertNotIn("grace period", out)
+        self.assertIn("after smlaunch forwarded SIGTERM", harness.failure_fields(job.failure("algo-1"))["message"])
 
     def test_killing_a_worker_mid_job_fails_the_job_within_seconds(self):
         c = self.cluster(2)
@@ -515,6 +556,39 @@ class TestMpiOneHost(unittest.TestCase):
         self.assertNotIn("sshd", result.stderr)
         self.assertEqual(tree.probe()["env"]["SM_CURRENT_HOST"], "algo-3")
         self.assertTrue(os.path.exists(tree.path("output", "success")))
+
+    def test_sigterm_gives_the_ranks_the_grace_period(self):
+        # mpirun, on SIGTERM, kills its ranks within about 2 s whatever --grace-period says:
+        # smlaunch sends it SIGURG instead, which it forwards to each rank step, which gives
+        # its program SIGTERM. Both ranks finish a 3 s handler and the job records the stop.
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True,
+                                                   "sagemaker_process_slots_per_host": 2},
+                            code={"train.py": CHECKPOINT_ON_SIGTERM})
+        argv = [harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON,
+                "--grace-period", "20"]
+        proc = subprocess.Popen(argv, env=clean_env(SMLAUNCH_SSHD="/nonexistent/sshd"), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
+        reader.start()
+        data = tree.path("output", "data")
+        started = [os.path.join(data, "started-%d" % r) for r in (0, 1)]
+        deadline = time.monotonic() + 60
+        while not all(map(os.path.exists, started)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(all(map(os.path.exists, started)), b"".join(lines))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+        proc.stdout.close()
+        output = b"".join(lines).decode(errors="replace")
+        for r in (0, 1):
+            self.assertTrue(os.path.exists(os.path.join(data, "stopped-%d" % r)), "rank %d: %s" % (r, output))
+        self.assertNotEqual(proc.returncode, 0, output)
+        self.assertNotIn("grace period", output)
+        failure = harness.failure_fields(tree.read("output", "failure"))
+        self.assertIn("after smlaunch forwarded SIGTERM", failure["message"])
 
     def test_one_rank_per_host_keeps_every_core(self):
         tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True},

@@ -274,8 +274,9 @@ class TestSlurm(unittest.TestCase):
         self.assertNotIn("ExitCode 0\n", text)
 
     def test_scancel_batch_term_reaches_every_rank_through_smlaunch(self):
-        # Only the batch step (smlaunch, exec'd by the script) gets SIGTERM; it stops mpirun,
-        # whose daemons stop the ranks on both nodes.
+        # Only the batch step (smlaunch, exec'd by the script) gets SIGTERM; it reaches the ranks
+        # on both nodes through mpirun and its daemons (as SIGURG, which each rank step turns
+        # back into SIGTERM).
         text = self.cancel_mid_job(["--batch", "--signal=TERM"], "FAILED")
         self.assertIn("after smlaunch forwarded SIGTERM", text)
 

@@ -27,7 +27,7 @@ two_hosts(int slots)
 
 // The reference's order (training-toolkit.md, section 8.2) with smlaunch's differences:
 // no LD_PRELOAD (the rank step preloads), no -x SM_* (the rank step computes them per host),
-// ofi and uct excluded from the BTLs.
+// ofi and uct excluded from the BTLs, SIGURG forwarded (the rank steps' stop request).
 TEST(MpirunCommand, GoldenTwoHostsTwoSlots)
 {
   const auto c = mpi::build_mpirun_command(two_hosts(2));
@@ -36,6 +36,7 @@ TEST(MpirunCommand, GoldenTwoHostsTwoSlots)
     "-mca", "btl_tcp_if_include", "eth0", "-mca", "oob_tcp_if_include", "eth0", "-mca", "plm_rsh_no_tree_spawn", "1",
     "-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib,ofi,uct", "-mca",
     "orte_abort_on_non_zero_status", "1", "-mca", "btl_vader_single_copy_mechanism", "none",
+    "-mca", "ess_base_forward_signals", "SIGURG",
     "-x", "NCCL_MIN_NRINGS=4", "-x", "NCCL_SOCKET_IFNAME=eth0", "-x", "NCCL_DEBUG=INFO", "-x", "PATH",
     "-x", "AWS_ACCESS_KEY_ID", "-x", "AWS_SECRET_ACCESS_KEY",
     "/usr/bin/smlaunch", "rank", "--keep", "NCCL_MIN_NRINGS,NCCL_SOCKET_IFNAME,NCCL_DEBUG,PATH,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY", "--",
@@ -60,6 +61,7 @@ TEST(MpirunCommand, GoldenSlurmTwoHostsTwoSlots)
     "-mca", "plm", "slurm",
     "-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib,ofi,uct", "-mca",
     "orte_abort_on_non_zero_status", "1", "-mca", "btl_vader_single_copy_mechanism", "none",
+    "-mca", "ess_base_forward_signals", "SIGURG",
     "-x", "NCCL_MIN_NRINGS=4", "-x", "NCCL_DEBUG=INFO", "-x", "PATH",
     "-x", "AWS_ACCESS_KEY_ID", "-x", "AWS_SECRET_ACCESS_KEY",
     "/usr/bin/smlaunch", "rank", "--cluster", "slurm", "--base-dir", "/shared/job/%n",
@@ -155,6 +157,19 @@ TEST(MpirunCommand, OpenMpiVersions)
   EXPECT_EQ(mpi::parse_open_mpi_major("garbage"), 4);
   EXPECT_STREQ(mpi::open_mpi_names(5).abort_on_non_zero_status, "prte_abort_on_non_zero_status");
   EXPECT_STREQ(mpi::open_mpi_names(4).abort_on_non_zero_status, "orte_abort_on_non_zero_status");
+  EXPECT_STREQ(mpi::open_mpi_names(5).forward_signals, "prte_ess_base_forward_signals");
+  EXPECT_STREQ(mpi::open_mpi_names(4).forward_signals, "ess_base_forward_signals");
+}
+
+// Without the rank step, nothing would turn the forwarded SIGURG into a SIGTERM.
+TEST(MpirunCommand, TheRankStopSignalIsForwardedOnlyToRankSteps)
+{
+  auto in = two_hosts(1);
+  const auto c = mpi::build_mpirun_command(in);
+  EXPECT_NE(std::find(c.argv.begin(), c.argv.end(), "ess_base_forward_signals"), c.argv.end());
+  in.rank_wrapper = "";
+  const auto bare = mpi::build_mpirun_command(in);
+  EXPECT_EQ(std::find(bare.argv.begin(), bare.argv.end(), "ess_base_forward_signals"), bare.argv.end());
 }
 
 TEST(MpirunCommand, OptionValueCounts)

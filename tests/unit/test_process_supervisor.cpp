@@ -68,6 +68,74 @@ TEST(ProcessSupervisorStop, AStopSignalDuringTheGroupCleanUpIsKept)
   EXPECT_EQ(supervisor.poll_stop_signal(), SIGTERM);
 }
 
+// Runs `script` (sh, $1 = a file it creates once its traps are set) under `supervisor` and
+// sends the launcher `sig` once that file exists.
+process::ChildResult
+run_signalled(process::Supervisor& supervisor, process::ChildSpec spec, const std::string& script, int sig)
+{
+  const std::string ready = ::testing::TempDir() + "smlaunch-signal-ready-" + std::to_string(::getpid());
+  std::remove(ready.c_str());
+  spec.argv = {"/bin/sh", "-c", script, "sh", ready};
+  spec.envp = {"PATH=/usr/bin:/bin"};
+  spec.output = process::OutputMode::capture;
+  std::thread sender([&ready, sig] {
+    for (int i = 0; i < 500 && ::access(ready.c_str(), F_OK) != 0; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    ::kill(::getpid(), sig);
+  });
+  const process::ChildResult result = supervisor.run(spec);
+  sender.join();
+  std::remove(ready.c_str());
+  return result;
+}
+
+// mpirun's case: SIGTERM reaches the child as term_as (SIGTERM itself would make mpirun kill
+// the ranks at once); the grace period still starts.
+TEST(ProcessSupervisorStop, TermAsSendsItsSignalInPlaceOfSigterm)
+{
+  process::Supervisor::Options options;
+  options.grace_period = 30s;
+  process::Supervisor supervisor(options);
+  process::ChildSpec spec;
+  spec.term_as = SIGURG;
+  const auto r = run_signalled(
+      supervisor, spec, "trap 'exit 3' URG; trap 'exit 4' TERM; : >\"$1\"; for i in $(seq 400); do sleep 0.05; done",
+      SIGTERM);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.stop_signal, SIGTERM);
+  EXPECT_FALSE(r.killed_after_grace);
+}
+
+// When the grace period ends, a term_as child gets SIGTERM itself (and SIGKILL only later).
+TEST(ProcessSupervisorStop, TermAsSendsSigtermWhenTheGracePeriodEnds)
+{
+  process::Supervisor::Options options;
+  options.grace_period = 200ms;
+  process::Supervisor supervisor(options);
+  process::ChildSpec spec;
+  spec.term_as = SIGURG;
+  const auto r = run_signalled(
+      supervisor, spec, "trap '' URG; trap 'exit 4' TERM; : >\"$1\"; for i in $(seq 400); do sleep 0.05; done",
+      SIGTERM);
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.stop_signal, SIGTERM);
+  EXPECT_FALSE(r.killed_after_grace);
+}
+
+// The rank step's case: term_alias is taken as SIGTERM, which the child gets.
+TEST(ProcessSupervisorStop, TermAliasIsHandledAsSigterm)
+{
+  process::Supervisor::Options options;
+  options.term_alias = SIGURG;
+  process::Supervisor supervisor(options);
+  const auto r = run_signalled(
+      supervisor, process::ChildSpec{},
+      "trap 'exit 3' URG; trap 'exit 4' TERM; : >\"$1\"; for i in $(seq 400); do sleep 0.05; done", SIGURG);
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.stop_signal, SIGTERM);
+}
+
 // A child that closes its output and goes on running: the pipe hangs up with nothing to
 // read. The supervisor then waits for the child's exit alone (no relay thread for a
 // silent script, and no poll spinning on the hung-up pipe for the child's whole life),
