@@ -792,6 +792,15 @@ start_relays(OutputPlumbing& p, OutputMode mode, std::size_t tail_bytes)
 // straight to killed.
 enum class Shutdown { running, grace, terminated, killed };
 
+// `sig` to the child's process group, or to the child alone when it has no group of its own.
+void
+signal_group(pid_t pid, int sig)
+{
+  if (kill(-pid, sig) != 0 && errno == ESRCH) {
+    kill(pid, sig);
+  }
+}
+
 // The grace period (or term_as's SIGTERM time) is over: SIGKILL to the group, or first
 // SIGTERM to a term_as child, with SIGKILL k_term_to_kill later.
 void
@@ -891,16 +900,12 @@ Supervisor::wait_for_main(pid_t pid, const ChildSpec& spec, Clock::time_point st
     const int sent = sig == SIGTERM && spec.term_as > 0 ? spec.term_as : sig;
     spdlog::info("forwarding {} to the child's process group{}", base::signal_name(sig),
                  sent == sig ? "" : " as " + base::signal_name(sent));
-    if (kill(-pid, sent) != 0 && errno == ESRCH) {
-      kill(pid, sent);
-    }
+    signal_group(pid, sent);
     if (is_stop_signal(sig)) {
       // A stopped script (SIGSTOP, a suspended job) would only act on the signal once
       // continued, so it spent its whole grace period frozen and got SIGKILL without the
       // chance to checkpoint: continue the group, as systemd does after its stop signal.
-      if (kill(-pid, SIGCONT) != 0 && errno == ESRCH) {
-        kill(pid, SIGCONT);
-      }
+      signal_group(pid, SIGCONT);
     }
     if (sig == SIGINT && ++sigint_count >= 2) {
       // A second Ctrl-C means "now".
