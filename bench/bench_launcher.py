@@ -276,7 +276,11 @@ def main():
             if args.before:
                 b_med, b_min = timings[2]
                 rows.append(("start-up, %s, median of %d, --before binary (ms)" % (label, args.runs), b_med, d_med,
-                             "launcher's own share %.2f ms" % (b_med - d_med)))
+                             "launcher's own share %.2f ms, paired %.2f ms (95%% interval %.2f-%.2f)"
+                             % ((b_med - d_med, paired_median(wall[2], wall[0])) + paired_interval(wall[2], wall[0]))))
+                rows.append(("start-up, %s, --before minus this binary, median of %d differences (ms)"
+                             % (label, args.runs), paired_median(wall[2], wall[1]), 0.0,
+                             "95%% interval %.2f-%.2f" % paired_interval(wall[2], wall[1])))
             if tini:
                 t_med, _ = timings[-1]
                 rows.append(("start-up, %s, median of %d, tini -s -- (ms)" % (label, args.runs), t_med, d_med,

@@ -3,6 +3,7 @@
 # real job: the image's Python (its venv), PATH and file system, with this checkout's Release
 # smlaunch and Debian's tini mounted in.
 #   bench/startup_in_image.sh [bench_launcher.py options, e.g. --runs 1000 --cpu 1]
+#   SMLAUNCH_BEFORE=/path/to/old/smlaunch bench/startup_in_image.sh ...   (times it beside, as --before)
 # Needs root, the Release build (build-release/bin/smlaunch) and the image (docker/ci.sh
 # builds it; SMLAUNCH_IMAGE names another). The private engine is stopped again at the end
 # when this script started it.
@@ -26,10 +27,15 @@ if ! /usr/bin/docker image inspect "$image" >/dev/null 2>&1; then
 fi
 
 mounts=(-v "$PWD/bench:/bench:ro" -v "$smlaunch:/usr/local/bin/smlaunch:ro")
+before=()
+if [ -n "${SMLAUNCH_BEFORE:-}" ]; then
+  mounts+=(-v "$(realpath "$SMLAUNCH_BEFORE"):/usr/local/bin/smlaunch-before:ro")
+  before=(--before /usr/local/bin/smlaunch-before)
+fi
 if [ -n "$tini" ]; then
   mounts+=(-v "$tini:/usr/bin/tini:ro")   # a supervisor's floor, as on the host
 fi
 # The image's python3 is its venv's (the PATH of the image); the bench's own trees live in
 # the container's /tmp.
 /usr/bin/docker run --rm --network none "${mounts[@]}" --entrypoint python3 "$image" \
-  /bench/bench_launcher.py /usr/local/bin/smlaunch /opt/smlaunch/venv/bin/python3 --startup-only "$@"
+  /bench/bench_launcher.py /usr/local/bin/smlaunch /opt/smlaunch/venv/bin/python3 --startup-only "${before[@]}" "$@"

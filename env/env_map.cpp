@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 
 namespace env {
 
@@ -9,6 +10,12 @@ EnvMap
 EnvMap::from_environ(char** envp)
 {
   EnvMap map;
+  std::size_t count = 0;
+  for (char** p = envp; p != nullptr && *p != nullptr; ++p) {
+    ++count;
+  }
+  map.m_entries.reserve(count);
+  map.rebuild_index(count);
   for (char** p = envp; p != nullptr && *p != nullptr; ++p) {
     std::string_view entry(*p);
     const auto eq = entry.find('=');
@@ -20,33 +27,73 @@ EnvMap::from_environ(char** envp)
   return map;
 }
 
+std::size_t
+EnvMap::find_slot(std::string_view name) const
+{
+  // At most half full, so an empty slot ends every probe.
+  const std::size_t mask = m_index.size() - 1;
+  const std::size_t hash = std::hash<std::string_view>{}(name);
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const std::uint32_t at = m_index[i];
+    if (at == 0 || m_entries[at - 1].first == name) {
+      return i;
+    }
+  }
+}
+
+void
+EnvMap::rebuild_index(std::size_t count)
+{
+  std::size_t slots = 16;
+  while (slots < 2 * count) {
+    slots *= 2;
+  }
+  m_index.assign(slots, 0);
+  for (std::size_t i = 0; i < m_entries.size(); ++i) {
+    m_index[find_slot(m_entries[i].first)] = static_cast<std::uint32_t>(i + 1);
+  }
+}
+
 void
 EnvMap::set(std::string name, std::string value)
 {
-  const auto it = m_index.find(name);
-  if (it != m_index.end()) {
-    m_entries[it->second].second = std::move(value);
+  if (m_index.size() < 2 * (m_entries.size() + 1)) {
+    rebuild_index(2 * (m_entries.size() + 1));
+  }
+  std::uint32_t& at = m_index[find_slot(name)];
+  if (at != 0) {
+    m_entries[at - 1].second = std::move(value);
     return;
   }
-  m_index.emplace(name, m_entries.size());
   m_entries.emplace_back(std::move(name), std::move(value));
+  at = static_cast<std::uint32_t>(m_entries.size());
+}
+
+void
+EnvMap::update(EnvMap&& other)
+{
+  for (auto& [name, value] : other.m_entries) {
+    set(std::move(name), std::move(value));
+  }
+  other.m_entries.clear();
+  other.m_index.clear();
 }
 
 void
 EnvMap::erase(std::string_view name)
 {
   std::erase_if(m_entries, [&](const Entry& e) { return e.first == name; });
-  m_index.clear();
-  for (std::size_t i = 0; i < m_entries.size(); ++i) {
-    m_index.emplace(m_entries[i].first, i);
-  }
+  rebuild_index(m_entries.size());
 }
 
 const std::string*
 EnvMap::get(std::string_view name) const
 {
-  const auto it = m_index.find(name);
-  return it == m_index.end() ? nullptr : &m_entries[it->second].second;
+  if (m_index.empty()) {
+    return nullptr;
+  }
+  const std::uint32_t at = m_index[find_slot(name)];
+  return at == 0 ? nullptr : &m_entries[at - 1].second;
 }
 
 std::vector<std::string>

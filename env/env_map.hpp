@@ -2,10 +2,9 @@
 // on the launcher), and the order is kept so logs and `mpirun -x` lists are stable.
 #pragma once
 
-#include <functional>
+#include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -39,22 +38,23 @@ public:
     return m_entries.size();
   }
 
+  // Every entry of `other` set in order, moved (a dict's update()).
+  void update(EnvMap&& other);
+
   // "NAME=value" strings for execve().
   std::vector<std::string> to_envp() const;
 
 private:
-  // Looked up by std::string_view without making a std::string of it.
-  struct NameHash
-  {
-    using is_transparent = void;
-    std::size_t
-    operator()(std::string_view name) const noexcept
-    {
-      return std::hash<std::string_view>{}(name);
-    }
-  };
+  // The slot of m_index that holds `name`, or the empty slot where it would go.
+  std::size_t find_slot(std::string_view name) const;
+  // m_index sized for `count` entries (at most half full) and filled from m_entries.
+  void rebuild_index(std::size_t count);
+
   std::vector<Entry> m_entries;
-  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> m_index; // name -> position in m_entries
+  // Open addressing over m_entries (position + 1; 0 is an empty slot), a power of two in
+  // size: a start sets some 300 variables, and a node and a copy of the name per entry
+  // were a third of the launcher's allocations.
+  std::vector<std::uint32_t> m_index;
 };
 
 // True when a variable's value must never be shown: its name contains KEY, SECRET,

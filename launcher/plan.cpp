@@ -232,10 +232,7 @@ script_variables(const env::TrainingEnvironment& e, const env::Paths& paths, con
   added.set("CURRENT_HOST", e.current_host);
   added.set("SAGEMAKER_JOB_NAME", e.sagemaker_job_name);
   added.set("SAGEMAKER_REGION", e.region);
-  const env::EnvMap sm_variables = e.sm_variables();
-  for (const auto& [k, v] : sm_variables.entries()) {
-    added.set(k, v);
-  }
+  added.update(e.sm_variables());
   const std::string* pythonpath = inherited.get("PYTHONPATH");
   added.set("PYTHONPATH", pythonpath != nullptr && !pythonpath->empty() ? paths.code + ":" + *pythonpath : paths.code);
   if (inherited.get("PYTHONUNBUFFERED") == nullptr && launch == Launch::process) {
