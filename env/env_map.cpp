@@ -102,7 +102,9 @@ EnvMap::to_envp() const
   std::vector<std::string> out;
   out.reserve(m_entries.size());
   for (const auto& [k, v] : m_entries) {
-    out.push_back(k + "=" + v);
+    std::string& line = out.emplace_back();
+    line.reserve(k.size() + 1 + v.size()); // one allocation, not one per operator+
+    line.append(k).append(1, '=').append(v);
   }
   return out;
 }
