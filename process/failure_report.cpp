@@ -367,12 +367,17 @@ describe_script_failure(const ChildResult& r, const std::string& program, double
                                        : std::system_category().message(r.exec_errno));
   } else if (r.term_signal != 0) {
     cause = killed_by(r.term_signal);
-    if (r.killed_after_grace) {
+    if (r.killed_after_grace || r.terminated_after_grace) {
       cause += fmt::format(" after it did not exit within the {:g} s grace period that followed {}", grace_seconds,
                            base::signal_name(r.stop_signal));
     } else if (r.term_signal == SIGKILL) {
       cause += std::string(k_out_of_memory) + " or reduce the batch size";
     }
+  } else if (r.terminated_after_grace) {
+    // mpirun: the ranks were asked to stop (term_as) and did not end within the grace period.
+    cause = fmt::format("exited with code {} after it did not end within the {:g} s grace period that followed {} "
+                        "(smlaunch then sent it SIGTERM)",
+                        r.exit_code, grace_seconds, base::signal_name(r.stop_signal));
   } else if (r.stop_signal != 0) {
     cause = "exited with code " + std::to_string(r.exit_code) + " after smlaunch forwarded " +
             base::signal_name(r.stop_signal);

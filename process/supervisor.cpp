@@ -813,6 +813,7 @@ end_grace(pid_t pid, const ChildSpec& spec, std::chrono::milliseconds grace, Shu
                  base::signal_name(result.stop_signal), k_term_to_kill.count());
     kill(-pid, SIGTERM);
     shutdown = Shutdown::terminated;
+    result.terminated_after_grace = true;
     kill_deadline = Clock::now() + k_term_to_kill;
     return;
   }

@@ -56,6 +56,8 @@ struct ChildResult
   int stop_signal = 0;             // the first SIGTERM/SIGINT/SIGHUP/SIGQUIT forwarded to it, else 0
   bool killed_after_grace = false; // it outlived the grace period and got SIGKILL
   bool timed_out = false;          // it outlived ChildSpec::timeout
+  // A ChildSpec::term_as child outlived the grace period and got SIGTERM (SIGKILL only after k_term_to_kill).
+  bool terminated_after_grace = false;
   int orphans_reaped = 0;
   std::string output_tail; // the end of its stderr (or of stdout+stderr when they share a file)
   std::string captured;    // OutputMode::capture: its stdout

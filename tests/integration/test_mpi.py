@@ -557,23 +557,21 @@ class TestMpiOneHost(unittest.TestCase):
         self.assertEqual(tree.probe()["env"]["SM_CURRENT_HOST"], "algo-3")
         self.assertTrue(os.path.exists(tree.path("output", "success")))
 
-    def test_sigterm_gives_the_ranks_the_grace_period(self):
-        # mpirun, on SIGTERM, kills its ranks within about 2 s whatever --grace-period says:
-        # smlaunch sends it SIGURG instead, which it forwards to each rank step, which gives
-        # its program SIGTERM. Both ranks finish a 3 s handler and the job records the stop.
+    def _sigterm_mid_job(self, grace_period):
+        """One host x 2 ranks that each take 3 s to checkpoint on SIGTERM; SIGTERM to the
+        launcher once both ranks run. Returns (the tree, the launcher's exit code, its output)."""
         tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True,
                                                    "sagemaker_process_slots_per_host": 2},
                             code={"train.py": CHECKPOINT_ON_SIGTERM})
         argv = [harness.SMLAUNCH, "train", "--base-dir", tree.base, "--python", harness.PYTHON,
-                "--grace-period", "20"]
+                "--grace-period", str(grace_period)]
         proc = subprocess.Popen(argv, env=clean_env(SMLAUNCH_SSHD="/nonexistent/sshd"), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         lines = []
         reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
         reader.start()
-        data = tree.path("output", "data")
-        started = [os.path.join(data, "started-%d" % r) for r in (0, 1)]
+        started = [tree.path("output", "data", "started-%d" % r) for r in (0, 1)]
         deadline = time.monotonic() + 60
         while not all(map(os.path.exists, started)) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -582,13 +580,28 @@ class TestMpiOneHost(unittest.TestCase):
         proc.wait(timeout=60)
         reader.join(timeout=10)
         proc.stdout.close()
-        output = b"".join(lines).decode(errors="replace")
+        return tree, proc.returncode, b"".join(lines).decode(errors="replace")
+
+    def test_sigterm_gives_the_ranks_the_grace_period(self):
+        # mpirun, on SIGTERM, kills its ranks within about 2 s whatever --grace-period says:
+        # smlaunch sends it SIGURG instead, which it forwards to each rank step, which gives
+        # its program SIGTERM. Both ranks finish a 3 s handler and the job records the stop.
+        tree, code, output = self._sigterm_mid_job(grace_period=20)
         for r in (0, 1):
-            self.assertTrue(os.path.exists(os.path.join(data, "stopped-%d" % r)), "rank %d: %s" % (r, output))
-        self.assertNotEqual(proc.returncode, 0, output)
+            self.assertTrue(os.path.exists(tree.path("output", "data", "stopped-%d" % r)), "rank %d: %s" % (r, output))
+        self.assertNotEqual(code, 0, output)
         self.assertNotIn("grace period", output)
         failure = harness.failure_fields(tree.read("output", "failure"))
         self.assertIn("after smlaunch forwarded SIGTERM", failure["message"])
+
+    def test_a_grace_period_that_runs_out_is_the_failure_reason(self):
+        # A 1 s grace period against the ranks' 3 s handler: mpirun then gets SIGTERM and
+        # ends the job. output/failure says the grace period ran out, not only that SIGTERM
+        # was forwarded.
+        tree, code, output = self._sigterm_mid_job(grace_period=1)
+        self.assertNotEqual(code, 0, output)
+        failure = harness.failure_fields(tree.read("output", "failure"))
+        self.assertIn("1 s grace period that followed SIGTERM", failure["message"])
 
     def test_one_rank_per_host_keeps_every_core(self):
         tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True},

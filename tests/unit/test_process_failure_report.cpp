@@ -493,6 +493,20 @@ TEST(LauncherFailureDescribeBug, FractionalGracePeriod)
   }
 }
 
+// mpirun (a ChildSpec::term_as child) exits on its own after the SIGTERM that ends the grace
+// period: the reason says the grace period ran out, not only that SIGTERM was forwarded.
+TEST(LauncherFailureDescribe, TerminatedAfterGrace)
+{
+  process::ChildResult r = result(1, "mpirun: Forwarding signal 15 to job\n");
+  r.stop_signal = SIGTERM;
+  r.terminated_after_grace = true;
+  const std::string m = process::describe_script_failure(r, "/usr/bin/mpirun", 20);
+  EXPECT_TRUE(starts_with(m, "exited with code 1 after it did not end within the 20 s grace period that followed "
+                             "SIGTERM (smlaunch then sent it SIGTERM)"))
+      << m;
+  EXPECT_NE(m.find("Forwarding signal 15"), std::string::npos) << m;
+}
+
 TEST(LauncherFailureDescribe, ForwardedStopSignal)
 {
   process::ChildResult r = result(1, "interrupted\n");

@@ -105,6 +105,7 @@ TEST(ProcessSupervisorStop, TermAsSendsItsSignalInPlaceOfSigterm)
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_EQ(r.stop_signal, SIGTERM);
   EXPECT_FALSE(r.killed_after_grace);
+  EXPECT_FALSE(r.terminated_after_grace);
 }
 
 // When the grace period ends, a term_as child gets SIGTERM itself (and SIGKILL only later).
@@ -121,6 +122,7 @@ TEST(ProcessSupervisorStop, TermAsSendsSigtermWhenTheGracePeriodEnds)
   EXPECT_EQ(r.exit_code, 4);
   EXPECT_EQ(r.stop_signal, SIGTERM);
   EXPECT_FALSE(r.killed_after_grace);
+  EXPECT_TRUE(r.terminated_after_grace);
 }
 
 // The rank step's case: term_alias is taken as SIGTERM, which the child gets.
