@@ -4,6 +4,8 @@
 # smlaunch and Debian's tini mounted in.
 #   bench/startup_in_image.sh [bench_launcher.py options, e.g. --runs 1000 --cpu 1]
 #   SMLAUNCH_BEFORE=/path/to/old/smlaunch bench/startup_in_image.sh ...   (times it beside, as --before)
+#   SMLAUNCH_TREES_ON_VOLUME=1 bench/startup_in_image.sh ...   (the /opt/ml trees on a volume, as
+#     SageMaker and its local mode mount /opt/ml/input, model and output, not in the overlay)
 # Needs root, the Release build (build-release/bin/smlaunch) and the image (docker/ci.sh
 # builds it; SMLAUNCH_IMAGE names another). The private engine is stopped again at the end
 # when this script started it.
@@ -34,6 +36,12 @@ if [ -n "${SMLAUNCH_BEFORE:-}" ]; then
 fi
 if [ -n "$tini" ]; then
   mounts+=(-v "$tini:/usr/bin/tini:ro")   # a supervisor's floor, as on the host
+fi
+volume=""
+if [ -n "${SMLAUNCH_TREES_ON_VOLUME:-}" ]; then
+  volume="$(mktemp -d "${TMPDIR:-/tmp}/smlaunch-bench-volume.XXXXXX")"
+  mounts+=(-v "$volume:/volume" -e TMPDIR=/volume)
+  trap '[ "$started" = 0 ] || docker/engine.sh stop >/dev/null; rm -rf "$volume"' EXIT
 fi
 # The image's python3 is its venv's (the PATH of the image); the bench's own trees live in
 # the container's /tmp.
