@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <string_view>
+#include <utility>
 
 namespace mpi {
 
@@ -107,6 +109,56 @@ take_nccl_debug(std::vector<std::string>& options)
   return level;
 }
 
+namespace {
+
+bool
+is_mca_flag(const std::string& word)
+{
+  return word == "-mca" || word == "--mca";
+}
+
+// The MCA parameters the user's options set (-mca NAME VALUE): mpirun refuses a parameter
+// given twice ("listed multiple times on the command line"), so the user's wins over ours.
+std::vector<std::string>
+user_mca_names(const std::vector<std::string>& options)
+{
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i + 2 < options.size(); ++i) {
+    if (is_mca_flag(options[i])) {
+      names.push_back(options[i + 1]);
+      i += 2;
+    }
+  }
+  return names;
+}
+
+// The user's own list of signals for mpirun to forward, with the rank steps' stop request
+// added: without it SIGTERM would no longer reach the ranks' programs as a stop request.
+void
+add_rank_stop_signal(std::vector<std::string>& options, const char* forward_signals)
+{
+  for (std::size_t i = 0; i + 2 < options.size(); ++i) {
+    if (is_mca_flag(options[i]) && options[i + 1] == forward_signals) {
+      std::string& list = options[i + 2];
+      const std::string number = std::to_string(k_rank_stop_signal);
+      std::size_t start = 0;
+      bool listed = false;
+      while (start <= list.size() && !listed) {
+        const std::size_t comma = std::min(list.find(',', start), list.size());
+        const std::string entry = list.substr(start, comma - start);
+        listed = entry == k_rank_stop_signal_name || entry == number;
+        start = comma + 1;
+      }
+      if (!listed) {
+        list += std::string(list.empty() ? "" : ",") + k_rank_stop_signal_name;
+      }
+      i += 2;
+    }
+  }
+}
+
+} // namespace
+
 MpirunCommand
 build_mpirun_command(const MpirunInputs& in)
 {
@@ -119,6 +171,16 @@ build_mpirun_command(const MpirunInputs& in)
   auto export_value = [&](const std::string& name, const std::string& value) {
     a.insert(a.end(), {"-x", name + "=" + value});
     c.exported.push_back(name);
+  };
+  std::vector<std::string> options = s.custom_options;
+  const std::vector<std::string> user_mca = user_mca_names(options);
+  // Our MCA settings, each unless the user's options set the same parameter.
+  auto add_mca = [&](std::initializer_list<std::pair<std::string, std::string>> settings) {
+    for (const auto& [name, value] : settings) {
+      if (std::find(user_mca.begin(), user_mca.end(), name) == user_mca.end()) {
+        a.insert(a.end(), {"-mca", name, value});
+      }
+    }
   };
   auto export_name = [&](const std::string& name) {
     if (is_present(name)) {
@@ -138,26 +200,29 @@ build_mpirun_command(const MpirunInputs& in)
        "--display-map", "--tag-output"};
   if (!in.single_host && in.starter == Starter::slurm) {
     // No ssh: the daemons start through srun; a fallback to ssh would be an error.
-    a.insert(a.end(), {"-mca", "plm", "slurm"});
+    add_mca({{"plm", "slurm"}});
     if (!in.network_interface.empty()) {
-      a.insert(a.end(), {"-mca", "btl_tcp_if_include", in.network_interface, "-mca", "oob_tcp_if_include",
-                         in.network_interface});
+      add_mca({{"btl_tcp_if_include", in.network_interface}, {"oob_tcp_if_include", in.network_interface}});
     }
   } else if (!in.single_host) {
-    a.insert(a.end(), {"-mca", "btl_tcp_if_include", in.network_interface, "-mca", "oob_tcp_if_include",
-                       in.network_interface, "-mca", "plm_rsh_no_tree_spawn", "1"});
+    add_mca({{"btl_tcp_if_include", in.network_interface},
+             {"oob_tcp_if_include", in.network_interface},
+             {"plm_rsh_no_tree_spawn", "1"}});
     if (!in.ssh_command.empty() && in.ssh_command != "ssh") {
-      a.insert(a.end(), {"-mca", "plm_rsh_agent", in.ssh_command});
+      add_mca({{"plm_rsh_agent", in.ssh_command}});
     }
   }
-  a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", in.names.btl_exclude,
-                     "-mca", in.names.abort_on_non_zero_status, "1", "-mca", in.names.vader_single_copy, "none"});
+  a.insert(a.end(), {"-bind-to", "none", "-map-by", "slot"});
+  add_mca({{"pml", "ob1"},
+           {"btl", in.names.btl_exclude},
+           {in.names.abort_on_non_zero_status, "1"},
+           {in.names.vader_single_copy, "none"}});
   if (!in.rank_wrapper.empty()) {
     // The rank steps' stop request (k_rank_stop_signal), forwarded by mpirun and every daemon.
-    a.insert(a.end(), {"-mca", in.names.forward_signals, k_rank_stop_signal_name});
+    add_mca({{in.names.forward_signals, k_rank_stop_signal_name}});
+    add_rank_stop_signal(options, in.names.forward_signals);
   }
 
-  std::vector<std::string> options = s.custom_options;
   const std::string nccl_debug = take_nccl_debug(options);
   export_value("NCCL_MIN_NRINGS", "4");
   if (!in.network_interface.empty()) {

@@ -493,6 +493,21 @@ class TestMpiOneHost(unittest.TestCase):
             self.assertEqual(r["threads"], {"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": share,
                                             "MKL_NUM_THREADS": share})
 
+    def test_the_users_mca_parameters_replace_smlaunchs_own(self):
+        # mpirun refuses a parameter listed twice ("listed multiple times on the command
+        # line"): the user's -mca btl and pml replace smlaunch's, and the user's signals to
+        # forward keep SIGURG (the rank steps' stop request).
+        options = "-mca btl ^openib,ofi,uct -mca pml ob1 -mca ess_base_forward_signals SIGUSR1"
+        tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True,
+                                                   "sagemaker_process_slots_per_host": 2,
+                                                   "sagemaker_mpi_custom_mpi_options": options},
+                            code={"train.py": ALLREDUCE})
+        result = tree.run(env=clean_env(SMLAUNCH_SSHD="/nonexistent/sshd"), timeout=120)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertNotIn("listed multiple times", result.stdout + result.stderr)
+        self.assertIn("ess_base_forward_signals SIGUSR1,SIGURG", result.stderr)
+        self.assertTrue(os.path.exists(tree.path("output", "success")))
+
     def test_thread_budget_keeps_the_jobs_values_and_mpirun_exports(self):
         tree = harness.Tree(self, hyperparameters={"sagemaker_program": "train.py", "sagemaker_use_mpi": True,
                                                    "sagemaker_process_slots_per_host": 2,

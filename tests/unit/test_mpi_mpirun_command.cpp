@@ -172,6 +172,45 @@ TEST(MpirunCommand, TheRankStopSignalIsForwardedOnlyToRankSteps)
   EXPECT_EQ(std::find(bare.argv.begin(), bare.argv.end(), "ess_base_forward_signals"), bare.argv.end());
 }
 
+std::size_t
+count_of(const Strings& argv, const std::string& word)
+{
+  return static_cast<std::size_t>(std::count(argv.begin(), argv.end(), word));
+}
+
+// mpirun refuses an MCA parameter given twice; the user's setting replaces ours.
+TEST(MpirunCommand, TheUsersMcaParameterReplacesOurs)
+{
+  auto in = two_hosts(1);
+  in.settings.custom_options = {"-mca", "btl", "^openib", "--mca", "btl_tcp_if_include", "eth1", "-mca", "pml", "ucx"};
+  const auto c = mpi::build_mpirun_command(in);
+  EXPECT_EQ(count_of(c.argv, "btl"), 1U);
+  EXPECT_EQ(count_of(c.argv, "btl_tcp_if_include"), 1U);
+  EXPECT_EQ(count_of(c.argv, "pml"), 1U);
+  EXPECT_EQ(count_of(c.argv, "ob1"), 0U);
+  EXPECT_EQ(count_of(c.argv, "^openib,ofi,uct"), 0U);
+  EXPECT_EQ(count_of(c.argv, "oob_tcp_if_include"), 1U); // ours, the user did not set it
+  const auto at = [&](const std::string& w) { return std::find(c.argv.begin(), c.argv.end(), w) - c.argv.begin(); };
+  EXPECT_EQ(c.argv[static_cast<std::size_t>(at("btl_tcp_if_include")) + 1], "eth1");
+}
+
+// The user's own signals to forward keep the rank steps' stop request.
+TEST(MpirunCommand, TheUsersForwardedSignalsKeepTheRankStopSignal)
+{
+  auto in = two_hosts(1);
+  const std::pair<std::string, std::string> cases[] = {
+      {"SIGUSR1", "SIGUSR1,SIGURG"}, {"SIGUSR1,SIGURG", "SIGUSR1,SIGURG"}, {"23,SIGUSR2", "23,SIGUSR2"}};
+  for (const auto& [given, expected] : cases) {
+    in.settings.custom_options = {"-x", "A=1", "-mca", "ess_base_forward_signals", given};
+    const auto c = mpi::build_mpirun_command(in);
+    EXPECT_EQ(count_of(c.argv, "ess_base_forward_signals"), 1U) << given;
+    EXPECT_EQ(count_of(c.argv, expected), 1U) << given;
+  }
+  in.rank_wrapper = ""; // no rank steps: nothing of ours to add
+  in.settings.custom_options = {"-mca", "ess_base_forward_signals", "SIGUSR1"};
+  EXPECT_EQ(count_of(mpi::build_mpirun_command(in).argv, "SIGUSR1"), 1U);
+}
+
 TEST(MpirunCommand, OptionValueCounts)
 {
   const std::pair<const char*, int> cases[] = {
