@@ -198,11 +198,13 @@ WorkerPool::read_payload(Slot& slot)
   }
   const auto generation = slot.generation;
   const std::array<asio::mutable_buffer, 2> buffers{asio::buffer(slot.rx_meta), asio::buffer(slot.rx_body)};
+  slot.reading_payload = true;
   asio::async_read(slot.socket, buffers, transfer_all_at_once,
                    [this, &slot, generation](const boost::system::error_code& ec, std::size_t /*n*/) {
                      if (generation != slot.generation) {
                        return;
                      }
+                     slot.reading_payload = false;
                      if (ec) {
                        lost(slot, ec == asio::error::eof ? "it exited" : "its channel failed: " + ec.message());
                        return;
@@ -369,6 +371,8 @@ WorkerPool::lost(Slot& slot, const std::string& why)
   slot.state = State::restarting;
   slot.writing = false;
   slot.answer_held = false;
+  slot.reading_payload = false;
+  slot.exit_checks_deferred = 0;
   if (slot.job) {
     finish(*slot.job,
            Reply{500, "application/json",
@@ -422,15 +426,23 @@ WorkerPool::await_exit(Slot& slot, Clock::time_point give_up)
 }
 
 // The process's exit, as the supervisor reaps it. A frame it wrote before exiting (fatal)
-// is read first: the channel's reader then reports it.
+// is read first: the channel's reader then reports it. That includes a frame already out of
+// the socket whose handler has not run yet (the fatal frame's traceback was once lost so):
+// expire_queue() looks again within 250 ms, four times at most.
 void
 WorkerPool::check_alive(Slot& slot)
 {
   const bool alive_state = slot.state == State::starting || slot.state == State::idle || slot.state == State::busy;
   boost::system::error_code ec;
-  if (alive_state && slot.pid > 0 && slot.socket.available(ec) == 0 && !m_processes.running(slot.pid)) {
-    lost(slot, "it exited");
+  if (!alive_state || slot.pid <= 0 || slot.socket.available(ec) != 0 || m_processes.running(slot.pid)) {
+    return;
   }
+  // Bounded: a frame cut short, its channel held open by a child the worker forked, never ends.
+  constexpr int k_max_deferred_checks = 4;
+  if (slot.reading_payload && ++slot.exit_checks_deferred <= k_max_deferred_checks) {
+    return;
+  }
+  lost(slot, "it exited");
 }
 
 // A pidfd only wakes the loop at the worker's exit (the supervisor reaps it); where

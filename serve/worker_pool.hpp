@@ -93,6 +93,9 @@ private:
     bool job_timed_out = false;
     bool writing = false;     // the request (its body, from the job) is being written
     bool answer_held = false; // its answer came while writing: handled when the write ends
+    // A frame's meta and body are being read: already out of the socket, not yet handled.
+    bool reading_payload = false;
+    int exit_checks_deferred = 0; // check_alive() found it exited while reading_payload
     std::array<char, k_frame_header_size> tx_header{};
     std::string tx_meta;
     std::string fatal_message;
