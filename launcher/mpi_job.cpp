@@ -4,6 +4,7 @@
 #include "base/logging.hpp"
 #include "base/shell.hpp"
 #include "launcher/host_state.hpp"
+#include "launcher/train.hpp"
 #include "mpi/mpi_settings.hpp"
 #include "mpi/mpirun_command.hpp"
 #include "mpi/ssh.hpp"
@@ -336,9 +337,7 @@ run_mpi_master(const TrainPlan& plan, const PlanInputs& in, process::Supervisor&
     // SIGTERM reaches the ranks' programs through their rank steps, with the whole grace
     // period; mpirun gets SIGTERM only when it ends.
     spec.term_as = mpi::k_rank_stop_signal;
-    if (spdlog::should_log(spdlog::level::info)) { // redacting walks the whole environment: only when shown
-      spdlog::info("invoking mpirun: {}", env::redact_secrets(command, plan.script.env));
-    }
+    log_invocation("mpirun", command, plan.script.env);
     const process::ChildResult r = supervisor.run(spec);
     watchdog.stop();
     lost = watchdog.lost_host();

@@ -69,9 +69,7 @@ run_slurm_master(const TrainPlan& plan, PlanInputs& in, process::Supervisor& sup
   write_host_state(in.paths.base, HostState{in.inherited, run.environment.machine});
 
   const std::string command = base::join_command(run.mpirun->argv);
-  if (spdlog::should_log(spdlog::level::info)) { // redacting walks the whole environment: only when shown
-    spdlog::info("invoking mpirun: {}", env::redact_secrets(command, run.script.env));
-  }
+  log_invocation("mpirun", command, run.script.env);
   const process::ChildResult r = supervisor.run(spec_for(*run.mpirun));
   std::string message;
   if (r.exit_code != 0) {

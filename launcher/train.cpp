@@ -28,6 +28,14 @@ spec_for(const Step& step)
   return spec;
 }
 
+void
+log_invocation(const char* what, const std::string& command, const env::EnvMap& env)
+{
+  if (spdlog::should_log(spdlog::level::info)) {
+    spdlog::info("invoking {}: {}", what, env::redact_secrets(command, env));
+  }
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -169,9 +177,7 @@ execute_train(const TrainPlan& plan, const PlanInputs& in, process::Supervisor& 
   if (const std::string problem = process::exec_limits_problem(plan.script.argv, script.envp); !problem.empty()) {
     throw base::ExecLimitError("cannot run the script: " + problem, command);
   }
-  if (spdlog::should_log(spdlog::level::info)) { // redacting costs a tenth of a start: only when shown
-    spdlog::info("invoking the user script: {}", env::redact_secrets(command, plan.script.env));
-  }
+  log_invocation("the user script", command, plan.script.env);
   const process::ChildResult r = supervisor.run(script);
   if (r.exit_code == 0) {
     spdlog::info("training succeeded in {:.1f} s", r.seconds);

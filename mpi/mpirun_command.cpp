@@ -111,50 +111,20 @@ take_nccl_debug(std::vector<std::string>& options)
 
 namespace {
 
-bool
-is_mca_flag(const std::string& word)
+// The MCA parameters the user's options set (-mca NAME VALUE), each with the position of its
+// value: mpirun refuses a parameter given twice ("listed multiple times on the command line"),
+// so the user's wins over ours.
+std::vector<std::pair<std::string, std::size_t>>
+user_mca_settings(const std::vector<std::string>& options)
 {
-  return word == "-mca" || word == "--mca";
-}
-
-// The MCA parameters the user's options set (-mca NAME VALUE): mpirun refuses a parameter
-// given twice ("listed multiple times on the command line"), so the user's wins over ours.
-std::vector<std::string>
-user_mca_names(const std::vector<std::string>& options)
-{
-  std::vector<std::string> names;
+  std::vector<std::pair<std::string, std::size_t>> settings;
   for (std::size_t i = 0; i + 2 < options.size(); ++i) {
-    if (is_mca_flag(options[i])) {
-      names.push_back(options[i + 1]);
+    if (options[i] == "-mca" || options[i] == "--mca") {
+      settings.emplace_back(options[i + 1], i + 2);
       i += 2;
     }
   }
-  return names;
-}
-
-// The user's own list of signals for mpirun to forward, with the rank steps' stop request
-// added: without it SIGTERM would no longer reach the ranks' programs as a stop request.
-void
-add_rank_stop_signal(std::vector<std::string>& options, const char* forward_signals)
-{
-  for (std::size_t i = 0; i + 2 < options.size(); ++i) {
-    if (is_mca_flag(options[i]) && options[i + 1] == forward_signals) {
-      std::string& list = options[i + 2];
-      const std::string number = std::to_string(k_rank_stop_signal);
-      std::size_t start = 0;
-      bool listed = false;
-      while (start <= list.size() && !listed) {
-        const std::size_t comma = std::min(list.find(',', start), list.size());
-        const std::string entry = list.substr(start, comma - start);
-        listed = entry == k_rank_stop_signal_name || entry == number;
-        start = comma + 1;
-      }
-      if (!listed) {
-        list += std::string(list.empty() ? "" : ",") + k_rank_stop_signal_name;
-      }
-      i += 2;
-    }
-  }
+  return settings;
 }
 
 } // namespace
@@ -173,11 +143,14 @@ build_mpirun_command(const MpirunInputs& in)
     c.exported.push_back(name);
   };
   std::vector<std::string> options = s.custom_options;
-  const std::vector<std::string> user_mca = user_mca_names(options);
+  const auto user_mca = user_mca_settings(options);
+  const auto user_sets = [&](const std::string& name) {
+    return std::find_if(user_mca.begin(), user_mca.end(), [&](const auto& u) { return u.first == name; });
+  };
   // Our MCA settings, each unless the user's options set the same parameter.
   auto add_mca = [&](std::initializer_list<std::pair<std::string, std::string>> settings) {
     for (const auto& [name, value] : settings) {
-      if (std::find(user_mca.begin(), user_mca.end(), name) == user_mca.end()) {
+      if (user_sets(name) == user_mca.end()) {
         a.insert(a.end(), {"-mca", name, value});
       }
     }
@@ -220,7 +193,15 @@ build_mpirun_command(const MpirunInputs& in)
   if (!in.rank_wrapper.empty()) {
     // The rank steps' stop request (k_rank_stop_signal), forwarded by mpirun and every daemon.
     add_mca({{in.names.forward_signals, k_rank_stop_signal_name}});
-    add_rank_stop_signal(options, in.names.forward_signals);
+    if (const auto user = user_sets(in.names.forward_signals); user != user_mca.end()) {
+      // The user's own list keeps it: without it SIGTERM would no longer reach the programs.
+      std::string& list = options[user->second];
+      const std::string padded = "," + list + ",";
+      if (padded.find(std::string(",") + k_rank_stop_signal_name + ",") == std::string::npos &&
+          padded.find("," + std::to_string(k_rank_stop_signal) + ",") == std::string::npos) {
+        list += std::string(list.empty() ? "" : ",") + k_rank_stop_signal_name;
+      }
+    }
   }
 
   const std::string nccl_debug = take_nccl_debug(options);
